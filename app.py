@@ -1,0 +1,65 @@
+"""The bangui ASGI application: routes, middleware, exception handlers and lifespan. Wiring only.
+
+hypercorn loads `app:create_app()` in every worker process; each worker opens the shared store,
+its own fail2ban client, and runs as a leadership candidate (only the elected one runs jobs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+import logs
+from errors import AppError, render_error
+from f2b.client import Fail2Ban
+from handlers import auth, bans, health, jails, jobs, openapi, setup, tokens, users, web
+from handlers.api import ApiRoute
+from handlers.deps import Deps
+from handlers.middleware import SecurityHeaders
+from jobs.leader import run_candidate
+from settings import Settings
+from store import Store
+from store import setup as first_start
+from store.base import offload
+
+API_ROUTES: list[ApiRoute] = [
+    *health.routes, *setup.routes, *auth.routes, *users.routes, *tokens.routes,
+    *jails.routes, *bans.routes, *jobs.routes, *openapi.routes,
+]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
+        settings = Settings.load()
+        logs.configure(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        store = await offload(Store, settings)
+        await offload(first_start.bootstrap, store, settings.admin_password)
+        client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
+        deps = Deps(settings, store, client)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_candidate, deps)
+                yield {"deps": deps}
+                tg.cancel_scope.cancel()
+        finally:
+            await client.aclose()
+            store.close()
+
+    routes: list[BaseRoute] = [r.starlette_route() for r in API_ROUTES]
+    routes += web.routes
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={AppError: render_error, HTTPException: render_error, Exception: render_error},
+        lifespan=lifespan,
+    )

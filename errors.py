@@ -1,0 +1,93 @@
+"""One error vocabulary: every 4xx/5xx leaves bangui as
+`{"error": {"code": "...", "message": "...", "details": {...}}}`.
+
+Handlers, the auth layer and the stores raise `AppError` (or a subclass); `app.py` installs
+`render_error` for it, for Starlette's own HTTPException (router 404/405) and for anything unexpected,
+which is logged with its traceback and answered with a bare 500 that leaks no exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+log = logging.getLogger("bangui.errors")
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class InvalidInput(AppError):
+    status, code = 400, "invalid_request"
+
+
+class Unauthorized(AppError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str = "log in or send 'Authorization: Bearer <token>'", **kw: Any) -> None:
+        super().__init__(message, **kw)
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class RateLimited(AppError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after},
+                         headers={"Retry-After": str(retry_after)})
+
+
+class Unavailable(AppError):
+    status, code = 503, "unavailable"
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
+
+
+def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def render_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, AppError):
+        return envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    if isinstance(exc, HTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404:
+            message = f"no route for {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return envelope(500, "internal_error", "internal error; the server log has the details")

@@ -1,0 +1,130 @@
+"""How an API route is declared: path, method, the role it needs, its body and response types.
+
+`ApiRoute` is the single definition used three times: to build the Starlette route, to authenticate,
+authorize and decode the request (in `ApiRoute.__call__`), and to generate the OpenAPI document
+(`handlers/openapi.py`). A handler is `async def verb_noun(call: Call) -> result`; the result is a
+msgspec Struct, a dict/list, or a ready Starlette Response.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from errors import AppError, InvalidInput, Unauthorized
+from handlers.deps import Deps
+from handlers.security import Principal, Role, authenticate, check_csrf
+
+Handler = Callable[["Call"], Awaitable[Any]]
+_encoder = msgspec.json.Encoder()
+
+
+@dataclasses.dataclass(slots=True)
+class Call:
+    """What a handler gets: the request, its decoded body, who is calling, and the shared dependencies."""
+
+    request: Request
+    deps: Deps
+    principal: Principal | None
+    body: Any = None
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        return self.request.query_params.get(name, default)
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for audit and history: the user, or `token:<name>` for a token."""
+        return self.principal.actor if self.principal else "anonymous"
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(data), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+@dataclasses.dataclass
+class ApiRoute:
+    method: str
+    path: str
+    handler: Handler
+    role: Role | None  # None: public (only liveness, readiness, setup and login)
+    summary: str
+    body: type | None = None  # a msgspec Struct type; unknown fields and wrong types are rejected
+    response: type | None = None  # documents the 2xx body in the OpenAPI document
+    status: int = 200
+    query: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> description
+    _decoder: msgspec.json.Decoder[Any] | None = dataclasses.field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.body is not None:
+            self._decoder = msgspec.json.Decoder(self.body)
+
+    def starlette_route(self) -> Route:
+        return Route(self.path, self, methods=[self.method], name=self.handler.__name__)
+
+    async def __call__(self, request: Request) -> Response:
+        deps: Deps = request.state.deps
+        principal = await authenticate(request, deps)
+        if self.role is not None:
+            if principal is None:
+                raise Unauthorized()
+            principal.require(self.role)
+            if principal.via_cookie:
+                check_csrf(request, deps.settings)
+        call = Call(request, deps, principal)
+        if self._decoder is not None:
+            call.body = await self._decode_body(request, deps.settings.max_body_bytes)
+        result = await self.handler(call)
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return Response(status_code=204 if self.status == 200 else self.status)
+        return json_response(result, self.status)
+
+    async def _decode_body(self, request: Request, limit: int) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            raise InvalidInput("a JSON body is required", code="invalid_json")
+        assert self._decoder is not None
+        try:
+            return self._decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(f"invalid request body: {exc}", code="invalid_body",
+                               details={"reason": str(exc)}) from None
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"malformed JSON: {exc}", code="invalid_json") from None
+
+
+def _too_large(limit: int) -> AppError:
+    return AppError(f"request body exceeds {limit} bytes", code="body_too_large", status=413,
+                    details={"limit_bytes": limit})
+
+
+def route(method: str, path: str, handler: Handler, role: Role | None, summary: str, **kw: Any) -> ApiRoute:
+    return ApiRoute(method, "/api/v1" + path, handler, role, summary, **kw)
+
+
+def iso(epoch: float | None) -> str | None:
+    """ISO-8601 UTC with a Z, the one time format of the API (None stays None: e.g. permanent bans)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,65 @@
+"""Liveness, readiness and the health summary (which worker answered, who leads, fail2ban's state)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+from errors import Unavailable
+from handlers.api import Call, json_response, route
+from handlers.jobs import heartbeat_is_stale, leader_summary
+from handlers.security import Role
+
+
+class Fail2BanHealth(msgspec.Struct):
+    reachable: bool
+    version: str | None
+    socket: str
+    error: str | None = None
+
+
+class Health(msgspec.Struct):
+    status: str
+    fail2ban: Fail2BanHealth
+    worker_pid: int
+    leader: dict[str, Any] | None
+    store: bool
+
+
+async def live(call: Call) -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _fail2ban_health(call: Call) -> Fail2BanHealth:
+    """Ask fail2ban directly (a ping costs ~0.1 ms), so health is never staler than the request."""
+    socket = call.deps.settings.fail2ban_socket
+    try:
+        version = await call.deps.fail2ban.version()
+    except Unavailable as exc:
+        return Fail2BanHealth(False, None, socket, exc.message)
+    return Fail2BanHealth(True, version, socket)
+
+
+async def ready(call: Call) -> Any:
+    store_ok = call.deps.store.usable()
+    f2b = await _fail2ban_health(call)
+    body = {"ready": store_ok, "store": store_ok, "fail2ban": msgspec.to_builtins(f2b)}
+    return json_response(body, 200 if store_ok else 503)
+
+
+async def health(call: Call) -> Health:
+    store, settings = call.deps.store, call.deps.settings
+    f2b = await _fail2ban_health(call)
+    store_ok = store.usable()
+    degraded = not (f2b.reachable and store_ok) or heartbeat_is_stale(store, settings)
+    return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok)
+
+
+routes = [
+    route("GET", "/health/live", live, None, "Liveness: 200 while the process serves."),
+    route("GET", "/health/ready", ready, None, "Readiness: 200 when the store is usable, else 503."),
+    route("GET", "/health", health, Role.viewer, "Health: fail2ban, store, this worker and the leader.",
+          response=Health),
+]

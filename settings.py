@@ -1,0 +1,234 @@
+"""The one configuration object: built once from `BANGUI_*` variables and CLI flags, validated at start.
+
+Every setting is declared once in `FIELDS` (name, type, default, help). That table drives the
+environment parsing, the CLI flags, `--help` and the README's configuration table (a test checks the
+README against it). A bad value stops the program with one line naming the variable and the fix.
+Secrets also accept `<NAME>_FILE` (read from a file, e.g. a container secret).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "BANGUI_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # str | int | float | bool | path | bind | networks | choice
+    default: Any
+    help: str
+    flag: bool = False  # also exposed as a `bangui serve` CLI flag
+    secret: bool = False  # accepts <NAME>_FILE; never logged
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("bind", "bind", "127.0.0.1:8080", "HOST:PORT to listen on.", flag=True),
+    Field("workers", "int", 1, "Number of hypercorn worker processes.", flag=True, minimum=1),
+    Field("data_dir", "path", "/var/lib/bangui", "Directory for all state (created 0700; local disk only).",
+          flag=True),
+    Field("fail2ban_socket", "path", "/var/run/fail2ban/fail2ban.sock", "fail2ban's control socket.",
+          flag=True),
+    Field("fail2ban_timeout", "float", 5.0, "Seconds to wait for one fail2ban socket reply.", minimum=0.1),
+    Field("fail2ban_max_calls", "int", 16, "Concurrent fail2ban socket calls per process.", minimum=1),
+    Field("fail2ban_db", "path", "", "fail2ban's SQLite database for history sync (default: ask fail2ban)."),
+    Field("demo", "choice", "off", "auto: start a private demo fail2ban when the socket is unreachable.",
+          flag=True, choices=("off", "auto")),
+    Field("admin_password", "str", "", "Creates user 'admin' at first start when no user exists.",
+          secret=True),
+    Field("cookie_secure", "bool", False, "Always mark the session cookie Secure (else only over https)."),
+    Field("session_idle_minutes", "int", 60, "A session ends after this long without requests.", minimum=1),
+    Field("session_lifetime_hours", "int", 12, "A session ends this long after login, active or not.",
+          minimum=1),
+    Field("login_max_failures", "int", 5, "Failed logins allowed per address and per username per window.",
+          minimum=1),
+    Field("login_window_seconds", "int", 900, "The failed-login counting window.", minimum=1),
+    Field("trusted_proxies", "networks", "", "Comma-separated proxy addresses/CIDRs whose X-Forwarded-* "
+          "headers are honoured."),
+    Field("max_body_bytes", "int", 1_048_576, "Largest accepted request body.", minimum=1024),
+    Field("log_level", "choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error")),
+    Field("heartbeat_seconds", "float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1),
+    Field("leader_stale_seconds", "float", 15.0, "Heartbeat age after which health reports 'degraded'.",
+          minimum=1),
+    Field("snapshot_seconds", "float", 5.0, "Interval of the fail2ban health snapshot job.", minimum=0.5),
+    Field("history_sync_seconds", "float", 10.0, "Interval of the history sync job.", minimum=1),
+    Field("history_retention_days", "int", 365, "Archived bans older than this are purged.", minimum=1),
+    Field("geoip_db", "path", "", "A MaxMind/DB-IP country .mmdb file (default: the bundled offline data)."),
+    Field("jobs_module", "str", "", "Python module whose JOBS list adds background jobs (module:attribute)."),
+)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def _parse_bind(raw: str) -> str:
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+    return raw.strip()
+
+
+def _parse_networks(raw: str) -> tuple[str, ...]:
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    return tuple(str(ipaddress.ip_network(p, strict=False)) for p in parts)
+
+
+def _parse_number(kind: type[int] | type[float], field: Field) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = kind(raw.strip())
+        if field.minimum is not None and value < field.minimum:
+            raise ValueError(f"must be at least {field.minimum:g}")
+        return value
+
+    return parse
+
+
+def _parser(field: Field) -> Callable[[str], Any]:
+    if field.kind == "int":
+        return _parse_number(int, field)
+    if field.kind == "float":
+        return _parse_number(float, field)
+    if field.kind == "bool":
+        return _parse_bool
+    if field.kind == "bind":
+        return _parse_bind
+    if field.kind == "networks":
+        return _parse_networks
+    if field.kind == "choice":
+
+        def choose(raw: str) -> str:
+            if raw.strip().lower() not in field.choices:
+                raise ValueError("expected one of " + ", ".join(field.choices))
+            return raw.strip().lower()
+
+        return choose
+    return lambda raw: raw.strip() if field.kind == "path" else raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    bind: str
+    workers: int
+    data_dir: str
+    fail2ban_socket: str
+    fail2ban_timeout: float
+    fail2ban_max_calls: int
+    fail2ban_db: str
+    demo: str
+    admin_password: str = dataclasses.field(repr=False)
+    cookie_secure: bool
+    session_idle_minutes: int
+    session_lifetime_hours: int
+    login_max_failures: int
+    login_window_seconds: int
+    trusted_proxies: tuple[str, ...]
+    max_body_bytes: int
+    log_level: str
+    heartbeat_seconds: float
+    leader_stale_seconds: float
+    snapshot_seconds: float
+    history_sync_seconds: float
+    history_retention_days: int
+    geoip_db: str
+    jobs_module: str
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None,
+             ) -> Settings:
+        """Build the settings from the environment, then CLI overrides (raw strings), validating each.
+
+        Raises ConfigError with one line naming the variable (or flag) and the expected form.
+        """
+        env = os.environ if env is None else env
+        overrides = overrides or {}
+        known = {f.env for f in FIELDS} | {f.env + "_FILE" for f in FIELDS if f.secret}
+        unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]}: see `bangui serve --help` for the valid names")
+        values: dict[str, Any] = {}
+        for field in FIELDS:
+            source, raw = _raw_value(field, env, overrides)
+            if raw is None:
+                values[field.name] = field.default if field.kind != "networks" else ()
+                continue
+            try:
+                values[field.name] = _parser(field)(raw)
+            except ValueError as exc:
+                shown = "(hidden)" if field.secret else repr(raw)
+                raise ConfigError(f"invalid {source}={shown}: {exc}") from None
+        return cls(**values)
+
+    @classmethod
+    def for_tests(cls, **changes: Any) -> Settings:
+        """Defaults with the given fields replaced (no environment involved)."""
+        return dataclasses.replace(cls.load(env={}), **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The `BANGUI_*` variables that rebuild exactly these settings in a spawned worker process."""
+        out: dict[str, str] = {}
+        for field in FIELDS:
+            value = getattr(self, field.name)
+            if field.kind == "networks":
+                out[field.env] = ",".join(value)
+            elif field.kind == "bool":
+                out[field.env] = "1" if value else "0"
+            else:
+                out[field.env] = str(value)
+        return out
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+def _raw_value(field: Field, env: Mapping[str, str], overrides: Mapping[str, str]
+               ) -> tuple[str, str | None]:
+    if field.name in overrides and overrides[field.name] is not None:
+        return field.option, overrides[field.name]
+    if field.secret and env.get(field.env + "_FILE"):
+        path = env[field.env + "_FILE"]
+        try:
+            return field.env + "_FILE", Path(path).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{field.env}_FILE={path!r} cannot be read: {exc.strerror}") from None
+    if field.env in env:
+        return field.env, env[field.env]
+    return field.env, None
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from FIELDS."""
+    rows = ["| Variable | Flag | Default | Meaning |", "| --- | --- | --- | --- |"]
+    for f in FIELDS:
+        flag = f"`{f.option}`" if f.flag else ""
+        default = f"`{f.default}`" if f.default not in ("", None) else ""
+        extra = " Also `" + f.env + "_FILE`." if f.secret else ""
+        rows.append(f"| `{f.env}` | {flag} | {default} | {f.help}{extra} |")
+    return "\n".join(rows)

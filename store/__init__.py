@@ -1,0 +1,48 @@
+"""Embedded state shared by every worker and server process on this host (see store/base.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from settings import Settings
+from store.base import Clock, StoreError, open_cache, prepare_data_dir
+from store.jobstate import JobState
+from store.leader import LeaderState
+from store.ratelimit import LoginLimiter
+from store.runtime import RuntimeState
+from store.sessions import Sessions
+from store.tokens import Tokens
+from store.users import Users
+
+__all__ = ["Store", "StoreError"]
+
+
+class Store:
+    """Owns the data dir and every shared record in it. Build one per process; close it at exit."""
+
+    def __init__(self, settings: Settings, clock: Clock = time.time) -> None:
+        self.path = prepare_data_dir(Path(settings.data_dir))
+        self.cache = open_cache(self.path / "state")
+        self.cache.create_tag_index()  # makes Sessions.end_all (evict by tag) an index lookup
+        self.clock = clock
+        self.users = Users(self.cache, clock)
+        self.sessions = Sessions(self.cache, clock, idle=settings.session_idle_minutes * 60.0,
+                                 lifetime=settings.session_lifetime_hours * 3600.0)
+        self.tokens = Tokens(self.cache, clock)
+        self.login_limiter = LoginLimiter(self.cache, clock, settings.login_max_failures,
+                                          settings.login_window_seconds)
+        self.runtime = RuntimeState(self.cache, clock)
+        self.leader = LeaderState(self.cache, clock)
+        self.jobs = JobState(self.cache, clock)
+
+    def usable(self) -> bool:
+        """Readiness: the store answers a read."""
+        try:
+            self.cache.get("readiness-probe")
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.cache.close()

@@ -1,0 +1,83 @@
+"""Server-side browser sessions, visible to every worker and process at once.
+
+The cookie carries a random 256-bit id; the store keeps only its SHA-256 (`session:<digest>`), so a
+copy of the data dir does not hand out live sessions. A record holds user, role, created, last seen
+and client address. Sessions end after `idle` seconds without use (sliding) or `lifetime` seconds after
+login, whichever comes first; diskcache's `expire=` removes them, and `lookup` re-checks with the
+injected clock so expiry is exact. Each record is tagged with its user so that "log out everywhere",
+a password change or a role change ends all of that user's sessions with one `evict(tag)`.
+
+Hot path: `lookup` is one small inline get; `touch` (a write) is only needed when `last_seen` is older
+than `refresh_after` seconds, which keeps writes off most authenticated requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+import diskcache
+
+from store.base import Clock
+
+_PREFIX = "session:"
+
+
+def digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def user_tag(name: str) -> str:
+    return "sessions-of:" + name
+
+
+class Sessions:
+    def __init__(self, cache: diskcache.Cache, clock: Clock, idle: float, lifetime: float) -> None:
+        self.cache = cache
+        self.clock = clock
+        self.idle = idle
+        self.lifetime = lifetime
+        # Refresh last_seen at most this often: a write per request would halve throughput.
+        self.refresh_after = min(60.0, idle / 4)
+
+    def create(self, user: str, role: str, client: str) -> tuple[str, dict[str, Any]]:
+        session_id = secrets.token_urlsafe(32)
+        now = self.clock()
+        record = {"user": user, "role": role, "created": now, "last_seen": now, "client": client,
+                  "expires_at": now + self.lifetime}
+        self._write(digest(session_id), record, now)
+        return session_id, record
+
+    def lookup(self, session_id: str) -> dict[str, Any] | None:
+        record: dict[str, Any] | None = self.cache.get(_PREFIX + digest(session_id))
+        if record is None:
+            return None
+        now = self.clock()
+        if now >= record["expires_at"] or now - record["last_seen"] >= self.idle:
+            return None
+        return record
+
+    def needs_touch(self, record: dict[str, Any]) -> bool:
+        return self.clock() - record["last_seen"] >= self.refresh_after
+
+    def touch(self, session_id: str, record: dict[str, Any]) -> None:
+        key = digest(session_id)
+        if self.cache.get(_PREFIX + key) is None:  # logged out meanwhile: do not resurrect it
+            return
+        now = self.clock()
+        self._write(key, dict(record, last_seen=now), now)
+
+    def delete(self, session_id: str) -> None:
+        self.cache.delete(_PREFIX + digest(session_id))
+
+    def end_all(self, user: str) -> int:
+        """End every session of `user` (all workers see it at once); returns how many ended."""
+        return int(self.cache.evict(user_tag(user)))
+
+    def idle_deadline(self, record: dict[str, Any]) -> float:
+        return float(min(record["expires_at"], record["last_seen"] + self.idle))
+
+    def _write(self, key: str, record: dict[str, Any], now: float) -> None:
+        ttl = max(1.0, self.idle_deadline(record) - now)
+        self.cache.set(_PREFIX + key, record, expire=ttl, tag=user_tag(record["user"]))
