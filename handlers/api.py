@@ -70,7 +70,7 @@ class ApiRoute:
             self._decoder = msgspec.json.Decoder(self.body)
 
     def starlette_route(self) -> Route:
-        return Route(self.path, self, methods=[self.method], name=self.handler.__name__)
+        return Route(self.path, self.__call__, methods=[self.method], name=self.handler.__name__)
 
     async def __call__(self, request: Request) -> Response:
         deps: Deps = request.state.deps

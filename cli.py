@@ -1,0 +1,179 @@
+"""The `bangui` command: `serve`, `user add|passwd|list|delete`, `token create|list|revoke`.
+
+Every subcommand takes the same configuration (flags from settings.FIELDS, or BANGUI_* variables) and
+works while servers are running: they all share the store in the data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import logs
+from settings import FIELDS, ConfigError, Settings
+from store import Store, StoreError
+
+log = logging.getLogger("bangui")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    for field in FIELDS:
+        if field.flag:
+            parser.add_argument(field.option, dest=field.name, metavar=field.kind.upper(),
+                                help=f"{field.help} [{field.env}, default {field.default}]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bangui", description="Watch and steer fail2ban over a JSON API.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    epilog = "Every setting: " + ", ".join(f.env for f in FIELDS)
+    serve = sub.add_parser("serve", help="run the API under hypercorn", epilog=epilog)
+    _add_settings_flags(serve)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="create a user (password from a prompt or stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", default="viewer", choices=("viewer", "operator", "admin"))
+    passwd = user.add_parser("passwd", help="set a user's password (ends their sessions)")
+    passwd.add_argument("name")
+    user.add_parser("list", help="list users")
+    delete = user.add_parser("delete", help="delete a user, their sessions and tokens")
+    delete.add_argument("name")
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create", help="create a token and print it alone on stdout")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    create.add_argument("--expires-in-days", type=int)
+    token.add_parser("list", help="list tokens (no secrets)")
+    revoke = token.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+
+    for sp in (add, passwd, user.choices["list"], delete, create, token.choices["list"], revoke):
+        _add_settings_flags(sp)
+    return parser
+
+
+def _read_password(prompt: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("bangui: passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _socket_answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _demo_fail2ban(settings: Settings) -> Iterator[Settings]:
+    """With BANGUI_DEMO=auto and no reachable fail2ban: a private demo server (no firewall changes)."""
+    if settings.demo != "auto" or _socket_answers(settings.fail2ban_socket):
+        yield settings
+        return
+    from f2b.instance import PrivateServer
+
+    server = PrivateServer(Path(settings.data_dir).resolve() / "demo-fail2ban")
+    server.start()
+    log.warning("no fail2ban at %s: started a private demo fail2ban-server (socket %s)",
+                settings.fail2ban_socket, server.socket)
+    try:
+        yield replace(settings, fail2ban_socket=str(server.socket))
+    finally:
+        server.stop()
+
+
+def serve(settings: Settings) -> int:
+    from hypercorn.config import Config
+    from hypercorn.run import run
+
+    Store(settings).close()  # fail here, once, with the clear line, rather than in every worker
+    with _demo_fail2ban(settings) as settings:
+        os.environ.update(settings.to_env())  # spawned workers rebuild exactly these settings
+        config = Config()
+        config.bind = [settings.bind]
+        config.workers = settings.workers
+        config.application_path = "app:create_app()"
+        config.graceful_timeout = 5.0
+        config.accesslog = None
+        host = settings.bind.rsplit(":", 1)[0].strip("[]")
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        print(f"bangui: serving http://{shown}:{settings.bind.rsplit(':', 1)[1]}/ with {settings.workers} "
+              f"worker(s); data in {settings.data_dir}", file=sys.stderr, flush=True)
+        token_file = Path(settings.data_dir) / "setup-token"
+        if not settings.admin_password and token_file.exists():
+            print(f"bangui: first run: open the page and finish setup with the token from `cat {token_file}`"
+                  ", or set BANGUI_ADMIN_PASSWORD", file=sys.stderr, flush=True)
+        return int(run(config))
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def manage(args: argparse.Namespace, store: Store) -> int:
+    if args.command == "user":
+        if args.action == "add":
+            store.users.create(args.name, _read_password("password: "), args.role)
+        elif args.action == "passwd":
+            store.users.set_password(args.name, _read_password("new password: "))
+            store.sessions.end_all(args.name)
+        elif args.action == "list":
+            _print_json([{k: u[k] for k in ("name", "role", "created")} for u in store.users.list()])
+        elif args.action == "delete":
+            store.users.delete(args.name)
+            store.sessions.end_all(args.name)
+            store.tokens.revoke_owned_by(args.name)
+    elif args.action == "create":
+        token, _ = store.tokens.create(args.name, args.role, None, args.expires_in_days)
+        print(token)
+    elif args.action == "list":
+        _print_json(store.tokens.list())
+    else:
+        store.tokens.revoke(args.id)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
+    try:
+        settings = Settings.load(overrides=overrides)
+        logs.configure(settings.log_level)
+        if args.command == "serve":
+            return serve(settings)
+        store = Store(settings)
+        try:
+            return manage(args, store)
+        finally:
+            store.close()
+    except (ConfigError, StoreError) as exc:
+        print(f"bangui: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # AppError from the stores: show its message, not a traceback
+        message = getattr(exc, "message", None)
+        if message is None:
+            raise
+        print(f"bangui: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Current bans across jails, unban everywhere, and what bangui knows about one address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from errors import NotFound
+from handlers.api import Call, iso, route
+from handlers.history_hooks import record_unban
+from handlers.jails import gather
+from handlers.security import Role
+from handlers.validate import jail_name, one_ip
+
+
+class CurrentBan(msgspec.Struct):
+    ip: str
+    jail: str
+    banned_at: str | None
+    expires_at: str | None
+
+
+async def _current_bans(call: Call, jails: list[str]) -> list[CurrentBan]:
+    per_jail = await gather(call.deps.fail2ban.banned_with_times, jails)
+    return [CurrentBan(ip, jail, iso(start), iso(end))
+            for jail, bans in zip(jails, per_jail, strict=True) for ip, start, end in bans]
+
+
+async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:
+    jail = call.query("jail")
+    jails = [jail_name(jail)] if jail else await call.deps.fail2ban.jail_names()
+    return {"bans": await _current_bans(call, jails)}
+
+
+async def unban_everywhere(call: Call) -> dict[str, list[str]]:
+    ip = one_ip(call.param("ip"))
+    jails = await call.deps.fail2ban.unban_everywhere(ip)
+    if not jails:
+        raise NotFound(f"{ip} is not banned in any jail", code="not_banned")
+    for jail in jails:
+        await record_unban(call, jail, ip)
+    return {"unbanned_from": jails}
+
+
+async def get_ip(call: Call) -> dict[str, Any]:
+    ip = one_ip(call.param("ip"))
+    client = call.deps.fail2ban
+    jails = [jail for banned_ip, jail in await client.banned_everywhere() if banned_ip == ip]
+    current = [b for b in await _current_bans(call, jails) if b.ip == ip]
+    archive = call.deps.store.history
+    timeline = await offload_timeline(archive, ip)
+    return {"ip": ip, "banned_now": bool(current), "current_bans": current, **timeline}
+
+
+async def offload_timeline(archive: Any, ip: str) -> dict[str, Any]:
+    from store.base import offload
+
+    return dict(await offload(archive.ip_timeline, ip))
+
+
+routes = [
+    route("GET", "/bans", list_bans, Role.viewer, "Current bans across jails (optionally ?jail=).",
+          query={"jail": "only this jail"}),
+    route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator, "Unban an address in every jail."),
+    route("GET", "/ips/{ip:path}", get_ip, Role.viewer, "An address: current bans, timeline, country."),
+]

@@ -1,0 +1,117 @@
+"""Jails: list with counters, detail with configuration and current bans, ban and unban in a jail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+
+from errors import NotFound
+from handlers.api import Call, iso, route
+from handlers.history_hooks import record_bans, record_unban
+from handlers.security import Role
+from handlers.validate import ip_list, jail_name, one_ip
+
+
+MAX_IPS_PER_REQUEST = 10_000
+
+
+class JailSummary(msgspec.Struct):
+    name: str
+    currently_banned: int
+    total_banned: int
+    currently_failed: int
+    total_failed: int
+
+
+class BanEntry(msgspec.Struct):
+    ip: str
+    banned_at: str | None
+    expires_at: str | None
+
+
+class JailDetail(JailSummary):
+    bantime: int
+    findtime: int
+    maxretry: int
+    ignoreip: list[str]
+    logpaths: list[str]
+    actions: list[str]
+    banned: list[BanEntry]
+
+
+class BanRequest(msgspec.Struct, forbid_unknown_fields=True):
+    ips: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]],
+                   msgspec.Meta(min_length=1, max_length=MAX_IPS_PER_REQUEST)]
+
+
+class BanResult(msgspec.Struct):
+    banned: list[str]
+    already_banned: list[str]
+
+
+def _summary(status: Any) -> JailSummary:
+    return JailSummary(status.name, status.currently_banned, status.total_banned, status.currently_failed,
+                       status.total_failed)
+
+
+async def gather(func: Any, items: list[str]) -> list[Any]:
+    """`func(item)` for every item concurrently (the client caps concurrency), results in order."""
+    results: list[Any] = [None] * len(items)
+
+    async def one(i: int, item: str) -> None:
+        results[i] = await func(item)
+
+    async with anyio.create_task_group() as tg:
+        for i, item in enumerate(items):
+            tg.start_soon(one, i, item)
+    return results
+
+
+async def list_jails(call: Call) -> dict[str, list[JailSummary]]:
+    client = call.deps.fail2ban
+    statuses = await gather(client.jail_status, await client.jail_names())
+    return {"jails": [_summary(s) for s in statuses]}
+
+
+async def get_jail(call: Call) -> JailDetail:
+    client, jail = call.deps.fail2ban, jail_name(call.param("jail"))
+    status = await client.jail_status(jail)
+    config = await client.jail_config(jail)
+    banned = [BanEntry(ip, iso(start), iso(end)) for ip, start, end in await client.banned_with_times(jail)]
+    s = _summary(status)
+    return JailDetail(s.name, s.currently_banned, s.total_banned, s.currently_failed, s.total_failed,
+                      config["bantime"], config["findtime"], config["maxretry"], config["ignoreip"],
+                      config["logpaths"], config["actions"], banned)
+
+
+async def ban_ips(call: Call) -> BanResult:
+    body: BanRequest = call.body
+    jail = jail_name(call.param("jail"))
+    ips = ip_list(body.ips)  # all or nothing: one bad entry and nothing is banned
+    client = call.deps.fail2ban
+    already = set(await client.banned_in(jail, ips))
+    fresh = [ip for ip in ips if ip not in already]
+    if fresh:
+        await client.ban(jail, fresh)  # one socket call for the whole set
+        await record_bans(call, jail, fresh)
+    return BanResult(fresh, [ip for ip in ips if ip in already])
+
+
+async def unban_ip(call: Call) -> dict[str, str]:
+    jail, ip = jail_name(call.param("jail")), one_ip(call.param("ip"))
+    if not await call.deps.fail2ban.unban(jail, ip):
+        raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
+    await record_unban(call, jail, ip)
+    return {"unbanned": ip, "jail": jail}
+
+
+routes = [
+    route("GET", "/jails", list_jails, Role.viewer, "Jails with their counters."),
+    route("GET", "/jails/{jail}", get_jail, Role.viewer, "One jail: counters, settings, current bans.",
+          response=JailDetail),
+    route("POST", "/jails/{jail}/bans", ban_ips, Role.operator,
+          "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult),
+    route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator, "Unban an address in a jail."),
+]

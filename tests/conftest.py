@@ -1,0 +1,7 @@
+"""Fixtures live in tests/fixtures/ (one module per real part), loaded as plugins here."""
+
+pytest_plugins = [
+    "tests.fixtures.fail2ban",
+    "tests.fixtures.app",
+    "tests.fixtures.processes",
+]
