@@ -23,8 +23,8 @@ class CurrentBan(msgspec.Struct):
 
 async def _current_bans(call: Call, jails: list[str]) -> list[CurrentBan]:
     per_jail = await gather(call.deps.fail2ban.banned_with_times, jails)
-    return [CurrentBan(ip, jail, iso(start), iso(end))
-            for jail, bans in zip(jails, per_jail, strict=True) for ip, start, end in bans]
+    return [CurrentBan(b.ip, jail, iso(b.banned_at), iso(b.expires_at))
+            for jail, bans in zip(jails, per_jail, strict=True) for b in bans]
 
 
 async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:

@@ -79,11 +79,11 @@ async def get_jail(call: Call) -> JailDetail:
     client, jail = call.deps.fail2ban, jail_name(call.param("jail"))
     status = await client.jail_status(jail)
     config = await client.jail_config(jail)
-    banned = [BanEntry(ip, iso(start), iso(end)) for ip, start, end in await client.banned_with_times(jail)]
+    banned = [BanEntry(b.ip, iso(b.banned_at), iso(b.expires_at)) for b in await client.banned_with_times(jail)]
     s = _summary(status)
     return JailDetail(s.name, s.currently_banned, s.total_banned, s.currently_failed, s.total_failed,
-                      config["bantime"], config["findtime"], config["maxretry"], config["ignoreip"],
-                      config["logpaths"], config["actions"], banned)
+                      config.bantime, config.findtime, config.maxretry, config.ignoreip, config.logpaths,
+                      config.actions, banned)
 
 
 async def ban_ips(call: Call) -> BanResult:

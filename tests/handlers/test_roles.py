@@ -1,0 +1,50 @@
+"""Every route x every persona: public routes answer anyone; others need credentials (401) and
+enough role (403 `forbidden`). The table comes from the app's own route declarations."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app import API_ROUTES
+from handlers.api import ApiRoute
+from handlers.security import Role
+from tests.fixtures.app import Api
+
+PERSONAS = {"anonymous": None, "viewer": Role.viewer, "operator": Role.operator, "admin": Role.admin}
+SAMPLE = {"jail": "sshd", "ip": "192.0.2.1", "name": "ghost", "id": "no-such-token"}
+PUBLIC = {("GET", "/api/v1/health/live"), ("GET", "/api/v1/health/ready"), ("GET", "/api/v1/setup"),
+          ("POST", "/api/v1/setup"), ("POST", "/api/v1/auth/login")}
+
+
+def concrete(route: ApiRoute) -> str:
+    path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: SAMPLE.get(m[1], "snapshot"), route.path)
+    return path.removeprefix("/api/v1")
+
+
+def expected(route: ApiRoute, persona: str) -> set[int] | None:
+    """The status set the persona must get, or None for 'anything but 401/403'."""
+    rank = PERSONAS[persona]
+    if route.role is None:
+        return None
+    if rank is None:
+        return {401}
+    return {403} if rank < route.role else None
+
+
+def test_only_liveness_readiness_setup_and_login_are_public() -> None:
+    assert {(r.method, r.path) for r in API_ROUTES if r.role is None} == PUBLIC
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_route_role_table(api: Api, route: ApiRoute) -> None:
+    for persona in PERSONAS:
+        kw = {"json": {}} if route.body is not None else {}
+        r = api.call(persona, route.method, concrete(route), **kw)
+        want = expected(route, persona)
+        if want is None:
+            assert r.status_code not in (401, 403), (persona, r.status_code, r.text)
+        else:
+            assert r.status_code in want, (persona, r.status_code, r.text)
+            assert r.json()["error"]["code"] == ("unauthorized" if 401 in want else "forbidden")

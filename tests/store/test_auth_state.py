@@ -1,0 +1,117 @@
+"""Sessions, tokens and login counters in the shared store, with an injected clock (no sleeping),
+and the login limiter's exactness across real processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from settings import Settings
+from store import Store
+from store.base import StoreError, open_cache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Store:
+    s = Store(Settings.for_tests(data_dir=str(tmp_path / "data"), session_idle_minutes=10,
+                                 session_lifetime_hours=1), clock=clock)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_session_slides_with_use_and_dies_when_idle(store: Store, clock: Clock) -> None:
+    sid, record = store.sessions.create("ann", "viewer", "192.0.2.1")
+    clock.now += 9 * 60
+    record = store.sessions.lookup(sid)
+    assert record is not None and store.sessions.needs_touch(record)
+    store.sessions.touch(sid, record)
+    clock.now += 9 * 60
+    assert store.sessions.lookup(sid) is not None  # 18 min after login, 9 after last use
+    clock.now += 10 * 60
+    assert store.sessions.lookup(sid) is None
+
+
+def test_session_absolute_lifetime(store: Store, clock: Clock) -> None:
+    sid, _ = store.sessions.create("ann", "viewer", "192.0.2.1")
+    for _ in range(7):
+        clock.now += 9 * 60
+        record = store.sessions.lookup(sid)
+        if record is None:
+            break
+        store.sessions.touch(sid, record)
+    assert record is None and clock.now >= 1_000_000 + 3600
+
+
+def test_session_ids_are_not_stored_in_clear(store: Store) -> None:
+    sid, _ = store.sessions.create("ann", "viewer", "192.0.2.1")
+    assert all(sid not in key for key in store.cache.iterkeys())
+
+
+def test_touch_after_logout_does_not_resurrect(store: Store) -> None:
+    sid, record = store.sessions.create("ann", "viewer", "192.0.2.1")
+    store.sessions.delete(sid)
+    store.sessions.touch(sid, record)
+    assert store.sessions.lookup(sid) is None
+
+
+def test_limiter_window_and_reset(store: Store, clock: Clock) -> None:
+    limiter = store.login_limiter
+    assert [limiter.reserve("192.0.2.1", "ann") for _ in range(6)][-1] == 900
+    clock.now += 901
+    assert limiter.reserve("192.0.2.1", "ann") == 0
+
+
+def test_per_username_limit_spans_addresses(store: Store) -> None:
+    results = [store.login_limiter.reserve(f"192.0.2.{i}", "ann") for i in range(7)]
+    assert results[:5] == [0] * 5 and all(r > 0 for r in results[5:])
+
+
+def test_counters_expire_from_the_store(store: Store) -> None:
+    store.login_limiter.reserve("192.0.2.1", "ann")
+    assert store.cache.get("ratelimit:login:ip:192.0.2.1", expire_time=True)[1] is not None
+
+
+def _hammer(data_dir: str, attempts: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    store = Store(Settings.for_tests(data_dir=data_dir))
+    queue.put(sum(1 for _ in range(attempts) if store.login_limiter.reserve("198.51.100.1", "eve") == 0))
+    store.close()
+
+
+def test_limiter_is_exact_across_processes(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    Store(Settings.for_tests(data_dir=data_dir)).close()
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(data_dir, 10, queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    admitted = sum(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join()
+    assert admitted == 5
+
+
+def test_pickled_values_are_refused(tmp_path: Path) -> None:
+    import diskcache
+
+    raw = diskcache.Cache(str(tmp_path / "c"))  # the default pickle disk, as an attacker would write
+    raw.set("user:mallory", {"evil": {1, 2}})  # a set is not JSON: stored pickled
+    raw.close()
+    cache = open_cache(tmp_path / "c")
+    with pytest.raises(StoreError, match="unpickle"):
+        cache.get("user:mallory")
