@@ -228,7 +228,8 @@ def markdown_table() -> str:
     rows = ["| Variable | Flag | Default | Meaning |", "| --- | --- | --- | --- |"]
     for f in FIELDS:
         flag = f"`{f.option}`" if f.flag else ""
-        default = f"`{f.default}`" if f.default not in ("", None) else ""
+        shown = ("1" if f.default else "0") if f.kind == "bool" else f.default
+        default = f"`{shown}`" if shown not in ("", None) else ""
         extra = " Also `" + f.env + "_FILE`." if f.secret else ""
         rows.append(f"| `{f.env}` | {flag} | {default} | {f.help}{extra} |")
     return "\n".join(rows)
