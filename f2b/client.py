@@ -1,0 +1,296 @@
+"""Async client for fail2ban's control socket (anyio; runs on asyncio). One object per process.
+
+Contracts:
+- Every method raises `Fail2BanUnavailable` (503; ``details.reason``: missing, permission, refused,
+  timeout, closed, error), `JailNotFound` (404) for an unknown jail and `Fail2BanCommandError` (502) for
+  any other error fail2ban reports (its own text, nothing more).
+- ``timeout`` bounds connect + reply of one call; at most ``max_calls`` calls run at once (others wait).
+- Up to ``max_idle`` Unix connections stay open for reuse. A connection that failed, timed out or was
+  cancelled mid-reply is closed, never reused; a pooled one found dead (fail2ban restarted) is replaced
+  once, only when no reply byte had arrived. Replies are read up to their terminator (no 64 KiB limit:
+  ``status`` with 5,000 bans is ~65 KB).
+- Results are str/int/list or the frozen dataclasses of `f2b.protocol` (re-exported here).
+- Use one object from one event loop; ``aclose()`` empties the pool, the object stays usable.
+
+fail2ban 1.0.2 behaviour (measured):
+- ``banip`` validates nothing and ignores ignoreip (it "bans" ``not-an-ip``): callers validate first.
+- CIDR: ``banip 198.51.100.0/24`` stores ONE opaque entry ``"198.51.100.0/24"`` (actions get that string
+  as ``<ip>``); ``get <jail> banned 198.51.100.0/24`` is 1 but ``banned 198.51.100.7`` is 0: no containment.
+- ``banip --with-time``: ``"<ip> \\t<YYYY-mm-dd HH:MM:SS> + <bantime> = <end>"`` in the server's local time,
+  sorted by end of ban; a permanent ban reads ``+ -1 = 9999-12-31 23:59:59``.
+
+Median latency of ``status sshd`` (2,000 sequential calls, scratch script): raw blocking socket on one
+connection 0.02-0.04 ms; this client 0.06-0.09 ms pooled, 0.11 ms with max_idle=0 (a connection per
+call); ``fail2ban-client status sshd`` 39 ms (interpreter start + imports).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import anyio
+import anyio.abc
+
+import errors
+from f2b import protocol
+from f2b.protocol import BanTime, JailConfig, JailStatus, ServerSummary, UnknownJail
+
+__all__ = ["BanTime", "Fail2Ban", "Fail2BanCommandError", "Fail2BanUnavailable", "JailConfig", "JailNotFound",
+           "JailStatus", "ServerSummary"]
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+_CONNECTION_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class Fail2BanUnavailable(errors.Unavailable):
+    code = "fail2ban_unavailable"
+
+
+class JailNotFound(errors.NotFound):
+    code = "jail_not_found"
+
+
+class Fail2BanCommandError(errors.AppError):
+    status, code = 502, "fail2ban_error"
+
+
+class _Conn:
+    """One Unix stream plus the bytes read past the last reply (replies can be pipelined)."""
+
+    def __init__(self, stream: anyio.abc.SocketStream) -> None:
+        self.stream = stream
+        self.buf = bytearray()
+
+    async def read_reply(self) -> bytes:
+        scan = 0
+        while (end := self.buf.find(protocol.TERMINATOR, scan)) < 0:
+            scan = max(0, len(self.buf) - len(protocol.TERMINATOR) + 1)
+            if len(self.buf) > MAX_REPLY_BYTES:
+                raise Fail2BanCommandError(f"fail2ban reply exceeds {MAX_REPLY_BYTES} bytes")
+            self.buf += await self.stream.receive(1 << 18)
+        payload = bytes(self.buf[:end])
+        del self.buf[: end + len(protocol.TERMINATOR)]
+        return payload
+
+
+class Fail2Ban:
+    """Client for the fail2ban socket at ``socket_path`` (see the module docstring for the contracts)."""
+
+    def __init__(self, socket_path: str, timeout: float = 5.0, max_calls: int = 16, *, max_idle: int = 4
+                 ) -> None:
+        self.socket_path = str(socket_path)
+        self.timeout = timeout
+        self.max_calls = max_calls
+        self.max_idle = max_idle
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._idle: list[_Conn] = []
+
+    # ---- low level -------------------------------------------------------------------------------
+    async def call(self, *args: str) -> Any:
+        """Send one command (e.g. ``call("get", "sshd", "maxretry")``) and return fail2ban's value."""
+        return (await self.pipeline([args]))[0]
+
+    async def pipeline(self, commands: Sequence[Sequence[str]]) -> list[Any]:
+        """Send several commands on one connection in one write; values in order, first error raised."""
+        replies = await self._run(commands)
+        for cmd, (code, result) in zip(commands, replies, strict=True):
+            if code != 0:
+                self._raise_for(cmd, result)
+        return [result for _, result in replies]
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (politely: fail2ban's close command, then EOF)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._discard(conn, polite=True)
+
+    async def _run(self, commands: Sequence[Sequence[str]]) -> list[tuple[int, Any]]:
+        """Exchange raw ``(code, result)`` replies for ``commands`` within one timeout."""
+        payload = b"".join(protocol.encode_command(c) for c in commands)
+        if self._limiter is None:  # created lazily: needs no event loop at construction time
+            self._limiter = anyio.CapacityLimiter(self.max_calls)
+        async with self._limiter:
+            try:
+                with anyio.fail_after(self.timeout):
+                    raw = await self._exchange(payload, len(commands))
+            except TimeoutError:
+                raise self._unavailable("timeout", f"fail2ban at {self.socket_path} did not answer within "
+                                        f"{self.timeout:g}s: it may be overloaded or hung") from None
+        try:
+            return [protocol.decode_reply(r) for r in raw]
+        except pickle.UnpicklingError as exc:
+            raise Fail2BanCommandError(f"unexpected reply from fail2ban: {exc}") from None
+
+    async def _exchange(self, payload: bytes, count: int) -> list[bytes]:
+        for attempt in range(2):
+            reused = bool(self._idle) and attempt == 0
+            conn = self._idle.pop() if reused else await self._connect()
+            replies: list[bytes] = []
+            try:
+                await conn.stream.send(payload)
+                for _ in range(count):
+                    replies.append(await conn.read_reply())
+            except BaseException as exc:
+                await self._discard(conn)
+                if not isinstance(exc, _CONNECTION_ERRORS):
+                    raise  # timeout/cancellation or our own error: propagate as is
+                if reused and not replies and not conn.buf:
+                    await self.aclose()  # fail2ban restarted: every pooled connection is stale
+                    continue  # one fresh try; nothing was answered, so nothing ran twice
+                raise self._unavailable("closed", f"fail2ban at {self.socket_path} closed the connection "
+                                        "before replying (did it stop or restart?)") from None
+            if len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+            else:
+                await self._discard(conn)
+            return replies
+        raise AssertionError("unreachable")
+
+    async def _connect(self) -> _Conn:
+        path = self.socket_path
+        try:
+            return _Conn(await anyio.connect_unix(path))
+        except FileNotFoundError:
+            raise self._unavailable("missing", f"fail2ban socket {path} does not exist: is fail2ban running? "
+                                    "(in a container mount the socket's DIRECTORY, not the file)") from None
+        except PermissionError:
+            raise self._unavailable("permission", f"permission denied on fail2ban socket {path}: run bangui "
+                                    "as a user that may open it, e.g. root or the socket's owner") from None
+        except ConnectionRefusedError:
+            raise self._unavailable("refused", f"fail2ban socket {path} refuses connections: a stale socket, "
+                                    "fail2ban is not running; start it") from None
+        except OSError as exc:
+            raise self._unavailable("error", f"cannot open fail2ban socket {path}: "
+                                    f"{exc.strerror or exc}") from None
+
+    @staticmethod
+    async def _discard(conn: _Conn, polite: bool = False) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                if polite:
+                    with anyio.move_on_after(0.5):
+                        await conn.stream.send(protocol.CLOSE_COMMAND + protocol.TERMINATOR)
+            except Exception:  # the peer is gone already: just close our end
+                pass
+            finally:
+                await conn.stream.aclose()
+
+    def _unavailable(self, reason: str, message: str) -> Fail2BanUnavailable:
+        return Fail2BanUnavailable(message, details={"socket": self.socket_path, "reason": reason})
+
+    @staticmethod
+    def _raise_for(cmd: Sequence[str], result: Any) -> NoReturn:
+        if isinstance(result, UnknownJail):
+            raise JailNotFound(f"fail2ban has no jail named {result.jail!r}", details={"jail": result.jail})
+        name = getattr(result, "remote_name", type(result).__name__)
+        command = " ".join(cmd[:3])
+        raise Fail2BanCommandError(f"fail2ban rejected '{command}': {result or name}",
+                                   details={"command": command, "fail2ban_error": name})
+
+    # ---- server ----------------------------------------------------------------------------------
+    async def ping(self) -> bool:
+        """True when fail2ban answers ``pong``; raises `Fail2BanUnavailable` (with the reason) otherwise."""
+        return bool(await self.call("ping") == "pong")
+
+    async def version(self) -> str:
+        return str(await self.call("version"))
+
+    async def jail_names(self) -> list[str]:
+        """Names of the running jails (fail2ban sends them as one comma-joined str)."""
+        return protocol.parse_jail_list(await self.call("status"))
+
+    async def dbfile(self) -> str | None:
+        """Path of fail2ban's SQLite database, None when it runs without one."""
+        value = await self.call("get", "dbfile")
+        return str(value) if value else None
+
+    async def server_summary(self) -> ServerSummary:
+        """Version, jail count and per-jail status with totals; a jail removed meanwhile is skipped."""
+        version, status = await self.pipeline([("version",), ("status",)])
+        names = protocol.parse_jail_list(status)
+        replies = await self._run([("status", name) for name in names]) if names else []
+        jails = []
+        for name, (code, result) in zip(names, replies, strict=True):
+            if code == 0:
+                jails.append(protocol.parse_jail_status(name, result))
+            elif not isinstance(result, UnknownJail):
+                self._raise_for(("status", name), result)
+        return ServerSummary.of(str(version), jails)
+
+    # ---- jails -----------------------------------------------------------------------------------
+    async def jail_status(self, jail: str) -> JailStatus:
+        return protocol.parse_jail_status(jail, await self.call("status", jail))
+
+    async def jail_config(self, jail: str) -> JailConfig:
+        """bantime/findtime/maxretry/ignoreip/logpath/actions, pipelined in one round trip."""
+        keys = ("bantime", "findtime", "maxretry", "ignoreip", "logpath", "actions")
+        bantime, findtime, maxretry, ignoreip, logpath, actions = await self.pipeline(
+            [("get", jail, key) for key in keys])
+        return JailConfig(bantime=int(bantime), findtime=int(findtime), maxretry=int(maxretry),
+                          ignoreip=[str(i) for i in ignoreip], logpaths=[str(p) for p in logpath],
+                          actions=[str(a) for a in actions])
+
+    # ---- bans ------------------------------------------------------------------------------------
+    async def ban(self, jail: str, ips: Sequence[str]) -> int:
+        """Ban ``ips`` in one call; returns how many were newly banned (already banned ones count 0).
+
+        fail2ban validates nothing and ignores ignoreip here: validate before calling.
+        """
+        if not ips:
+            return 0
+        return int(await self.call("set", jail, "banip", *ips))
+
+    async def is_banned(self, jail: str, ip: str) -> bool:
+        """Exact-entry check: an address inside a banned CIDR is NOT reported (fail2ban 1.0.2)."""
+        return bool(await self.call("get", jail, "banned", ip))
+
+    async def banned_in(self, jail: str, ips: Sequence[str]) -> list[str]:
+        """Those of ``ips`` currently banned in ``jail``, in one call (``get <jail> banned ip...``)."""
+        if not ips:
+            return []
+        flags = await self.call("get", jail, "banned", *ips)
+        if not isinstance(flags, list):  # fail2ban answers a bare 0/1 for a single address
+            flags = [flags]
+        return [ip for ip, flag in zip(ips, flags, strict=True) if flag]
+
+    async def unban(self, jail: str, ip: str) -> bool:
+        """Unban ``ip`` in ``jail``; False when it was not banned there."""
+        cmd = ("set", jail, "unbanip", "--report-absent", ip)
+        (code, result), = await self._run([cmd])
+        if code == 0:
+            return True
+        if protocol.is_not_banned(result):
+            return False
+        self._raise_for(cmd, result)
+
+    async def unban_everywhere(self, ip: str) -> list[str]:
+        """Unban ``ip`` in every jail holding it; returns those jails (empty when banned nowhere)."""
+        jails = [str(j) for j in (await self.call("banned", ip))[0]]
+        if not jails:
+            return []
+        cmds = [("set", jail, "unbanip", "--report-absent", ip) for jail in jails]
+        removed = []
+        for cmd, (code, result) in zip(cmds, await self._run(cmds), strict=True):
+            if code == 0:
+                removed.append(cmd[1])
+            elif not (isinstance(result, UnknownJail) or protocol.is_not_banned(result)):  # lost a race: fine
+                self._raise_for(cmd, result)
+        return removed
+
+    async def banned_everywhere(self) -> list[tuple[str, str]]:
+        """Every current ban as ``(ip, jail)``."""
+        return [(str(ip), str(jail)) for entry in await self.call("banned")
+                for jail, ips in entry.items() for ip in ips]
+
+    async def banned_with_times(self, jail: str) -> list[BanTime]:
+        """Current bans of ``jail`` with start and end (see the module docstring for the format)."""
+        out = []
+        for line in await self.call("get", jail, "banip", "--with-time"):
+            parsed = protocol.parse_ban_time(str(line))
+            if parsed is None:
+                raise Fail2BanCommandError(f"unexpected 'banip --with-time' line from fail2ban: {line!r}")
+            out.append(parsed)
+        return out
+
