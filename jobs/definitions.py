@@ -1,0 +1,163 @@
+"""The background jobs, declared in one place: name, interval, timeout, function.
+
+A job is `async def job(ctx: JobContext) -> None`. It runs on the leader only, never overlapping
+itself, under a timeout; an exception is logged and recorded by the scheduler, never propagated.
+Jobs that write shared state fence their writes with `ctx.fenced(fn, ...)` (or check
+`await ctx.still_leader()` first) so that a replaced leader never commits.
+
+Operators (and the process tests) add jobs with `BANGUI_JOBS_MODULE=package.module:ATTR`, where ATTR
+is a list of `Job`. A bad value fails loudly at start (ConfigError naming the variable).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import re
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+
+from errors import AppError
+from jobs.cleanup import cleanup
+from settings import ConfigError, Settings
+from store.base import Clock, offload
+
+if TYPE_CHECKING:
+    from handlers.deps import Deps
+
+T = TypeVar("T")
+JobFunc = Callable[["JobContext"], Awaitable[None]]
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One interval job. `every` is seconds, or the name of a Settings field holding seconds."""
+
+    name: str
+    every: float | str
+    timeout: float
+    run: JobFunc
+    jitter: float = 0.1  # up to this fraction of the interval is added to each next_due, at random
+
+    def interval_s(self, settings: Settings) -> float:
+        return float(getattr(settings, self.every) if isinstance(self.every, str) else self.every)
+
+
+@dataclasses.dataclass
+class JobContext:
+    """What a running job gets: the process's dependencies and the epoch it runs under."""
+
+    deps: Deps
+    epoch: int
+    job: Job
+    clock: Clock
+
+    async def still_leader(self) -> bool:
+        """Is our epoch still current? (a check, not a lock: use `fenced` for the commit itself)"""
+        return await offload(self.deps.store.leader.is_current, self.epoch)
+
+    async def fenced(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the store write `fn(*args)` in one transaction, only if our epoch is still current.
+
+        Raises store.leader.NotLeader (nothing written) when another process leads now.
+        """
+        return await offload(self.deps.store.leader.run_fenced, self.epoch, fn, *args)
+
+
+async def snapshot(ctx: JobContext) -> None:
+    """Publish fail2ban's state (reachable, version, jails with their counters) for every worker."""
+    snap = await fail2ban_snapshot(getattr(ctx.deps, "fail2ban", None), ctx.clock)
+    await ctx.fenced(ctx.deps.store.runtime.publish, snap)
+
+
+async def fail2ban_snapshot(client: Any, clock: Clock) -> dict[str, Any]:
+    """`{reachable, version, jails, error, at}`; an absent or failing client gives reachable False."""
+    snap: dict[str, Any] = {"reachable": False, "version": None, "jails": [], "error": None, "at": clock()}
+    if client is None:
+        snap["error"] = "no fail2ban client in this process"
+        return snap
+    try:
+        version = await client.version()
+        names = await client.jail_names()
+        jails = []
+        for name in names:
+            try:
+                jails.append({"name": name, **_counters(await client.jail_status(name))})
+            except AppError as exc:  # e.g. the jail was stopped between the two calls
+                jails.append({"name": name, "error": exc.message})
+    except Exception as exc:  # the client is another module: whatever it raises, the snapshot says so
+        snap["error"] = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        return snap
+    snap.update(reachable=True, version=str(version), jails=jails)
+    return snap
+
+
+def _counters(status: Any) -> dict[str, int]:
+    """The integer counters of a jail status (a dataclass, Struct or dict); IP lists are left out."""
+    if dataclasses.is_dataclass(status) and not isinstance(status, type):
+        status = dataclasses.asdict(status)
+    elif not isinstance(status, dict):
+        status = msgspec.to_builtins(status)
+    return {k: v for k, v in status.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+async def history_sync(ctx: JobContext) -> None:
+    """Copy fail2ban's new ban rows into bangui's archive (jobs/history_sync.py does the work).
+
+    Fenced per batch: sync_once asks `still_leader()` (a sync store read, in its thread) before each commit.
+    """
+    module = importlib.import_module("jobs.history_sync")
+    deps = ctx.deps
+    path = deps.settings.fail2ban_db or await deps.fail2ban.dbfile()
+    if not path:
+        raise RuntimeError("fail2ban keeps no database (dbfile is None or :memory:); set BANGUI_FAIL2BAN_DB")
+    archive = deps.store.history  # type: ignore[attr-defined,unused-ignore]  # until Store wires .history
+    await offload(module.sync_once, archive, path, lambda: deps.store.leader.is_current(ctx.epoch))
+
+
+def builtin_jobs() -> list[Job]:
+    """The JOBS table. Add a job here (or, for site-specific work, through BANGUI_JOBS_MODULE)."""
+    jobs = [
+        Job("snapshot", every="snapshot_seconds", timeout=10.0, run=snapshot),
+        Job("cleanup", every=300.0, timeout=120.0, run=cleanup),
+    ]
+    if importlib.util.find_spec("jobs.history_sync") is not None:  # present once the history issue landed
+        jobs.append(Job("history_sync", every="history_sync_seconds", timeout=300.0, run=history_sync))
+    return jobs
+
+
+@lru_cache(maxsize=8)
+def load_jobs(settings: Settings) -> tuple[Job, ...]:
+    """The built-in jobs plus those of `settings.jobs_module`, validated (ConfigError if wrong)."""
+    jobs = builtin_jobs() + (_extra_jobs(settings.jobs_module) if settings.jobs_module else [])
+    seen: set[str] = set()
+    for job in jobs:
+        where = f"job {job.name!r}" + (f" from BANGUI_JOBS_MODULE={settings.jobs_module}" if
+                                        settings.jobs_module else "")
+        if not NAME.match(job.name):
+            raise ConfigError(f"{where}: names are 1-64 of a-z 0-9 _ - (they appear in keys and URLs)")
+        if job.name in seen:
+            raise ConfigError(f"{where}: a job with this name already exists")
+        if job.interval_s(settings) <= 0 or job.timeout <= 0 or not 0 <= job.jitter <= 1:
+            raise ConfigError(f"{where}: interval and timeout must be positive, jitter within 0..1")
+        seen.add(job.name)
+    return tuple(jobs)
+
+
+def _extra_jobs(spec: str) -> list[Job]:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"invalid BANGUI_JOBS_MODULE={spec!r}: expected module:ATTRIBUTE")
+    try:
+        value = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"invalid BANGUI_JOBS_MODULE={spec!r}: {exc}") from None
+    if not isinstance(value, list | tuple) or not all(isinstance(j, Job) for j in value):
+        raise ConfigError(f"invalid BANGUI_JOBS_MODULE={spec!r}: {attr} must be a list of "
+                          "jobs.definitions.Job")
+    return list(value)

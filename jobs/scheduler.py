@@ -1,0 +1,172 @@
+"""The interval scheduler that the elected leader runs, in one anyio task group.
+
+Guarantees (while the leader's epoch is current):
+- A job never overlaps itself: at most one run per job name at a time, on this leader; and a new
+  leader only gets the lock after the old one's runs ended (SIGKILL ends them with the process).
+- The schedule is persisted: each run is recorded (fenced) in `job:<name>` BEFORE it starts, with
+  `next_due = start + interval * (1 + jitter * random)`. A new leader continues from there: no burst of
+  re-runs after a takeover, and no job waits longer than its due time or the takeover, whichever is later.
+- Run-now requests (`jobreq:<name>`, written by any worker) are read every `poll_s` on the leader only.
+- A job that raises or exceeds its timeout is logged and recorded (`error`/`timeout`), and retried with
+  exponential backoff (capped at `MAX_BACKOFF` intervals); nothing it raises leaves the task group,
+  because under hypercorn an exception escaping a worker's lifespan stops every worker.
+- Shutdown: running jobs get `grace_s` to finish, then are cancelled and recorded `cancelled`; if the
+  epoch was lost they are cancelled at once (their writes would be refused anyway).
+Failure modes: store errors in the loop are logged and retried after `ERROR_BACKOFF_S`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from jobs.definitions import Job, JobContext
+from store.base import Clock, offload
+
+if TYPE_CHECKING:
+    from handlers.deps import Deps
+
+log = logging.getLogger("bangui.jobs")
+POLL_S = 0.25
+GRACE_S = 3.0
+ERROR_BACKOFF_S = 1.0
+MAX_BACKOFF = 8  # a failing job is retried after at most this many intervals
+FINISH_TIMEOUT_S = 5.0
+Record = dict[str, Any]
+
+
+def due_jobs(jobs: Iterable[Job], records: dict[str, Record | None], requested: set[str],
+             running: Iterable[str], now: float) -> list[Job]:
+    """The jobs to start now: not running, and requested, never run, or past their `next_due`."""
+    busy = set(running)
+    out = []
+    for job in jobs:
+        if job.name in busy:
+            continue  # a request for a running job stays pending until the run ends
+        due = (records.get(job.name) or {}).get("next_due")
+        if job.name in requested or due is None or due <= now:
+            out.append(job)
+    return out
+
+
+def seconds_to_next(jobs: Iterable[Job], records: dict[str, Record | None], running: Iterable[str],
+                    now: float, poll_s: float) -> float:
+    """How long the loop may sleep: until the earliest idle job is due, but at most `poll_s`."""
+    busy = set(running)
+    dues = [(records.get(j.name) or {}).get("next_due") for j in jobs if j.name not in busy]
+    earliest = min((d for d in dues if d is not None), default=now + poll_s)
+    return max(0.0, min(poll_s, earliest - now))
+
+
+def next_in(interval: float, jitter: float, rng: Callable[[], float]) -> float:
+    """Seconds from a start to the next due time: the interval plus a random share of it (never less)."""
+    return interval * (1.0 + jitter * rng())
+
+
+def retry_in(interval: float, failures: int) -> float:
+    """Backoff after `failures` consecutive failed runs: 1, 2, 4 ... MAX_BACKOFF intervals."""
+    return interval * min(MAX_BACKOFF, 2 ** max(0, failures - 1))
+
+
+class Scheduler:
+    """Runs `jobs` for the leader of `epoch` until cancelled or until the epoch is found stale."""
+
+    def __init__(self, deps: Deps, epoch: int, jobs: Sequence[Job], *, clock: Clock = time.time,
+                 poll_s: float = POLL_S, grace_s: float = GRACE_S,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.deps, self.epoch, self.jobs = deps, epoch, list(jobs)
+        self.clock, self.poll_s, self.grace_s, self.rng = clock, poll_s, grace_s, rng
+        self.state = deps.store.jobs
+        self.records: dict[str, Record | None] = {}
+        self.running: dict[str, anyio.CancelScope] = {}
+        self.lost = False  # set when a fenced write was refused (or by the heartbeat): stop at once
+        self._stopping = False
+
+    @property
+    def names(self) -> list[str]:
+        return [job.name for job in self.jobs]
+
+    async def run(self) -> None:
+        """Schedule until cancelled (shutdown) or until the epoch is lost (returns)."""
+        interrupted = await offload(self.state.mark_interrupted, self.names, self.epoch)
+        if interrupted:
+            log.warning("jobs %s were interrupted by the previous leader's end", ", ".join(interrupted))
+        self.records = await offload(self.state.records, self.names)
+        async with anyio.create_task_group() as tg:
+            try:
+                while not self.lost:
+                    try:
+                        await self._tick(tg)
+                    except Exception:
+                        log.exception("scheduler tick failed; retrying in %gs", ERROR_BACKOFF_S)
+                        await anyio.sleep(ERROR_BACKOFF_S)
+            finally:
+                self._stop_running()
+
+    async def _tick(self, tg: anyio.abc.TaskGroup) -> None:
+        idle = [name for name in self.names if name not in self.running]
+        # A few small reads, inline: cheaper than a thread hop 4x a second (WAL reads never wait for writers).
+        requested = self.state.requested(idle) if idle else set()
+        for job in due_jobs(self.jobs, self.records, requested, self.running, self.clock()):
+            interval = job.interval_s(self.deps.settings)
+            record = await offload(self.state.start, job.name, self.epoch,
+                                   next_in(interval, job.jitter, self.rng))
+            if record is None:
+                log.warning("epoch %d is no longer current: not starting %s", self.epoch, job.name)
+                self.lost = True
+                return
+            self.records[job.name] = record
+            # Shielded, so that a shutdown does not cancel the run at once: _stop_running() shortens
+            # the deadline to the grace period instead. The deadline is the job's own timeout.
+            scope = anyio.CancelScope(shield=True, deadline=anyio.current_time() + job.timeout)
+            self.running[job.name] = scope
+            tg.start_soon(self._run_one, job, scope, name=f"job:{job.name}")
+        await anyio.sleep(seconds_to_next(self.jobs, self.records, self.running, self.clock(), self.poll_s))
+
+    async def _run_one(self, job: Job, scope: anyio.CancelScope) -> None:
+        status, error = "ok", None
+        try:
+            with scope:
+                await job.run(JobContext(self.deps, self.epoch, job, self.clock))
+            if scope.cancelled_caught:
+                status = "cancelled" if self._stopping else "timeout"
+                error = "stopped by the leader's shutdown" if self._stopping else \
+                    f"exceeded its timeout of {job.timeout:g}s"
+                log.warning("job %s %s", job.name, error)
+        except Exception as exc:  # never let a job's failure leave the task group
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            log.exception("job %s failed", job.name)
+        try:
+            await self._record_finish(job, status, error)
+        finally:
+            # Only now: a pending run-now request must not start a new run before this one is recorded.
+            del self.running[job.name]
+
+    async def _record_finish(self, job: Job, status: str, error: str | None) -> None:
+        record = self.records.get(job.name) or {}
+        failures = 0 if status in ("ok", "cancelled") else int(record.get("failures") or 0) + 1
+        backoff = retry_in(job.interval_s(self.deps.settings), failures) if failures else None
+        # Shielded: after a shutdown's grace period the outcome must still be written.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(FINISH_TIMEOUT_S):
+            try:
+                new = await offload(self.state.finish, job.name, self.epoch, status, error, failures, backoff)
+            except Exception:
+                log.exception("could not record the end of job %s", job.name)
+                return
+            if new is None:
+                self.lost = True
+            else:
+                self.records[job.name] = new
+
+    def _stop_running(self) -> None:
+        """Give running jobs the grace period (or nothing, if the epoch is lost); never awaits."""
+        self._stopping = True
+        limit = anyio.current_time() + (0.0 if self.lost else self.grace_s)
+        for scope in self.running.values():
+            scope.deadline = min(scope.deadline, limit)
