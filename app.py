@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         deps = Deps(settings, store, client)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(run_candidate, deps)
+                await tg.start(run_candidate, deps)
                 yield {"deps": deps}
                 tg.cancel_scope.cancel()
         finally:

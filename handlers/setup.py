@@ -7,7 +7,7 @@ import msgspec
 from handlers.api import Call, route
 from store import setup as first_start
 from store.base import offload
-from store.users import public
+from handlers.users import public
 
 
 class SetupRequest(msgspec.Struct, forbid_unknown_fields=True):

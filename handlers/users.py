@@ -7,11 +7,17 @@ from typing import Any
 import msgspec
 
 from errors import InvalidInput
-from handlers.api import Call, route
+from handlers.api import Call, iso, route
 from handlers.security import Role
 from store import Store
 from store.base import offload
-from store.users import check_username, public
+from store.users import check_username
+from store.users import public as public_record
+
+
+def public(user: dict[str, Any]) -> dict[str, Any]:
+    record = public_record(user)
+    return dict(record, created=iso(record["created"]), updated=iso(record["updated"]))
 
 
 class NewUser(msgspec.Struct, forbid_unknown_fields=True):

@@ -47,13 +47,14 @@ class Tokens:
             raise InvalidInput("expires_in_days must be between 1 and 3650", code="invalid_expiry")
         token = PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
-        record = {"id": secrets.token_hex(8), "name": name, "role": role, "owner": owner, "created": now,
+        token_id = secrets.token_hex(8)
+        record: dict[str, Any] = {"id": token_id, "name": name, "role": role, "owner": owner, "created": now,
                   "expires_at": now + expires_in_days * 86400 if expires_in_days else None,
                   "last_used": None}
         key = digest(token)
         with self.cache.transact():
             self.cache.set(_KEY + key, record)
-            self.cache.set(_ID + record["id"], key)
+            self.cache.set(_ID + token_id, key)
         return token, record
 
     def lookup(self, token: str) -> dict[str, Any] | None:
