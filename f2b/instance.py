@@ -237,10 +237,7 @@ class PrivateServer:
 
     # ---- internals -------------------------------------------------------------------------------
     def _spec(self, jail: str) -> JailSpec:
-        for spec in self.jails:
-            if spec.name == jail:
-                return spec
-        raise KeyError(f"no jail {jail!r} in this private server")
+        return next(s for s in self.jails if s.name == jail)
 
     def _action_line(self, spec: JailSpec) -> str:
         action = spec.action or self.action
