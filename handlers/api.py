@@ -9,8 +9,8 @@ msgspec Struct, a dict/list, or a ready Starlette Response.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec

@@ -13,7 +13,6 @@ from handlers.history_hooks import record_bans, record_unban
 from handlers.security import Role
 from handlers.validate import ip_list, jail_name, one_ip
 
-
 MAX_IPS_PER_REQUEST = 10_000
 
 
