@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from geo import CountryLookup
 from settings import Settings
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
+from store.history import Archive
 from store.jobstate import JobState
 from store.leader import LeaderState
 from store.ratelimit import LoginLimiter
@@ -35,6 +37,7 @@ class Store:
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
+        self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
 
     def usable(self) -> bool:
         """Readiness: the store answers a read."""
@@ -45,4 +48,5 @@ class Store:
         return True
 
     def close(self) -> None:
+        self.history.close()
         self.cache.close()
