@@ -8,10 +8,12 @@ import msgspec
 
 from errors import NotFound
 from handlers.api import Call, iso, route
+from handlers.history import shown
 from handlers.history_hooks import record_unban
 from handlers.jails import gather
 from handlers.security import Role
 from handlers.validate import jail_name, one_ip
+from store.base import offload
 
 
 class CurrentBan(msgspec.Struct):
@@ -45,18 +47,12 @@ async def unban_everywhere(call: Call) -> dict[str, list[str]]:
 
 async def get_ip(call: Call) -> dict[str, Any]:
     ip = one_ip(call.param("ip"))
-    client = call.deps.fail2ban
-    jails = [jail for banned_ip, jail in await client.banned_everywhere() if banned_ip == ip]
+    jails = [jail for banned_ip, jail in await call.deps.fail2ban.banned_everywhere() if banned_ip == ip]
     current = [b for b in await _current_bans(call, jails) if b.ip == ip]
-    archive = call.deps.store.history
-    timeline = await offload_timeline(archive, ip)
-    return {"ip": ip, "banned_now": bool(current), "current_bans": current, **timeline}
-
-
-async def offload_timeline(archive: Any, ip: str) -> dict[str, Any]:
-    from store.base import offload
-
-    return dict(await offload(archive.ip_timeline, ip))
+    timeline = await offload(call.deps.store.history.ip_timeline, ip)
+    return dict(timeline, ip=ip, banned_now=bool(current), current_bans=current,
+                first_seen=iso(timeline["first_seen"]), last_seen=iso(timeline["last_seen"]),
+                events=[shown(e) for e in timeline["events"]])
 
 
 routes = [

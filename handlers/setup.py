@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 
 from handlers.api import Call, route
+from handlers.users import public
 from store import setup as first_start
 from store.base import offload
-from handlers.users import public
 
 
 class SetupRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,0 +1,101 @@
+"""Ban history from bangui's own archive: filtered pages (JSON or streamed CSV) and dashboard stats.
+
+Times in queries are ISO-8601 (`2026-11-28T10:00:00Z`) or epoch seconds; times in answers are ISO UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from errors import InvalidInput
+from handlers.api import Call, iso, route
+from handlers.security import Role
+from handlers.validate import jail_name
+from store.base import offload
+
+_HISTORY_QUERY = {
+    "since": "ISO-8601 or epoch seconds (inclusive)", "until": "ISO-8601 or epoch seconds (inclusive)",
+    "jail": "jail name", "ip": "an address or a CIDR network", "origin": "auto | manual | blocklist",
+    "country": "ISO 3166-1 alpha-2 code", "event": "ban | unban", "limit": "1-1000 (default 100)",
+    "cursor": "next_cursor of the previous page", "format": "csv to stream CSV (or Accept: text/csv)",
+}
+
+
+def parse_time(name: str, raw: str | None) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name}: expected ISO-8601 (2026-11-28T10:00:00Z) or epoch seconds",
+                           code="invalid_query", details={"field": name}) from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{name}: give a time zone (e.g. a trailing Z for UTC)", code="invalid_query",
+                           details={"field": name})
+    return parsed.timestamp()
+
+
+def _filters(call: Call) -> dict[str, Any]:
+    query = call.request.query_params
+    unknown = sorted(set(query) - set(_HISTORY_QUERY))
+    if unknown:
+        raise InvalidInput(f"unknown query parameter {unknown[0]!r}", code="invalid_query",
+                           details={"allowed": sorted(_HISTORY_QUERY)})
+    filters: dict[str, Any] = {"since": parse_time("since", query.get("since")),
+                               "until": parse_time("until", query.get("until"))}
+    for name in ("ip", "origin", "event", "cursor"):
+        filters[name] = query.get(name) or None
+    if query.get("jail"):
+        filters["jail"] = jail_name(query["jail"])
+    if query.get("country"):
+        filters["country"] = query["country"].upper()
+    if query.get("limit"):
+        if not query["limit"].isdigit():
+            raise InvalidInput("limit must be a whole number", code="invalid_query", details={"field": "limit"})
+        filters["limit"] = int(query["limit"])
+    return filters
+
+
+def shown(item: dict[str, Any]) -> dict[str, Any]:
+    return dict(item, at=iso(item["at"]), ends_at=iso(item.get("ends_at")))
+
+
+async def list_history(call: Call) -> Any:
+    filters = _filters(call)
+    archive = call.deps.store.history
+    wants_csv = call.query("format") == "csv" or "text/csv" in call.request.headers.get("accept", "")
+    if wants_csv:
+        lines = archive.csv_lines(**filters)
+        first = await offload(next, lines)  # validates the filters before the 200 is sent
+        return StreamingResponse(_chain(first, lines), media_type="text/csv; charset=utf-8",
+                                 headers={"content-disposition": 'attachment; filename="bangui-history.csv"'})
+    items, cursor = await offload(lambda: archive.history(**filters))
+    return {"items": [shown(i) for i in items], "next_cursor": cursor}
+
+
+def _chain(first: str, rest: Any) -> Any:
+    yield first
+    yield from rest  # Starlette iterates a sync generator in a worker thread
+
+
+async def get_stats(call: Call) -> dict[str, Any]:
+    jail = call.query("jail")
+    stats = await offload(lambda: call.deps.store.history.stats(
+        call.query("range") or "24h", jail=jail_name(jail) if jail else None, origin=call.query("origin")))
+    return dict(stats, since=iso(stats["since"]), until=iso(stats["until"]),
+                trend=[{"start": iso(b["start"]), "bans": b["bans"]} for b in stats["trend"]])
+
+
+routes = [
+    route("GET", "/history", list_history, Role.viewer, "Ban history, newest first (JSON pages or CSV).",
+          query=_HISTORY_QUERY),
+    route("GET", "/stats", get_stats, Role.viewer, "Trend, bans by jail, top IPs and countries, by origin.",
+          query={"range": "24h | 7d | 30d | 365d", "jail": "jail name", "origin": "auto | manual | blocklist"}),
+]

@@ -1,0 +1,111 @@
+"""History through the API: our own bans and unbans at once, fail2ban's automatic bans via the elected
+sync job, filters, CSV, stats and the per-address timeline, against a real private fail2ban."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from typing import Any
+
+from tests.fixtures.app import Api
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_manual_ban_and_unban_are_both_in_history(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.7"]})
+    api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.7")
+    items = api.call("viewer", "GET", "/history?ip=192.0.2.7").json()["items"]
+    assert [(i["event"], i["origin"], i["actor"]) for i in items] == [
+        ("unban", "manual", "token:operator-token"), ("ban", "manual", "token:operator-token")]
+    assert items[1]["at"].endswith("Z") and items[1]["ends_at"] == items[0]["at"]
+
+
+def test_auto_ban_reaches_history_with_matches_through_the_sync_job(api: Api, fail2ban: Any) -> None:
+    fail2ban.append_failures("sshd", "203.0.113.9", 3)
+    wait_for(lambda: api.call("viewer", "GET", "/bans").json()["bans"])
+    assert api.call("operator", "POST", "/jobs/history_sync/run").status_code == 202
+    items = wait_for(lambda: api.call("viewer", "GET", "/history?origin=auto").json()["items"])
+    [item] = items
+    assert (item["ip"], item["jail"], item["event"], item["origin"]) == ("203.0.113.9", "sshd", "ban", "auto")
+    assert item["failures"] == 3 and len(item["matches"]) == 3
+    assert all("203.0.113.9" in line for line in item["matches"])
+
+
+def test_history_survives_a_fresh_fail2ban_database(api: Api, fail2ban: Any) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1", "192.0.2.2"]})
+    fail2ban.restart(fresh_db=True)
+    assert api.call("viewer", "GET", "/bans").json()["bans"] == []
+    api.call("operator", "POST", "/jobs/history_sync/run")
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.3"]})
+    ips = {i["ip"] for i in api.call("viewer", "GET", "/history").json()["items"]}
+    assert ips == {"192.0.2.1", "192.0.2.2", "192.0.2.3"}
+
+
+def test_filters_cidr_and_cursor_pages(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": [f"198.51.100.{i}" for i in range(1, 6)]})
+    api.call("operator", "POST", "/jails/nginx-http-auth/bans", json={"ips": ["2001:db8::1", "192.0.2.1"]})
+    cidr = api.call("viewer", "GET", "/history?ip=198.51.100.0/29").json()["items"]
+    assert {i["ip"] for i in cidr} == {f"198.51.100.{i}" for i in range(1, 6)}
+    v6 = api.call("viewer", "GET", "/history?ip=2001:db8::/32").json()["items"]
+    assert [i["ip"] for i in v6] == ["2001:db8::1"]
+    assert {i["jail"] for i in api.call("viewer", "GET", "/history?jail=nginx-http-auth").json()["items"]} == {
+        "nginx-http-auth"}
+    seen, cursor = [], None
+    while True:
+        page = api.call("viewer", "GET", "/history?limit=3" + (f"&cursor={cursor}" if cursor else "")).json()
+        seen += [i["ip"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 7 and len(set(seen)) == 7
+    assert api.call("viewer", "GET", "/history?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z").json()[
+        "items"] == []
+
+
+def test_bad_history_queries_are_400(api: Api) -> None:
+    for query in ("since=yesterday", "limit=0", "limit=x", "cursor=garbage", "ip=not-an-ip", "origin=alien",
+                  "bogus=1", "since=2026-01-01T00:00:00"):
+        r = api.call("viewer", "GET", f"/history?{query}")
+        assert r.status_code == 400, (query, r.text)
+        assert r.json()["error"]["message"]
+
+
+def test_csv_export_escapes_log_lines(api: Api, fail2ban: Any) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.50"]})
+    r = api.call("viewer", "GET", "/history?format=csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0][:5] == ["time", "at", "event", "jail", "ip"]
+    assert rows[1][2:5] == ["ban", "sshd", "192.0.2.50"]
+    via_accept = api.call("viewer", "GET", "/history", headers={"Accept": "text/csv"})
+    assert via_accept.headers["content-type"].startswith("text/csv")
+    assert via_accept.text.splitlines()[0] == r.text.splitlines()[0]
+
+
+def test_stats_are_zero_filled_and_count_bans(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1", "192.0.2.2"]})
+    stats = api.call("viewer", "GET", "/stats?range=24h").json()
+    assert len(stats["trend"]) == 24 and sum(b["bans"] for b in stats["trend"]) == 2
+    assert stats["by_jail"] == [{"jail": "sshd", "bans": 2}]
+    assert stats["by_origin"]["manual"] == 2
+    assert api.call("viewer", "GET", "/stats?range=1y").status_code == 400
+
+
+def test_ip_view_joins_current_bans_and_timeline(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.9"]})
+    api.call("operator", "DELETE", "/bans/192.0.2.9")
+    api.call("operator", "POST", "/jails/nginx-http-auth/bans", json={"ips": ["192.0.2.9"]})
+    body = api.call("viewer", "GET", "/ips/192.0.2.9").json()
+    assert body["banned_now"] is True and [b["jail"] for b in body["current_bans"]] == ["nginx-http-auth"]
+    assert body["totals"]["bans"] == 2 and body["totals"]["unbans"] == 1
+    assert [e["event"] for e in body["events"]] == ["ban", "unban", "ban"]
