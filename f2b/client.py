@@ -242,6 +242,16 @@ class Fail2Ban:
             return 0
         return int(await self.call("set", jail, "banip", *ips))
 
+    async def ban_new(self, jail: str, ips: Sequence[str]) -> list[str]:
+        """Ban ``ips``; return those that were already banned. One round trip: the check and the ban are
+        pipelined, and fail2ban runs them in order, so the check sees the state before the ban."""
+        if not ips:
+            return []
+        flags, _ = await self.pipeline([("get", jail, "banned", *ips), ("set", jail, "banip", *ips)])
+        if not isinstance(flags, list):  # fail2ban answers a bare 0/1 for a single address
+            flags = [flags]
+        return [ip for ip, flag in zip(ips, flags, strict=True) if flag]
+
     async def is_banned(self, jail: str, ip: str) -> bool:
         """Exact-entry check: an address inside a banned CIDR is NOT reported (fail2ban 1.0.2)."""
         return bool(await self.call("get", jail, "banned", ip))

@@ -89,11 +89,9 @@ async def ban_ips(call: Call) -> BanResult:
     body: BanRequest = call.body
     jail = jail_name(call.param("jail"))
     ips = ip_list(body.ips)  # all or nothing: one bad entry and nothing is banned
-    client = call.deps.fail2ban
-    already = set(await client.banned_in(jail, ips))
+    already = set(await call.deps.fail2ban.ban_new(jail, ips))  # one round trip for the whole set
     fresh = [ip for ip in ips if ip not in already]
     if fresh:
-        await client.ban(jail, fresh)  # one socket call for the whole set
         await record_bans(call, jail, fresh)
     return BanResult(fresh, [ip for ip in ips if ip in already])
 
