@@ -19,10 +19,8 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
-
-from errors import AppError
 from jobs.cleanup import cleanup
+from jobs.snapshot import snapshot
 from settings import ConfigError, Settings
 from store.base import Clock, offload
 
@@ -67,43 +65,6 @@ class JobContext:
         Raises store.leader.NotLeader (nothing written) when another process leads now.
         """
         return await offload(self.deps.store.leader.run_fenced, self.epoch, fn, *args)
-
-
-async def snapshot(ctx: JobContext) -> None:
-    """Publish fail2ban's state (reachable, version, jails with their counters) for every worker."""
-    snap = await fail2ban_snapshot(getattr(ctx.deps, "fail2ban", None), ctx.clock)
-    await ctx.fenced(ctx.deps.store.runtime.publish, snap)
-
-
-async def fail2ban_snapshot(client: Any, clock: Clock) -> dict[str, Any]:
-    """`{reachable, version, jails, error, at}`; an absent or failing client gives reachable False."""
-    snap: dict[str, Any] = {"reachable": False, "version": None, "jails": [], "error": None, "at": clock()}
-    if client is None:
-        snap["error"] = "no fail2ban client in this process"
-        return snap
-    try:
-        version = await client.version()
-        names = await client.jail_names()
-        jails = []
-        for name in names:
-            try:
-                jails.append({"name": name, **_counters(await client.jail_status(name))})
-            except AppError as exc:  # e.g. the jail was stopped between the two calls
-                jails.append({"name": name, "error": exc.message})
-    except Exception as exc:  # the client is another module: whatever it raises, the snapshot says so
-        snap["error"] = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
-        return snap
-    snap.update(reachable=True, version=str(version), jails=jails)
-    return snap
-
-
-def _counters(status: Any) -> dict[str, int]:
-    """The integer counters of a jail status (a dataclass, Struct or dict); IP lists are left out."""
-    if dataclasses.is_dataclass(status) and not isinstance(status, type):
-        status = dataclasses.asdict(status)
-    elif not isinstance(status, dict):
-        status = msgspec.to_builtins(status)
-    return {k: v for k, v in status.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 async def history_sync(ctx: JobContext) -> None:

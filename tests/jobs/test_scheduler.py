@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from handlers.deps import Deps
-from jobs.definitions import Job, JobContext, fail2ban_snapshot, load_jobs
+from jobs.definitions import Job, JobContext, load_jobs
 from jobs.scheduler import MAX_BACKOFF, Scheduler, due_jobs, next_in, retry_in, seconds_to_next
 from settings import ConfigError, Settings
 from tests.jobs.candidate import make_deps
@@ -96,36 +96,6 @@ def test_a_bad_jobs_module_fails_loudly_naming_the_variable(spec: str, message: 
 
 DUPLICATE = [Job("cleanup", every=1.0, timeout=1.0, run=nothing)]
 BAD_NAME = [Job("Run Me", every=1.0, timeout=1.0, run=nothing)]
-
-
-# The snapshot job's reading of fail2ban ----------------------------------------------------------
-
-class FakeFail2Ban:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-
-    async def version(self) -> str:
-        if self.fail:
-            raise OSError("socket gone")
-        return "1.1.0"
-
-    async def jail_names(self) -> list[str]:
-        return ["sshd"]
-
-    async def jail_status(self, jail: str) -> dict[str, Any]:
-        return {"name": jail, "currently_banned": 2, "total_banned": 9, "banned_ips": ["192.0.2.1"]}
-
-
-async def test_snapshot_reads_version_jails_and_counters() -> None:
-    snap = await fail2ban_snapshot(FakeFail2Ban(), lambda: 5.0)
-    assert snap == {"reachable": True, "version": "1.1.0", "error": None, "at": 5.0,
-                    "jails": [{"name": "sshd", "currently_banned": 2, "total_banned": 9}]}
-
-
-async def test_snapshot_of_an_unreachable_or_absent_fail2ban_says_why() -> None:
-    snap = await fail2ban_snapshot(FakeFail2Ban(fail=True), lambda: 5.0)
-    assert (snap["reachable"], snap["error"]) == (False, "OSError: socket gone")
-    assert (await fail2ban_snapshot(None, lambda: 5.0))["reachable"] is False
 
 
 # A running Scheduler (real time, short intervals) ------------------------------------------------

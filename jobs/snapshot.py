@@ -1,0 +1,33 @@
+"""The `snapshot` job: fail2ban's state (reachable, version, jails with counters) published in the
+store, so every worker answers from the same runtime state (the seed kept it per process)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from errors import AppError
+from store.base import Clock
+
+if TYPE_CHECKING:
+    from f2b.client import Fail2Ban
+    from jobs.definitions import JobContext
+
+_COUNTERS = ("currently_failed", "total_failed", "currently_banned", "total_banned")
+
+
+async def snapshot(ctx: JobContext) -> None:
+    snap = await fail2ban_snapshot(ctx.deps.fail2ban, ctx.clock)
+    await ctx.fenced(ctx.deps.store.runtime.publish, snap)
+
+
+async def fail2ban_snapshot(client: Fail2Ban, clock: Clock) -> dict[str, Any]:
+    """`{reachable, version, jails: [{name, counters...}], error, at}`; errors become `reachable: false`."""
+    snap: dict[str, Any] = {"reachable": False, "version": None, "jails": [], "error": None, "at": clock()}
+    try:
+        summary = await client.server_summary()
+    except AppError as exc:
+        snap["error"] = exc.message
+        return snap
+    jails = [{"name": j.name, **{k: getattr(j, k) for k in _COUNTERS}} for j in summary.jails]
+    snap.update(reachable=True, version=summary.version, jails=jails)
+    return snap
