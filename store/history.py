@@ -1,0 +1,356 @@
+"""The ban archive: every ban and unban bangui has seen, kept after fail2ban forgets them (issue 5).
+
+One SQLite file, `<data_dir>/history.sqlite3` (0600, WAL), shared by every worker and server process on the host.
+
+Contracts:
+- Connections are per thread and per process: `Archive` may be shared by threads; a connection opened before a
+  fork is never used (nor closed) in the child. Every write is one `BEGIN IMMEDIATE` transaction, so concurrent
+  writers queue on SQLite's lock (busy timeout `BUSY_TIMEOUT_S`) instead of failing.
+- An event is unique on (ip, jail, at, event): re-running the sync, or a second leader after a takeover, never
+  duplicates a row (`INSERT OR IGNORE`).
+- A ban bangui made itself (`record_ban`, origin manual/blocklist) and fail2ban's copy of the same ban (the sync
+  sees it as an ordinary row) are ONE event: whichever arrives second is merged into the first when jail and ip are
+  equal and the times are within `MERGE_WINDOW_S` (the origin and actor of bangui's record win; fail2ban's
+  failures, matches, bancount and bantime are added).
+- The sync's high-water marks live in the same transaction as the rows they cover: a crash or a lost leadership
+  (`commit_if` answering False) loses neither.
+- Reads never block writers (WAL). Queries are in `store.history_query` and exposed as methods here.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from store import history_query
+from store.history_schema import DAY_S, ORIGINS, add_counts, aggregate, migrate, next_id, normalise_ip
+
+if TYPE_CHECKING:
+    from geo import CountryLookup
+
+FILENAME = "history.sqlite3"
+BUSY_TIMEOUT_S = 5.0
+MERGE_WINDOW_S = 2.0
+PURGE_BATCH = 5000
+MMAP_BYTES = 1 << 30
+CACHE_KIB = 16384
+SYNC_CACHE_KIB = 262144
+BIG_BATCH = 10000
+CHECKPOINT_PAGES = 10_000
+WAL_LIMIT_BYTES = 64 << 20
+
+# Connections inherited through a fork: kept referenced forever so that the child never closes (and so never
+# releases the parent's POSIX locks through) a connection it does not own. Empty under spawn (hypercorn).
+_ABANDONED: list[sqlite3.Connection] = []
+
+
+class SyncedBan(NamedTuple):
+    """One ban row as fail2ban stored it (`bans`/`bips`). `data` is fail2ban's JSON text as is (the archive
+    decodes failures and matches when read, and tolerates null or malformed text)."""
+
+    jail: str
+    ip: str
+    at: float
+    bantime: int | None
+    bancount: int | None
+    data: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBans:
+    """Rows ready for `Archive.import_bans` (from `Archive.prepare_bans`)."""
+
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    inserted: int  # new events
+    merged: int  # rows folded into a ban bangui had already recorded itself
+
+
+class Archive:
+    """The history archive at `path`. `clock` is injectable for retention tests; `geo` gives countries."""
+
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time,
+                 geo: CountryLookup | None = None) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.geo = geo
+        self._local = threading.local()
+        self._create_file()
+        migrate(self._conn())
+
+    @classmethod
+    def in_dir(cls, data_dir: Path | str, clock: Callable[[], float] = time.time,
+               geo: CountryLookup | None = None) -> Archive:
+        """The archive of a data dir (created 0700 if missing; `store.base.prepare_data_dir` checks it)."""
+        Path(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cls(Path(data_dir) / FILENAME, clock=clock, geo=geo)
+
+    # -- connections -----------------------------------------------------------------------------------------
+
+    def _create_file(self) -> None:
+        # Create it 0600 before SQLite does (SQLite gives -wal/-shm the main file's mode), and tighten old ones.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        for suffix in ("", "-wal", "-shm"):
+            target = Path(str(self.path) + suffix)
+            if target.exists() and target.stat().st_mode & 0o077:
+                target.chmod(0o600)
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (and again in a forked child)."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        if conn is not None:
+            _ABANDONED.append(conn)
+        # isolation_level=None: autocommit; transactions are explicit BEGIN IMMEDIATE ... COMMIT.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=True)
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable across application crashes in WAL mode; a power cut may lose the last commits,
+        # which the next sync run re-reads from fail2ban (its marks are in the same transactions).
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        # Checkpoint every ~40 MB rather than 4 MB: a page the sync rewrites in several batches is copied once.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")  # the WAL shrinks back after a backfill
+        # Reads through a memory map (shared by every process, no per-read syscall); a bigger page cache keeps
+        # the upper levels of the random-order unique index hot while the sync inserts.
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads' objects are collected)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._conn())
+
+    # -- writes ----------------------------------------------------------------------------------------------
+
+    def _country(self, ip: str, valid: bool) -> str | None:
+        return self.geo.country(ip) if self.geo is not None and valid else None
+
+    def record_ban(self, jail: str, ips: Iterable[str], origin: str = "manual", actor: str | None = None,
+                   at: float | None = None, bantime: int | None = None) -> int:
+        """Record bans bangui just made; returns how many events were added or claimed.
+
+        If the sync already copied fail2ban's row of the same ban (origin auto, within MERGE_WINDOW_S), that row
+        becomes this origin and actor instead of a second event.
+        """
+        if origin not in ORIGINS or origin == "auto":
+            raise ValueError(f"record_ban origin must be manual or blocklist, not {origin!r}")
+        when = self.clock() if at is None else float(at)
+        count = 0
+        with self._write() as conn:
+            first_new = next_id(conn)
+            for raw in ips:
+                ip, key, valid = normalise_ip(raw)
+                row = conn.execute(
+                    "SELECT id, origin FROM events WHERE ipkey = ? AND jail = ? AND event = 'ban' "
+                    "AND at BETWEEN ? AND ? ORDER BY abs(at - ?) LIMIT 1",
+                    (key, jail, when - MERGE_WINDOW_S, when + MERGE_WINDOW_S, when)).fetchone()
+                if row is not None:
+                    if row[1] == "auto":
+                        aggregate(conn, "id = ?", (row[0],), -1)
+                        conn.execute("UPDATE events SET origin = ?, actor = ?, bantime = coalesce(bantime, ?) "
+                                     "WHERE id = ?", (origin, actor, bantime, row[0]))
+                        aggregate(conn, "id = ?", (row[0],), +1)
+                        count += 1
+                    continue
+                count += conn.execute(
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, bantime, origin, actor, country) "
+                    "VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (jail, ip, key, when, bantime, origin, actor, self._country(ip, valid))).rowcount
+            aggregate(conn, "id >= ?", (first_new,), +1)
+        return count
+
+    def record_unban(self, jail: str, ip: str, actor: str | None = None, at: float | None = None,
+                     origin: str = "manual") -> bool:
+        """Record an unban bangui just made (fail2ban deletes its own rows of it); True if it was new."""
+        if origin not in ORIGINS or origin == "auto":
+            raise ValueError(f"record_unban origin must be manual or blocklist, not {origin!r}")
+        when = self.clock() if at is None else float(at)
+        text, key, valid = normalise_ip(ip)
+        with self._write() as conn:
+            added = conn.execute(
+                "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country) "
+                "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?)",
+                (jail, text, key, when, origin, actor, self._country(text, valid))).rowcount
+        return added > 0
+
+    def prepare_bans(self, bans: Iterable[Sequence[Any]]) -> PreparedBans:
+        """The CPU half of `import_bans` (addresses, keys, countries); touches no database.
+
+        Each item is a SyncedBan or any sequence whose first six fields are laid out the same way (the sync
+        passes its query rows as they come).
+        """
+        country = self.geo.country if self.geo is not None else None
+        rows = []
+        for ban in bans:
+            jail, raw_ip, at, bantime, bancount, data = ban[:6]
+            ip, key, valid = normalise_ip(raw_ip)
+            rows.append((jail, ip, key, at, bantime, bancount, data,
+                         country(ip) if country is not None and valid else None))
+        return PreparedBans(rows)
+
+    def import_bans(self, bans: Iterable[Sequence[Any]] | PreparedBans, marks: Mapping[tuple[str, str], float],
+                    commit_if: Callable[[], bool] = lambda: True) -> ImportResult | None:
+        """Add fail2ban's rows and advance the sync marks, atomically; None if `commit_if()` said no (fenced).
+
+        Marks only move forward: `hwm = max(stored, given)` per (source, jail).
+        """
+        prepared = (bans if isinstance(bans, PreparedBans) else self.prepare_bans(bans)).rows
+        inserted = merged = 0
+        conn = self._conn()
+        if len(prepared) > BIG_BATCH:
+            # Rows arrive in time order but land at random places of the ip-keyed unique index: with the
+            # default cache every batch rewrote most of that index to the WAL. Set back afterwards.
+            conn.execute(f"PRAGMA cache_size = -{SYNC_CACHE_KIB}")
+        try:
+            with self._write() as conn:
+                if prepared:
+                    own = _own_bans(conn, min(p[3] for p in prepared), max(p[3] for p in prepared))
+                    fresh = []
+                    for row in prepared:
+                        target = _closest(own.get((row[2], row[0]), ()), row[3])
+                        if target is None:
+                            fresh.append(row)
+                            continue
+                        # A re-read of an already merged row changes nothing and is not counted again.
+                        merged += conn.execute(
+                            "UPDATE events SET bantime = coalesce(?1, bantime), bancount = ?2, data = ?3 "
+                            "WHERE id = ?4 AND (bantime IS NOT coalesce(?1, bantime) OR bancount IS NOT ?2 "
+                            "OR data IS NOT ?3)", (row[4], row[5], row[6], target)).rowcount
+                    # In key order, consecutive inserts into the ip-keyed unique index land on the same pages
+                    # (in arrival order each one hit a random page: measured 2x slower).
+                    fresh.sort(key=_by_key)
+                    first_new = next_id(conn)
+                    inserted = conn.executemany(
+                        "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, bantime, bancount, data, "
+                        "origin, country) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, 'auto', ?)",
+                        fresh).rowcount
+                    if inserted == len(fresh):  # the usual case: count the batch in Python, not by re-reading it
+                        add_counts(conn, fresh)
+                    else:
+                        aggregate(conn, "id >= ?", (first_new,), +1)
+                now = self.clock()
+                conn.executemany(
+                    "INSERT INTO sync_marks (source, jail, hwm, updated) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET hwm = max(hwm, excluded.hwm), updated = excluded.updated",
+                    [(source, jail, hwm, now) for (source, jail), hwm in marks.items()])
+                if not commit_if():
+                    raise _Fenced
+        except _Fenced:
+            return None
+        finally:
+            if len(prepared) > BIG_BATCH:
+                conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        return ImportResult(inserted, merged)
+
+    def sync_marks(self, source: str) -> dict[str, float]:
+        """The high-water marks of one sync source: {jail: hwm}."""
+        rows = self._conn().execute("SELECT jail, hwm FROM sync_marks WHERE source = ?", (source,))
+        return dict(rows.fetchall())
+
+    def reset_marks(self, source: str) -> None:
+        """Forget the marks of one sync source (its database was replaced): the next run reads it all."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM sync_marks WHERE source = ?", (source,))
+
+    def purge(self, older_than_days: float, batch: int = PURGE_BATCH) -> int:
+        """Delete events older than `older_than_days` (by the injected clock), `batch` rows per transaction,
+        so that API writes and the sync never wait long behind it. Returns how many were deleted."""
+        cutoff = self.clock() - older_than_days * DAY_S
+        total = 0
+        while True:
+            with self._write() as conn:
+                # The batch is "at <= the batch-th oldest time" (ties may add a few rows), or all that is left.
+                row = conn.execute("SELECT at FROM events WHERE at < ? ORDER BY at LIMIT 1 OFFSET ?",
+                                   (cutoff, batch - 1)).fetchone()
+                where, params = ("at <= ?", (row[0],)) if row is not None else ("at < ?", (cutoff,))
+                aggregate(conn, where, params, -1)
+                deleted = conn.execute(f"DELETE FROM events WHERE {where}", params).rowcount
+                conn.execute("DELETE FROM agg_day WHERE bans <= 0")
+                conn.execute("DELETE FROM agg_week_country WHERE bans <= 0")
+            total += deleted
+            if row is None:
+                return total
+
+    # -- queries (store.history_query) ---------------------------------------------------------------------
+
+    def history(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """See `history_query.history`."""
+        return history_query.history(self._conn(), **filters)
+
+    def ip_timeline(self, ip: str) -> dict[str, Any]:
+        """See `history_query.ip_timeline`."""
+        return history_query.ip_timeline(self._conn(), ip, self.geo)
+
+    def stats(self, range_: str = "24h", jail: str | None = None, origin: str | None = None,
+              now: float | None = None) -> dict[str, Any]:
+        """See `history_query.stats`."""
+        return history_query.stats(self._conn(), range_, jail=jail, origin=origin,
+                                   now=self.clock() if now is None else now)
+
+    def csv_lines(self, **filters: Any) -> Iterator[str]:
+        """See `history_query.csv_lines`: the whole filtered history as CSV text lines, page by page."""
+        return history_query.csv_lines(self._conn, **filters)
+
+
+class _Fenced(Exception):
+    """Raised inside a write transaction to roll it back because this process is no longer the leader."""
+
+
+class _Transaction:
+    """`with` block = one BEGIN IMMEDIATE transaction; an exception rolls back and propagates."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _own_bans(conn: sqlite3.Connection, lo: float, hi: float) -> dict[tuple[bytes, str], list[tuple[float, int]]]:
+    """bangui's own ban records near [lo, hi], by (ipkey, jail): the candidates a synced row may merge into."""
+    found: dict[tuple[bytes, str], list[tuple[float, int]]] = {}
+    rows = conn.execute(
+        "SELECT ipkey, jail, at, id FROM events INDEXED BY events_own_at "
+        "WHERE origin IN ('manual', 'blocklist') AND origin != 'auto' AND at BETWEEN ? AND ? AND event = 'ban'",
+        (lo - MERGE_WINDOW_S, hi + MERGE_WINDOW_S))
+    for key, jail, at, event_id in rows:
+        found.setdefault((key, jail), []).append((at, event_id))
+    return found
+
+
+def _by_key(row: tuple[Any, ...]) -> bytes:
+    return bytes(row[2])
+
+
+def _closest(candidates: Iterable[tuple[float, int]], at: float) -> int | None:
+    best = None
+    for cand_at, event_id in candidates:
+        gap = abs(cand_at - at)
+        if gap <= MERGE_WINDOW_S and (best is None or gap < best[0]):
+            best = (gap, event_id)
+    return best[1] if best else None

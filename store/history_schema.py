@@ -1,0 +1,195 @@
+"""The ban archive's schema, its migrations, and the address keys its CIDR queries rely on.
+
+Contracts:
+- The schema version is `PRAGMA user_version`; `MIGRATIONS[i]` takes the database from version i to i+1.
+  Migrations only ever get appended (never edited once released); `migrate()` applies the missing ones in one
+  write transaction, so several processes opening the archive at once migrate it exactly once.
+- An archive written by a newer bangui (user_version > len(MIGRATIONS)) is refused, not guessed at.
+- `normalise_ip()` maps every address to a BLOB key that sorts like the address (family byte + packed
+  address; IPv4-mapped IPv6 counts as IPv4) so that a CIDR is one `ipkey BETWEEN lo AND hi` range on an index;
+  strings that are not addresses (fail2ban's `banip` accepts anything) get keys after every address, so they
+  never fall inside a CIDR range.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sqlite3
+from collections import Counter
+from typing import Any
+
+from errors import InvalidInput
+
+ORIGINS = ("auto", "manual", "blocklist")
+DAY_S = 86400
+WEEK_S = 7 * DAY_S
+WEEK_OFFSET_S = 4 * DAY_S  # 1970-01-01 was a Thursday: weeks start on Monday 1970-01-05
+EVENTS = ("ban", "unban")
+
+# Keys: b"\x04" + 4 bytes (IPv4), b"\x06" + 16 bytes (IPv6), b"\xff" + text (not an address). Families never
+# interleave, so a CIDR is one BETWEEN range; short IPv4 keys keep the unique index a quarter smaller than
+# IPv4-mapped 16-byte keys would (measured: faster sync inserts and top-IP scans).
+_V4 = b"\x04"
+_V6 = b"\x06"
+_NOT_AN_IP = b"\xff"
+
+
+class SchemaError(Exception):
+    """The archive file cannot be used with this version of bangui."""
+
+
+# Each entry migrates from version i to i+1. Why these indexes (see bench/README.md for the measurements):
+# - events_key: uniqueness (idempotent sync), the per-IP timeline, CIDR ranges, the dedupe window lookup, and
+#   the top-IPs scan (it covers jail/at/event, so the scan never touches the table).
+# - events_at / events_jail_at / events_own_at: newest-first pages per filter (rowid is implicit in every
+#   index, so `ORDER BY at DESC, id DESC` needs no sort).
+# - agg_day / agg_week_country: ban events per (day, jail, origin) and per (week, jail, origin, country), so
+#   365d stats read a few thousand rows instead of every event. Kept exact by every write in store.history,
+#   one statement per batch (see the functions at the end): per-row triggers cost the sync a fifth of its speed.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            event TEXT NOT NULL CHECK (event IN ('ban', 'unban')),
+            jail TEXT NOT NULL,
+            ip TEXT NOT NULL,
+            ipkey BLOB NOT NULL,
+            at REAL NOT NULL,
+            bantime INTEGER,
+            bancount INTEGER,
+            data TEXT,
+            -- fail2ban's `data` is archived as it wrote it ({"matches": [...], "failures": N}, or null, or
+            -- anything): decoding it per row cost the sync a third of its throughput; these virtual columns
+            -- decode it when read (a page at a time). The nested CASEs: json_type() raises on malformed JSON.
+            failures INTEGER GENERATED ALWAYS AS (CASE WHEN json_valid(data) THEN
+                CASE json_type(data, '$.failures') WHEN 'integer' THEN json_extract(data, '$.failures') END
+            END) VIRTUAL,
+            matches TEXT GENERATED ALWAYS AS (CASE WHEN json_valid(data) THEN
+                CASE json_type(data, '$.matches') WHEN 'array' THEN json_extract(data, '$.matches') END
+            END) VIRTUAL,
+            origin TEXT NOT NULL CHECK (origin IN ('auto', 'manual', 'blocklist')),
+            actor TEXT,
+            country TEXT
+        )""",
+        "CREATE UNIQUE INDEX events_key ON events(ipkey, jail, at, event)",
+        # country rides along in the time index (no index of its own: each index costs the sync ~2 us a row),
+        # so a country filter scans index entries newest first without reading the table.
+        "CREATE INDEX events_at ON events(at, country)",
+        "CREATE INDEX events_jail_at ON events(jail, at)",
+        # Partial: auto rows (the vast majority) are not in it, which keeps the sync's inserts cheap. Queries that
+        # should use it repeat its WHERE literally (SQLite's rule for partial indexes).
+        "CREATE INDEX events_own_at ON events(origin, at) WHERE origin != 'auto'",
+        """CREATE TABLE agg_day (
+            day INTEGER NOT NULL, jail TEXT NOT NULL, origin TEXT NOT NULL, bans INTEGER NOT NULL,
+            PRIMARY KEY (day, jail, origin)
+        ) WITHOUT ROWID""",
+        # Weeks (Monday-aligned, as the 365d trend buckets): a country dimension per day multiplied the rows.
+        """CREATE TABLE agg_week_country (
+            week INTEGER NOT NULL, jail TEXT NOT NULL, origin TEXT NOT NULL, country TEXT NOT NULL,
+            bans INTEGER NOT NULL,
+            PRIMARY KEY (week, jail, origin, country)
+        ) WITHOUT ROWID""",
+        # High-water marks of the fail2ban sync: one per (source, jail); source names the fail2ban DB file.
+        """CREATE TABLE sync_marks (
+            source TEXT NOT NULL, jail TEXT NOT NULL, hwm REAL NOT NULL, updated REAL NOT NULL,
+            PRIMARY KEY (source, jail)
+        ) WITHOUT ROWID""",
+    ),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the archive to the newest schema; returns the version. The connection must be in autocommit mode."""
+    target = len(MIGRATIONS)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == target:
+        return version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated while we waited for it.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > target:
+            raise SchemaError(f"the history archive has schema version {version}, newer than this bangui "
+                              f"understands ({target}); upgrade bangui or move the archive away")
+        for step in MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return target
+
+
+def normalise_ip(text: str) -> tuple[str, bytes, bool]:
+    """(canonical text, sort key, is an address) of an address as fail2ban reports it.
+
+    IPv4-mapped IPv6 addresses become plain IPv4 (fail2ban may report either form for the same client).
+    """
+    raw = text.strip()
+    try:  # the common case, ~10x faster than ipaddress (the sync normalises every row)
+        packed = socket.inet_pton(socket.AF_INET, raw)
+        return socket.inet_ntop(socket.AF_INET, packed), _V4 + packed, True
+    except OSError:
+        pass
+    try:
+        addr = ipaddress.ip_address(raw)
+    except ValueError:
+        return raw, _NOT_AN_IP + raw.encode("utf-8", "surrogatepass"), False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv4Address):
+        return str(addr), _V4 + addr.packed, True
+    return str(addr), _V6 + addr.packed, True
+
+
+def key_range(ip_or_cidr: str) -> tuple[bytes, bytes]:
+    """The inclusive (lo, hi) key range of an address or a CIDR; raises InvalidInput for anything else."""
+    text = ip_or_cidr.strip()
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidInput(f"ip must be an address or a CIDR such as 192.0.2.0/24, got {text!r}",
+                           details={"field": "ip"}) from None
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None \
+            and net.prefixlen >= 96:
+        # ::ffff:192.0.2.0/120 is the same range as 192.0.2.0/24: addresses are stored in IPv4 form anyway.
+        net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
+    family = _V4 if net.version == 4 else _V6
+    return family + net.network_address.packed, family + net.broadcast_address.packed
+
+
+# ---- upkeep of the aggregate tables (every write path of store.history calls these) ----
+
+
+def next_id(conn: sqlite3.Connection) -> int:
+    """The id the next insert gets (rowids grow by max + 1): rows with id >= it are this transaction's."""
+    return int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0])
+
+
+def aggregate(conn: sqlite3.Connection, where: str, params: tuple[Any, ...], sign: int) -> None:
+    """Add (sign +1) or take away (-1) the ban events matching `where` in the aggregate tables."""
+    conn.execute(
+        f"INSERT INTO agg_day SELECT CAST(at / {DAY_S} AS INTEGER), jail, origin, {int(sign)} * count(*) "
+        f"FROM events WHERE event = 'ban' AND {where} GROUP BY 1, 2, 3 "
+        "ON CONFLICT DO UPDATE SET bans = bans + excluded.bans", params)
+    conn.execute(
+        f"INSERT INTO agg_week_country SELECT CAST((at - {WEEK_OFFSET_S}) / {WEEK_S} AS INTEGER), jail, origin, "
+        f"country, {int(sign)} * count(*) FROM events WHERE event = 'ban' AND country IS NOT NULL AND {where} "
+        "GROUP BY 1, 2, 3, 4 ON CONFLICT DO UPDATE SET bans = bans + excluded.bans", params)
+
+
+def add_counts(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """`aggregate(+1)` for freshly inserted auto rows, counted from the rows in hand."""
+    days: Counter[tuple[int, str]] = Counter()
+    weeks: Counter[tuple[int, str, str]] = Counter()
+    for jail, _ip, _key, at, _bantime, _bancount, _data, country in rows:
+        days[int(at // DAY_S), jail] += 1
+        if country is not None:
+            weeks[int((at - WEEK_OFFSET_S) // WEEK_S), jail, country] += 1
+    conn.executemany("INSERT INTO agg_day VALUES (?, ?, 'auto', ?) ON CONFLICT DO UPDATE SET bans = bans + "
+                     "excluded.bans", [(day, jail, n) for (day, jail), n in days.items()])
+    conn.executemany("INSERT INTO agg_week_country VALUES (?, ?, 'auto', ?, ?) ON CONFLICT DO UPDATE SET "
+                     "bans = bans + excluded.bans", [(w, jail, cc, n) for (w, jail, cc), n in weeks.items()])

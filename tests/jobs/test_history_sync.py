@@ -1,0 +1,238 @@
+"""jobs.history_sync: copying fail2ban's bans into the archive, against hand-built fail2ban v4 databases and
+once against a real private fail2ban-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.history_sync import SyncError, sync_once
+from store.history import Archive
+
+NOW = 1_700_000_000
+
+# fail2ban 1.0.2's DDL for the tables the sync reads (fail2ban/server/database.py, schema version 4).
+F2B_SCHEMA = """
+CREATE TABLE fail2banDb(version INTEGER);
+INSERT INTO fail2banDb(version) VALUES(4);
+CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
+                  bancount INTEGER NOT NULL default 1, data JSON, FOREIGN KEY(jail) REFERENCES jails(name));
+CREATE INDEX bans_jail_timeofban_ip ON bans(jail, timeofban);
+CREATE INDEX bans_jail_ip ON bans(jail, ip);
+CREATE INDEX bans_ip ON bans(ip);
+CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
+                  bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail),
+                  FOREIGN KEY(jail) REFERENCES jails(name));
+CREATE INDEX bips_timeofban ON bips(timeofban);
+CREATE INDEX bips_ip ON bips(ip);
+"""
+
+
+class Fail2BanDb:
+    """A fail2ban-schema database file we write the way fail2ban does (bans + bips in one transaction)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.executescript(F2B_SCHEMA)
+
+    def ban(self, jail: str, ip: str, at: int, bantime: int = 600, data: object = "default",
+            current: bool = True) -> None:
+        if data == "default":
+            data = json.dumps({"matches": [f"{at} sshd[1]: Failed password for root from {ip}"], "failures": 3})
+        self.conn.execute("BEGIN")
+        self.conn.execute("INSERT INTO bans VALUES (?, ?, ?, ?, 1, ?)", (jail, ip, at, bantime, data))
+        if current:
+            self.conn.execute("INSERT OR REPLACE INTO bips VALUES (?, ?, ?, ?, 1, ?)", (ip, jail, at, bantime, data))
+        self.conn.execute("COMMIT")
+
+    def unban(self, jail: str, ip: str) -> None:  # fail2ban deletes its history of the ban
+        self.conn.execute("DELETE FROM bans WHERE jail = ? AND ip = ?", (jail, ip))
+        self.conn.execute("DELETE FROM bips WHERE jail = ? AND ip = ?", (jail, ip))
+
+    def purge(self, before: int) -> None:  # dbpurgeage: history goes, current bans stay in bips
+        self.conn.execute("DELETE FROM bans WHERE timeofban < ?", (before,))
+
+
+@pytest.fixture
+def f2b(tmp_path: Path) -> Fail2BanDb:
+    return Fail2BanDb(tmp_path / "fail2ban.sqlite3")
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Archive:
+    return Archive.in_dir(tmp_path / "data", clock=lambda: NOW + 10.0)
+
+
+def events(archive: Archive) -> list[tuple]:
+    items, _ = archive.history(limit=1000)
+    return sorted((i["jail"], i["ip"], i["at"], i["event"], i["origin"]) for i in items)
+
+
+def test_the_first_run_backfills_everything_with_matches(f2b: Fail2BanDb, archive: Archive) -> None:
+    for n in range(30):
+        f2b.ban(("sshd", "nginx", "recidive")[n % 3], f"192.0.2.{n}", NOW - 1000 + n)
+    result = sync_once(archive, str(f2b.path))
+    assert (result.status, result.inserted) == ("ok", 30)
+    [item] = archive.history(ip="192.0.2.7")[0]
+    assert item["matches"] == [f"{NOW - 993} sshd[1]: Failed password for root from 192.0.2.7"]
+    assert (item["failures"], item["bantime"], item["origin"], item["jail"]) == (3, 600, "auto", "nginx")
+
+
+def test_rerunning_is_idempotent(f2b: Fail2BanDb, archive: Archive) -> None:
+    for n in range(10):
+        f2b.ban("sshd", f"192.0.2.{n}", NOW + n)
+    sync_once(archive, str(f2b.path))
+    again = sync_once(archive, str(f2b.path))
+    assert (again.status, again.inserted, again.merged) == ("ok", 0, 0)
+    assert len(events(archive)) == 10
+
+
+def test_new_rows_are_picked_up_including_ones_in_the_marks_second(f2b: Fail2BanDb, archive: Archive) -> None:
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    sync_once(archive, str(f2b.path))
+    f2b.ban("sshd", "192.0.2.2", NOW)  # same second as the mark
+    f2b.ban("sshd", "192.0.2.3", NOW - 900)  # written late: timeofban is the last failure's time
+    f2b.ban("nginx", "192.0.2.4", NOW + 5)
+    result = sync_once(archive, str(f2b.path))
+    assert result.inserted == 3
+    assert len(events(archive)) == 4
+
+
+def test_small_batches_skip_nothing_when_many_rows_share_a_second(f2b: Fail2BanDb, archive: Archive) -> None:
+    for n in range(25):  # a manual banip of 25 addresses: one timeofban
+        f2b.ban("sshd", f"192.0.2.{n}", NOW + n // 10)
+    result = sync_once(archive, str(f2b.path), batch=3)
+    assert result.inserted == 25
+
+
+def test_rows_purged_from_bans_but_still_current_come_from_bips(f2b: Fail2BanDb, archive: Archive) -> None:
+    f2b.ban("sshd", "192.0.2.1", NOW - 5 * 86400, bantime=-1)
+    f2b.ban("sshd", "192.0.2.2", NOW - 5 * 86400, current=False)
+    f2b.purge(NOW - 86400)
+    sync_once(archive, str(f2b.path))
+    assert [e[1] for e in events(archive)] == ["192.0.2.1"]
+
+
+def test_null_and_malformed_data_are_tolerated(f2b: Fail2BanDb, archive: Archive) -> None:
+    f2b.ban("sshd", "192.0.2.1", NOW, data="null")
+    f2b.ban("sshd", "192.0.2.2", NOW, data=None)
+    f2b.ban("sshd", "192.0.2.3", NOW, data="{broken")
+    f2b.ban("sshd", "192.0.2.4", NOW, data=json.dumps({"matches": ["a", ["b", "c"]], "failures": True}))
+    f2b.ban("sshd", "192.0.2.5", NOW, data=b"\x00\x01")
+    f2b.conn.execute("INSERT INTO bans VALUES ('sshd', NULL, ?, 600, 1, NULL)", (NOW,))  # no ip: skipped
+    result = sync_once(archive, str(f2b.path))
+    assert (result.status, result.inserted) == ("ok", 5)
+    details = {i["ip"]: (i["failures"], i["matches"]) for i in archive.history()[0]}
+    assert details["192.0.2.4"] == (None, ["a", "bc"])
+    assert all(details[f"192.0.2.{n}"] == (None, []) for n in (1, 2, 3, 5))
+
+
+def test_a_locked_fail2ban_db_is_retried_then_left_for_the_next_run(f2b: Fail2BanDb, archive: Archive) -> None:
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    sync_once(archive, str(f2b.path))
+    f2b.ban("sshd", "192.0.2.2", NOW + 1)
+    marks_before = archive.sync_marks(next(iter(_sources(archive))))
+    f2b.conn.execute("BEGIN EXCLUSIVE")  # fail2ban in the middle of a write (rollback journal)
+    waits: list[float] = []
+    try:
+        result = sync_once(archive, str(f2b.path), sleep=waits.append, retries=3)
+    finally:
+        f2b.conn.execute("COMMIT")
+    assert result.status == "locked" and result.inserted == 0
+    assert waits == [0.05, 0.1, 0.2]
+    assert archive.sync_marks(next(iter(_sources(archive)))) == marks_before
+    assert sync_once(archive, str(f2b.path)).inserted == 1
+
+
+def _sources(archive: Archive) -> list[str]:
+    rows = archive._conn().execute("SELECT DISTINCT source FROM sync_marks ORDER BY source").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_losing_leadership_commits_nothing_more(f2b: Fail2BanDb, archive: Archive) -> None:
+    for n in range(10):
+        f2b.ban("sshd", f"192.0.2.{n}", NOW + n)
+    answers = iter([True, False])
+    result = sync_once(archive, str(f2b.path), still_leader=lambda: next(answers), batch=4)
+    assert (result.status, result.inserted) == ("fenced", 4)
+    assert len(events(archive)) == 4
+    # The next leader continues from the committed mark: no gap, no duplicate.
+    assert sync_once(archive, str(f2b.path)).inserted == 6
+    assert len(events(archive)) == 10
+
+
+def test_a_fresh_fail2ban_db_keeps_history_and_is_read_from_its_start(tmp_path: Path, archive: Archive) -> None:
+    path = tmp_path / "fail2ban.sqlite3"
+    old = Fail2BanDb(path)
+    for n in range(5):
+        old.ban("sshd", f"192.0.2.{n}", NOW + n)
+    old.unban("sshd", "192.0.2.0")
+    sync_once(archive, str(path))
+    old.conn.close()
+    os.unlink(path)  # fail2ban restarted with a new dbfile
+    new = Fail2BanDb(path)
+    new.ban("sshd", "198.51.100.1", NOW - 3600 * 5)  # older than every mark of the old file
+    new.ban("sshd", "198.51.100.2", NOW + 100)
+    result = sync_once(archive, str(path))
+    assert result.inserted == 2
+    assert [e[1] for e in events(archive)] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4",
+                                               "198.51.100.1", "198.51.100.2"]
+
+
+def test_a_manual_ban_and_its_fail2ban_row_are_one_event(f2b: Fail2BanDb, archive: Archive) -> None:
+    archive.record_ban("sshd", ["192.0.2.9"], actor="alice", at=NOW + 0.4, bantime=600)
+    f2b.ban("sshd", "192.0.2.9", NOW)
+    result = sync_once(archive, str(f2b.path))
+    assert (result.inserted, result.merged) == (0, 1)
+    [item] = archive.history()[0]
+    assert (item["origin"], item["actor"], item["failures"]) == ("manual", "alice", 3)
+    # An unban through bangui is archived although fail2ban deletes its rows.
+    archive.record_unban("sshd", "192.0.2.9", actor="alice", at=NOW + 30)
+    f2b.unban("sshd", "192.0.2.9")
+    sync_once(archive, str(f2b.path))
+    assert [(i["event"], i["origin"]) for i in archive.history()[0]] == [("unban", "manual"), ("ban", "manual")]
+
+
+def test_a_missing_or_foreign_database_is_a_sync_error(tmp_path: Path, archive: Archive) -> None:
+    with pytest.raises(SyncError, match="cannot be read"):
+        sync_once(archive, str(tmp_path / "nope.sqlite3"))
+    other = tmp_path / "other.sqlite3"
+    sqlite3.connect(other).execute("CREATE TABLE t(x)")
+    with pytest.raises(SyncError, match="not a fail2ban database"):
+        sync_once(archive, str(other))
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"x" * 4096)
+    with pytest.raises(SyncError, match="cannot be read"):
+        sync_once(archive, str(junk))
+
+
+def test_the_fail2ban_db_is_opened_read_only(f2b: Fail2BanDb, archive: Archive) -> None:
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    f2b.conn.close()
+    os.chmod(f2b.path, 0o400)
+    before = f2b.path.read_bytes()
+    assert sync_once(archive, str(f2b.path)).inserted == 1
+    assert f2b.path.read_bytes() == before
+
+
+def test_real_fail2ban_auto_ban_reaches_the_archive_with_matches(fail2ban, tmp_path: Path) -> None:  # noqa: ANN001
+    archive = Archive.in_dir(tmp_path / "data")
+    fail2ban.append_failures("sshd", "192.0.2.77", 3)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        result = sync_once(archive, fail2ban.dbfile)
+        if result.inserted:
+            break
+        time.sleep(0.1)
+    [item] = archive.history(ip="192.0.2.77")[0]
+    assert (item["jail"], item["origin"], item["event"]) == ("sshd", "auto", "ban")
+    assert item["failures"] == 3 and len(item["matches"]) == 3
+    assert all("Failed password for root from 192.0.2.77" in line for line in item["matches"])
+    assert item["ends_at"] == item["at"] + item["bantime"]

@@ -1,0 +1,395 @@
+"""store.history: the ban archive's writes, dedupe, retention, queries and CSV, on real SQLite files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from errors import InvalidInput
+from store.history import Archive, SyncedBan
+from store.history_schema import MIGRATIONS, SchemaError
+
+NOW = 1_700_000_000.0  # Tue 2023-11-14 22:13:20 UTC
+DAY = 86400.0
+
+
+class FakeGeo:
+    """Countries by first octet, so tests read at a glance."""
+
+    def country(self, ip: str) -> str | None:
+        return {"81": "GB", "8": "US", "2a00": "IE"}.get(ip.split(".")[0].split(":")[0])
+
+
+class Clock:
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def archive(tmp_path: Path, clock: Clock) -> Archive:
+    return Archive.in_dir(tmp_path, clock=clock, geo=FakeGeo())  # type: ignore[arg-type]
+
+
+def synced(jail: str, ip: str, at: float, bantime: int = 600, matches: list[str] | None = None,
+           failures: int = 3) -> SyncedBan:
+    data = json.dumps({"matches": matches or [f"fail from {ip}"], "failures": failures})
+    return SyncedBan(jail, ip, at, bantime, 1, data)
+
+
+def all_items(archive: Archive, **filters: object) -> list[dict]:
+    items, cursor = archive.history(limit=1000, **filters)  # type: ignore[arg-type]
+    assert cursor is None
+    return items
+
+
+def assert_aggregates_exact(archive: Archive) -> None:
+    """agg_day / agg_week_country equal a recount of the events (every write path keeps them exact)."""
+    conn = archive._conn()
+    day = conn.execute("SELECT day, jail, origin, bans FROM agg_day WHERE bans != 0 ORDER BY 1, 2, 3").fetchall()
+    recount = conn.execute("SELECT CAST(at / 86400 AS INTEGER), jail, origin, count(*) FROM events "
+                           "WHERE event = 'ban' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3").fetchall()
+    assert day == recount
+    week = conn.execute("SELECT week, jail, origin, country, bans FROM agg_week_country WHERE bans != 0 "
+                        "ORDER BY 1, 2, 3, 4").fetchall()
+    recount = conn.execute("SELECT CAST((at - 345600) / 604800 AS INTEGER), jail, origin, country, count(*) "
+                           "FROM events WHERE event = 'ban' AND country IS NOT NULL GROUP BY 1, 2, 3, 4 "
+                           "ORDER BY 1, 2, 3, 4").fetchall()
+    assert week == recount
+
+
+# ---- the file -------------------------------------------------------------------------------------------------
+
+
+def test_the_archive_file_is_private_wal_and_versioned(archive: Archive, tmp_path: Path) -> None:
+    archive.record_ban("sshd", ["8.8.8.8"], actor="alice")
+    for name in ("history.sqlite3", "history.sqlite3-wal"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    conn = archive._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_reopening_migrates_nothing_and_a_newer_archive_is_refused(archive: Archive, tmp_path: Path) -> None:
+    archive.record_ban("sshd", ["8.8.8.8"])
+    assert len(all_items(Archive.in_dir(tmp_path))) == 1
+    archive._conn().execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(SchemaError, match="newer"):
+        Archive.in_dir(tmp_path)
+
+
+def test_each_thread_gets_its_own_connection(archive: Archive) -> None:
+    seen = []
+
+    def work(n: int) -> None:
+        archive.record_ban("sshd", [f"8.8.8.{n}"], at=NOW + n)
+        seen.append(id(archive._conn()))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 4
+    assert len(all_items(archive)) == 4
+
+
+# ---- writes and dedupe ----------------------------------------------------------------------------------------
+
+
+def test_a_manual_ban_and_unban_are_recorded_with_actor_and_country(archive: Archive) -> None:
+    assert archive.record_ban("sshd", ["81.2.69.142", "::ffff:8.8.8.8"], actor="alice", bantime=600) == 2
+    assert archive.record_unban("sshd", "81.2.69.142", actor="token:ops", at=NOW + 60)
+    items = all_items(archive)
+    assert [(i["event"], i["ip"], i["actor"], i["origin"], i["country"]) for i in items] == [
+        ("unban", "81.2.69.142", "token:ops", "manual", "GB"),
+        ("ban", "8.8.8.8", "alice", "manual", "US"),  # the IPv4-mapped form is normalised
+        ("ban", "81.2.69.142", "alice", "manual", "GB"),
+    ]
+    assert items[2]["ends_at"] == NOW + 60  # ended by the unban
+    assert items[1]["ends_at"] == NOW + 600  # derived from bantime
+
+
+def test_recording_the_same_ban_twice_adds_nothing(archive: Archive) -> None:
+    archive.record_ban("sshd", ["8.8.8.8"], at=NOW)
+    assert archive.record_ban("sshd", ["8.8.8.8"], at=NOW) == 0
+    assert archive.record_unban("sshd", "9.9.9.9", at=NOW) is True
+    assert archive.record_unban("sshd", "9.9.9.9", at=NOW) is False
+    assert len(all_items(archive)) == 2
+
+
+def test_auto_is_not_an_origin_bangui_records(archive: Archive) -> None:
+    with pytest.raises(ValueError):
+        archive.record_ban("sshd", ["8.8.8.8"], origin="auto")
+
+
+def test_the_synced_copy_of_a_manual_ban_is_merged_not_duplicated(archive: Archive) -> None:
+    archive.record_ban("sshd", ["8.8.8.8"], actor="alice", at=NOW + 0.7)
+    result = archive.import_bans([synced("sshd", "8.8.8.8", NOW, matches=["line 1", "line 2"])], {})
+    assert result is not None and (result.inserted, result.merged) == (0, 1)
+    [item] = all_items(archive)
+    assert (item["origin"], item["actor"], item["at"]) == ("manual", "alice", NOW + 0.7)
+    assert (item["failures"], item["matches"], item["bantime"]) == (3, ["line 1", "line 2"], 600)
+    again = archive.import_bans([synced("sshd", "8.8.8.8", NOW, matches=["line 1", "line 2"])], {})
+    assert again is not None and (again.inserted, again.merged) == (0, 0)  # a re-read changes nothing
+    assert_aggregates_exact(archive)
+
+
+def test_a_manual_ban_recorded_after_its_synced_copy_claims_it(archive: Archive) -> None:
+    archive.import_bans([synced("sshd", "8.8.8.8", NOW)], {})
+    assert archive.record_ban("sshd", ["8.8.8.8"], actor="bob", at=NOW + 1.5) == 1
+    [item] = all_items(archive)
+    assert (item["origin"], item["actor"], item["failures"]) == ("manual", "bob", 3)
+    assert_aggregates_exact(archive)
+
+
+def test_bans_further_apart_or_in_another_jail_stay_separate(archive: Archive) -> None:
+    archive.record_ban("sshd", ["8.8.8.8"], at=NOW)
+    archive.import_bans([synced("sshd", "8.8.8.8", NOW + 5), synced("nginx", "8.8.8.8", NOW)], {})
+    assert sorted((i["jail"], i["origin"]) for i in all_items(archive)) == [
+        ("nginx", "auto"), ("sshd", "auto"), ("sshd", "manual")]
+
+
+def test_import_is_idempotent_and_advances_marks_only_forward(archive: Archive) -> None:
+    bans = [synced("sshd", f"8.8.8.{n}", NOW + n) for n in range(5)]
+    first = archive.import_bans(bans, {("src", "sshd"): NOW + 4})
+    second = archive.import_bans(bans, {("src", "sshd"): NOW + 1})
+    assert first is not None and second is not None
+    assert (first.inserted, second.inserted) == (5, 0)
+    assert archive.sync_marks("src") == {"sshd": NOW + 4}
+    assert_aggregates_exact(archive)
+
+
+def test_a_fenced_import_commits_neither_rows_nor_marks(archive: Archive) -> None:
+    assert archive.import_bans([synced("sshd", "8.8.8.8", NOW)], {("src", "sshd"): NOW},
+                               commit_if=lambda: False) is None
+    assert all_items(archive) == []
+    assert archive.sync_marks("src") == {}
+
+
+def test_odd_fail2ban_data_is_kept_without_details(archive: Archive) -> None:
+    archive.import_bans([SyncedBan("sshd", "8.8.8.1", NOW, 600, 1, "null"),
+                         SyncedBan("sshd", "8.8.8.2", NOW, 600, 1, "{not json"),
+                         SyncedBan("sshd", "8.8.8.3", NOW, 600, 1, '{"matches": "x", "failures": "3"}'),
+                         SyncedBan("sshd", "8.8.8.4", NOW, 600, 1, None),
+                         SyncedBan("sshd", "not-an-ip", NOW, None, None, '[1, 2]')], {})
+    items = all_items(archive)
+    assert len(items) == 5
+    assert all(i["matches"] == [] and i["failures"] is None for i in items)
+    assert {i["ip"] for i in items} >= {"not-an-ip"}
+
+
+# ---- retention -----------------------------------------------------------------------------------------------
+
+
+def test_purge_deletes_old_events_in_batches_by_the_injected_clock(archive: Archive, clock: Clock) -> None:
+    archive.import_bans([synced("sshd", f"8.8.{n}.1", NOW - n * DAY) for n in range(40)], {})
+    archive.record_unban("sshd", "8.8.39.1", at=NOW - 39 * DAY + 10)
+    clock.now = NOW + 10 * DAY
+    assert archive.purge(30, batch=7) == 20  # days 21..39 plus the unban are older than 30 days from now
+    assert len(all_items(archive)) == 21
+    assert_aggregates_exact(archive)
+    assert archive.purge(30) == 0
+
+
+# ---- history filters -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def filled(archive: Archive) -> Archive:
+    archive.import_bans([
+        synced("sshd", "81.2.69.1", NOW - 3000),
+        synced("sshd", "81.2.70.9", NOW - 2000),
+        synced("nginx", "8.8.8.8", NOW - 1000),
+        synced("sshd", "2a00:1450::1", NOW - 500),
+        synced("sshd", "2a00:1451::1", NOW - 400),
+    ], {})
+    archive.record_ban("recidive", ["81.2.69.1"], origin="blocklist", actor="feed", at=NOW - 100)
+    archive.record_unban("sshd", "81.2.69.1", actor="alice", at=NOW - 50)
+    return archive
+
+
+def ips(items: list[dict]) -> list[str]:
+    return [i["ip"] for i in items]
+
+
+def test_history_is_newest_first(filled: Archive) -> None:
+    assert ips(all_items(filled)) == ["81.2.69.1", "81.2.69.1", "2a00:1451::1", "2a00:1450::1", "8.8.8.8",
+                                      "81.2.70.9", "81.2.69.1"]
+
+
+def test_every_filter(filled: Archive) -> None:
+    assert ips(all_items(filled, jail="nginx")) == ["8.8.8.8"]
+    assert ips(all_items(filled, since=NOW - 1000, until=NOW - 400)) == ["2a00:1451::1", "2a00:1450::1",
+                                                                         "8.8.8.8"]
+    assert ips(all_items(filled, origin="blocklist")) == ["81.2.69.1"]
+    assert [i["event"] for i in all_items(filled, origin="manual")] == ["unban"]
+    assert len(all_items(filled, origin="auto")) == 5
+    assert ips(all_items(filled, country="us")) == ["8.8.8.8"]
+    assert ips(all_items(filled, event="unban")) == ["81.2.69.1"]
+    assert ips(all_items(filled, ip="81.2.69.1", jail="sshd", event="ban")) == ["81.2.69.1"]
+
+
+def test_ip_filter_takes_cidrs_v4_and_v6(filled: Archive) -> None:
+    assert ips(all_items(filled, ip="81.2.69.0/24")) == ["81.2.69.1"] * 3
+    assert sorted(set(ips(all_items(filled, ip="81.2.0.0/16")))) == ["81.2.69.1", "81.2.70.9"]
+    assert ips(all_items(filled, ip="2a00:1450::/32")) == ["2a00:1450::1"]
+    assert ips(all_items(filled, ip="2a00:1450::/31")) == ["2a00:1451::1", "2a00:1450::1"]
+    assert ips(all_items(filled, ip="::ffff:8.8.8.0/120")) == ["8.8.8.8"]
+    assert len(all_items(filled, ip="0.0.0.0/0")) == 5  # every IPv4 event, no IPv6
+    assert len(all_items(filled, ip="::/0")) == 2
+
+
+@pytest.mark.parametrize("bad", [{"ip": "81.2.69"}, {"origin": "robot"}, {"limit": 0}, {"limit": 5000},
+                                 {"cursor": "bm9wZQ"}, {"cursor": "!!"}, {"event": "kick"}])
+def test_bad_filters_are_invalid_input(filled: Archive, bad: dict) -> None:
+    with pytest.raises(InvalidInput):
+        filled.history(**bad)
+
+
+def test_cursor_pages_are_stable_while_new_rows_arrive(archive: Archive) -> None:
+    # Many events share one second: the cursor breaks ties by id, so nothing is skipped or repeated.
+    archive.import_bans([synced("sshd", f"8.8.{n // 4}.{n}", NOW + n // 4) for n in range(23)], {})
+    expected = ips(all_items(archive))
+    seen, cursor = [], None
+    for page in range(10):
+        items, cursor = archive.history(limit=5, cursor=cursor)
+        seen += ips(items)
+        archive.import_bans([synced("nginx", f"81.2.0.{page}", NOW + 100 + page)], {})  # newer rows arrive
+        if cursor is None:
+            break
+    assert seen == expected
+
+
+def test_ends_at_covers_unban_bantime_and_permanent(archive: Archive) -> None:
+    archive.import_bans([synced("sshd", "8.8.8.1", NOW, bantime=600),
+                         synced("sshd", "8.8.8.2", NOW, bantime=-1),
+                         synced("sshd", "8.8.8.3", NOW, bantime=600),
+                         synced("sshd", "8.8.8.3", NOW + 1000, bantime=600)], {})
+    archive.record_unban("sshd", "8.8.8.1", at=NOW + 30)
+    archive.record_unban("sshd", "8.8.8.3", at=NOW + 1100)  # ends the second ban, not the expired first
+    ends = {(i["ip"], i["at"]): i["ends_at"] for i in all_items(archive, event="ban")}
+    assert ends == {("8.8.8.1", NOW): NOW + 30, ("8.8.8.2", NOW): None,
+                    ("8.8.8.3", NOW): NOW + 600, ("8.8.8.3", NOW + 1000): NOW + 1100}
+
+
+# ---- timeline ------------------------------------------------------------------------------------------------
+
+
+def test_ip_timeline_has_every_event_and_totals(filled: Archive) -> None:
+    timeline = filled.ip_timeline("::ffff:81.2.69.1")
+    assert timeline["ip"] == "81.2.69.1"
+    assert [e["event"] for e in timeline["events"]] == ["unban", "ban", "ban"]
+    assert timeline["totals"] == {"bans": 2, "unbans": 1, "jails": {"recidive": 1, "sshd": 1}}
+    assert (timeline["country"], timeline["first_seen"], timeline["last_seen"]) == ("GB", NOW - 3000, NOW - 50)
+
+
+def test_ip_timeline_of_an_unknown_address_is_empty_and_of_junk_invalid(filled: Archive) -> None:
+    assert filled.ip_timeline("8.8.4.4")["events"] == []
+    assert filled.ip_timeline("8.8.4.4")["country"] == "US"
+    with pytest.raises(InvalidInput):
+        filled.ip_timeline("10.0.0.0/8")
+
+
+# ---- stats ---------------------------------------------------------------------------------------------------
+
+
+def test_stats_24h_zero_fills_hourly_buckets_and_counts_bans_only(filled: Archive) -> None:
+    stats = filled.stats("24h", now=NOW)
+    assert len(stats["trend"]) == 24 and stats["bucket_seconds"] == 3600
+    assert stats["until"] == 1_700_002_800 and stats["since"] == stats["until"] - 24 * 3600
+    assert stats["total"] == sum(b["bans"] for b in stats["trend"]) == 6  # the unban is not a ban
+    assert [b["bans"] for b in stats["trend"]][-2:] == [3, 3]  # 21:00-22:00 and 22:00-now
+    assert stats["by_jail"] == [{"jail": "sshd", "bans": 4}, {"jail": "nginx", "bans": 1},
+                                {"jail": "recidive", "bans": 1}]
+    assert stats["by_origin"] == {"auto": 5, "manual": 0, "blocklist": 1}
+    assert stats["top_ips"][0] == {"ip": "81.2.69.1", "country": "GB", "bans": 2}
+    assert stats["top_countries"] == [{"country": "GB", "bans": 3}, {"country": "IE", "bans": 2},
+                                      {"country": "US", "bans": 1}]
+
+
+def test_stats_filters_by_jail_and_origin(filled: Archive) -> None:
+    assert filled.stats("7d", jail="sshd", now=NOW)["total"] == 4
+    only = filled.stats("30d", origin="blocklist", now=NOW)
+    assert only["total"] == 1 and only["top_ips"] == [{"ip": "81.2.69.1", "country": "GB", "bans": 1}]
+    with pytest.raises(InvalidInput):
+        filled.stats("2w", now=NOW)
+
+
+def test_stats_windows_all_agree_with_the_events(archive: Archive) -> None:
+    # 400 days of bans, 3 a day; the year view (aggregates) must equal a recount of the events in its window.
+    archive.import_bans([synced(("sshd", "nginx")[d % 2], f"8.8.{d % 7}.{d % 5}", NOW - d * DAY - h * 3600)
+                         for d in range(400) for h in range(3)], {})
+    archive.record_ban("sshd", ["81.2.69.1"], at=NOW - 3 * DAY)
+    conn = archive._conn()
+    for range_, width, n in (("24h", 3600, 24), ("7d", 21600, 28), ("30d", DAY, 30), ("365d", 7 * DAY, 53)):
+        for jail, origin in ((None, None), ("sshd", None), (None, "auto"), ("sshd", "manual")):
+            stats = archive.stats(range_, jail=jail, origin=origin, now=NOW)
+            assert len(stats["trend"]) == n and stats["until"] - stats["since"] == n * width
+            where = "event = 'ban' AND at >= ? AND at < ?" + (" AND jail = ?" if jail else "") + \
+                    (" AND origin = ?" if origin else "")
+            params = [stats["since"], stats["until"], *(x for x in (jail, origin) if x)]
+            expected = conn.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0]
+            assert stats["total"] == expected == sum(stats["by_origin"].values()), (range_, jail, origin)
+            top = conn.execute(f"SELECT ip, count(*) c FROM events WHERE {where} GROUP BY ipkey "
+                               "ORDER BY c DESC, ipkey LIMIT 10", params).fetchall()
+            assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == top, (range_, jail, origin)
+            countries = conn.execute(f"SELECT country, count(*) c FROM events WHERE {where} AND country "
+                                     "IS NOT NULL GROUP BY country ORDER BY c DESC, country", params).fetchall()
+            assert [(t["country"], t["bans"]) for t in stats["top_countries"]] == countries
+    assert_aggregates_exact(archive)
+
+
+# ---- CSV -----------------------------------------------------------------------------------------------------
+
+
+def test_csv_escapes_commas_quotes_and_newlines_in_log_lines(archive: Archive) -> None:
+    nasty = ['sshd[1]: Failed password for "root", from 8.8.8.8', "line\nwith newline", "plain"]
+    archive.import_bans([synced("sshd", "8.8.8.8", NOW, matches=nasty)], {})
+    archive.record_unban("sshd", "8.8.8.8", actor='o"brien, ops', at=NOW + 5)
+    text = "".join(archive.csv_lines())
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:5] == ["time", "at", "event", "jail", "ip"]
+    assert rows[1][2] == "unban" and rows[1][6] == 'o"brien, ops'
+    assert rows[2][0] == "2023-11-14T22:13:20Z"
+    assert rows[2][-1].split("\n") == ['sshd[1]: Failed password for "root", from 8.8.8.8', "line", "with newline",
+                                       "plain"]
+    assert len(rows) == 3
+
+
+def test_csv_streams_every_page_with_filters(archive: Archive) -> None:
+    archive.import_bans([synced("sshd" if n % 2 else "nginx", f"8.8.{n // 250}.{n % 250}", NOW + n)
+                         for n in range(2500)], {})
+    lines = list(archive.csv_lines(jail="sshd", page_size=300))
+    assert len(lines) == 1 + 1250
+    assert len({line.split(",")[4] for line in lines[1:]}) == 1250
+
+
+def test_database_errors_surface_as_sqlite_errors(archive: Archive, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "history.sqlite3", timeout=0)
+    other.execute("BEGIN EXCLUSIVE")
+    import store.history as history
+
+    old = history.BUSY_TIMEOUT_S
+    try:
+        history.BUSY_TIMEOUT_S = 0.05
+        fresh = Archive.in_dir(tmp_path)  # reads are fine (WAL); its write waits, then fails
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            fresh.record_ban("sshd", ["8.8.8.8"])
+    finally:
+        history.BUSY_TIMEOUT_S = old
+        other.rollback()
