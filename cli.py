@@ -152,6 +152,7 @@ def manage(args: argparse.Namespace, store: Store) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o077)  # everything bangui creates (store, archive, setup token, demo files) is private
     args = build_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
     try:

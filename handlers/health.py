@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from errors import Unavailable
-from handlers.api import Call, json_response, route
+from handlers.api import Call, iso, json_response, route
 from handlers.jobs import heartbeat_is_stale, leader_summary
 from handlers.security import Role
 
@@ -26,6 +26,7 @@ class Health(msgspec.Struct):
     worker_pid: int
     leader: dict[str, Any] | None
     store: bool
+    snapshot: dict[str, Any] | None  # the leader's latest fail2ban snapshot, the same for every worker
 
 
 async def live(call: Call) -> dict[str, str]:
@@ -54,7 +55,11 @@ async def health(call: Call) -> Health:
     f2b = await _fail2ban_health(call)
     store_ok = store.usable()
     degraded = not (f2b.reachable and store_ok) or heartbeat_is_stale(store, settings)
-    return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok)
+    snap = store.runtime.current()
+    if snap is not None:
+        snap = {"at": iso(snap["at"]), "age_s": round(store.clock() - snap["at"], 3),
+                "reachable": snap["reachable"], "jails": [j["name"] for j in snap["jails"]]}
+    return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok, snap)
 
 
 routes = [

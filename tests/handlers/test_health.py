@@ -25,7 +25,18 @@ def test_health_names_this_worker_and_fail2ban(api: Api) -> None:
     assert body["worker_pid"] == os.getpid()
     assert body["fail2ban"]["reachable"] is True and body["fail2ban"]["version"].startswith("1.")
     assert body["fail2ban"]["socket"] == api.settings.fail2ban_socket
-    assert "leader" in body
+    assert body["leader"]["pid"] == os.getpid()  # the in-process app is the only candidate
+    assert body["leader"]["epoch"] >= 1
+
+
+def test_health_shows_the_leaders_snapshot(api: Api) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while (snap := api.call("viewer", "GET", "/health").json()["snapshot"]) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert snap is not None and snap["reachable"] is True
+    assert sorted(snap["jails"]) == ["nginx-http-auth", "sshd", "sshd-dummy"]
 
 
 def test_stopped_fail2ban_is_503_then_recovers(api: Api, fail2ban: Any) -> None:
