@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import re
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from jobs.archive import history_retention, history_sync
 from jobs.cleanup import cleanup
 from jobs.snapshot import snapshot
 from settings import ConfigError, Settings
@@ -67,29 +67,14 @@ class JobContext:
         return await offload(self.deps.store.leader.run_fenced, self.epoch, fn, *args)
 
 
-async def history_sync(ctx: JobContext) -> None:
-    """Copy fail2ban's new ban rows into bangui's archive (jobs/history_sync.py does the work).
-
-    Fenced per batch: sync_once asks `still_leader()` (a sync store read, in its thread) before each commit.
-    """
-    module = importlib.import_module("jobs.history_sync")
-    deps = ctx.deps
-    path = deps.settings.fail2ban_db or await deps.fail2ban.dbfile()
-    if not path:
-        raise RuntimeError("fail2ban keeps no database (dbfile is None or :memory:); set BANGUI_FAIL2BAN_DB")
-    archive = deps.store.history  # type: ignore[attr-defined,unused-ignore]  # until Store wires .history
-    await offload(module.sync_once, archive, path, lambda: deps.store.leader.is_current(ctx.epoch))
-
-
 def builtin_jobs() -> list[Job]:
     """The JOBS table. Add a job here (or, for site-specific work, through BANGUI_JOBS_MODULE)."""
-    jobs = [
+    return [
         Job("snapshot", every="snapshot_seconds", timeout=10.0, run=snapshot),
         Job("cleanup", every=300.0, timeout=120.0, run=cleanup),
+        Job("history_sync", every="history_sync_seconds", timeout=300.0, run=history_sync),
+        Job("history_retention", every=3600.0, timeout=600.0, run=history_retention),
     ]
-    if importlib.util.find_spec("jobs.history_sync") is not None:  # present once the history issue landed
-        jobs.append(Job("history_sync", every="history_sync_seconds", timeout=300.0, run=history_sync))
-    return jobs
 
 
 @lru_cache(maxsize=8)

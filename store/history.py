@@ -168,8 +168,10 @@ class Archive:
                 if row is not None:
                     if row[1] == "auto":
                         aggregate(conn, "id = ?", (row[0],), -1)
-                        conn.execute("UPDATE events SET origin = ?, actor = ?, bantime = coalesce(bantime, ?) "
-                                     "WHERE id = ?", (origin, actor, bantime, row[0]))
+                        # Our clock, not fail2ban's whole second (which may round past a quick unban of ours).
+                        conn.execute("UPDATE OR IGNORE events SET origin = ?, actor = ?, at = ?, "
+                                     "bantime = coalesce(bantime, ?) WHERE id = ?",
+                                     (origin, actor, when, bantime, row[0]))
                         aggregate(conn, "id = ?", (row[0],), +1)
                         count += 1
                     continue

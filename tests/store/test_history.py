@@ -157,6 +157,17 @@ def test_a_manual_ban_recorded_after_its_synced_copy_claims_it(archive: Archive)
     assert_aggregates_exact(archive)
 
 
+def test_a_claimed_ban_keeps_our_time_so_a_quick_unban_sorts_after_it(archive: Archive) -> None:
+    # fail2ban stores whole seconds: its copy can be later than our own ban and our unban right after it.
+    archive.import_bans([synced("sshd", "8.8.8.8", NOW + 1)], {})
+    archive.record_ban("sshd", ["8.8.8.8"], actor="ann", at=NOW + 0.2)
+    archive.record_unban("sshd", "8.8.8.8", actor="ann", at=NOW + 0.4)
+    items = all_items(archive)
+    assert [(i["event"], i["at"]) for i in items] == [("unban", NOW + 0.4), ("ban", NOW + 0.2)]
+    assert items[1]["ends_at"] == NOW + 0.4
+    assert_aggregates_exact(archive)
+
+
 def test_bans_further_apart_or_in_another_jail_stay_separate(archive: Archive) -> None:
     archive.record_ban("sshd", ["8.8.8.8"], at=NOW)
     archive.import_bans([synced("sshd", "8.8.8.8", NOW + 5), synced("nginx", "8.8.8.8", NOW)], {})
