@@ -1,0 +1,221 @@
+"""Ban+unban latency of one address: bangui's HTTP API vs fail2ban's raw socket vs `fail2ban-client`.
+
+    python -m bench.ban_latency [--iterations 300] [--client-every 15]
+
+One private fail2ban-server with two jails: `sshd-dummy` (the stock `dummy` action: a shell command per
+ban and per unban, as real firewall actions are) and `sshd` (a no-op action: pure overhead).
+Per jail and per iteration, one fresh address each through:
+  (a) `bangui serve --workers 1`: POST /api/v1/jails/{jail}/bans {"ips": [ip]} then
+      DELETE /api/v1/jails/{jail}/bans/{ip}, one keep-alive httpx Client, Bearer token (operator);
+  (a2) the same requests to the same server through the stdlib's `http.client` (keep-alive): a lean
+      client, to show how much of (a) is httpx's own per-request cost rather than the server's;
+  (b) the raw socket protocol on one persistent Unix connection: `set <jail> banip <ip>` then
+      `set <jail> unbanip <ip>` (encode_command/decode_reply, blocking socket);
+  (c) `fail2ban-client -s <socket> set <jail> banip <ip>` then `... unbanip <ip>` as programs, once
+      every --client-every iterations (they cost ~40 ms per call).
+a, a2 and b alternate within every iteration (their order rotates each iteration, and the jail order
+flips), so machine noise hits all alike. Targets (issue 2): a/b <= 1.2 (dummy), <= 3.0 (no-op),
+c/a >= 20 (verdicts on (a) as specified; a2/b is printed beside it). Prints medians/p90 and the
+ratios of medians with PASS/FAIL. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import httpx2 as httpx
+
+from bench.common import (
+    JailSpec,
+    bangui,
+    create_token,
+    f2b_env,
+    machine,
+    private_fail2ban,
+    summary,
+    table,
+    verdict,
+    work_dir,
+)
+from f2b.protocol import TERMINATOR, decode_reply, encode_command
+
+JAILS = (JailSpec("sshd-dummy", action="dummy"), JailSpec("sshd", action="noop"))
+ACTION = {"sshd-dummy": "dummy", "sshd": "no-op"}
+A_OVER_B_TARGET = {"sshd-dummy": 1.2, "sshd": 3.0}
+C_OVER_A_TARGET = 20.0
+
+
+def addresses() -> Iterator[str]:
+    """Distinct addresses for the whole run (10.0.0.1, 10.0.0.2, ...)."""
+    for n in itertools.count(1):
+        yield f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+class RawSocket:
+    """fail2ban's protocol on one persistent blocking Unix connection (what a minimal client costs)."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+
+    def call(self, *args: str) -> object:
+        self.sock.sendall(encode_command(args))
+        buf = bytearray()
+        while not buf.endswith(TERMINATOR):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("fail2ban closed the connection")
+            buf += chunk
+        code, result = decode_reply(bytes(buf))
+        if code != 0:
+            raise RuntimeError(f"fail2ban {args}: {result!r}")
+        return result
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def http_pair(client: httpx.Client, jail: str, ip: str) -> None:
+    r = client.post(f"/api/v1/jails/{jail}/bans", json={"ips": [ip]})
+    if r.status_code != 200 or r.json().get("banned") != [ip]:
+        raise RuntimeError(f"POST /jails/{jail}/bans {ip}: {r.status_code} {r.text}")
+    r = client.delete(f"/api/v1/jails/{jail}/bans/{ip}")
+    if r.status_code != 200:
+        raise RuntimeError(f"DELETE /jails/{jail}/bans/{ip}: {r.status_code} {r.text}")
+
+
+class LeanHttp:
+    """Keep-alive HTTP/1.1 through `http.client` (reopens by itself after a `Connection: close`, which
+    hypercorn sends every `keep_alive_max_requests`, 1000 by default)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def request(self, method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        self.conn.request(method, path, body=data, headers=self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def pair(self, jail: str, ip: str) -> None:
+        status, text = self.request("POST", f"/api/v1/jails/{jail}/bans", {"ips": [ip]})
+        if status != 200:
+            raise RuntimeError(f"POST /jails/{jail}/bans {ip}: {status} {text!r}")
+        status, text = self.request("DELETE", f"/api/v1/jails/{jail}/bans/{ip}")
+        if status != 200:
+            raise RuntimeError(f"DELETE /jails/{jail}/bans/{ip}: {status} {text!r}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def raw_pair(raw: RawSocket, jail: str, ip: str) -> None:
+    if raw.call("set", jail, "banip", ip) != 1:
+        raise RuntimeError(f"raw banip {ip} in {jail} banned nothing")
+    raw.call("set", jail, "unbanip", ip)
+
+
+def client_pair(sock: str, jail: str, ip: str) -> None:
+    env = f2b_env()
+    for verb in ("banip", "unbanip"):
+        done = subprocess.run(["fail2ban-client", "-s", sock, "set", jail, verb, ip], env=env,
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            reason = done.stderr.strip() or done.stdout
+            raise RuntimeError(f"fail2ban-client set {jail} {verb} {ip}: {reason}")
+
+
+PATHS = ("a", "a2", "b", "c")
+LABELS = {"a": "(a) HTTP API, httpx keep-alive, Bearer", "a2": "(a2) HTTP API, http.client keep-alive",
+          "b": "(b) raw socket, persistent", "c": "(c) fail2ban-client programs"}
+
+
+def run(iterations: int, warmup: int, client_every: int) -> int:
+    ips = addresses()
+    samples: dict[tuple[str, str], list[float]] = {(j.name, p): [] for j in JAILS for p in PATHS}
+    print(f"# ban_latency: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
+    with (work_dir("bench-ban-") as tmp, private_fail2ban(tmp / "f2b", JAILS) as f2b,
+          bangui(tmp / "data", f2b.socket, workers=1, retry_for=300) as server):
+        token = create_token(tmp / "data", "operator")
+        raw = RawSocket(f2b.socket)
+        lean = LeanHttp(server.port, token)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+            paths: dict[str, Callable[[str, str], None]] = {
+                "a": lambda jail, ip: http_pair(http, jail, ip),
+                "a2": lean.pair,
+                "b": lambda jail, ip: raw_pair(raw, jail, ip),
+                "c": lambda jail, ip: client_pair(f2b.socket, jail, ip),
+            }
+            rotations = [PATHS[:3][k:] + PATHS[:3][:k] for k in range(3)]
+            rotations += [r[::-1] for r in rotations]  # every order of a, a2, b in turn
+            for i in range(-warmup, iterations):
+                jails = JAILS if i % 2 == 0 else JAILS[::-1]  # flip the jail order every iteration
+                order = list(rotations[i % len(rotations)])
+                if i % client_every == client_every // 2 or i == -1:  # i == -1: warm fail2ban-client
+                    order.append("c")
+                for spec in jails:
+                    for path in order:
+                        pair, ip = paths[path], next(ips)
+                        start = time.perf_counter()
+                        pair(spec.name, ip)
+                        elapsed_ms = (time.perf_counter() - start) * 1000.0
+                        if i >= 0:
+                            samples[(spec.name, path)].append(elapsed_ms)
+        lean.close()
+        raw.close()
+    return report(samples)
+
+
+def report(samples: dict[tuple[str, str], list[float]]) -> int:
+    medians: dict[tuple[str, str], float] = {}
+    rows = []
+    for spec in JAILS:
+        for path in PATHS:
+            values = samples[(spec.name, path)]
+            med, p90 = summary(values)
+            medians[(spec.name, path)] = med
+            rows.append([f"{spec.name} ({ACTION[spec.name]})", LABELS[path], len(values), f"{med:.3f}",
+                         f"{p90:.3f}"])
+    print(f"\nban+unban of one address, milliseconds per pair (load average after: {os.getloadavg()[0]:.2f})")
+    print(table(["jail (action)", "path", "n", "median ms", "p90 ms"], rows))
+    ratio_rows = []
+    for spec in JAILS:
+        name, jail = spec.name, f"{spec.name} ({ACTION[spec.name]})"
+        a, a2, b, c = (medians[(name, p)] for p in PATHS)
+        limit = A_OVER_B_TARGET[name]
+        ratio_rows += [
+            [jail, "a/b", f"{a / b:.3f}", f"<= {limit:g}", verdict(a / b, limit, False)],
+            [jail, "c/a", f"{c / a:.1f}", f">= {C_OVER_A_TARGET:g}", verdict(c / a, C_OVER_A_TARGET, True)],
+            [jail, "c/b (ceiling of c/a)", f"{c / b:.1f}", "", ""],
+            [jail, "a2/b (lean client, info)", f"{a2 / b:.3f}", f"<= {limit:g}", verdict(a2 / b, limit, False)],
+            [jail, "a-b, a2-b (overhead)", f"{a - b:.3f} ms, {a2 - b:.3f} ms", "", ""],
+        ]
+    print("\nratios of medians (same run, interleaved)")
+    print(table(["jail (action)", "ratio", "measured", "target", "result"], ratio_rows))
+    return 0  # a missed target is reported in the table, not as an exit status (./dev bench runs them all)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ban_latency",
+                                     description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--iterations", type=int, default=300, help="measured iterations per jail (a, a2, b)")
+    parser.add_argument("--warmup", type=int, default=30, help="unrecorded iterations first")
+    parser.add_argument("--client-every", type=int, default=15,
+                        help="one fail2ban-client pair per jail every N iterations (300/15 = 20 samples)")
+    args, _ = parser.parse_known_args(argv)  # `./dev bench ARGS` hands the same ARGS to every benchmark
+    return run(args.iterations, args.warmup, max(1, args.client_every))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
