@@ -45,6 +45,7 @@ class Principal:
     token_name: str | None = None
     token_id: str | None = None
     session_id: str | None = dataclasses.field(default=None, repr=False)
+    expires_at: float | None = None  # the session's absolute end, or the token's expiry
 
     @property
     def actor(self) -> str:
@@ -69,7 +70,8 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Principal | None:
             return None
         if store.tokens.needs_touch(record):
             await offload(store.tokens.touch, token)
-        return Principal(record["owner"], Role[record["role"]], False, record["name"], record["id"])
+        return Principal(record["owner"], Role[record["role"]], False, record["name"], record["id"],
+                         expires_at=record["expires_at"])
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         return None
@@ -78,7 +80,8 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Principal | None:
         return None
     if store.sessions.needs_touch(record):
         await offload(store.sessions.touch, session_id, record)
-    return Principal(record["user"], Role[record["role"]], True, session_id=session_id)
+    return Principal(record["user"], Role[record["role"]], True, session_id=session_id,
+                     expires_at=record["expires_at"])
 
 
 @lru_cache(maxsize=64)
