@@ -92,8 +92,10 @@ def _demo_fail2ban(settings: Settings) -> Iterator[Settings]:
 
     server = PrivateServer(Path(settings.data_dir).resolve() / "demo-fail2ban")
     server.start()
-    log.warning("no fail2ban at %s: started a private demo fail2ban-server (socket %s)",
-                settings.fail2ban_socket, server.socket)
+    for ip in ("203.0.113.5", "198.51.100.23"):  # documentation addresses: something to look at at once
+        server.append_failures("sshd", ip, 3)
+    log.warning("no fail2ban at %s: started a private demo fail2ban-server (socket %s; it changes no "
+                "firewall) and fed it a few failed ssh logins", settings.fail2ban_socket, server.socket)
     try:
         yield replace(settings, fail2ban_socket=str(server.socket))
     finally:
