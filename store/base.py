@@ -85,12 +85,14 @@ def prepare_data_dir(path: Path) -> Path:
     return path
 
 
-def filesystem_type(path: Path) -> str:
+def filesystem_type(path: Path, mounts_text: str | None = None) -> str:
     """The filesystem type of the mount holding `path`, from /proc/self/mounts ('' if unknown)."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return ""
+    if mounts_text is None:
+        try:
+            mounts_text = Path("/proc/self/mounts").read_text()
+        except OSError:
+            return ""
+    mounts = mounts_text.splitlines()
     target = str(path.resolve())
     best, best_type = "", ""
     for line in mounts:
