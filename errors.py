@@ -42,6 +42,7 @@ class Unauthorized(AppError):
     status, code = 401, "unauthorized"
 
     def __init__(self, message: str = "log in or send 'Authorization: Bearer <token>'", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="bangui"'})
         super().__init__(message, **kw)
 
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.fail2ban",
     "tests.fixtures.app",
     "tests.fixtures.processes",
+    "tests.fixtures.clock",
 ]

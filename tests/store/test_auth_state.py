@@ -11,19 +11,8 @@ import pytest
 from settings import Settings
 from store import Store
 from store.base import StoreError, open_cache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from tests.fixtures.clock import START
+from tests.fixtures.clock import ManualClock as Clock
 
 
 @pytest.fixture
@@ -54,7 +43,7 @@ def test_session_absolute_lifetime(store: Store, clock: Clock) -> None:
         if record is None:
             break
         store.sessions.touch(sid, record)
-    assert record is None and clock.now >= 1_000_000 + 3600
+    assert record is None and clock.now >= START + 3600
 
 
 def test_session_ids_are_not_stored_in_clear(store: Store) -> None:

@@ -10,19 +10,12 @@ import pytest
 from store.base import open_cache
 from store.jobstate import JobState
 from store.leader import CURRENT_KEY, EPOCH_KEY, LeaderState, NotLeader
-
-
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fixtures.clock import ManualClock as Clock
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_000.0)  # round figures: the expected records below read at a glance
 
 
 @pytest.fixture
