@@ -30,7 +30,7 @@ from store import setup as first_start
 from store.base import offload
 
 API_ROUTES: list[ApiRoute] = [
-    *health.routes, *setup.routes, *auth.routes, *users.routes, *tokens.routes,
+    *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *openapi.routes,
 ]
 
