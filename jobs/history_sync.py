@@ -5,7 +5,10 @@ copies every row into bangui's archive before that happens. It is a plain synchr
 runs it in a thread, on the elected leader only.
 
 Contracts:
-- fail2ban's database is opened read-only (`mode=ro`); bangui never writes it.
+- fail2ban's database is opened read-only (`mode=ro`); bangui never writes it. It is attached to the archive's
+  import session for each read, so a batch is copied by one INSERT ... SELECT into a staging table (no Python
+  per row), and fail2ban's database is read-locked only while that statement runs, never during the archive's
+  write transaction (it is detached by then).
 - Incremental per jail, by `timeofban`: fail2ban writes rows out of `timeofban` order (timeofban is the time of
   the last *failure*, which may be minutes older than the ban; bans pass through a queue when bantime.increment
   is on), and it reuses rowids after deleting the newest rows (unban), so neither rowid nor a plain
@@ -27,12 +30,11 @@ import logging
 import os
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from store.history import Archive, PreparedBans
+from store.history import SOURCE, Archive, ImportSession
 
 log = logging.getLogger("bangui.jobs.history_sync")
 
@@ -40,16 +42,18 @@ BATCH = 100_000
 LOOKBACK_S = 3600.0
 RETRIES = 5
 BACKOFF_S = 0.05
-# Rows as Archive.prepare_bans takes them (jail, ip, timeofban, bantime, bancount, data), then rowid. Types are
+# Rows as Archive.import_bans takes them (jail, ip, timeofban, bantime, bancount, data), then rowid. Types are
 # checked here, in C: anything odd (a NULL ip, a text bantime) becomes NULL or skips the row. fail2ban 1.0.2
 # writes `data` as a BLOB of UTF-8 JSON: it is archived as text (invalid JSON is decoded to nothing on read).
-_COLUMNS = ("jail, ip, timeofban, CASE typeof(bantime) WHEN 'integer' THEN bantime END, "
+_COLUMNS = ("jail, CAST(ip AS TEXT), timeofban, CASE typeof(bantime) WHEN 'integer' THEN bantime END, "
             "CASE typeof(bancount) WHEN 'integer' THEN bancount END, "
             "CASE typeof(data) WHEN 'text' THEN data WHEN 'blob' THEN CAST(data AS TEXT) END, rowid")
 _ROW_OK = "jail IS NOT NULL AND ip IS NOT NULL AND typeof(timeofban) IN ('integer', 'real') AND "
 _ALL_JAILS = "*"  # the single mark of the `bips` source covers every jail
 _COUNTER = "#change-counter"  # a pseudo-jail of the bans source: see _change_counter
 _BEFORE_ALL = -(2.0**62)
+
+T = TypeVar("T")
 
 
 class SyncError(Exception):
@@ -98,13 +102,14 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
     # Measured: a helper thread reading ahead did not help (the GIL hand-over between the reader's Python
     # and SQLite's per-row re-acquire serialised them), so reading and writing simply alternate.
     try:
-        for marks_now, prepared, rows in _read_batches(plan, archive):
-            result = archive.import_bans(prepared, marks_now, commit_if=still_leader)
-            if result is None:
-                raise _Fenced
-            counts.read += rows
-            counts.inserted += result.inserted
-            counts.merged += result.merged
+        with archive.import_session() as session:
+            for marks_now, rows in _stage_batches(plan, _Reader(session, plan)):
+                result = session.commit_staged(marks_now, commit_if=still_leader)
+                if result is None:
+                    raise _Fenced
+                counts.read += rows
+                counts.inserted += result.inserted
+                counts.merged += result.merged
     except _Locked:
         status = "locked"
         log.warning("fail2ban's database %s stayed locked; the history sync resumes next run", fail2ban_db_path)
@@ -153,63 +158,62 @@ def _change_counter(path: str) -> int | None:
     return int.from_bytes(header[24:28], "big") if len(header) == 28 else None
 
 
-def _read_batches(plan: _Plan, archive: Archive
-                  ) -> Iterator[tuple[dict[tuple[str, str], float], PreparedBans, int]]:
-    """(new marks, prepared rows, rows read) per batch: each jail of `bans`, then all of `bips`."""
-    reader = _Reader(plan.path, plan.retries, plan.sleep)
-    try:
-        tables = reader.tables()
-        if "bans" not in tables:
-            raise SyncError(f"{plan.path} has no 'bans' table: it is not a fail2ban database")
-        scans: list[tuple[str, str | None]] = [("bans", jail) for jail in reader.jails()]
-        if "bips" in tables:  # current bans: catches rows purged from `bans` (or written late) while still banned
-            scans.append(("bips", None))
-        for table, jail in scans:
-            mark_jail = jail if jail is not None else _ALL_JAILS
-            known = plan.marks[table].get(mark_jail)
-            start = _BEFORE_ALL if known is None else known - plan.lookback
-            for rows in _scan(reader, table, jail, start, plan.batch):
-                # Odd rows were filtered out by the query; `rows` ends with the batch's last good row.
-                marks = {(f"{table}:{plan.identity}", mark_jail): float(rows[-1][2])}
-                if plan.counter is not None:
-                    marks[(f"bans:{plan.identity}", _COUNTER)] = float(plan.counter)
-                yield marks, archive.prepare_bans(rows), len(rows)
-    finally:
-        reader.close()
+def _stage_batches(plan: _Plan, reader: _Reader) -> Iterator[tuple[dict[tuple[str, str], float], int]]:
+    """(new marks, rows staged) per batch, each jail of `bans` then all of `bips`; the rows are in the session's
+    staging table until the caller commits them (the next batch replaces them)."""
+    tables = reader.tables()
+    if "bans" not in tables:
+        raise SyncError(f"{plan.path} has no 'bans' table: it is not a fail2ban database")
+    scans: list[tuple[str, str | None]] = [("bans", jail) for jail in reader.jails()]
+    if "bips" in tables:  # current bans: catches rows purged from `bans` (or written late) while still banned
+        scans.append(("bips", None))
+    for table, jail in scans:
+        mark_jail = jail if jail is not None else _ALL_JAILS
+        known = plan.marks[table].get(mark_jail)
+        start = _BEFORE_ALL if known is None else known - plan.lookback
+        for rows, last_time in _scan(reader, table, jail, start, plan.batch):
+            # Odd rows were filtered out by the query; `last_time` is the batch's last good row's.
+            marks = {(f"{table}:{plan.identity}", mark_jail): float(last_time)}
+            if plan.counter is not None:
+                marks[(f"bans:{plan.identity}", _COUNTER)] = float(plan.counter)
+            yield marks, rows
 
 
-def _scan(reader: _Reader, table: str, jail: str | None, start: float, batch: int) -> Iterator[list[Any]]:
-    """Rows of one jail of `bans` (or all of `bips`) with timeofban >= start, in keyset batches of
-    (timeofban, rowid) so that rows sharing one second are never skipped between batches."""
+def _scan(reader: _Reader, table: str, jail: str | None, start: float, batch: int) -> Iterator[tuple[int, Any]]:
+    """Stage the rows of one jail of `bans` (or all of `bips`) with timeofban >= start, in keyset batches of
+    (timeofban, rowid) so that rows sharing one second are never skipped between batches; yields (rows staged,
+    timeofban of the last)."""
     where, params = ("jail = ? AND ", [jail]) if jail is not None else ("", [])
-    sql = (f"SELECT {_COLUMNS} FROM {table} WHERE {where}{_ROW_OK}"
+    sql = (f"SELECT {_COLUMNS} FROM {SOURCE}.{table} WHERE {where}{_ROW_OK}"
            "timeofban >= ? AND (timeofban > ? OR rowid > ?) ORDER BY timeofban, rowid LIMIT ?")
     last_time, last_rowid = start, -1
     while True:
-        rows = reader.run(sql, [*params, last_time, last_time, last_rowid, batch])
-        if rows:
-            yield rows
-        if len(rows) < batch:
+        count, last = reader.stage(sql, [*params, last_time, last_time, last_rowid, batch])
+        if count:
+            yield count, last[0]
+        if count < batch:
             return
-        last_time, last_rowid = rows[-1][2], rows[-1][6]
+        last_time, last_rowid = last
 
 
 class _Reader:
-    """A read-only connection to fail2ban's database that retries while fail2ban holds its write lock."""
+    """fail2ban's database, attached read-only to the import session; retries while fail2ban holds its write
+    lock (a short busy timeout per attempt: our own backoff decides how long a run waits in total)."""
 
-    def __init__(self, path: str, retries: int, sleep: Callable[[float], None]) -> None:
-        self.path, self.retries, self.sleep = path, retries, sleep
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-        # A short busy timeout per attempt: our own backoff decides how long a run waits in total.
-        self.conn = sqlite3.connect(uri, uri=True, timeout=0.1, isolation_level=None)
-        # Each jail's rows are spread over the whole table: read it through a memory map rather than one
-        # pread() per page visit (measured: a third of the sync's time went to those syscalls).
-        self.conn.execute(f"PRAGMA mmap_size = {1 << 30}")
+    def __init__(self, session: ImportSession, plan: _Plan) -> None:
+        self.session, self.path, self.retries, self.sleep = session, plan.path, plan.retries, plan.sleep
+        session.use_source(plan.path)
 
     def run(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._attempt(self.session.read_source, sql, params)
+
+    def stage(self, sql: str, params: list[Any]) -> tuple[int, Any]:
+        return self._attempt(self.session.stage_from_source, sql, params)
+
+    def _attempt(self, fn: Callable[..., T], *args: Any) -> T:
         for attempt in range(self.retries + 1):
             try:
-                return self.conn.execute(sql, params).fetchall()
+                return fn(*args)
             except sqlite3.OperationalError as exc:
                 message = str(exc).lower()
                 if "locked" not in message and "busy" not in message:
@@ -221,17 +225,11 @@ class _Reader:
         raise _Locked
 
     def tables(self) -> set[str]:
-        return {name for (name,) in self.run("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {name for (name,) in self.run(f"SELECT name FROM {SOURCE}.sqlite_master WHERE type = 'table'")}
 
     def jails(self) -> list[str]:
-        """Distinct jails of `bans`, one index seek each (fail2ban indexes bans(jail, timeofban))."""
-        found: list[str] = []
-        row = self.run("SELECT min(jail) FROM bans")
-        while row and row[0][0] is not None:
-            found.append(row[0][0])
-            row = self.run("SELECT min(jail) FROM bans WHERE jail > ?", (found[-1],))
-        return found
-
-    def close(self) -> None:
-        self.conn.close()
-
+        """Distinct jails of `bans`, one index seek each (fail2ban indexes bans(jail, timeofban)), in one query."""
+        rows = self.run(f"WITH RECURSIVE j(name) AS (SELECT min(jail) FROM {SOURCE}.bans UNION ALL "
+                        f"SELECT (SELECT min(jail) FROM {SOURCE}.bans WHERE jail > j.name) FROM j "
+                        "WHERE j.name IS NOT NULL) SELECT name FROM j WHERE name IS NOT NULL")
+        return [name for (name,) in rows]

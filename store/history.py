@@ -4,8 +4,9 @@ One SQLite file, `<data_dir>/history.sqlite3` (0600, WAL), shared by every worke
 
 Contracts:
 - Connections are per thread and per process: `Archive` may be shared by threads; a connection opened before a
-  fork is never used (nor closed) in the child. Every write is one `BEGIN IMMEDIATE` transaction, so concurrent
-  writers queue on SQLite's lock (busy timeout `BUSY_TIMEOUT_S`) instead of failing.
+  fork is never used (nor closed) in the child. An `ImportSession` (the sync's bulk path) has a connection of its
+  own, closed with it. Every write is one `BEGIN IMMEDIATE` transaction, so concurrent writers queue on SQLite's
+  lock (busy timeout `BUSY_TIMEOUT_S`) instead of failing.
 - An event is unique on (ip, jail, at, event): re-running the sync, or a second leader after a takeover, never
   duplicates a row (`INSERT OR IGNORE`).
 - A ban bangui made itself (`record_ban`, origin manual/blocklist) and fail2ban's copy of the same ban (the sync
@@ -19,17 +20,19 @@ Contracts:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from store import history_query
-from store.history_schema import DAY_S, ORIGINS, add_counts, aggregate, migrate, next_id, normalise_ip
+from store.history_schema import DAY_S, ORIGINS, aggregate, drop_empty, migrate, next_id, normalise_ip
 
 if TYPE_CHECKING:
     from geo import CountryLookup
@@ -39,10 +42,12 @@ BUSY_TIMEOUT_S = 5.0
 MERGE_WINDOW_S = 2.0
 PURGE_BATCH = 5000
 MMAP_BYTES = 1 << 30
+PAGE_BYTES = 8192
 CACHE_KIB = 16384
 SYNC_CACHE_KIB = 262144
-BIG_BATCH = 10000
-CHECKPOINT_PAGES = 10_000
+SOURCE = "src"  # the schema name of the database attached to an ImportSession
+SOURCE_BUSY_MS = 100  # a source's reads wait this long per attempt for its writer; callers retry and back off
+CHECKPOINT_BYTES = 40 << 20
 WAL_LIMIT_BYTES = 64 << 20
 
 # Connections inherited through a fork: kept referenced forever so that the child never closes (and so never
@@ -60,13 +65,6 @@ class SyncedBan(NamedTuple):
     bantime: int | None
     bancount: int | None
     data: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedBans:
-    """Rows ready for `Archive.import_bans` (from `Archive.prepare_bans`)."""
-
-    rows: list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +111,32 @@ class Archive:
             return conn
         if conn is not None:
             _ABANDONED.append(conn)
-        # isolation_level=None: autocommit; transactions are explicit BEGIN IMMEDIATE ... COMMIT.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+        conn = self._connect()
+        local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def _connect(self, cache_kib: int = CACHE_KIB) -> sqlite3.Connection:
+        # isolation_level=None: autocommit; transactions are explicit BEGIN IMMEDIATE ... COMMIT. A URI filename,
+        # so that an ImportSession can ATTACH a source with ?mode=ro whatever SQLite's compile-time URI default.
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=True)
+        # Only a new, empty file takes a page size (before WAL mode is set, which fixes it); older archives keep
+        # theirs. Larger pages: fewer B-tree pages to split and to write to the WAL per inserted row.
+        conn.execute(f"PRAGMA page_size = {PAGE_BYTES}")
         conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL is durable across application crashes in WAL mode; a power cut may lose the last commits,
         # which the next sync run re-reads from fail2ban (its marks are in the same transactions).
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         # Checkpoint every ~40 MB rather than 4 MB: a page the sync rewrites in several batches is copied once.
-        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BYTES // page_bytes}")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")  # the WAL shrinks back after a backfill
         # Reads through a memory map (shared by every process, no per-read syscall); a bigger page cache keeps
         # the upper levels of the random-order unique index hot while the sync inserts.
         conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        local.conn, local.pid = conn, os.getpid()
+        conn.execute(f"PRAGMA cache_size = -{cache_kib}")
         return conn
 
     def close(self) -> None:
@@ -196,74 +204,21 @@ class Archive:
                 (jail, text, key, when, origin, actor, self._country(text, valid))).rowcount
         return added > 0
 
-    def prepare_bans(self, bans: Iterable[Sequence[Any]]) -> PreparedBans:
-        """The CPU half of `import_bans` (addresses, keys, countries); touches no database.
+    def import_session(self) -> ImportSession:
+        """A bulk import through a connection of its own (`with archive.import_session() as session:`)."""
+        return ImportSession(self)
 
-        Each item is a SyncedBan or any sequence whose first six fields are laid out the same way (the sync
-        passes its query rows as they come).
-        """
-        country = self.geo.country if self.geo is not None else None
-        rows = []
-        for ban in bans:
-            jail, raw_ip, at, bantime, bancount, data = ban[:6]
-            ip, key, valid = normalise_ip(raw_ip)
-            rows.append((jail, ip, key, at, bantime, bancount, data,
-                         country(ip) if country is not None and valid else None))
-        return PreparedBans(rows)
-
-    def import_bans(self, bans: Iterable[Sequence[Any]] | PreparedBans, marks: Mapping[tuple[str, str], float],
+    def import_bans(self, bans: Iterable[Sequence[Any]], marks: Mapping[tuple[str, str], float],
                     commit_if: Callable[[], bool] = lambda: True) -> ImportResult | None:
         """Add fail2ban's rows and advance the sync marks, atomically; None if `commit_if()` said no (fenced).
 
-        Marks only move forward: `hwm = max(stored, given)` per (source, jail).
+        Each item is a SyncedBan or any sequence whose first six fields are laid out the same way. Marks only
+        move forward: `hwm = max(stored, given)` per (source, jail). The sync goes through `import_session`
+        directly (rows staged straight from fail2ban's database); this is the same path fed from Python.
         """
-        prepared = (bans if isinstance(bans, PreparedBans) else self.prepare_bans(bans)).rows
-        inserted = merged = 0
-        conn = self._conn()
-        if len(prepared) > BIG_BATCH:
-            # Rows arrive in time order but land at random places of the ip-keyed unique index: with the
-            # default cache every batch rewrote most of that index to the WAL. Set back afterwards.
-            conn.execute(f"PRAGMA cache_size = -{SYNC_CACHE_KIB}")
-        try:
-            with self._write() as conn:
-                if prepared:
-                    own = _own_bans(conn, min(p[3] for p in prepared), max(p[3] for p in prepared))
-                    fresh = []
-                    for row in prepared:
-                        target = _closest(own.get((row[2], row[0]), ()), row[3])
-                        if target is None:
-                            fresh.append(row)
-                            continue
-                        # A re-read of an already merged row changes nothing and is not counted again.
-                        merged += conn.execute(
-                            "UPDATE events SET bantime = coalesce(?1, bantime), bancount = ?2, data = ?3 "
-                            "WHERE id = ?4 AND (bantime IS NOT coalesce(?1, bantime) OR bancount IS NOT ?2 "
-                            "OR data IS NOT ?3)", (row[4], row[5], row[6], target)).rowcount
-                    # In key order, consecutive inserts into the ip-keyed unique index land on the same pages
-                    # (in arrival order each one hit a random page: measured 2x slower).
-                    fresh.sort(key=_by_key)
-                    first_new = next_id(conn)
-                    inserted = conn.executemany(
-                        "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, bantime, bancount, data, "
-                        "origin, country) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, 'auto', ?)",
-                        fresh).rowcount
-                    if inserted == len(fresh):  # the usual case: count the batch in Python, not by re-reading it
-                        add_counts(conn, fresh)
-                    else:
-                        aggregate(conn, "id >= ?", (first_new,), +1)
-                now = self.clock()
-                conn.executemany(
-                    "INSERT INTO sync_marks (source, jail, hwm, updated) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT DO UPDATE SET hwm = max(hwm, excluded.hwm), updated = excluded.updated",
-                    [(source, jail, hwm, now) for (source, jail), hwm in marks.items()])
-                if not commit_if():
-                    raise _Fenced
-        except _Fenced:
-            return None
-        finally:
-            if len(prepared) > BIG_BATCH:
-                conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        return ImportResult(inserted, merged)
+        with self.import_session() as session:
+            session.stage_rows(bans)
+            return session.commit_staged(marks, commit_if)
 
     def sync_marks(self, source: str) -> dict[str, float]:
         """The high-water marks of one sync source: {jail: hwm}."""
@@ -287,9 +242,8 @@ class Archive:
                                    (cutoff, batch - 1)).fetchone()
                 where, params = ("at <= ?", (row[0],)) if row is not None else ("at < ?", (cutoff,))
                 aggregate(conn, where, params, -1)
+                drop_empty(conn, where, params)
                 deleted = conn.execute(f"DELETE FROM events WHERE {where}", params).rowcount
-                conn.execute("DELETE FROM agg_day WHERE bans <= 0")
-                conn.execute("DELETE FROM agg_week_country WHERE bans <= 0")
             total += deleted
             if row is None:
                 return total
@@ -333,6 +287,176 @@ class _Transaction:
         self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
+# The staged rows of one batch, in the order they arrived (rowid), as `Archive.import_bans` takes them; then the
+# address texts seen during the session, normalised once each (key, canonical text, country).
+_SESSION_DDL = (
+    "CREATE TEMP TABLE stage (jail TEXT, ip TEXT, at, bantime, bancount, data, rid)",
+    "CREATE TEMP TABLE ipmap (raw TEXT PRIMARY KEY, ip TEXT NOT NULL, key BLOB NOT NULL, country TEXT) WITHOUT ROWID",
+    "CREATE TEMP TABLE own_keys (key BLOB NOT NULL, jail TEXT NOT NULL, PRIMARY KEY (key, jail)) WITHOUT ROWID",
+)
+_STAGE_COLUMNS = "jail, ip, at, bantime, bancount, data, rid"
+# CROSS JOIN keeps the plan: scan the batch, look each address up by its text. Arrival (jail, time) order: sorting
+# the batch by address first made the unique index's inserts sequential but cost more than it saved (measured).
+_INSERT_STAGED = (
+    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, bantime, bancount, data, origin, country) "
+    "SELECT 'ban', s.jail, m.ip, m.key, s.at, s.bantime, s.bancount, s.data, 'auto', m.country "
+    "FROM temp.stage s CROSS JOIN temp.ipmap m ON m.raw = s.ip")
+# The address texts of the batch not mapped yet, each once (GROUP BY: in key order, so the inserts append), through
+# SQL functions (cheaper than fetching them and executemany).
+_MAP_NEW = ("INSERT INTO temp.ipmap SELECT ip, bangui_ip(ip), bangui_ipkey(ip), bangui_country(ip) FROM temp.stage "
+            "WHERE ip NOT IN (SELECT raw FROM temp.ipmap) GROUP BY ip")
+
+
+class ImportSession:
+    """A bulk import of fail2ban's rows into the archive, batch by batch, through one connection of its own.
+
+    A batch is staged in a temp table, either from Python (`stage_rows`) or by one INSERT ... SELECT from a
+    database attached read-only (`use_source` + `stage_from_source`: the copy never leaves SQLite); `commit_staged`
+    then merges, inserts, counts and advances the marks with a few set-based statements in one transaction.
+    The only per-row Python left is per distinct address text (key and country, computed once per session).
+    Closing the session closes its connection, which frees the temp tables (a backfill stages ~40 MB a batch).
+    """
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        # A bigger page cache: the rows of a batch land at random places of the ip-keyed unique index, and with
+        # the default cache every batch rewrote most of that index to the WAL.
+        self.conn = archive._connect(cache_kib=SYNC_CACHE_KIB)
+        for statement in _SESSION_DDL:
+            self.conn.execute(statement)
+        self._source_uri: str | None = None
+        self._mapped: dict[str, tuple[str, bytes, str | None]] = {}
+        for name, field in (("bangui_ip", 0), ("bangui_ipkey", 1), ("bangui_country", 2)):
+            self.conn.create_function(name, 1, lambda raw, f=field: self._address(raw)[f], deterministic=True)
+
+    def __enter__(self) -> ImportSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- the source ------------------------------------------------------------------------------------------
+
+    def use_source(self, path: str) -> None:
+        """Read the database at `path` (read-only, mode=ro) as schema `src` in `read_source`/`stage_from_source`.
+
+        It is attached only while those run: `BEGIN IMMEDIATE` opens a read transaction on every attached
+        database, so a source left attached would stay read-locked through each of our write transactions, and
+        fail2ban (rollback journal) could not commit meanwhile."""
+        self._source_uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+
+    def read_source(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query that reads the source (and nothing of the archive)."""
+        with self._source():
+            return self.conn.execute(sql, params).fetchall()
+
+    def stage_from_source(self, select: str, params: Sequence[Any] = ()) -> tuple[int, tuple[Any, Any] | None]:
+        """Replace the staged batch with the rows of `select` (columns as `SyncedBan`, then a row id of the
+        source); returns (rows staged, (at, rid) of the last one). The source is read-locked only while this
+        statement runs."""
+        with self._source():
+            self.conn.execute("DELETE FROM temp.stage")
+            count = self.conn.execute(f"INSERT INTO temp.stage ({_STAGE_COLUMNS}) {select}", params).rowcount
+        last = self.conn.execute("SELECT at, rid FROM temp.stage ORDER BY rowid DESC LIMIT 1").fetchone()
+        return count, last
+
+    @contextlib.contextmanager
+    def _source(self) -> Iterator[None]:
+        if self._source_uri is None:
+            raise RuntimeError("use_source() first")
+        conn = self.conn
+        conn.execute(f"ATTACH DATABASE ? AS {SOURCE}", (self._source_uri,))
+        try:
+            # fail2ban's rows of one jail are spread over its whole table: read through a memory map rather than
+            # one pread() per page visit (measured: a third of the reading time went to those syscalls). A short
+            # busy timeout while fail2ban writes: the caller retries with its own backoff.
+            conn.execute(f"PRAGMA {SOURCE}.mmap_size = {MMAP_BYTES}")
+            conn.execute(f"PRAGMA busy_timeout = {SOURCE_BUSY_MS}")
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute(f"DETACH DATABASE {SOURCE}")
+
+    # -- batches ---------------------------------------------------------------------------------------------
+
+    def stage_rows(self, bans: Iterable[Sequence[Any]]) -> int:
+        """Replace the staged batch with these rows (SyncedBan or the same first six fields)."""
+        self.conn.execute("DELETE FROM temp.stage")
+        return self.conn.executemany(f"INSERT INTO temp.stage ({_STAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                                     (tuple(ban[:6]) for ban in bans)).rowcount
+
+    def commit_staged(self, marks: Mapping[tuple[str, str], float],
+                      commit_if: Callable[[], bool] = lambda: True) -> ImportResult | None:
+        """Import the staged batch and advance `marks`, atomically (see `Archive.import_bans`)."""
+        conn = self.conn
+        self._map_addresses()
+        inserted = merged = 0
+        try:
+            with _Transaction(conn):
+                lo, hi = conn.execute("SELECT min(at), max(at) FROM temp.stage").fetchone()
+                if lo is not None:
+                    own = _own_bans(conn, lo, hi)
+                    if own:
+                        merged = self._merge(own)
+                    first_new = next_id(conn)
+                    inserted = conn.execute(_INSERT_STAGED).rowcount
+                    if inserted:
+                        aggregate(conn, "id >= ?", (first_new,), +1)
+                now = self.archive.clock()
+                conn.executemany(
+                    "INSERT INTO sync_marks (source, jail, hwm, updated) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET hwm = max(hwm, excluded.hwm), updated = excluded.updated",
+                    [(source, jail, hwm, now) for (source, jail), hwm in marks.items()])
+                if not commit_if():
+                    raise _Fenced
+        except _Fenced:
+            return None
+        return ImportResult(inserted, merged)
+
+    def _map_addresses(self) -> None:
+        """Key, canonical text and country of every address text of the batch not seen yet in this session."""
+        try:
+            self.conn.execute(_MAP_NEW)
+        finally:
+            self._mapped.clear()
+
+    def _address(self, raw: str) -> tuple[str, bytes, str | None]:
+        found = self._mapped.get(raw)
+        if found is None:
+            ip, key, valid = normalise_ip(raw)
+            geo = self.archive.geo
+            found = self._mapped[raw] = (ip, key, geo.country(ip) if geo is not None and valid else None)
+        return found
+
+    def _merge(self, own: dict[tuple[bytes, str], list[tuple[float, int]]]) -> int:
+        """Fold the staged rows that are fail2ban's copies of bans bangui recorded itself into those events (and
+        take them out of the batch); returns how many events changed."""
+        conn = self.conn
+        conn.execute("DELETE FROM temp.own_keys")
+        conn.executemany("INSERT INTO temp.own_keys VALUES (?, ?)", list(own))
+        candidates = conn.execute(
+            "SELECT s.rowid, m.key, s.jail, s.at, s.bantime, s.bancount, s.data FROM temp.stage s "
+            "CROSS JOIN temp.ipmap m ON m.raw = s.ip "
+            "CROSS JOIN temp.own_keys o ON o.key = m.key AND o.jail = s.jail ORDER BY s.rowid").fetchall()
+        merged = 0
+        folded = []
+        for rowid, key, jail, at, bantime, bancount, data in candidates:
+            target = _closest(own[(key, jail)], at)
+            if target is None:
+                continue
+            folded.append((rowid,))
+            # A re-read of an already merged row changes nothing and is not counted again.
+            merged += conn.execute(
+                "UPDATE events SET bantime = coalesce(?1, bantime), bancount = ?2, data = ?3 "
+                "WHERE id = ?4 AND (bantime IS NOT coalesce(?1, bantime) OR bancount IS NOT ?2 "
+                "OR data IS NOT ?3)", (bantime, bancount, data, target)).rowcount
+        conn.executemany("DELETE FROM temp.stage WHERE rowid = ?", folded)
+        return merged
+
+
 def _own_bans(conn: sqlite3.Connection, lo: float, hi: float) -> dict[tuple[bytes, str], list[tuple[float, int]]]:
     """bangui's own ban records near [lo, hi], by (ipkey, jail): the candidates a synced row may merge into."""
     found: dict[tuple[bytes, str], list[tuple[float, int]]] = {}
@@ -343,10 +467,6 @@ def _own_bans(conn: sqlite3.Connection, lo: float, hi: float) -> dict[tuple[byte
     for key, jail, at, event_id in rows:
         found.setdefault((key, jail), []).append((at, event_id))
     return found
-
-
-def _by_key(row: tuple[Any, ...]) -> bytes:
-    return bytes(row[2])
 
 
 def _closest(candidates: Iterable[tuple[float, int]], at: float) -> int | None:

@@ -151,6 +151,24 @@ def test_a_locked_fail2ban_db_is_retried_then_left_for_the_next_run(f2b: Fail2Ba
     assert sync_once(archive, str(f2b.path)).inserted == 1
 
 
+def test_fail2ban_can_write_while_the_archive_commits_a_batch(f2b: Fail2BanDb, archive: Archive) -> None:
+    for n in range(10):
+        f2b.ban("sshd", f"192.0.2.{n}", NOW + n)
+    writes = []
+
+    def still_leader() -> bool:  # asked inside the archive's write transaction, just before COMMIT
+        writer = sqlite3.connect(f2b.path, timeout=0, isolation_level=None)
+        writer.execute("INSERT INTO bans VALUES ('sshd', '198.51.100.1', ?, 600, 1, NULL)", (NOW + 100,))
+        writer.close()
+        writes.append(True)
+        return True
+
+    result = sync_once(archive, str(f2b.path), still_leader=still_leader, batch=4)
+    assert result.status == "ok" and len(writes) >= 3  # fail2ban was never locked out by our reads
+    sync_once(archive, str(f2b.path))
+    assert {e[1] for e in events(archive)} == {f"192.0.2.{n}" for n in range(10)} | {"198.51.100.1"}
+
+
 def _sources(archive: Archive) -> list[str]:
     rows = archive._conn().execute("SELECT DISTINCT source FROM sync_marks ORDER BY source").fetchall()
     return [r[0] for r in rows]

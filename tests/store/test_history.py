@@ -70,6 +70,10 @@ def assert_aggregates_exact(archive: Archive) -> None:
                            "FROM events WHERE event = 'ban' AND country IS NOT NULL GROUP BY 1, 2, 3, 4 "
                            "ORDER BY 1, 2, 3, 4").fetchall()
     assert week == recount
+    per_ip = conn.execute("SELECT ipkey, bans FROM agg_ip ORDER BY 1").fetchall()  # no zero rows left behind
+    recount = conn.execute("SELECT ipkey, count(*) FROM events WHERE event = 'ban' GROUP BY ipkey "
+                           "ORDER BY 1").fetchall()
+    assert per_ip == recount
 
 
 # ---- the file -------------------------------------------------------------------------------------------------
@@ -82,6 +86,28 @@ def test_the_archive_file_is_private_wal_and_versioned(archive: Archive, tmp_pat
     conn = archive._conn()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_a_version_1_archive_is_migrated_with_its_events(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "history.sqlite3", isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    data = json.dumps({"matches": ["Failed password from 8.8.8.8"], "failures": 4})
+    conn.execute("INSERT INTO events (event, jail, ip, ipkey, at, bantime, bancount, data, origin, country) "
+                 "VALUES ('ban', 'sshd', '8.8.8.8', x'0408080808', ?, 600, 1, ?, 'auto', 'US')", (NOW, data))
+    conn.execute("INSERT INTO agg_day VALUES (?, 'sshd', 'auto', 1)", (int(NOW // DAY),))
+    conn.execute("INSERT INTO agg_week_country VALUES (?, 'sshd', 'auto', 'US', 1)", (int((NOW - 345600) // 604800),))
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    archive = Archive.in_dir(tmp_path, clock=Clock())
+    conn = archive._conn()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+    columns = {row[1] for row in conn.execute("PRAGMA table_xinfo(events)")}
+    assert {"failures", "matches"}.isdisjoint(columns) and "data" in columns
+    [item] = all_items(archive)
+    assert (item["failures"], item["matches"]) == (4, ["Failed password from 8.8.8.8"])
+    assert_aggregates_exact(archive)  # agg_ip was filled from the events
+    assert archive.stats("365d", now=NOW)["top_ips"] == [{"ip": "8.8.8.8", "country": "US", "bans": 1}]
 
 
 def test_reopening_migrates_nothing_and_a_newer_archive_is_refused(archive: Archive, tmp_path: Path) -> None:
@@ -363,6 +389,52 @@ def test_stats_windows_all_agree_with_the_events(archive: Archive) -> None:
                                      "IS NOT NULL GROUP BY country ORDER BY c DESC, country", params).fetchall()
             assert [(t["country"], t["bans"]) for t in stats["top_countries"]] == countries
     assert_aggregates_exact(archive)
+
+
+def _top_recount(archive: Archive, stats: dict, origin: str | None = None) -> list[tuple[str, int]]:
+    where = "event = 'ban' AND at >= ? AND at < ?" + (" AND origin = ?" if origin else "")
+    params = [stats["since"], stats["until"], *([origin] if origin else [])]
+    rows = archive._conn().execute(f"SELECT ip, count(*) c FROM events WHERE {where} GROUP BY ipkey "
+                                   "ORDER BY c DESC, ipkey LIMIT 10", params).fetchall()
+    return [(ip, c) for ip, c in rows]
+
+
+def test_year_top_ips_are_exact_when_decided_from_the_per_address_totals(archive: Archive, monkeypatch) -> None:
+    import store.history_query as history_query
+
+    decided: list[object] = []
+    bounded = history_query._top_ips_bounded
+    monkeypatch.setattr(history_query, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
+                        or decided[-1])
+    monkeypatch.setattr(history_query, "BOUNDED_CANDIDATES", (20,))
+    # Address n has n // 10 + 1 bans inside the year: the 10 leaders have 30, the 21st address 29 at most.
+    archive.import_bans([synced("sshd", f"8.8.{n // 250}.{n % 250}", NOW - (n * 7 + k) * 3600)
+                         for n in range(300) for k in range(n // 10 + 1)], {})
+    archive.record_ban("nginx", ["8.8.1.40"], at=NOW - DAY)  # 8.8.1.40 (n = 290) leads with 31, one manual
+    for origin in (None, "auto"):
+        stats = archive.stats("365d", origin=origin, now=NOW)
+        assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == _top_recount(archive, stats, origin)
+        assert decided[-1] is not None  # decided without the scan
+    assert stats["top_ips"][0] == {"ip": "8.8.1.40", "country": "US", "bans": 30}  # auto only: 30 of 31
+    assert_aggregates_exact(archive)
+
+
+def test_year_top_ips_fall_back_to_the_scan_when_old_bans_dominate_the_totals(archive: Archive,
+                                                                             monkeypatch) -> None:
+    import store.history_query as history_query
+
+    decided: list[object] = []
+    bounded = history_query._top_ips_bounded
+    monkeypatch.setattr(history_query, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
+                        or decided[-1])
+    monkeypatch.setattr(history_query, "BOUNDED_CANDIDATES", (20,))
+    old = [synced("sshd", f"81.2.0.{n}", NOW - 500 * DAY - k * 60) for n in range(25) for k in range(50)]
+    recent = [synced("sshd", f"8.8.0.{n}", NOW - n * 3600 - k * 60) for n in range(40) for k in range(n % 6 + 1)]
+    archive.import_bans(old + recent, {})
+    stats = archive.stats("365d", now=NOW)
+    assert decided == [None]  # the 20 biggest totals are all outside the window: not decidable, scanned
+    assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == _top_recount(archive, stats)
+    assert stats["top_ips"][0]["bans"] == 6
 
 
 # ---- CSV -----------------------------------------------------------------------------------------------------
