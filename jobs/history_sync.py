@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from store.history import SOURCE, Archive, ImportSession
+from store.history import Archive
+from store.history_import import SOURCE, ImportSession
 
 log = logging.getLogger("bangui.jobs.history_sync")
 
