@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 import logs
 from errors import AppError, render_error
 from f2b.client import Fail2Ban
-from handlers import auth, bans, health, history, jails, jobs, openapi, server, setup, tokens, users, web
+from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
 from handlers.api import ApiRoute
 from handlers.deps import Deps
 from handlers.middleware import SecurityHeaders
@@ -31,7 +31,8 @@ from store.base import offload
 
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
-    *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *openapi.routes,
+    *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
+    *openapi.routes,
 ]
 
 

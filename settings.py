@@ -76,6 +76,11 @@ FIELDS: tuple[Field, ...] = (
     Field("history_retention_days", "int", 365, "Archived bans older than this are purged.", minimum=1),
     Field("geoip_db", "path", "", "A MaxMind/DB-IP country .mmdb file (default: the bundled offline data)."),
     Field("jobs_module", "str", "", "Python module whose JOBS list adds background jobs (module:attribute)."),
+    Field("blocklist_allow_private", "bool", False, "Let blocklist URLs reach loopback, private, link-local "
+          "and reserved addresses (off: refused, against SSRF)."),
+    Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
+    Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
+          "included.", minimum=1),
 )
 
 
@@ -158,6 +163,9 @@ class Settings:
     history_retention_days: int
     geoip_db: str
     jobs_module: str
+    blocklist_allow_private: bool
+    blocklist_max_bytes: int
+    blocklist_timeout_seconds: float
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None,

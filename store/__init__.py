@@ -8,6 +8,7 @@ from pathlib import Path
 from geo import CountryLookup
 from settings import Settings
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
+from store.blocklists import Blocklists
 from store.history import Archive
 from store.jobstate import JobState
 from store.leader import LeaderState
@@ -37,6 +38,7 @@ class Store:
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
+        self.blocklists = Blocklists(self.cache, clock)
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
 
     def usable(self) -> bool:

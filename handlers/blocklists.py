@@ -1,0 +1,108 @@
+"""Scheduled blocklist imports: list, create, delete, and "run now".
+
+The imports themselves run only on the elected leader (jobs/blocklists.py, job `blocklists`, every minute
+it looks for lists due). "Run now" is handed over through the store, like `POST /jobs/{name}/run`: a
+per-list request flag the job consumes, plus a run request for the `blocklists` job so that the leader
+starts it within a second. No fetch ever happens in the serving worker. The URL is checked for form at
+creation (http/https, no credentials); where it points is checked at each fetch (the SSRF rules are in
+jobs/blocklists.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from errors import InvalidInput
+from handlers.api import Call, iso, route
+from handlers.jobs import leader_summary
+from handlers.security import Role
+from handlers.validate import jail_name
+from store.base import offload
+from store.blocklists import MAX_INTERVAL_S, MAX_URL_LENGTH, MIN_INTERVAL_S
+
+JOB = "blocklists"
+
+
+class NewBlocklist(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL_LENGTH)]
+    jail: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    interval_s: Annotated[int, msgspec.Meta(ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)] = 86400
+    enabled: bool = True
+
+
+class BlocklistInfo(msgspec.Struct):
+    name: str
+    url: str
+    jail: str
+    interval_s: int
+    enabled: bool
+    created: str | None
+    created_by: str | None
+    runs: int  # imports recorded so far
+    last_run: str | None
+    last_status: str | None  # null: never run; ok | error
+    last_error: str | None
+    last_count: int | None  # valid distinct entries in the list at the last run
+    last_added: int | None  # of those, newly banned (not banned in the jail before)
+    last_invalid: int | None  # lines that were neither an address nor a network
+    last_invalid_examples: list[str]
+    next_due: str | None  # null: never run, so due at the job's next look (within a minute)
+
+
+class BlocklistRunRequested(msgspec.Struct):
+    name: str
+    requested_at: str | None
+    leader_pid: int | None  # null: no leader now; the next one will run it
+
+
+def shown(r: dict[str, Any]) -> BlocklistInfo:
+    due = r["last_run"] + r["interval_s"] if r.get("last_run") is not None and r["enabled"] else None
+    return BlocklistInfo(r["name"], r["url"], r["jail"], r["interval_s"], r["enabled"], iso(r["created"]),
+                         r.get("created_by"), int(r.get("runs") or 0), iso(r.get("last_run")),
+                         r.get("last_status"), r.get("last_error"), r.get("last_count"), r.get("last_added"),
+                         r.get("last_invalid"), list(r.get("last_invalid_examples") or []), iso(due))
+
+
+async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
+    records = await offload(call.deps.store.blocklists.all)
+    return {"blocklists": [shown(r) for r in records]}
+
+
+async def create_blocklist(call: Call) -> BlocklistInfo:
+    body: NewBlocklist = call.body
+    jail = jail_name(body.jail)
+    # A typo in the jail would otherwise only show up as a failed import a day later.
+    if jail not in await call.deps.fail2ban.jail_names():
+        raise InvalidInput(f"fail2ban has no jail named {jail!r}", code="jail_not_found", details={"jail": jail})
+    record = await offload(call.deps.store.blocklists.create, body.name, body.url, jail, body.interval_s,
+                           body.enabled, call.actor)
+    return shown(record)
+
+
+async def delete_blocklist(call: Call) -> None:
+    await offload(call.deps.store.blocklists.delete, call.param("name"))
+
+
+async def run_blocklist(call: Call) -> BlocklistRunRequested:
+    name, store = call.param("name"), call.deps.store
+    request = await offload(store.blocklists.request, name, call.actor)  # 404 for an unknown list
+    await offload(store.jobs.request, JOB, call.actor)
+    leader = leader_summary(store)
+    return BlocklistRunRequested(name, iso(request["requested_at"]), leader["pid"] if leader else None)
+
+
+routes = [
+    route("GET", "/blocklists", list_blocklists, Role.viewer,
+          "Scheduled blocklist imports with each one's last outcome."),
+    route("POST", "/blocklists", create_blocklist, Role.admin,
+          "Add a blocklist: an http(s) URL of addresses/networks imported into a jail every interval_s.",
+          body=NewBlocklist, response=BlocklistInfo, status=201),
+    route("DELETE", "/blocklists/{name}", delete_blocklist, Role.admin,
+          "Remove a blocklist (its bans stay until the jail's bantime ends).", status=204),
+    route("POST", "/blocklists/{name}/run", run_blocklist, Role.operator,
+          "Ask the leader to import a blocklist now (202; also for a disabled list).",
+          response=BlocklistRunRequested, status=202),
+]
