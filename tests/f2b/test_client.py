@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from f2b.client import Fail2Ban, Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
+from f2b.client import FEW_ADDRESSES, Fail2Ban, Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
 from f2b.instance import PrivateServer
 from f2b.protocol import TERMINATOR
 
@@ -87,6 +87,15 @@ async def test_bulk_ban_in_one_call(fail2ban_client: Fail2Ban) -> None:
     assert await fail2ban_client.ban("sshd", ips) == 500
     assert (await fail2ban_client.jail_status("sshd")).currently_banned == 500
     assert await fail2ban_client.banned_in("sshd", ips[:3] + ["192.0.2.1"]) == ips[:3]
+
+
+@pytest.mark.parametrize("count", [3, FEW_ADDRESSES + 8])  # per-address check, then the ban-list path
+async def test_ban_new_reports_those_already_banned(fail2ban_client: Fail2Ban, count: int) -> None:
+    ips = [f"192.0.2.{i + 1}" for i in range(count)]
+    await fail2ban_client.ban("sshd", ips[:2])
+    assert await fail2ban_client.ban_new("sshd", ips) == ips[:2]
+    assert sorted(await fail2ban_client.banned_in("sshd", ips)) == sorted(ips)
+    assert await fail2ban_client.ban_new("sshd", []) == []
 
 
 async def test_reply_larger_than_64kib(fail2ban_client: Fail2Ban) -> None:
