@@ -65,11 +65,11 @@ DEFAULT_JAILS: tuple[JailSpec, ...] = (
 )
 
 
-def find_server_binary() -> str:
+def find_server_binary(fallback: str = FALLBACK_BINARY) -> str:
     """fail2ban-server on PATH, else Debian's path (PATH may lack /usr/bin under some service managers)."""
     found = shutil.which("fail2ban-server")
-    if not found and os.access(FALLBACK_BINARY, os.X_OK):
-        found = FALLBACK_BINARY
+    if not found and os.access(fallback, os.X_OK):
+        found = fallback
     if not found:
         raise PrivateServerError("fail2ban-server not found: install it, e.g. `apt-get install fail2ban` "
                                  "(Debian/Ubuntu; it needs Python <= 3.11 as /usr/bin/python3)")

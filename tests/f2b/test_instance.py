@@ -109,6 +109,5 @@ def test_unknown_action_is_refused(tmp_path: Path) -> None:
 
 def test_missing_binary_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(instance, "FALLBACK_BINARY", str(tmp_path / "fail2ban-server"))
     with pytest.raises(PrivateServerError, match="apt-get install fail2ban"):
-        PrivateServer(tmp_path).start()
+        instance.find_server_binary(fallback=str(tmp_path / "fail2ban-server"))

@@ -1,0 +1,254 @@
+"""store.history: the ban archive's queries: filters, cursor pages, timeline, stats and CSV, on real SQLite files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from errors import InvalidInput
+from store.history import Archive
+from tests.store.archive_helpers import (
+    DAY,
+    NOW,
+    all_items,
+    assert_aggregates_exact,
+    synced,
+)
+
+# ---- history filters -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def filled(archive: Archive) -> Archive:
+    archive.import_bans([
+        synced("sshd", "81.2.69.1", NOW - 3000),
+        synced("sshd", "81.2.70.9", NOW - 2000),
+        synced("nginx", "8.8.8.8", NOW - 1000),
+        synced("sshd", "2a00:1450::1", NOW - 500),
+        synced("sshd", "2a00:1451::1", NOW - 400),
+    ], {})
+    archive.record_ban("recidive", ["81.2.69.1"], origin="blocklist", actor="feed", at=NOW - 100)
+    archive.record_unban("sshd", "81.2.69.1", actor="alice", at=NOW - 50)
+    return archive
+
+
+def ips(items: list[dict]) -> list[str]:
+    return [i["ip"] for i in items]
+
+
+def test_history_is_newest_first(filled: Archive) -> None:
+    assert ips(all_items(filled)) == ["81.2.69.1", "81.2.69.1", "2a00:1451::1", "2a00:1450::1", "8.8.8.8",
+                                      "81.2.70.9", "81.2.69.1"]
+
+
+def test_every_filter(filled: Archive) -> None:
+    assert ips(all_items(filled, jail="nginx")) == ["8.8.8.8"]
+    assert ips(all_items(filled, since=NOW - 1000, until=NOW - 400)) == ["2a00:1451::1", "2a00:1450::1",
+                                                                         "8.8.8.8"]
+    assert ips(all_items(filled, origin="blocklist")) == ["81.2.69.1"]
+    assert [i["event"] for i in all_items(filled, origin="manual")] == ["unban"]
+    assert len(all_items(filled, origin="auto")) == 5
+    assert ips(all_items(filled, country="us")) == ["8.8.8.8"]
+    assert ips(all_items(filled, event="unban")) == ["81.2.69.1"]
+    assert ips(all_items(filled, ip="81.2.69.1", jail="sshd", event="ban")) == ["81.2.69.1"]
+
+
+def test_ip_filter_takes_cidrs_v4_and_v6(filled: Archive) -> None:
+    assert ips(all_items(filled, ip="81.2.69.0/24")) == ["81.2.69.1"] * 3
+    assert sorted(set(ips(all_items(filled, ip="81.2.0.0/16")))) == ["81.2.69.1", "81.2.70.9"]
+    assert ips(all_items(filled, ip="2a00:1450::/32")) == ["2a00:1450::1"]
+    assert ips(all_items(filled, ip="2a00:1450::/31")) == ["2a00:1451::1", "2a00:1450::1"]
+    assert ips(all_items(filled, ip="::ffff:8.8.8.0/120")) == ["8.8.8.8"]
+    assert len(all_items(filled, ip="0.0.0.0/0")) == 5  # every IPv4 event, no IPv6
+    assert len(all_items(filled, ip="::/0")) == 2
+
+
+@pytest.mark.parametrize("bad", [{"ip": "81.2.69"}, {"origin": "robot"}, {"limit": 0}, {"limit": 5000},
+                                 {"cursor": "bm9wZQ"}, {"cursor": "!!"}, {"event": "kick"}])
+def test_bad_filters_are_invalid_input(filled: Archive, bad: dict) -> None:
+    with pytest.raises(InvalidInput):
+        filled.history(**bad)
+
+
+def test_cursor_pages_are_stable_while_new_rows_arrive(archive: Archive) -> None:
+    # Many events share one second: the cursor breaks ties by id, so nothing is skipped or repeated.
+    archive.import_bans([synced("sshd", f"8.8.{n // 4}.{n}", NOW + n // 4) for n in range(23)], {})
+    expected = ips(all_items(archive))
+    seen, cursor = [], None
+    for page in range(10):
+        items, cursor = archive.history(limit=5, cursor=cursor)
+        seen += ips(items)
+        archive.import_bans([synced("nginx", f"81.2.0.{page}", NOW + 100 + page)], {})  # newer rows arrive
+        if cursor is None:
+            break
+    assert seen == expected
+
+
+def test_ends_at_covers_unban_bantime_and_permanent(archive: Archive) -> None:
+    archive.import_bans([synced("sshd", "8.8.8.1", NOW, bantime=600),
+                         synced("sshd", "8.8.8.2", NOW, bantime=-1),
+                         synced("sshd", "8.8.8.3", NOW, bantime=600),
+                         synced("sshd", "8.8.8.3", NOW + 1000, bantime=600)], {})
+    archive.record_unban("sshd", "8.8.8.1", at=NOW + 30)
+    archive.record_unban("sshd", "8.8.8.3", at=NOW + 1100)  # ends the second ban, not the expired first
+    ends = {(i["ip"], i["at"]): i["ends_at"] for i in all_items(archive, event="ban")}
+    assert ends == {("8.8.8.1", NOW): NOW + 30, ("8.8.8.2", NOW): None,
+                    ("8.8.8.3", NOW): NOW + 600, ("8.8.8.3", NOW + 1000): NOW + 1100}
+
+
+# ---- timeline ------------------------------------------------------------------------------------------------
+
+
+def test_ip_timeline_has_every_event_and_totals(filled: Archive) -> None:
+    timeline = filled.ip_timeline("::ffff:81.2.69.1")
+    assert timeline["ip"] == "81.2.69.1"
+    assert [e["event"] for e in timeline["events"]] == ["unban", "ban", "ban"]
+    assert timeline["totals"] == {"bans": 2, "unbans": 1, "jails": {"recidive": 1, "sshd": 1}}
+    assert (timeline["country"], timeline["first_seen"], timeline["last_seen"]) == ("GB", NOW - 3000, NOW - 50)
+
+
+def test_ip_timeline_of_an_unknown_address_is_empty_and_of_junk_invalid(filled: Archive) -> None:
+    assert filled.ip_timeline("8.8.4.4")["events"] == []
+    assert filled.ip_timeline("8.8.4.4")["country"] == "US"
+    with pytest.raises(InvalidInput):
+        filled.ip_timeline("10.0.0.0/8")
+
+
+# ---- stats ---------------------------------------------------------------------------------------------------
+
+
+def test_stats_24h_zero_fills_hourly_buckets_and_counts_bans_only(filled: Archive) -> None:
+    stats = filled.stats("24h", now=NOW)
+    assert len(stats["trend"]) == 24 and stats["bucket_seconds"] == 3600
+    assert stats["until"] == 1_700_002_800 and stats["since"] == stats["until"] - 24 * 3600
+    assert stats["total"] == sum(b["bans"] for b in stats["trend"]) == 6  # the unban is not a ban
+    assert [b["bans"] for b in stats["trend"]][-2:] == [3, 3]  # 21:00-22:00 and 22:00-now
+    assert stats["by_jail"] == [{"jail": "sshd", "bans": 4}, {"jail": "nginx", "bans": 1},
+                                {"jail": "recidive", "bans": 1}]
+    assert stats["by_origin"] == {"auto": 5, "manual": 0, "blocklist": 1}
+    assert stats["top_ips"][0] == {"ip": "81.2.69.1", "country": "GB", "bans": 2}
+    assert stats["top_countries"] == [{"country": "GB", "bans": 3}, {"country": "IE", "bans": 2},
+                                      {"country": "US", "bans": 1}]
+
+
+def test_stats_filters_by_jail_and_origin(filled: Archive) -> None:
+    assert filled.stats("7d", jail="sshd", now=NOW)["total"] == 4
+    only = filled.stats("30d", origin="blocklist", now=NOW)
+    assert only["total"] == 1 and only["top_ips"] == [{"ip": "81.2.69.1", "country": "GB", "bans": 1}]
+    with pytest.raises(InvalidInput):
+        filled.stats("2w", now=NOW)
+
+
+def test_stats_windows_all_agree_with_the_events(archive: Archive) -> None:
+    # 400 days of bans, 3 a day; the year view (aggregates) must equal a recount of the events in its window.
+    archive.import_bans([synced(("sshd", "nginx")[d % 2], f"8.8.{d % 7}.{d % 5}", NOW - d * DAY - h * 3600)
+                         for d in range(400) for h in range(3)], {})
+    archive.record_ban("sshd", ["81.2.69.1"], at=NOW - 3 * DAY)
+    conn = archive._conn()
+    for range_, width, n in (("24h", 3600, 24), ("7d", 21600, 28), ("30d", DAY, 30), ("365d", 7 * DAY, 53)):
+        for jail, origin in ((None, None), ("sshd", None), (None, "auto"), ("sshd", "manual")):
+            stats = archive.stats(range_, jail=jail, origin=origin, now=NOW)
+            assert len(stats["trend"]) == n and stats["until"] - stats["since"] == n * width
+            where = "event = 'ban' AND at >= ? AND at < ?" + (" AND jail = ?" if jail else "") + \
+                    (" AND origin = ?" if origin else "")
+            params = [stats["since"], stats["until"], *(x for x in (jail, origin) if x)]
+            expected = conn.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0]
+            assert stats["total"] == expected == sum(stats["by_origin"].values()), (range_, jail, origin)
+            top = conn.execute(f"SELECT ip, count(*) c FROM events WHERE {where} GROUP BY ipkey "
+                               "ORDER BY c DESC, ipkey LIMIT 10", params).fetchall()
+            assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == top, (range_, jail, origin)
+            countries = conn.execute(f"SELECT country, count(*) c FROM events WHERE {where} AND country "
+                                     "IS NOT NULL GROUP BY country ORDER BY c DESC, country", params).fetchall()
+            assert [(t["country"], t["bans"]) for t in stats["top_countries"]] == countries
+    assert_aggregates_exact(archive)
+
+
+def _top_recount(archive: Archive, stats: dict, origin: str | None = None) -> list[tuple[str, int]]:
+    where = "event = 'ban' AND at >= ? AND at < ?" + (" AND origin = ?" if origin else "")
+    params = [stats["since"], stats["until"], *([origin] if origin else [])]
+    rows = archive._conn().execute(f"SELECT ip, count(*) c FROM events WHERE {where} GROUP BY ipkey "
+                                   "ORDER BY c DESC, ipkey LIMIT 10", params).fetchall()
+    return [(ip, c) for ip, c in rows]
+
+
+def test_year_top_ips_are_exact_when_decided_from_the_per_address_totals(archive: Archive, monkeypatch) -> None:
+    import store.history_query as history_query
+
+    decided: list[object] = []
+    bounded = history_query._top_ips_bounded
+    monkeypatch.setattr(history_query, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
+                        or decided[-1])
+    monkeypatch.setattr(history_query, "BOUNDED_CANDIDATES", (20,))
+    # Address n has n // 10 + 1 bans inside the year: the 10 leaders have 30, the 21st address 29 at most.
+    archive.import_bans([synced("sshd", f"8.8.{n // 250}.{n % 250}", NOW - (n * 7 + k) * 3600)
+                         for n in range(300) for k in range(n // 10 + 1)], {})
+    archive.record_ban("nginx", ["8.8.1.40"], at=NOW - DAY)  # 8.8.1.40 (n = 290) leads with 31, one manual
+    for origin in (None, "auto"):
+        stats = archive.stats("365d", origin=origin, now=NOW)
+        assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == _top_recount(archive, stats, origin)
+        assert decided[-1] is not None  # decided without the scan
+    assert stats["top_ips"][0] == {"ip": "8.8.1.40", "country": "US", "bans": 30}  # auto only: 30 of 31
+    assert_aggregates_exact(archive)
+
+
+def test_year_top_ips_fall_back_to_the_scan_when_old_bans_dominate_the_totals(archive: Archive,
+                                                                             monkeypatch) -> None:
+    import store.history_query as history_query
+
+    decided: list[object] = []
+    bounded = history_query._top_ips_bounded
+    monkeypatch.setattr(history_query, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
+                        or decided[-1])
+    monkeypatch.setattr(history_query, "BOUNDED_CANDIDATES", (20,))
+    old = [synced("sshd", f"81.2.0.{n}", NOW - 500 * DAY - k * 60) for n in range(25) for k in range(50)]
+    recent = [synced("sshd", f"8.8.0.{n}", NOW - n * 3600 - k * 60) for n in range(40) for k in range(n % 6 + 1)]
+    archive.import_bans(old + recent, {})
+    stats = archive.stats("365d", now=NOW)
+    assert decided == [None]  # the 20 biggest totals are all outside the window: not decidable, scanned
+    assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == _top_recount(archive, stats)
+    assert stats["top_ips"][0]["bans"] == 6
+
+
+# ---- CSV -----------------------------------------------------------------------------------------------------
+
+
+def test_csv_escapes_commas_quotes_and_newlines_in_log_lines(archive: Archive) -> None:
+    nasty = ['sshd[1]: Failed password for "root", from 8.8.8.8', "line\nwith newline", "plain"]
+    archive.import_bans([synced("sshd", "8.8.8.8", NOW, matches=nasty)], {})
+    archive.record_unban("sshd", "8.8.8.8", actor='o"brien, ops', at=NOW + 5)
+    text = "".join(archive.csv_lines())
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:5] == ["time", "at", "event", "jail", "ip"]
+    assert rows[1][2] == "unban" and rows[1][6] == 'o"brien, ops'
+    assert rows[2][0] == "2023-11-14T22:13:20Z"
+    assert rows[2][-1].split("\n") == ['sshd[1]: Failed password for "root", from 8.8.8.8', "line", "with newline",
+                                       "plain"]
+    assert len(rows) == 3
+
+
+def test_csv_streams_every_page_with_filters(archive: Archive) -> None:
+    archive.import_bans([synced("sshd" if n % 2 else "nginx", f"8.8.{n // 250}.{n % 250}", NOW + n)
+                         for n in range(2500)], {})
+    lines = list(archive.csv_lines(jail="sshd", page_size=300))
+    assert len(lines) == 1 + 1250
+    assert len({line.split(",")[4] for line in lines[1:]}) == 1250
+
+
+def test_database_errors_surface_as_sqlite_errors(archive: Archive, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "history.sqlite3", timeout=0)
+    other.execute("BEGIN EXCLUSIVE")
+    import store.history as history
+
+    old = history.BUSY_TIMEOUT_S
+    try:
+        history.BUSY_TIMEOUT_S = 0.05
+        fresh = Archive.in_dir(tmp_path)  # reads are fine (WAL); its write waits, then fails
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            fresh.record_ban("sshd", ["8.8.8.8"])
+    finally:
+        history.BUSY_TIMEOUT_S = old
+        other.rollback()
