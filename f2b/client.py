@@ -287,9 +287,13 @@ class Fail2Ban:
             return False
         self._raise_for(cmd, result)
 
+    async def jails_banning(self, ip: str) -> list[str]:
+        """The jails in which ``ip`` (an exact entry: see CIDR in the module docstring) is banned now."""
+        return [str(j) for j in (await self.call("banned", ip))[0]]
+
     async def unban_everywhere(self, ip: str) -> list[str]:
         """Unban ``ip`` in every jail holding it; returns those jails (empty when banned nowhere)."""
-        jails = [str(j) for j in (await self.call("banned", ip))[0]]
+        jails = await self.jails_banning(ip)
         if not jails:
             return []
         cmds = [("set", jail, "unbanip", "--report-absent", ip) for jail in jails]

@@ -47,7 +47,7 @@ async def unban_everywhere(call: Call) -> dict[str, list[str]]:
 
 async def get_ip(call: Call) -> dict[str, Any]:
     ip = one_ip(call.param("ip"))
-    jails = [jail for banned_ip, jail in await call.deps.fail2ban.banned_everywhere() if banned_ip == ip]
+    jails = await call.deps.fail2ban.jails_banning(ip)
     current = [b for b in await _current_bans(call, jails) if b.ip == ip]
     timeline = await offload(call.deps.store.history.ip_timeline, ip)
     return dict(timeline, ip=ip, banned_now=bool(current), current_bans=current,
