@@ -29,30 +29,12 @@ from geo import CountryLookup  # noqa: E402
 from jobs.history_sync import sync_once  # noqa: E402
 from store import history_query  # noqa: E402
 from store.history import Archive  # noqa: E402
+from tests.fixtures.f2b_db import F2B_INDEXES, F2B_TABLES  # noqa: E402
 
 DAYS = 400
 JAILS = [f"jail{i}" for i in range(10)]
 IPS = 200_000
 SEED = 5
-
-# fail2ban 1.0.2's own DDL for the two tables the sync reads (server/database.py, schema version 4).
-F2B_SCHEMA = """
-CREATE TABLE fail2banDb(version INTEGER);
-INSERT INTO fail2banDb(version) VALUES(4);
-CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
-                  bancount INTEGER NOT NULL default 1, data JSON, FOREIGN KEY(jail) REFERENCES jails(name));
-CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
-                  bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail),
-                  FOREIGN KEY(jail) REFERENCES jails(name));
-"""
-F2B_INDEXES = """
-CREATE INDEX bans_jail_timeofban_ip ON bans(jail, timeofban);
-CREATE INDEX bans_jail_ip ON bans(jail, ip);
-CREATE INDEX bans_ip ON bans(ip);
-CREATE INDEX bips_timeofban ON bips(timeofban);
-CREATE INDEX bips_ip ON bips(ip);
-"""
 
 TARGETS = {  # name -> (target, unit, higher_is_better)
     "history page (jail + 7 days) p50": (20.0, "ms", False),
@@ -75,7 +57,7 @@ def addresses(rng: random.Random, count: int) -> list[str]:
 
 def build_fail2ban_db(path: Path, rows: int, now: float, ips: list[str], rng: random.Random) -> None:
     conn = sqlite3.connect(path)
-    conn.executescript(F2B_SCHEMA)
+    conn.executescript(F2B_TABLES)
     conn.executemany("INSERT INTO jails(name) VALUES (?)", [(j,) for j in JAILS])
     times = sorted(int(now - rng.random() * DAYS * 86400) for _ in range(rows))
 

@@ -13,25 +13,10 @@ import pytest
 
 from jobs.history_sync import SyncError, sync_once
 from store.history import Archive
+from tests.fixtures.f2b_db import F2B_SCHEMA
 
 NOW = 1_700_000_000
 
-# fail2ban 1.0.2's DDL for the tables the sync reads (fail2ban/server/database.py, schema version 4).
-F2B_SCHEMA = """
-CREATE TABLE fail2banDb(version INTEGER);
-INSERT INTO fail2banDb(version) VALUES(4);
-CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
-                  bancount INTEGER NOT NULL default 1, data JSON, FOREIGN KEY(jail) REFERENCES jails(name));
-CREATE INDEX bans_jail_timeofban_ip ON bans(jail, timeofban);
-CREATE INDEX bans_jail_ip ON bans(jail, ip);
-CREATE INDEX bans_ip ON bans(ip);
-CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
-                  bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail),
-                  FOREIGN KEY(jail) REFERENCES jails(name));
-CREATE INDEX bips_timeofban ON bips(timeofban);
-CREATE INDEX bips_ip ON bips(ip);
-"""
 
 
 class Fail2BanDb:
