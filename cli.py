@@ -12,15 +12,20 @@ import getpass
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import logs
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config as HypercornConfig
 
 log = logging.getLogger("bangui")
 
@@ -102,9 +107,38 @@ def _demo_fail2ban(settings: Settings) -> Iterator[Settings]:
         server.stop()
 
 
+def _run_hypercorn(config: HypercornConfig) -> int:
+    """hypercorn's `run`, with an exit status that tells a supervisor when a worker died.
+
+    hypercorn stops every worker when one dies abnormally, but 0.18.0 may then return 0 (the crash's
+    code is overwritten by the siblings' clean exits). The serving loop only ends cleanly when we were
+    asked to stop (SIGTERM/SIGINT, whose hypercorn handlers run through Python's signal machinery, which
+    also writes each signal's number to the wakeup fd); so 0 without such a signal means a crash.
+    """
+    from hypercorn.run import run
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    try:
+        status = int(run(config))
+    finally:
+        signal.set_wakeup_fd(previous)
+        received = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(read_fd, 512):
+                received += chunk
+        os.close(read_fd)
+        os.close(write_fd)
+    if status == 0 and not {signal.SIGTERM, signal.SIGINT} & set(received):
+        log.error("a worker died abnormally and hypercorn stopped the server: exiting 1 for the supervisor")
+        return 1
+    return status
+
+
 def serve(settings: Settings) -> int:
     from hypercorn.config import Config
-    from hypercorn.run import run
 
     Store(settings).close()  # fail here, once, with the clear line, rather than in every worker
     with _demo_fail2ban(settings) as settings:
@@ -123,7 +157,7 @@ def serve(settings: Settings) -> int:
         if not settings.admin_password and token_file.exists():
             print(f"bangui: first run: open the page and finish setup with the token from `cat {token_file}`"
                   ", or set BANGUI_ADMIN_PASSWORD", file=sys.stderr, flush=True)
-        return int(run(config))
+        return _run_hypercorn(config)
 
 
 def _print_json(data: object) -> None:
