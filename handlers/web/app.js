@@ -25,6 +25,10 @@ const EP = {
   stats: ['GET', '/stats'],
   jobs: ['GET', '/jobs'],
   runJob: ['POST', '/jobs/{name}/run'],
+  blocklists: ['GET', '/blocklists'],
+  newBlocklist: ['POST', '/blocklists'],
+  runBlocklist: ['POST', '/blocklists/{name}/run'],
+  deleteBlocklist: ['DELETE', '/blocklists/{name}'],
   tokens: ['GET', '/tokens'],
   newToken: ['POST', '/tokens'],
   revokeToken: ['DELETE', '/tokens/{id}'],
@@ -185,7 +189,7 @@ function setChrome() {
   who.replaceChildren();
   if (!me) return;
   const items = [['Dashboard', ''], ['Bans', 'bans'], ['IP lookup', 'ips'], ['History', 'history'],
-    ['Jobs', 'jobs'], ['Tokens', 'tokens']];
+    ['Jobs', 'jobs'], ['Blocklists', 'blocklists'], ['Tokens', 'tokens']];
   if (can('admin')) items.push(['Users', 'users']);
   for (const [label, name] of items) nav.append(h('a', { href: name ? hash(name) : '#/', 'data-view': name || 'dashboard' }, label));
   who.append(h('span', {}, me.username + ' (' + me.role + ')'),
@@ -710,6 +714,62 @@ VIEWS.jobs = async (main, _args, ctx) => {
     }
     list.replaceChildren(table(r.jobs, cols, 'No jobs.'));
   };
+  await refreshNow();
+};
+
+VIEWS.blocklists = async (main, _args, ctx) => {
+  const list = h('div');
+  main.append(h('h1', {}, 'Blocklists'));
+  if (can('admin')) {
+    const name = h('input', { required: true, maxlength: 64, spellcheck: 'false' });
+    const url = h('input', { type: 'url', required: true, placeholder: 'https://...', spellcheck: 'false' });
+    const jail = h('select', { required: true });
+    const hours = h('input', { type: 'number', min: 0.1, max: 720, step: 'any', value: 24, style: 'width:6em' });
+    const on = h('input', { type: 'checkbox', checked: true });
+    const form = h('form', { class: 'inline' }, field('Name', name), field('URL', url), field('Jail', jail),
+      field('Every (hours)', hours), field('Enabled', on), h('button', { type: 'submit' }, 'Add blocklist'));
+    onSubmit(form, async () => {
+      const r = await api('newBlocklist', { body: { name: name.value.trim(), url: url.value.trim(), jail: jail.value,
+        interval_s: Math.round(Number(hours.value) * 3600), enabled: on.checked } });
+      notice('Blocklist ' + r.name + ' added.');
+      name.value = url.value = '';
+      await load();
+    });
+    main.append(box('Add a blocklist', form));
+    api('jails').then((r) => jail.replaceChildren(...r.jails.map((j) => h('option', { value: j.name }, j.name))), showError);
+  }
+  main.append(box('Blocklists', list));
+  let last = '';
+  const load = async () => {
+    const r = await api('blocklists');
+    const key = JSON.stringify(r.blocklists);
+    if (!alive(ctx) || key === last) return;
+    last = key;
+    const cols = [['Name', (b) => h('span', { class: 'mono' }, b.name)],
+      ['URL', (b) => h('span', { class: 'mono small' }, b.url), 'hide-sm'], ['Jail', (b) => jailLink(b.jail)],
+      ['Every', (b) => dur(b.interval_s)], ['Enabled', (b) => (b.enabled ? 'yes' : h('span', { class: 'badge warn' }, 'off'))],
+      ['Last run', (b) => time(b.last_run, 'never')], ['Status', (b) => statusBadge(b.last_status)],
+      ['Entries', (b) => num(b.last_count), 'num hide-sm'], ['Added', (b) => num(b.last_added), 'num hide-sm'],
+      ['Invalid', (b) => (b.last_invalid ? h('span', { title: b.last_invalid_examples.join('\n') }, num(b.last_invalid)) : num(b.last_invalid)), 'num hide-sm'],
+      ['Next due', (b) => (b.next_due ? rel(b.next_due) : b.enabled ? 'at the next check' : '—'), 'hide-sm'],
+      ['Last error', (b) => (b.last_error ? h('pre', {}, b.last_error) : '—')]];
+    if (can('operator')) {
+      cols.push(['', (b) => h('div', { class: 'row' },
+        action('Run now', async () => {
+          const res = await api('runBlocklist', { params: { name: b.name } });
+          notice('Asked to import ' + b.name + (res && res.leader_pid ? ' (leader pid ' + res.leader_pid + ').' : '; no leader right now, the next one will run it.'));
+          setTimeout(refreshNow, 1500);
+        }, 'small', 'Run blocklist ' + b.name + ' now'),
+        can('admin') ? action('Delete', async () => {
+          if (!confirm('Delete the blocklist "' + b.name + '"? Its bans stay until the jail\'s bantime ends.')) return;
+          await api('deleteBlocklist', { params: { name: b.name } });
+          notice('Blocklist ' + b.name + ' deleted.');
+          await load();
+        }, 'danger small', 'Delete blocklist ' + b.name) : null)]);
+    }
+    list.replaceChildren(table(r.blocklists, cols, 'No blocklists.'));
+  };
+  ctx.refresh = load;
   await refreshNow();
 };
 

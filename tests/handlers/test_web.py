@@ -136,3 +136,11 @@ def test_optional_history_endpoints_when_present(api: Api) -> None:
         pytest.skip("history/stats are not in this build yet; the page shows 'not available'")
     for p in present:
         assert "get" in paths["/api/v1" + p]
+
+
+def test_page_has_the_blocklists_view_and_its_calls() -> None:
+    endpoints = set(_endpoints().values())
+    assert {("GET", "/blocklists"), ("POST", "/blocklists"), ("POST", "/blocklists/{name}/run"),
+            ("DELETE", "/blocklists/{name}")} <= endpoints
+    js = (WEB / "app.js").read_text(encoding="utf-8")
+    assert "VIEWS.blocklists = " in js and "['Blocklists', 'blocklists']" in js
