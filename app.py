@@ -44,10 +44,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await offload(Store, settings)
-        await offload(first_start.bootstrap, store, settings.admin_password)
         client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
         deps = Deps(settings, store, client)
         try:
+            await offload(first_start.bootstrap, store, settings.admin_password)
             async with anyio.create_task_group() as tg:
                 await tg.start(run_candidate, deps)
                 yield {"deps": deps}
