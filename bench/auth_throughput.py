@@ -45,12 +45,12 @@ from bench.common import (
     create_token,
     machine,
     percentile,
-    private_fail2ban,
     summary,
     table,
     verdict,
     work_dir,
 )
+from f2b.instance import started
 
 TARGET = 0.85
 KINDS = ("public", "cookie", "bearer")
@@ -226,7 +226,7 @@ def run(seconds: int, rounds: int, connections: int, calls: int) -> int:
     print(f"# wrk -t2 -c{connections} -d{seconds:g}s, {rounds} rounds per endpoint and server "
           "(rotating order)")
     per_workers: dict[int, dict[str, list[Sample]]] = {}
-    with work_dir("bench-auth-") as tmp, private_fail2ban(tmp / "f2b") as f2b:
+    with work_dir("bench-auth-") as tmp, started(tmp / "f2b") as f2b:
         data = tmp / "data"
         env = {"BANGUI_ADMIN_PASSWORD": ADMIN_PASSWORD}
         token = ""

@@ -40,12 +40,12 @@ from bench.common import (
     create_token,
     f2b_env,
     machine,
-    private_fail2ban,
     summary,
     table,
     verdict,
     work_dir,
 )
+from f2b.instance import started
 from f2b.protocol import TERMINATOR, decode_reply, encode_command
 
 JAILS = (JailSpec("sshd-dummy", action="dummy"), JailSpec("sshd", action="noop"))
@@ -144,7 +144,7 @@ def run(iterations: int, warmup: int, client_every: int) -> int:
     ips = addresses()
     samples: dict[tuple[str, str], list[float]] = {(j.name, p): [] for j in JAILS for p in PATHS}
     print(f"# ban_latency: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
-    with (work_dir("bench-ban-") as tmp, private_fail2ban(tmp / "f2b", JAILS) as f2b,
+    with (work_dir("bench-ban-") as tmp, started(tmp / "f2b", JAILS) as f2b,
           bangui(tmp / "data", f2b.socket, workers=1, retry_for=300) as server):
         token = create_token(tmp / "data", "operator")
         raw = RawSocket(f2b.socket)

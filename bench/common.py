@@ -20,14 +20,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from f2b.instance import DEFAULT_JAILS, JailSpec, PrivateServer, PrivateServerError
+from f2b.instance import DEFAULT_JAILS, JailSpec, PrivateServer
 from tests.fixtures.processes import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_PASSWORD = "bench admin password, long enough"
 
 __all__ = ["ADMIN_PASSWORD", "DEFAULT_JAILS", "JailSpec", "PrivateServer", "ServerProcess", "free_port",
-           "bangui", "cli", "cpu_seconds", "create_token", "f2b_env", "machine", "percentile", "private_fail2ban",
+           "bangui", "cli", "cpu_seconds", "create_token", "f2b_env", "machine", "percentile",
            "summary", "table", "verdict", "work_dir"]
 
 
@@ -44,21 +44,6 @@ def work_dir(prefix: str) -> Iterator[Path]:
             print(f"(kept {path})", file=sys.stderr)
         else:
             shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def private_fail2ban(base_dir: Path, jails: Sequence[JailSpec] = DEFAULT_JAILS) -> Iterator[PrivateServer]:
-    """A started private fail2ban-server (real binary, own socket/db, no firewall); killed at exit."""
-    server = PrivateServer(base_dir, jails)
-    try:
-        server.start()
-    except PrivateServerError:
-        server.close()
-        raise
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @contextlib.contextmanager

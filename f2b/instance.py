@@ -17,13 +17,14 @@ this process's user); fail2ban creates it 0600 (umask 077).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -296,3 +297,14 @@ class PrivateServer:
         if self._out is not None:
             self._out.close()
             self._out = None
+
+
+@contextlib.contextmanager
+def started(base_dir: Path | str, jails: Sequence[JailSpec] = DEFAULT_JAILS) -> Iterator[PrivateServer]:
+    """A started private server, torn down fast (`close`) however the block ends, a failed start included."""
+    server = PrivateServer(base_dir, jails)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
