@@ -17,11 +17,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
+from core.deps import Deps
 from errors import AppError, render_error
 from f2b.client import Fail2Ban
 from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
 from handlers.api import ApiRoute
-from handlers.deps import Deps
 from handlers.middleware import SecurityHeaders
 from jobs.leader import run_candidate
 from settings import Settings

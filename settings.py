@@ -61,8 +61,9 @@ FIELDS: tuple[Field, ...] = (
     Field("session_idle_minutes", "int", 60, "A session ends after this long without requests.", minimum=1),
     Field("session_lifetime_hours", "int", 12, "A session ends this long after login, active or not.",
           minimum=1),
-    Field("login_max_failures", "int", 5, "Failed logins allowed per address and per username per window.",
-          minimum=1),
+    Field("login_max_failures", "int", 5, "Failed logins allowed per client address per window.", minimum=1),
+    Field("login_user_max_failures", "int", 50, "Failed logins allowed per username per window, from all "
+          "addresses together (higher, so that strangers cannot easily lock an account out).", minimum=1),
     Field("login_window_seconds", "int", 900, "The failed-login counting window.", minimum=1),
     Field("trusted_proxies", "networks", "", "Comma-separated proxy addresses/CIDRs whose X-Forwarded-* "
           "headers are honoured."),
@@ -152,6 +153,7 @@ class Settings:
     session_idle_minutes: int
     session_lifetime_hours: int
     login_max_failures: int
+    login_user_max_failures: int
     login_window_seconds: int
     trusted_proxies: tuple[str, ...]
     max_body_bytes: int

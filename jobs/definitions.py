@@ -26,7 +26,7 @@ from settings import ConfigError, Settings
 from store.base import Clock, offload
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
 
 T = TypeVar("T")
 JobFunc = Callable[["JobContext"], Awaitable[None]]
