@@ -75,6 +75,8 @@ FIELDS: tuple[Field, ...] = (
     Field("snapshot_seconds", "float", 5.0, "Interval of the fail2ban health snapshot job.", minimum=0.5),
     Field("history_sync_seconds", "float", 10.0, "Interval of the history sync job.", minimum=1),
     Field("history_retention_days", "int", 365, "Archived bans older than this are purged.", minimum=1),
+    Field("audit_retention_days", "int", 400, "Audit entries older than this are purged (a signed checkpoint "
+          "keeps the rest verifiable).", minimum=1),
     Field("geoip_db", "path", "", "A MaxMind/DB-IP country .mmdb file (default: the bundled offline data)."),
     Field("jobs_module", "str", "", "Python module whose JOBS list adds background jobs (module:attribute)."),
     Field("blocklist_allow_private", "bool", False, "Let blocklist URLs reach loopback, private, link-local "
@@ -163,6 +165,7 @@ class Settings:
     snapshot_seconds: float
     history_sync_seconds: float
     history_retention_days: int
+    audit_retention_days: int
     geoip_db: str
     jobs_module: str
     blocklist_allow_private: bool

@@ -13,8 +13,9 @@ VIAS = ("cookie", "token", "cli", "job", "fleet", "anonymous")
 @dataclasses.dataclass(frozen=True, slots=True)
 class Actor:
     """`name` is what the audit log and history show: a username, `token:<name>`, `cli:<os user>`,
-    `blocklist:<list>` (a job) or `anonymous`. `user` is the account whose rights apply (a token's owner); `role` is None
-    for an unauthenticated caller. `token_id`/`session_digest` identify the credential (never the secret).
+    `blocklist:<list>` (a job) or `anonymous`. `user` is the account whose rights apply (a token's
+    owner); `role` is None for an unauthenticated caller. `token_id`/`session_id` identify the
+    credential (the session id never leaves the process: it is not audited).
     """
 
     name: str

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobs.archive import history_retention, history_sync
+from jobs.archive import audit_retention, history_retention, history_sync
 from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
 from jobs.snapshot import snapshot
@@ -75,6 +75,7 @@ def builtin_jobs() -> list[Job]:
         Job("cleanup", every=300.0, timeout=120.0, run=cleanup),
         Job("history_sync", every="history_sync_seconds", timeout=300.0, run=history_sync),
         Job("history_retention", every=3600.0, timeout=600.0, run=history_retention),
+        Job("audit_retention", every=3600.0, timeout=600.0, run=audit_retention),
         Job("blocklists", every=60.0, timeout=600.0, run=blocklists),
     ]
 
