@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 JobFunc = Callable[["JobContext"], Awaitable[None]]
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: no trailing newline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def load_jobs(settings: Settings) -> tuple[Job, ...]:
     for job in jobs:
         where = f"job {job.name!r}" + (f" from BANGUI_JOBS_MODULE={settings.jobs_module}" if
                                         settings.jobs_module else "")
-        if not NAME.match(job.name):
+        if not NAME.fullmatch(job.name):
             raise ConfigError(f"{where}: names are 1-64 of a-z 0-9 _ - (they appear in keys and URLs)")
         if job.name in seen:
             raise ConfigError(f"{where}: a job with this name already exists")

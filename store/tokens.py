@@ -52,8 +52,8 @@ class Tokens:
     def create(self, name: str, role: str, owner: str, owner_uid: str | None,
                expires_in_days: int | None = None) -> tuple[str, dict[str, Any]]:
         check_role(role)
-        if not name or len(name) > 64:
-            raise InvalidInput("token name: 1-64 characters", code="invalid_token_name")
+        if not name or len(name) > 64 or not name.isprintable():
+            raise InvalidInput("token name: 1-64 printable characters", code="invalid_token_name")
         if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
             raise InvalidInput("expires_in_days must be between 1 and 3650", code="invalid_expiry")
         token = PREFIX + secrets.token_urlsafe(32)
