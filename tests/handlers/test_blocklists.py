@@ -21,7 +21,7 @@ from tests.jobs.test_blocklists import EXPECTED, ListServer
 def settings(request: pytest.FixtureRequest, tmp_path: Path, fail2ban: Any) -> Settings:
     """The app's settings: private targets allowed unless a test passes its own changes (indirect)."""
     changes = getattr(request, "param", {"blocklist_allow_private": True})
-    return make_settings(tmp_path / "data", str(fail2ban.socket), **changes)
+    return make_settings(tmp_path / "data", str(fail2ban.socket), leader_candidate=True, **changes)
 
 
 @pytest.fixture
