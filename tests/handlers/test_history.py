@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from typing import Any
 
 import pytest
 
 from tests.fixtures.app import Api
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from tests.fixtures.waiting import wait_for
 
 
 def test_manual_ban_and_unban_are_both_in_history(api: Api) -> None:
