@@ -26,8 +26,10 @@ async def _write(record: Callable[..., Any], *args: Any) -> None:
         log.exception("could not record %s%r in history", record.__name__, args[:2])
 
 
-async def record_bans(call: Call, jail: str, ips: list[str], origin: str = "manual") -> None:
-    await _write(call.deps.store.history.record_ban, jail, ips, origin, call.actor)
+async def record_bans(call: Call, jail: str, ips: list[str], origin: str = "manual",
+                      since: float | None = None) -> None:
+    """`since`: the store clock when the ban call started (a bulk ban lasts seconds; see Archive.record_ban)."""
+    await _write(call.deps.store.history.record_ban, jail, ips, origin, call.actor, None, None, since)
 
 
 async def record_unban(call: Call, jail: str, ip: str) -> None:

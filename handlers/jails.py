@@ -89,10 +89,11 @@ async def ban_ips(call: Call) -> BanResult:
     body: BanRequest = call.body
     jail = jail_name(call.param("jail"))
     ips = ip_list(body.ips)  # all or nothing: one bad entry and nothing is banned
+    started = call.deps.store.clock()  # fail2ban's rows of this ban carry times from here to its answer
     already = set(await call.deps.fail2ban.ban_new(jail, ips))  # one round trip for the whole set
     fresh = [ip for ip in ips if ip not in already]
     if fresh:
-        await record_bans(call, jail, fresh)
+        await record_bans(call, jail, fresh, since=started)
     return BanResult(fresh, [ip for ip in ips if ip in already])
 
 

@@ -215,12 +215,14 @@ async def import_list(deps: Deps, record: dict[str, Any], now: float) -> dict[st
                        last_invalid_examples=parsed.examples)
         if parsed.invalid and not parsed.entries:
             raise BlocklistError(f"no valid entry in {parsed.invalid} lines: is this a list of addresses?")
+        started = deps.store.clock()  # the ban call lasts seconds for a long list: history matches the span
         fresh = await ban(deps, jail, parsed.entries)
         outcome.update(last_status="ok", last_added=len(fresh))
         log.info("blocklist %s: %d entries, %d newly banned in %s", name, len(parsed.entries), len(fresh), jail)
         if fresh:
             try:  # the bans happened: a failed history write is logged, not turned into a failed import
-                await offload(deps.store.history.record_ban, jail, fresh, "blocklist", f"blocklist:{name}")
+                await offload(lambda: deps.store.history.record_ban(jail, fresh, "blocklist", f"blocklist:{name}",
+                                                                    since=started))
             except Exception:
                 log.exception("blocklist %s: could not record %d bans in history", name, len(fresh))
     except (BlocklistError, AppError) as exc:

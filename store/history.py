@@ -11,8 +11,10 @@ Contracts:
   duplicates a row (`INSERT OR IGNORE`).
 - A ban bangui made itself (`record_ban`, origin manual/blocklist) and fail2ban's copy of the same ban (the sync
   sees it as an ordinary row) are ONE event: whichever arrives second is merged into the first when jail and ip are
-  equal and the times are within `MERGE_WINDOW_S` (the origin and actor of bangui's record win; fail2ban's
-  failures, matches, bancount and bantime are added).
+  equal and fail2ban's time lies within [since, at] of bangui's record, give or take `MERGE_WINDOW_S` (`since`:
+  when the ban call started, `at`: when fail2ban answered; a bulk ban runs its actions address by address, so its
+  rows carry any time in between). The origin and actor of bangui's record win; fail2ban's failures, matches,
+  bancount and bantime are added.
 - The sync's high-water marks live in the same transaction as the rows they cover: a crash or a lost leadership
   (`commit_if` answering False) loses neither.
 - Reads never block writers (WAL). Queries are in `store.history_query` and exposed as methods here.
@@ -142,38 +144,42 @@ class Archive:
         return self.geo.country(ip) if self.geo is not None and valid else None
 
     def record_ban(self, jail: str, ips: Iterable[str], origin: str = "manual", actor: str | None = None,
-                   at: float | None = None, bantime: int | None = None) -> int:
+                   at: float | None = None, bantime: int | None = None, since: float | None = None) -> int:
         """Record bans bangui just made; returns how many events were added or claimed.
 
-        If the sync already copied fail2ban's row of the same ban (origin auto, within MERGE_WINDOW_S), that row
-        becomes this origin and actor instead of a second event.
+        `since`: when the ban call to fail2ban started (pass it for every ban: a bulk ban lasts seconds); `at`:
+        when it returned (default now). If the sync already copied fail2ban's row of the same ban (origin auto,
+        within [since, at] give or take MERGE_WINDOW_S), that row becomes this origin and actor instead of a
+        second event.
         """
         if origin not in ORIGINS or origin == "auto":
             raise ValueError(f"record_ban origin must be manual or blocklist, not {origin!r}")
         when = self.clock() if at is None else float(at)
+        start = min(when, when if since is None else float(since))
         count = 0
         with self._write() as conn:
             first_new = next_id(conn)
             for raw in ips:
                 ip, key, valid = normalise_ip(raw)
+                # Only fail2ban's copy is claimed: another record of ours nearby is another ban (a re-ban right
+                # after an unban), never this one (an exact repeat is a no-op of the unique key).
                 row = conn.execute(
-                    "SELECT id, origin FROM events WHERE ipkey = ? AND jail = ? AND event = 'ban' "
-                    "AND at BETWEEN ? AND ? ORDER BY abs(at - ?) LIMIT 1",
-                    (key, jail, when - MERGE_WINDOW_S, when + MERGE_WINDOW_S, when)).fetchone()
+                    "SELECT id FROM events WHERE ipkey = ? AND jail = ? AND event = 'ban' "
+                    "AND origin = 'auto' AND at BETWEEN ? AND ? ORDER BY abs(at - ?) LIMIT 1",
+                    (key, jail, start - MERGE_WINDOW_S, when + MERGE_WINDOW_S, when)).fetchone()
                 if row is not None:
-                    if row[1] == "auto":
-                        aggregate(conn, "id = ?", (row[0],), -1)
-                        # Our clock, not fail2ban's whole second (which may round past a quick unban of ours).
-                        conn.execute("UPDATE OR IGNORE events SET origin = ?, actor = ?, at = ?, "
-                                     "bantime = coalesce(bantime, ?) WHERE id = ?",
-                                     (origin, actor, when, bantime, row[0]))
-                        aggregate(conn, "id = ?", (row[0],), +1)
-                        count += 1
+                    aggregate(conn, "id = ?", (row[0],), -1)
+                    # Our clock, not fail2ban's whole second (which may round past a quick unban of ours).
+                    conn.execute("UPDATE OR IGNORE events SET origin = ?, actor = ?, at = ?, since = ?, "
+                                 "bantime = coalesce(bantime, ?) WHERE id = ?",
+                                 (origin, actor, when, start, bantime, row[0]))
+                    aggregate(conn, "id = ?", (row[0],), +1)
+                    count += 1
                     continue
                 count += conn.execute(
-                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, bantime, origin, actor, country) "
-                    "VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (jail, ip, key, when, bantime, origin, actor, self._country(ip, valid))).rowcount
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, country) "
+                    "VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid))).rowcount
             aggregate(conn, "id >= ?", (first_new,), +1)
         return count
 
