@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={AppError: render_error, HTTPException: render_error, Exception: render_error},
+        exception_handlers={AppError: render_error, HTTPException: render_error, ExceptionGroup: render_error,
+                            Exception: render_error},
         lifespan=lifespan,
     )

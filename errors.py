@@ -79,7 +79,31 @@ def envelope(status: int, code: str, message: str, details: dict[str, Any] | Non
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# Every response carries these (handlers/middleware.py adds them; errors rendered outside it, the 500s of
+# Starlette's outermost ServerErrorMiddleware, add them here).
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+
+
+def first_app_error(exc: BaseException) -> AppError | None:
+    """The first AppError inside (nested) exception groups: a task group wraps a handler's 404/503."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_app_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 async def render_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, BaseExceptionGroup):
+        exc = first_app_error(exc) or exc
     if isinstance(exc, AppError):
         return envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
     if isinstance(exc, HTTPException):
@@ -91,4 +115,5 @@ async def render_error(request: Request, exc: Exception) -> Response:
             message = f"{request.method} is not allowed on {request.url.path}"
         return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return envelope(500, "internal_error", "internal error; the server log has the details")
+    return envelope(500, "internal_error", "internal error; the server log has the details",
+                    headers=SECURITY_HEADERS)

@@ -358,10 +358,11 @@ def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LI
         writer.writerow(values)
         return buffer.getvalue()
 
+    # The first page is read before the header is yielded: bad filters raise before the first byte (and so before
+    # the 200) rather than cutting a started stream (issue 8 item 12).
+    items, cursor = history(connect(), limit=page_size, cursor=None, **filters)
     yield line(CSV_HEADER)
-    cursor: str | None = None
     while True:
-        items, cursor = history(connect(), limit=page_size, cursor=cursor, **filters)
         for it in items:
             when = datetime.fromtimestamp(it["at"], UTC).isoformat().replace("+00:00", "Z")
             yield line([when, it["at"], it["event"], it["jail"], it["ip"], it["origin"], it["actor"] or "",
@@ -369,6 +370,7 @@ def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LI
                         _blank(it["ends_at"]), "\n".join(it["matches"])])
         if cursor is None:
             return
+        items, cursor = history(connect(), limit=page_size, cursor=cursor, **filters)
 
 
 def _blank(value: Any) -> Any:
