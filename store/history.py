@@ -251,6 +251,10 @@ class Archive:
         """See `history_query.ip_timeline`."""
         return history_query.ip_timeline(self._conn(), ip, self.geo)
 
+    def network_timeline(self, network: str) -> dict[str, Any]:
+        """See `history_query.network_timeline`."""
+        return history_query.network_timeline(self._conn(), network, self.geo)
+
     def stats(self, range_: str = "24h", jail: str | None = None, origin: str | None = None,
               now: float | None = None) -> dict[str, Any]:
         """See `history_query.stats`."""
