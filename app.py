@@ -12,22 +12,21 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
-from errors import AppError, render_error
+from errors import exception_handlers
 from f2b.client import Fail2Ban
 from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
 from handlers.api import ApiRoute
 from handlers.deps import Deps
-from handlers.middleware import SecurityHeaders
+from handlers.middleware import SecurityHeaders, StoreGuard
 from jobs.leader import run_candidate
 from settings import Settings
 from store import Store
 from store import setup as first_start
-from store.base import offload
+from store.base import configure_threads, offload
 
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
@@ -43,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        configure_threads()
         store = await offload(Store, settings)
         client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
         deps = Deps(settings, store, client)
@@ -60,8 +60,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={AppError: render_error, HTTPException: render_error, ExceptionGroup: render_error,
-                            Exception: render_error},
+        middleware=[Middleware(SecurityHeaders), Middleware(StoreGuard)],
+        exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -70,6 +70,17 @@ class Unavailable(AppError):
     status, code = 503, "unavailable"
 
 
+def exception_handlers() -> dict[Any, Any]:
+    """What app.py installs: everything below `Exception` is rendered inside the middleware stack (security
+    headers, no re-raise); `Exception` itself by Starlette's outermost ServerErrorMiddleware."""
+    import sqlite3
+
+    import diskcache
+
+    return {cls: render_error for cls in (AppError, HTTPException, ExceptionGroup, diskcache.Timeout,
+                                          sqlite3.Error, OSError, Exception)}
+
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
 
 
@@ -104,6 +115,9 @@ def first_app_error(exc: BaseException) -> AppError | None:
 async def render_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, BaseExceptionGroup):
         exc = first_app_error(exc) or exc
+    from store.faults import translated  # late: store modules import this one
+
+    exc = translated(exc) or exc
     if isinstance(exc, AppError):
         return envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
     if isinstance(exc, HTTPException):

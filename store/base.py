@@ -23,7 +23,8 @@ import diskcache
 import msgspec
 from diskcache.core import MODE_PICKLE
 
-from errors import Unavailable
+from store.faults import StoreBusy as StoreBusy  # re-exported: the store's 503
+from store.faults import translated
 
 TIMEOUT_S = 2.0
 # Filesystems on which SQLite's POSIX locks are unreliable (sqlite.org/faq.html#q5).
@@ -37,10 +38,6 @@ Clock = Callable[[], float]
 
 class StoreError(Exception):
     """The data dir or the store cannot be used; the message says what and how to fix it."""
-
-
-class StoreBusy(Unavailable):
-    code = "store_busy"
 
 
 class JsonDisk(diskcache.Disk):
@@ -108,11 +105,17 @@ def filesystem_type(path: Path, mounts_text: str | None = None) -> str:
     return best_type
 
 
+# The store's WAL is checkpointed every ~400 KiB (SQLite's default: 1000 pages, 4 MiB) and truncated back to
+# 1 MiB after that: on a small disk, a WAL that grew to the default checkpoint size kept every write failing with
+# SQLITE_FULL until the mount was enlarged (issue 8 item 14). The store's records are small: checkpoints are cheap.
+WAL_SETTINGS = {"sqlite_wal_autocheckpoint": 100, "sqlite_journal_size_limit": 1 << 20}
+
+
 def open_cache(directory: Path) -> diskcache.Cache:
     """Open (creating) one shared diskcache below the data dir, reporting the real SQLite error."""
     try:
         cache = diskcache.Cache(str(directory), disk=JsonDisk, timeout=TIMEOUT_S,
-                                eviction_policy="none", size_limit=2**40)
+                                eviction_policy="none", size_limit=2**40, **WAL_SETTINGS)
     except Exception as exc:  # sqlite3.Error, OSError: report it as is, with the path
         raise StoreError(f"store at {directory} cannot be opened: {type(exc).__name__}: {exc}") from None
     for name in os.listdir(directory):
@@ -131,11 +134,38 @@ def write_secret_file(path: Path, text: str) -> None:
 
 
 async def offload(func: Callable[..., T], *args: Any) -> T:
-    """Run blocking store work in a worker thread; a lock wait beyond TIMEOUT_S becomes 503 store_busy."""
+    """Run blocking store work in a worker thread; a lock wait beyond TIMEOUT_S becomes 503 store_busy, a full
+    disk 507 storage_full (store.faults)."""
     try:
         return await anyio.to_thread.run_sync(func, *args)
-    except diskcache.Timeout:
-        raise StoreBusy("the shared store is busy; retry shortly") from None
+    except Exception as exc:
+        error = translated(exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+# Threads for blocking work, per worker process: anyio's default is 40. Deliberate: enough for store I/O while
+# a few slow calls wait on locks, few enough that 40 concurrent requests cannot each hold a thread.
+THREADS = 16
+# argon2 hashes (19 MiB and ~50 ms of CPU each) at once, per worker process: at most 2 (2 cores is common); more
+# only queue in memory. A separate limiter, so logins waiting to hash never starve ordinary store reads.
+HEAVY_THREADS = 2
+_heavy: anyio.CapacityLimiter | None = None
+
+
+def configure_threads() -> None:
+    """Set the worker thread limit (call once per process, in the event loop, at lifespan start)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+
+
+async def offload_heavy(func: Callable[..., T], *args: Any) -> T:
+    """`offload` for CPU- and memory-heavy work (argon2 hashing and verifying): at most HEAVY_THREADS at once."""
+    global _heavy
+    if _heavy is None:
+        _heavy = anyio.CapacityLimiter(HEAVY_THREADS)
+    async with _heavy:
+        return await offload(func, *args)
 
 
 def now() -> float:
