@@ -12,17 +12,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import ipaddress
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
 from errors import Forbidden
 from settings import Settings
 from store.base import offload
+from store.faults import StorageFull
 
 if TYPE_CHECKING:
     from handlers.deps import Deps
@@ -69,7 +71,7 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Principal | None:
         if record is None:
             return None
         if store.tokens.needs_touch(record):
-            await offload(store.tokens.touch, token)
+            await _touch(store.tokens.touch, token)
         return Principal(record["owner"], Role[record["role"]], False, record["name"], record["id"],
                          expires_at=record["expires_at"])
     session_id = request.cookies.get(SESSION_COOKIE)
@@ -79,9 +81,15 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Principal | None:
     if record is None:
         return None
     if store.sessions.needs_touch(record):
-        await offload(store.sessions.touch, session_id, record)
+        await _touch(store.sessions.touch, session_id, record)
     return Principal(record["user"], Role[record["role"]], True, session_id=session_id,
                      expires_at=record["expires_at"])
+
+
+async def _touch(func: Any, *args: Any) -> None:
+    """Refresh last-used/idle times; on a full disk reads go on without it (issue 8 item 14)."""
+    with contextlib.suppress(StorageFull):
+        await offload(func, *args)
 
 
 @lru_cache(maxsize=64)

@@ -50,6 +50,19 @@ WAL_LIMIT_BYTES = 64 << 20
 _ABANDONED: list[sqlite3.Connection] = []
 
 
+def wal_sizes(path: Path) -> tuple[int, int]:
+    """(checkpoint interval, WAL size limit) in bytes: CHECKPOINT_BYTES/WAL_LIMIT_BYTES, but at most an eighth of
+    the free space of the archive's disk (at least 256 KiB): on a small disk a 40 MB WAL filled it and then every
+    write of the store failed too (issue 8 item 14)."""
+    try:
+        st = os.statvfs(path.parent)
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        return CHECKPOINT_BYTES, WAL_LIMIT_BYTES
+    cap = max(256 << 10, free // 8)
+    return min(CHECKPOINT_BYTES, cap), min(WAL_LIMIT_BYTES, cap)
+
+
 class SyncedBan(NamedTuple):
     """One ban row as fail2ban stored it (`bans`/`bips`). `data` is fail2ban's JSON text as is (the archive
     decodes failures and matches when read, and tolerates null or malformed text)."""
@@ -120,8 +133,9 @@ class Archive:
         conn.execute("PRAGMA temp_store = MEMORY")
         # Checkpoint every ~40 MB rather than 4 MB: a page the sync rewrites in several batches is copied once.
         page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
-        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BYTES // page_bytes}")
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")  # the WAL shrinks back after a backfill
+        checkpoint, limit = wal_sizes(self.path)
+        conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint // page_bytes}")
+        conn.execute(f"PRAGMA journal_size_limit = {limit}")  # the WAL shrinks back after a backfill
         # Reads through a memory map (shared by every process, no per-read syscall); a bigger page cache keeps
         # the upper levels of the random-order unique index hot while the sync inserts.
         conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from store.faults import is_disk_full
 from store.history_schema import aggregate, next_id, normalise_ip
 
 if TYPE_CHECKING:
@@ -52,7 +53,23 @@ class Transaction:
         return self.conn
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._after_failure(error)
+                raise
+            return
+        self._after_failure(exc)
+
+    def _after_failure(self, exc: BaseException | None) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        if exc is not None and is_disk_full(exc):
+            # Give the WAL's space back to the disk (best effort: readers may hold it), so that a full disk does
+            # not stay full because of our own WAL once the cause is gone.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # The staged rows of one batch, in the order they arrived (rowid), as `Archive.import_bans` takes them; then the
