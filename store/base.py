@@ -24,7 +24,7 @@ import msgspec
 from diskcache.core import MODE_PICKLE
 
 from store.faults import StoreBusy as StoreBusy  # re-exported: the store's 503
-from store.faults import translated
+from store.faults import StoreReplaced, translated
 
 TIMEOUT_S = 2.0
 # Filesystems on which SQLite's POSIX locks are unreliable (sqlite.org/faq.html#q5).
@@ -111,16 +111,33 @@ def filesystem_type(path: Path, mounts_text: str | None = None) -> str:
 WAL_SETTINGS = {"sqlite_wal_autocheckpoint": 100, "sqlite_journal_size_limit": 1 << 20}
 
 
+class GuardedCache(diskcache.Cache):
+    """diskcache opens a connection per thread on first use, and SQLite creates a missing file on connect: after the
+    store file was deleted, a new thread would silently start a second, empty store (issue 8 item 15). Once open,
+    a new connection is refused when the file is gone."""
+
+    _guarded = False
+
+    @property
+    def _con(self) -> Any:
+        if self._guarded and getattr(self._local, "con", None) is None \
+                and not os.path.exists(os.path.join(self.directory, "cache.db")):
+            raise StoreReplaced(f"the store file {self.directory}/cache.db was deleted while bangui runs: "
+                                "restore it and restart bangui")
+        return super()._con
+
+
 def open_cache(directory: Path) -> diskcache.Cache:
     """Open (creating) one shared diskcache below the data dir, reporting the real SQLite error."""
     try:
-        cache = diskcache.Cache(str(directory), disk=JsonDisk, timeout=TIMEOUT_S,
-                                eviction_policy="none", size_limit=2**40, **WAL_SETTINGS)
+        cache = GuardedCache(str(directory), disk=JsonDisk, timeout=TIMEOUT_S,
+                             eviction_policy="none", size_limit=2**40, **WAL_SETTINGS)
     except Exception as exc:  # sqlite3.Error, OSError: report it as is, with the path
         raise StoreError(f"store at {directory} cannot be opened: {type(exc).__name__}: {exc}") from None
     for name in os.listdir(directory):
         if name.startswith("cache.db"):
             os.chmod(directory / name, 0o600)
+    cache._guarded = True
     return cache
 
 

@@ -37,6 +37,10 @@ class StoreBusy(Unavailable):
     code = "store_busy"
 
 
+class StoreReplaced(Unavailable):
+    code = "store_replaced"
+
+
 def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
