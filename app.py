@@ -22,6 +22,7 @@ from handlers import auth, bans, blocklists, health, history, jails, jobs, opena
 from handlers.api import ApiRoute
 from handlers.deps import Deps
 from handlers.middleware import SecurityHeaders, StoreGuard
+from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
 from settings import Settings
 from store import Store
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
         settings = Settings.load()
         logs.configure(settings.log_level)
+        install_error_bodies()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(StoreGuard)],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import logs
+from handlers import transport
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
 
@@ -149,6 +150,7 @@ def serve(settings: Settings) -> int:
         config.application_path = "app:create_app()"
         config.graceful_timeout = 5.0
         config.accesslog = None
+        transport.configure(config)  # no server header, read timeout (issue 8 items 13, 17)
         host = settings.bind.rsplit(":", 1)[0].strip("[]")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         print(f"bangui: serving http://{shown}:{settings.bind.rsplit(':', 1)[1]}/ with {settings.workers} "
