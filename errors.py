@@ -70,6 +70,18 @@ class Unavailable(AppError):
     status, code = 503, "unavailable"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of every route on this path (Starlette's own 405 names only the first route's)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", []):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def exception_handlers() -> dict[Any, Any]:
     """What app.py installs: everything below `Exception` is rendered inside the middleware stack (security
     headers, no re-raise); `Exception` itself by Starlette's outermost ServerErrorMiddleware."""
@@ -125,9 +137,11 @@ async def render_error(request: Request, exc: Exception) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:
             message = f"no route for {request.url.path}"
-        elif exc.status_code == 405:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
-        return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+        return envelope(exc.status_code, code, message, headers=headers or None)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return envelope(500, "internal_error", "internal error; the server log has the details",
                     headers=SECURITY_HEADERS)

@@ -96,3 +96,11 @@ def test_history_csv_with_bad_filter_is_400_before_the_first_byte(api: Api) -> N
     assert r.status_code == 400
     r = api.call("viewer", "GET", "/history?format=csv")
     assert r.status_code == 200 and r.text.startswith("time,at,event,")
+
+
+def test_405_allow_lists_every_method_of_the_path(api: Api) -> None:
+    r = api.call("viewer", "PUT", "/blocklists")
+    assert r.status_code == 405 and envelope(r)["code"] == "method_not_allowed"
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    r = api.call("viewer", "OPTIONS", "/jails/sshd/bans")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
