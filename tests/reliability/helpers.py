@@ -56,14 +56,11 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subpro
                           capture_output=True, text=True, env=full_env, timeout=60)
 
 
-def admin_token(url: str) -> str:
-    client = httpx.Client(base_url=url, timeout=30)
-    login = client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
-    assert login.status_code == 200, login.text
-    origin = {"Origin": url}
-    r = client.post("/api/v1/tokens", json={"name": f"rel-{time.monotonic_ns()}", "role": "admin"}, headers=origin)
-    assert r.status_code == 201, r.text
-    return str(r.json()["token"])
+def admin_token(data_dir: Path, role: str = "admin") -> str:
+    """A token made with the CLI (the host administrator's way), printed alone on stdout."""
+    done = cli(data_dir, "token", "create", "--name", f"rel-{time.monotonic_ns()}", "--role", role)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
 
 
 def history_items(url: str, headers: dict[str, str], **query: Any) -> list[dict[str, Any]]:
