@@ -86,6 +86,16 @@ FIELDS: tuple[Field, ...] = (
     Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
     Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
           "included.", minimum=1),
+    Field("fleet_url", "str", "", "Fleet mode: redis://[user:pass@]host:port/db (rediss:// for TLS) of the Redis "
+          "that the fleet's hosts share. Empty: single-host mode, no Redis needed.", secret=True),
+    Field("host_name", "str", "", "This host's name in the fleet, unique among its running servers "
+          "(default: the machine's hostname)."),
+    Field("fleet_share_jails", "str", "", "Comma-separated jails whose own bans are applied on every other "
+          "host of the fleet."),
+    Field("fleet_jail", "str", "", "The jail that receives other hosts' shared bans here (default: the "
+          "jail of the same name)."),
+    Field("fleet_retention_hours", "int", 168, "How long the fleet's ban log stays in Redis (a host that was "
+          "down this long still catches up).", minimum=1),
 )
 
 
@@ -174,6 +184,11 @@ class Settings:
     blocklist_allow_private: bool
     blocklist_max_bytes: int
     blocklist_timeout_seconds: float
+    fleet_url: str = dataclasses.field(repr=False)
+    host_name: str
+    fleet_share_jails: str
+    fleet_jail: str
+    fleet_retention_hours: int
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from geo import CountryLookup
 from settings import Settings
@@ -39,11 +40,17 @@ class Store:
             raise StoreError(str(exc)) from None
         self.cache.create_tag_index()  # makes Sessions.end_all (evict by tag) an index lookup
         self.clock = clock
-        self.users = Users(self.cache, clock)
-        self.sessions = Sessions(self.cache, clock, self.users, idle=settings.session_idle_minutes * 60.0,
+        # Identity and limits: this host's cache, or in fleet mode the fleet's Redis (store/redis_backend.py).
+        self.shared: Any = self.cache
+        if settings.fleet_url:
+            from store.redis_backend import RedisCache, connect  # fleet mode only: redis stays optional
+
+            self.shared = RedisCache(connect(settings.fleet_url))
+        self.users = Users(self.shared, clock)
+        self.sessions = Sessions(self.shared, clock, self.users, idle=settings.session_idle_minutes * 60.0,
                                  lifetime=settings.session_lifetime_hours * 3600.0)
-        self.tokens = Tokens(self.cache, clock, self.users)
-        self.login_limiter = LoginLimiter(self.cache, clock, settings.login_max_failures,
+        self.tokens = Tokens(self.shared, clock, self.users)
+        self.login_limiter = LoginLimiter(self.shared, clock, settings.login_max_failures,
                                           settings.login_window_seconds, settings.login_user_max_failures)
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
@@ -77,4 +84,6 @@ class Store:
     def close(self) -> None:
         self.history.close()
         self.audit.close()
+        if self.shared is not self.cache:
+            self.shared.close()
         self.cache.close()

@@ -25,12 +25,12 @@ FILENAME = "setup-token"
 
 def is_complete(store: Store) -> bool:
     """Whether a user exists: one small read (the public GET /setup must not scan the store)."""
-    return bool(store.cache.get(COMPLETE_KEY))
+    return bool(store.shared.get(COMPLETE_KEY))
 
 
 def bootstrap(store: Store, admin_password: str) -> None:
     if store.users.any_exist():
-        store.cache.set(COMPLETE_KEY, True)  # data dirs from before the marker existed
+        store.shared.set(COMPLETE_KEY, True)  # data dirs from before the marker existed
         _forget_token(store)
         return
     if admin_password:
@@ -41,16 +41,16 @@ def bootstrap(store: Store, admin_password: str) -> None:
             pass  # a sibling process created the first user meanwhile
         _forget_token(store)
         return
-    store.cache.add(_KEY, secrets.token_urlsafe(24))
+    store.shared.add(_KEY, secrets.token_urlsafe(24))
     token_file = store.path / FILENAME
     if not token_file.exists():
-        write_secret_file(token_file, str(store.cache.get(_KEY)) + "\n")
+        write_secret_file(token_file, str(store.shared.get(_KEY)) + "\n")
     log.warning("no user yet: finish setup with the one-time token in %s "
                 "(POST /api/v1/setup or the web page), or set BANGUI_ADMIN_PASSWORD", token_file)
 
 
 def complete(store: Store, setup_token: str, username: str, password: str) -> dict[str, object]:
-    expected = store.cache.get(_KEY)
+    expected = store.shared.get(_KEY)
     if store.users.any_exist():
         raise Conflict("setup is already complete", code="setup_complete")
     if not expected or not hmac.compare_digest(str(expected).encode(), setup_token.encode()):
@@ -62,5 +62,5 @@ def complete(store: Store, setup_token: str, username: str, password: str) -> di
 
 
 def _forget_token(store: Store) -> None:
-    store.cache.delete(_KEY)
+    store.shared.delete(_KEY)
     Path(store.path / FILENAME).unlink(missing_ok=True)

@@ -14,11 +14,19 @@ from store.base import StoreError, open_cache
 from tests.fixtures.clock import START
 from tests.fixtures.clock import ManualClock as Clock
 
+# Both backends of the shared store: this host's diskcache, and the fleet's Redis (a real redis-server).
+BACKENDS = ["disk", pytest.param("redis", marks=pytest.mark.fleet)]
 
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Store:
+
+def fleet_url(request: pytest.FixtureRequest, backend: str) -> str:
+    return str(request.getfixturevalue("redis_url")) if backend == "redis" else ""
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Store:
     s = Store(Settings.for_tests(data_dir=str(tmp_path / "data"), session_idle_minutes=10,
-                                 session_lifetime_hours=1), clock=clock)
+                                 session_lifetime_hours=1, fleet_url=fleet_url(request, request.param)),
+              clock=clock)
     yield s  # type: ignore[misc]
     s.close()
 
@@ -53,7 +61,7 @@ def test_session_absolute_lifetime(store: Store, clock: Clock, ann: dict[str, ob
 
 def test_session_ids_are_not_stored_in_clear(store: Store, ann: dict[str, object]) -> None:
     sid, _ = store.sessions.create(ann, "192.0.2.1")
-    assert all(sid not in key for key in store.cache.iterkeys())
+    assert all(sid not in key for key in store.shared.iterkeys())
 
 
 def test_touch_after_logout_does_not_resurrect(store: Store, ann: dict[str, object]) -> None:
@@ -84,21 +92,25 @@ def test_a_stranger_cannot_lock_out_a_user_from_a_new_address(store: Store) -> N
 
 def test_counters_expire_from_the_store(store: Store) -> None:
     store.login_limiter.reserve("192.0.2.1", "ann")
-    assert store.cache.get("ratelimit:login:ip:192.0.2.1", expire_time=True)[1] is not None
+    assert store.shared.get("ratelimit:login:ip:192.0.2.1", expire_time=True)[1] is not None
 
 
-def _hammer(data_dir: str, attempts: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    store = Store(Settings.for_tests(data_dir=data_dir))
+def _hammer(data_dir: str, url: str, attempts: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    store = Store(Settings.for_tests(data_dir=data_dir, fleet_url=url))
     queue.put(sum(1 for _ in range(attempts) if store.login_limiter.reserve("198.51.100.1", "eve") == 0))
     store.close()
 
 
-def test_limiter_is_exact_across_processes(tmp_path: Path) -> None:
-    data_dir = str(tmp_path / "data")
-    Store(Settings.for_tests(data_dir=data_dir)).close()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_limiter_is_exact_across_processes(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> None:
+    """On Redis, each process has its own data dir: 4 hosts sharing one fleet store."""
+    url = fleet_url(request, backend)
+    dirs = [str(tmp_path / ("data" if not url else f"data{i}")) for i in range(4)]
+    for d in set(dirs):
+        Store(Settings.for_tests(data_dir=d, fleet_url=url)).close()
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_hammer, args=(data_dir, 10, queue)) for _ in range(4)]
+    procs = [ctx.Process(target=_hammer, args=(d, url, 10, queue)) for d in dirs]
     for p in procs:
         p.start()
     admitted = sum(queue.get(timeout=60) for _ in procs)
@@ -116,3 +128,32 @@ def test_pickled_values_are_refused(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c")
     with pytest.raises(StoreError, match="unpickle"):
         cache.get("user:mallory")
+
+
+def test_users_create_list_update_delete(store: Store) -> None:
+    from errors import Conflict
+
+    store.users.create("root", "correct horse battery", "admin")
+    store.users.create("Ann", "correct horse battery", "viewer")
+    with pytest.raises(Conflict):
+        store.users.create("ANN", "correct horse battery", "viewer")
+    assert [u["name"] for u in store.users.list()] == ["Ann", "root"]
+    assert store.users.update("ann", role="operator")["role"] == "operator"
+    with pytest.raises(Conflict, match="last admin"):
+        store.users.delete("root")
+    store.users.delete("ann")
+    assert store.users.get("ann") is None and store.users.any_exist()
+
+
+def test_end_all_evicts_every_session_of_a_user(store: Store, ann: dict[str, object]) -> None:
+    sids = [store.sessions.create(ann, "192.0.2.1")[0] for _ in range(3)]
+    assert store.sessions.end_all("ANN") == 3
+    assert all(store.sessions.lookup(sid) is None for sid in sids)
+
+
+def test_tokens_lookup_list_and_revoke(store: Store, ann: dict[str, object]) -> None:
+    token, record = store.tokens.create("ci", "viewer", "ann", str(ann["uid"]))
+    assert store.tokens.lookup(token)["role"] == "viewer"  # type: ignore[index]
+    assert [t["id"] for t in store.tokens.list()] == [record["id"]]
+    store.tokens.revoke(record["id"])
+    assert store.tokens.lookup(token) is None and store.tokens.list() == []

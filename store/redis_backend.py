@@ -1,0 +1,175 @@
+"""The fleet's shared store: the small part of diskcache's API that users, sessions, tokens, the login limiter
+and setup state use, on Redis, so that the same store classes (and the same store tests) run on both backends.
+
+Mapping:
+- values are JSON (msgspec), as in store/base.JsonDisk: nothing from Redis is ever unpickled;
+- key `k` is the Redis string `bangui:kv:<k>`; `expire=` is a Redis TTL (PX, so fractions of a second count);
+- a tag is a Redis set `bangui:tag:<tag>` of the keys written with it; `evict(tag)` deletes them; the set itself
+  expires with its longest-lived member;
+- `transact()` is one fleet-wide mutex (redis-py's Lock: SET NX PX plus a token-checked release), re-entrant per
+  thread like diskcache's: every read-modify-write of the store classes runs under it, on every host at once, so
+  the login limiter is exact across all hosts' workers. The lock expires after LOCK_TTL_S if its holder dies.
+
+Faults: every Redis error becomes 503 `fleet_unavailable` (FleetUnavailable). Sockets time out after
+SOCKET_TIMEOUT_S, and after a failure the client refuses at once for BREAKER_S, so that an unreachable Redis
+costs an authenticated request well under a second and never stalls an event loop that reads inline.
+`redis` is imported only here and only in fleet mode (the optional extra `fleet`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from errors import Unavailable
+from store.base import StoreBusy
+
+KV = "bangui:kv:"
+TAG = "bangui:tag:"
+LOCK_KEY = "bangui:lock:store"
+LOCK_TTL_S = 10.0
+LOCK_WAIT_S = 2.0  # as store.base.TIMEOUT_S: then 503 store_busy
+SOCKET_TIMEOUT_S = 0.4
+BREAKER_S = 1.0
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class FleetUnavailable(Unavailable):
+    status, code = 503, "fleet_unavailable"
+
+
+def import_redis() -> Any:
+    """The `redis` package, or a message that says how to install it."""
+    try:
+        import redis
+    except ImportError:
+        from settings import ConfigError
+
+        raise ConfigError("BANGUI_FLEET_URL is set but the Python package `redis` is missing: "
+                          "install bangui with the fleet extra (pip install 'bangui[fleet]')") from None
+    return redis
+
+
+def connect(url: str, socket_timeout: float = SOCKET_TIMEOUT_S) -> Any:
+    """A synchronous client with short timeouts (thread-safe: a connection pool per process)."""
+    redis = import_redis()
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+                                health_check_interval=30, retry_on_timeout=False)
+
+
+class RedisCache:
+    """diskcache.Cache's subset (get, set, add, delete, transact, evict, iterkeys, close) on Redis."""
+
+    def __init__(self, client: Any) -> None:
+        self.redis = client
+        self._errors = (import_redis().RedisError,)
+        self._local = threading.local()
+        self._down_until = 0.0
+
+    # -- faults ------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        if time.monotonic() < self._down_until:
+            raise FleetUnavailable("the fleet store (Redis) is unreachable; retry shortly")
+        try:
+            yield
+        except self._errors as exc:
+            self._down_until = time.monotonic() + BREAKER_S
+            raise FleetUnavailable(f"the fleet store (Redis) is unreachable: {type(exc).__name__}") from None
+
+    def reachable(self) -> bool:
+        try:
+            with self._guard():
+                return bool(self.redis.ping())
+        except FleetUnavailable:
+            return False
+
+    # -- the diskcache subset ----------------------------------------------------------------------------
+    def get(self, key: str, default: Any = None, expire_time: bool = False) -> Any:
+        with self._guard():
+            if expire_time:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.get(KV + key)
+                pipe.pttl(KV + key)
+                raw, ttl = pipe.execute()
+            else:
+                raw, ttl = self.redis.get(KV + key), -1
+        value = default if raw is None else _decode(raw)
+        if not expire_time:
+            return value
+        return value, (time.time() + ttl / 1000.0 if raw is not None and ttl >= 0 else None)
+
+    def set(self, key: str, value: Any, expire: float | None = None, tag: str | None = None, **_: Any) -> bool:
+        self._write(key, value, expire, tag, only_new=False)
+        return True
+
+    def add(self, key: str, value: Any, expire: float | None = None, tag: str | None = None, **_: Any) -> bool:
+        return self._write(key, value, expire, tag, only_new=True)
+
+    def _write(self, key: str, value: Any, expire: float | None, tag: str | None, only_new: bool) -> bool:
+        px = max(1, int(expire * 1000)) if expire is not None else None
+        with self._guard():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(KV + key, _encode(value), px=px, nx=only_new)
+            if tag is not None:
+                pipe.sadd(TAG + tag, key)
+                if px is None:
+                    pipe.persist(TAG + tag)
+                else:  # the set lives as long as its longest-lived member (NX: first TTL, GT: extend)
+                    pipe.pexpire(TAG + tag, px, nx=True)
+                    pipe.pexpire(TAG + tag, px, gt=True)
+            written = pipe.execute()[0]
+        return bool(written)
+
+    def delete(self, key: str, retry: bool = False) -> bool:
+        with self._guard():
+            return bool(self.redis.delete(KV + key))
+
+    def evict(self, tag: str, retry: bool = False) -> int:
+        with self._guard():
+            members = [m.decode() if isinstance(m, bytes) else m for m in self.redis.smembers(TAG + tag)]
+            removed = self.redis.delete(*(KV + m for m in members)) if members else 0
+            self.redis.delete(TAG + tag)
+        return int(removed)
+
+    def iterkeys(self, reverse: bool = False) -> Iterator[str]:
+        with self._guard():
+            keys = [k.decode() if isinstance(k, bytes) else k
+                    for k in self.redis.scan_iter(match=KV + "*", count=1000)]
+        return iter(sorted((k[len(KV):] for k in keys), reverse=reverse))
+
+    @contextlib.contextmanager
+    def transact(self, retry: bool = False) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        with self._guard():
+            lock = self.redis.lock(LOCK_KEY, timeout=LOCK_TTL_S, sleep=0.002, blocking_timeout=LOCK_WAIT_S)
+            acquired = lock.acquire()
+        if not acquired:
+            raise StoreBusy("the fleet store is busy (its transaction lock was held too long); retry")
+        self._local.depth = 1
+        try:
+            yield
+        finally:
+            self._local.depth = 0
+            with contextlib.suppress(*self._errors):  # expired or unreachable: it frees itself after LOCK_TTL_S
+                lock.release()
+
+    def expire(self) -> int:
+        return 0  # Redis expires keys itself
+
+    def close(self) -> None:
+        with contextlib.suppress(*self._errors):
+            self.redis.close()
