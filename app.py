@@ -19,11 +19,13 @@ import logs
 from core.deps import Deps
 from errors import exception_handlers
 from f2b.client import Fail2Ban
+from fleet.hosts import claim_host_name
 from handlers import (
     audit,
     auth,
     bans,
     blocklists,
+    fleet,
     health,
     history,
     jails,
@@ -47,7 +49,7 @@ from store.base import configure_threads, offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *audit.routes, *openapi.routes,
+    *audit.routes, *openapi.routes, *fleet.routes,
 ]
 
 
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
         deps = Deps(settings, store, client)
         try:
+            if settings.fleet_url:
+                await claim_host_name(settings, store)
             await offload(first_start.bootstrap, store, settings.admin_password)
             async with anyio.create_task_group() as tg:
                 if settings.leader_candidate:

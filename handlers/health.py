@@ -10,6 +10,7 @@ import msgspec
 from core.roles import Role
 from errors import Unavailable
 from handlers.api import Call, iso, json_response, route
+from handlers.fleet import fleet_health
 from handlers.jobs import heartbeat_is_stale, leader_summary
 
 
@@ -28,6 +29,7 @@ class Health(msgspec.Struct):
     store: bool
     snapshot: dict[str, Any] | None  # the leader's latest fail2ban snapshot, the same for every worker
     store_error: str | None = None  # why the store cannot serve (deleted/replaced file, disk full, no answer)
+    fleet: dict[str, Any] | None = None  # fleet mode: {"connected", "leader", "lag_s"} (handlers/fleet.py)
 
 
 async def live(call: Call) -> dict[str, str]:
@@ -64,8 +66,10 @@ async def health(call: Call) -> Health:
     if snap is not None:
         snap = {"at": iso(snap["at"]), "age_s": round(store.clock() - snap["at"], 3),
                 "reachable": snap["reachable"], "jails": [j["name"] for j in snap["jails"]]}
+    fleet = await fleet_health(call.deps) if settings.fleet_url else None
+    degraded = degraded or (fleet is not None and not fleet["connected"])
     return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok, snap,
-                  problem)
+                  problem, fleet)
 
 
 routes = [

@@ -84,6 +84,10 @@ def builtin_jobs() -> list[Job]:
 def load_jobs(settings: Settings) -> tuple[Job, ...]:
     """The built-in jobs plus those of `settings.jobs_module`, validated (ConfigError if wrong)."""
     jobs = builtin_jobs() + (_extra_jobs(settings.jobs_module) if settings.jobs_module else [])
+    if settings.fleet_url:  # fleet mode: the host leader also runs the host's fleet agent (fleet/agent.py)
+        from fleet.agent import fleet_job
+
+        jobs.append(Job("fleet", every=1.0, timeout=float(10**9), run=fleet_job, jitter=0.0))
     seen: set[str] = set()
     for job in jobs:
         where = f"job {job.name!r}" + (f" from BANGUI_JOBS_MODULE={settings.jobs_module}" if

@@ -74,7 +74,7 @@ class RedisCache:
 
     # -- faults ------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
+    def guard(self) -> Iterator[None]:
         if time.monotonic() < self._down_until:
             raise FleetUnavailable("the fleet store (Redis) is unreachable; retry shortly")
         try:
@@ -83,16 +83,21 @@ class RedisCache:
             self._down_until = time.monotonic() + BREAKER_S
             raise FleetUnavailable(f"the fleet store (Redis) is unreachable: {type(exc).__name__}") from None
 
+    def call(self, fn: Any, *args: Any) -> Any:
+        """`fn(client, *args)` with this client's fault handling (503 fleet_unavailable): for fleet/ code."""
+        with self.guard():
+            return fn(self.redis, *args)
+
     def reachable(self) -> bool:
         try:
-            with self._guard():
+            with self.guard():
                 return bool(self.redis.ping())
         except FleetUnavailable:
             return False
 
     # -- the diskcache subset ----------------------------------------------------------------------------
     def get(self, key: str, default: Any = None, expire_time: bool = False) -> Any:
-        with self._guard():
+        with self.guard():
             if expire_time:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.get(KV + key)
@@ -114,7 +119,7 @@ class RedisCache:
 
     def _write(self, key: str, value: Any, expire: float | None, tag: str | None, only_new: bool) -> bool:
         px = max(1, int(expire * 1000)) if expire is not None else None
-        with self._guard():
+        with self.guard():
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(KV + key, _encode(value), px=px, nx=only_new)
             if tag is not None:
@@ -128,18 +133,18 @@ class RedisCache:
         return bool(written)
 
     def delete(self, key: str, retry: bool = False) -> bool:
-        with self._guard():
+        with self.guard():
             return bool(self.redis.delete(KV + key))
 
     def evict(self, tag: str, retry: bool = False) -> int:
-        with self._guard():
+        with self.guard():
             members = [m.decode() if isinstance(m, bytes) else m for m in self.redis.smembers(TAG + tag)]
             removed = self.redis.delete(*(KV + m for m in members)) if members else 0
             self.redis.delete(TAG + tag)
         return int(removed)
 
     def iterkeys(self, reverse: bool = False) -> Iterator[str]:
-        with self._guard():
+        with self.guard():
             keys = [k.decode() if isinstance(k, bytes) else k
                     for k in self.redis.scan_iter(match=KV + "*", count=1000)]
         return iter(sorted((k[len(KV):] for k in keys), reverse=reverse))
@@ -154,7 +159,7 @@ class RedisCache:
             finally:
                 self._local.depth -= 1
             return
-        with self._guard():
+        with self.guard():
             lock = self.redis.lock(LOCK_KEY, timeout=LOCK_TTL_S, sleep=0.002, blocking_timeout=LOCK_WAIT_S)
             acquired = lock.acquire()
         if not acquired:

@@ -1,0 +1,41 @@
+"""Fleet bans and unbans: ask every host (or some) of the fleet to ban or unban addresses in a jail.
+
+The action validates and appends one entry to the fleet's log (fleet/log.py); each host's agent applies it
+through its own ban/unban action (audited there with actor `fleet:<source host>`), and reports per host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fleet
+from actions.bans import check_refusals
+from actions.base import Act, action
+from core.addresses import ip_list, jail_name
+from core.roles import Role
+from fleet.log import publish_fleet_ban
+from store.base import offload
+
+
+async def _publish(act: Act, kind: str, jail: str, ips: list[str], hosts: list[str] | None) -> dict[str, Any]:
+    jail = jail_name(jail)
+    if kind == "ban":
+        check_refusals(act.deps.settings, act.actor, ips, False)
+    ips = ip_list(ips)
+    act.details.update(ips=ips[:100], count=len(ips), hosts=hosts or "*")
+    settings = act.deps.settings
+    result = await offload(act.deps.store.shared.call, publish_fleet_ban, kind, jail, ips, hosts,
+                           fleet.host_name(settings), settings.fleet_retention_hours)
+    act.details["id"] = result["id"]
+    act.status = 202
+    return result
+
+
+@action("fleet.ban", Role.operator, target="jail")
+async def fleet_ban(act: Act, jail: str, ips: list[str], hosts: list[str] | None = None) -> dict[str, Any]:
+    return await _publish(act, "ban", jail, ips, hosts)
+
+
+@action("fleet.unban", Role.operator, target="jail")
+async def fleet_unban(act: Act, jail: str, ips: list[str], hosts: list[str] | None = None) -> dict[str, Any]:
+    return await _publish(act, "unban", jail, ips, hosts)

@@ -1,0 +1,246 @@
+"""The host's fleet agent: run by the host leader (the `fleet` job, jobs/definitions.py) while it leads.
+
+Four loops in one task group:
+- heartbeat: every HEARTBEAT_S, refresh the host's name claim and record (fail2ban, jails, version) and publish
+  the outbox (shared bans buffered while Redis was unreachable);
+- consume: read the fleet log through this host's consumer group (pending entries first, then new ones,
+  blocking, so an entry is applied milliseconds after it was added) and apply each entry through the ban and
+  unban actions (actor `fleet:<source host>`, via "fleet"), then XACK it and record the per-host status;
+- watch (shared jails only): poll fail2ban's ban lists every WATCH_S with one pipelined call and publish the
+  bans fail2ban made itself. A ban this agent applied from the fleet is marked first and never published
+  again: no loops;
+- lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs (retention).
+Redis errors never end the agent: each loop logs once per outage and retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+import fleet
+from actions import bans as ban_actions
+from core.actor import Actor
+from core.roles import Role
+from errors import AppError, NotFound
+from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key
+from fleet.lease import RENEW_S, Lease
+from fleet.log import decode, min_id
+from fleet.outbox import Outbox
+from store.base import offload
+from store.redis_backend import import_redis
+
+if TYPE_CHECKING:
+    from core.deps import Deps
+    from jobs.definitions import JobContext
+
+log = logging.getLogger("bangui.fleet")
+WATCH_S = 0.1
+BLOCK_MS = 1000
+RETENTION_EVERY_S = 60.0
+RETRY_S = 0.5
+try:
+    VERSION = version("bangui")
+except PackageNotFoundError:
+    VERSION = "unknown"
+
+
+async def fleet_job(ctx: JobContext) -> None:
+    """The `fleet` job: runs until the host leader steps down or stops (then it is cancelled)."""
+    await Agent(ctx.deps).run()
+
+
+class Agent:
+    def __init__(self, deps: Deps) -> None:
+        redis = import_redis()
+        settings = deps.settings
+        self.deps, self.settings = deps, settings
+        self.name = fleet.host_name(settings)
+        self.instance = fleet.instance_id(settings)
+        self.sync = deps.store.shared.redis
+        self.fast = redis.asyncio.Redis.from_url(settings.fleet_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.blocking = redis.asyncio.Redis.from_url(settings.fleet_url, socket_timeout=BLOCK_MS / 1000 + 2,
+                                                     socket_connect_timeout=0.5)
+        self.errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self.retried = (*self.errors, AppError)
+        self.outbox = Outbox(Path(deps.store.path))
+        self.applied: set[tuple[str, str]] = set()  # (jail, ip) bans we applied from the fleet: not ours to share
+        self.lease = Lease(self.fast, self.name)
+        self.down_logged: set[str] = set()
+        self.beats = 0
+
+    async def run(self) -> None:
+        log.info("fleet agent of host %s started (shared jails: %s)", self.name,
+                 ", ".join(fleet.shared_jails(self.settings)) or "none")
+        try:
+            async with anyio.create_task_group() as tg:
+                for loop in (self._heartbeat, self._consume, self._watch, self._lead):
+                    tg.start_soon(self._forever, loop)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*self.errors):
+                await self.lease.release()
+            await self.fast.aclose()
+            await self.blocking.aclose()
+
+    async def _forever(self, loop: Any) -> None:
+        """Run one loop; on a Redis (or fail2ban) error log once per outage and start it again."""
+        while True:
+            try:
+                await loop()
+            except self.retried as exc:
+                if loop.__name__ not in self.down_logged:
+                    log.warning("fleet %s: %s: %s; retrying", loop.__name__.strip("_"), type(exc).__name__, exc)
+                    self.down_logged.add(loop.__name__)
+                await anyio.sleep(RETRY_S)
+
+    def _recovered(self, loop: str) -> None:
+        if loop in self.down_logged:
+            self.down_logged.discard(loop)
+            log.info("fleet %s: Redis reachable again", loop.strip("_"))
+
+    # -- heartbeat and outbox ----------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        while True:
+            await offload(self.beat)
+            self._recovered("_heartbeat")
+            if self.outbox.pending():
+                sent = await offload(self.outbox.flush, self._publish_now)
+                log.info("fleet: published %d shared ban(s) buffered while Redis was unreachable", sent)
+            await anyio.sleep(HEARTBEAT_S)
+
+    def beat(self) -> None:
+        snap = self.deps.store.runtime.current() or {}
+        record = {"name": self.name, "last_seen": time.time(), "version": VERSION,
+                  "fail2ban": {"reachable": bool(snap.get("reachable")), "version": snap.get("version")},
+                  "jails": [{k: j.get(k) for k in ("name", "currently_banned", "currently_failed")}
+                            for j in snap.get("jails", [])]}
+        pipe = self.sync.pipeline(transaction=False)
+        pipe.set(alive_key(self.name), self.instance, px=int(fleet.ALIVE_TTL_S * 1000))
+        pipe.set(host_key(self.name), json.dumps(record), ex=self.settings.fleet_retention_hours * 3600)
+        pipe.sadd(HOSTS, self.name)
+        joined = pipe.execute()[2]
+        if joined and self.beats:
+            log.warning("fleet: host %s was missing from Redis (restarted empty?): published it again; users and "
+                        "tokens are gone unless Redis persists them (AOF)", self.name)
+        self.beats += 1
+
+    def _publish_now(self, item: dict[str, str]) -> None:
+        self.sync.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
+
+    # -- consume -----------------------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        grp = group(self.name)
+        try:
+            await self.fast.xgroup_create(STREAM, grp, id="0", mkstream=True)
+        except self.errors as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        cursor = "0"  # first what was delivered to us but not acknowledged (a crash mid-apply), then new ones
+        self._recovered("_consume")
+        while True:
+            try:
+                reply = await self.blocking.xreadgroup(grp, self.name, {STREAM: cursor}, count=50, block=BLOCK_MS)
+            except self.errors as exc:
+                if "NOGROUP" in str(exc):  # Redis restarted empty: join again from the start
+                    log.warning("fleet: consumer group %s is gone (Redis restarted empty?); joining again", grp)
+                    return
+                raise
+            entries = reply[0][1] if reply else []
+            if cursor == "0" and not entries:
+                cursor = ">"
+            for entry_id, fields in entries:
+                if fields:
+                    await self.apply(decode(fields))
+                await self.fast.xack(STREAM, grp, entry_id)
+
+    async def apply(self, item: dict[str, Any]) -> None:
+        kind, source, hosts = item.get("kind"), item.get("source", "?"), item.get("hosts")
+        if (kind == "auto" and source == self.name) or (hosts is not None and self.name not in hosts):
+            return
+        jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
+        actor = Actor(f"fleet:{source}", Role.operator, "fleet", None, user=f"fleet:{source}")
+        status, error = "applied", None
+        try:
+            if kind == "unban":
+                for ip in item["ips"]:
+                    with contextlib.suppress(NotFound):  # not banned here: the goal is reached
+                        await ban_actions.unban(self.deps, actor, jail, ip)
+            else:
+                self.applied.update((jail, ip) for ip in item["ips"])
+                await ban_actions.ban(self.deps, actor, jail, item["ips"], origin="manual")
+        except AppError as exc:
+            status, error = "failed", f"{exc.code}: {exc.message}"
+            log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)
+        if item.get("id"):
+            await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
+
+    # -- watch shared jails ------------------------------------------------------------------------------
+    async def _watch(self) -> None:
+        wanted = fleet.shared_jails(self.settings)
+        if not wanted:
+            await anyio.sleep_forever()
+        present = set(await self.deps.fail2ban.jail_names())
+        jails = [j for j in wanted if j in present]
+        commands = [["get", j, "banned"] for j in jails]
+        known = {j: set(b) for j, b in zip(jails, await self.deps.fail2ban.pipeline(commands), strict=True)}
+        while True:  # bans already in place when we start were fail2ban's before we watched: not published
+            await anyio.sleep(WATCH_S)
+            results = await self.deps.fail2ban.pipeline(commands)
+            for jail, banned in zip(jails, results, strict=True):
+                now = set(banned)
+                fresh = []
+                for ip in now - known[jail]:
+                    if (jail, ip) in self.applied:
+                        self.applied.discard((jail, ip))  # the fleet's ban, not fail2ban's own
+                    else:
+                        fresh.append(ip)
+                known[jail] = now
+                if fresh:
+                    await offload(self.share, jail, sorted(fresh))
+
+    def share(self, jail: str, ips: list[str]) -> None:
+        """Publish fail2ban's own bans; buffered in the data dir while Redis is unreachable (or behind)."""
+        from fleet.log import entry
+
+        item = entry("auto", jail, ips, self.name)
+        if not self.outbox.pending():
+            try:
+                self._publish_now(item)
+                return
+            except self.errors as exc:
+                log.warning("fleet: Redis unreachable (%s): buffering shared bans in %s", exc, self.outbox.path)
+        self.outbox.append(item)
+
+    # -- fleet leader ------------------------------------------------------------------------------------
+    async def _lead(self) -> None:
+        last_retention = 0.0
+        was = False
+        while True:
+            try:
+                held = await self.lease.step()
+            except self.errors:
+                held = False
+                if not self.lease.acting():
+                    was = self._leading(was, False)
+                raise
+            was = self._leading(was, held and self.lease.acting())
+            if self.lease.acting() and time.monotonic() - last_retention >= RETENTION_EVERY_S:
+                trimmed = await self.lease.fenced_trim(STREAM, min_id(self.settings.fleet_retention_hours))
+                last_retention = time.monotonic()
+                if trimmed > 0:
+                    log.info("fleet retention: trimmed %d log entries", trimmed)
+            await anyio.sleep(RENEW_S)
+
+    def _leading(self, was: bool, now: bool) -> bool:
+        if now and not was:
+            log.info("host %s leads the fleet with token %s", self.name, self.lease.token)
+        elif was and not now:
+            log.warning("host %s no longer leads the fleet", self.name)
+        return now

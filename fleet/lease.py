@@ -1,0 +1,87 @@
+"""The fleet leader: one host leader of the fleet holds a lease in Redis and runs the fleet's jobs.
+
+- Claim: one Lua script (atomic): when `bangui:fleet:leader` is free, take the next fencing token (INCR
+  `bangui:fleet:epoch`) and SET the lease `<host>:<token>` with PX = LEASE_S. Held: renewed every RENEW_S
+  (a compare-and-PEXPIRE script), far inside the lease.
+- Stepping down in time: a holder counts its lease from the moment it SENT the last successful renewal and
+  acts only until half the lease has passed since then (`acting`), so a host that loses Redis, or stalls, stops
+  acting as fleet leader well before another can take the expired lease (clock rates, not clocks, must agree).
+- Fencing: fleet writes run as scripts that first compare the lease with our `<host>:<token>` (`fenced`), so
+  a deposed leader's late write is refused by Redis itself, whatever it believes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fleet import EPOCH, LEASE
+
+LEASE_S = 6.0
+RENEW_S = 1.0
+CLAIM = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+local token = redis.call('incr', KEYS[2])
+redis.call('set', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return token
+"""
+RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+# Fenced stream trim: only the current lease holder trims the fleet log.
+FENCED_TRIM = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
+return redis.call('xtrim', KEYS[2], 'MINID', ARGV[2])
+"""
+
+
+class Lease:
+    def __init__(self, client: Any, host: str, lease_s: float = LEASE_S,
+                 clock: Any = time.monotonic) -> None:
+        self.redis, self.host, self.lease_s, self.clock = client, host, lease_s, clock
+        self.token: int | None = None
+        self.valid_until = 0.0
+
+    @property
+    def value(self) -> str:
+        return f"{self.host}:{self.token}"
+
+    def acting(self) -> bool:
+        """May this host act as fleet leader now (a local check: no Redis round trip)?"""
+        return self.token is not None and self.clock() < self.valid_until
+
+    async def step(self) -> bool:
+        """Claim or renew once; True while we hold the lease. Redis errors propagate (acting() then lapses)."""
+        sent = self.clock()
+        px = str(int(self.lease_s * 1000))
+        if self.token is not None:
+            if await self.redis.eval(RENEW, 1, LEASE, self.value, px):
+                self.valid_until = sent + self.lease_s / 2
+                return True
+            self.token = None  # taken over (or expired): never act again under this token
+        token = int(await self.redis.eval(CLAIM, 2, LEASE, EPOCH, self.host, px))
+        if token:
+            self.token, self.valid_until = token, sent + self.lease_s / 2
+        return self.token is not None
+
+    async def release(self) -> None:
+        if self.token is not None:
+            await self.redis.eval(RELEASE, 1, LEASE, self.value)
+        self.token = None
+
+    async def fenced_trim(self, stream: str, min_id: str) -> int:
+        """XTRIM MINID, only while Redis still holds our lease; -1 when refused."""
+        return int(await self.redis.eval(FENCED_TRIM, 2, LEASE, stream, self.value, min_id))
+
+
+async def current_leader(client: Any) -> str | None:
+    raw = await client.get(LEASE)
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return text.rpartition(":")[0]

@@ -1,0 +1,103 @@
+"""3 simulated hosts on one machine: a real redis-server, 3 private fail2ban servers and 3 `bangui serve --workers 2`
+with their own data dirs and host names (web1..web3), `sshd` shared. Module-wide for the proofs that do not
+break anything; `fresh_fleet` builds one per test for those that kill or stop parts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from f2b.instance import PrivateServer
+from f2b.protocol import sync_call
+from tests.fixtures.processes import ServerProcess
+from tests.fixtures.redis import RedisServer
+
+pytestmark = pytest.mark.fleet
+PASSWORD = "fleet admin password"
+LOGIN = {"username": "admin", "password": PASSWORD}
+
+
+@dataclass
+class Host:
+    name: str
+    fail2ban: PrivateServer
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def banned(self, jail: str = "sshd") -> set[str]:
+        code, result = sync_call(self.fail2ban.socket, "get", jail, "banned")
+        assert code == 0, result
+        return set(result)
+
+
+@dataclass
+class Fleet:
+    redis: RedisServer
+    hosts: list[Host] = field(default_factory=list)
+    token: str = ""
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            host.server.stop()
+            host.fail2ban.close()
+        self.redis.stop()
+
+
+def start_fleet(base: Path, persist: bool = False, n: int = 3) -> Fleet:
+    fleet = Fleet(RedisServer(base / "redis", persist=persist).start())
+    try:
+        for i in range(1, n + 1):
+            f2b = PrivateServer(base / f"f2b{i}")
+            f2b.start()
+            env = {"BANGUI_FLEET_URL": fleet.redis.url, "BANGUI_HOST_NAME": f"web{i}",
+                   "BANGUI_FLEET_SHARE_JAILS": "sshd", "BANGUI_ADMIN_PASSWORD": PASSWORD,
+                   "BANGUI_LOG_LEVEL": "info"}
+            server = ServerProcess(base / f"data{i}", f2b.socket, 2, base, env=env)
+            fleet.hosts.append(Host(f"web{i}", f2b, server))
+            server.start()
+        cookie = httpx.post(fleet.hosts[0].url + "/api/v1/auth/login", json=LOGIN, timeout=10).cookies
+        made = httpx.post(fleet.hosts[0].url + "/api/v1/tokens", json={"name": "ops", "role": "admin"},
+                          cookies=cookie, timeout=10)
+        assert made.status_code == 201, made.text
+        fleet.token = made.json()["token"]
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fleet.stop()
+        raise
+    return fleet
+
+
+def dump(fleet: Fleet) -> None:
+    for host in fleet.hosts:
+        print(f"--- {host.name} ---\n{host.server.output()[-6000:]}")
+
+
+@pytest.fixture(scope="module")
+def shared_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    fleet = start_fleet(tmp_path_factory.mktemp("fleet"))
+    try:
+        yield fleet
+    finally:
+        dump(fleet)
+        fleet.stop()
+
+
+@pytest.fixture
+def fresh_fleet(tmp_path: Path) -> Iterator[Fleet]:
+    fleet = start_fleet(tmp_path, persist=True)
+    try:
+        yield fleet
+    finally:
+        dump(fleet)
+        fleet.stop()

