@@ -153,7 +153,14 @@ def _run_hypercorn(config: HypercornConfig) -> int:
 def serve(settings: Settings) -> int:
     from hypercorn.config import Config
 
-    Store(settings).close()  # fail here, once, with the clear line, rather than in every worker
+    store = Store(settings)  # fail here, once, with the clear line, rather than in every worker
+    try:
+        if settings.fleet_url:
+            from fleet.hosts import check_host_name
+
+            check_host_name(settings, store)
+    finally:
+        store.close()
     with _demo_fail2ban(settings) as settings:
         os.environ.update(settings.to_env())  # spawned workers rebuild exactly these settings
         config = Config()

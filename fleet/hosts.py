@@ -30,9 +30,14 @@ def _claim(client: Any, name: str, instance: str) -> str | None:
 
 
 async def claim_host_name(settings: Settings, store: Any) -> None:
+    """In each worker's lifespan (`bangui serve` checked once before): ConfigError when the name is taken."""
+    await offload(check_host_name, settings, store)
+
+
+def check_host_name(settings: Settings, store: Any) -> None:
     name = fleet.host_name(settings)
     try:
-        other = await offload(store.shared.call, _claim, name, fleet.instance_id(settings))
+        other = store.shared.call(_claim, name, fleet.instance_id(settings))
     except FleetUnavailable as exc:
         log.warning("fleet: %s; serving anyway (fail2ban does not depend on bangui), retrying in the background",
                     exc.message)

@@ -1,0 +1,107 @@
+"""Fleet mode under faults: a host name taken twice, the fleet leader killed, Redis away for 20 s."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import anyio
+import httpx2 as httpx
+import pytest
+
+from fleet.lease import Lease
+from tests.fixtures.processes import ServerProcess
+from tests.fixtures.redis import RedisServer
+from tests.fixtures.waiting import wait_for
+from tests.fleet.conftest import Fleet
+
+pytestmark = pytest.mark.fleet
+
+
+def test_a_second_server_under_a_taken_host_name_refuses_to_start(shared_fleet: Fleet, tmp_path: Path) -> None:
+    h1 = shared_fleet.hosts[0]
+    twin = ServerProcess(tmp_path / "twin", h1.fail2ban.socket, 1, tmp_path,
+                         env={"BANGUI_FLEET_URL": shared_fleet.redis.url, "BANGUI_HOST_NAME": "web1"})
+    with pytest.raises(RuntimeError, match="already used by another running bangui"):
+        twin.start()
+
+
+def test_cli_beside_its_own_server_works_on_the_fleet_store(shared_fleet: Fleet) -> None:
+    import subprocess
+    import sys
+
+    h2 = shared_fleet.hosts[1]
+    env = dict(h2.server.env, BANGUI_DATA_DIR=str(h2.server.data_dir))
+    out = subprocess.run([sys.executable, "-m", "cli", "user", "list"], env=env, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.returncode == 0 and "admin" in out.stdout, out.stderr
+
+
+def test_fencing_refuses_a_deposed_leaders_writes(redis_server: RedisServer) -> None:
+    import redis.asyncio
+
+    async def main() -> None:
+        ra, rb = (redis.asyncio.Redis.from_url(redis_server.url) for _ in range(2))
+        clock = [0.0]
+        old = Lease(ra, "web1", lease_s=0.3, clock=lambda: clock[0])
+        assert await old.step() and old.acting()
+        clock[0] = 0.2  # half the lease passed without a renewal: the holder stops acting by itself
+        assert not old.acting()
+        await anyio.sleep(0.4)  # the lease expired in Redis
+        new = Lease(rb, "web2", lease_s=5)
+        assert await new.step() and new.token is not None and new.token > (old.token or 0)
+        assert await old.fenced_trim("bangui:fleet:log", "0-0") == -1  # Redis refuses the old token
+        assert not await old.step() or old.token != new.token  # its renewal fails; it claims nothing
+        assert await new.fenced_trim("bangui:fleet:log", "0-0") >= 0
+        await ra.aclose()
+        await rb.aclose()
+
+    anyio.run(main)
+
+
+def _lease(fleet: Fleet) -> str | None:
+    raw = fleet.redis.client().get("bangui:fleet:leader")
+    return raw.decode() if raw else None
+
+
+def test_killing_the_fleet_leader_hands_the_lease_over(fresh_fleet: Fleet) -> None:
+    lease = wait_for(lambda: _lease(fresh_fleet), timeout=20, what="a fleet leader")
+    name, _, token = lease.rpartition(":")
+    leader = next(h for h in fresh_fleet.hosts if h.name == name)
+    health = httpx.get(leader.url + "/api/v1/health", headers=fresh_fleet.headers(), timeout=10).json()
+    os.kill(health["leader"]["pid"], signal.SIGKILL)  # the host leader: it runs that host's fleet agent
+    killed = time.monotonic()
+    new = wait_for(lambda: (v := _lease(fresh_fleet)) and v != lease and v, timeout=15, pause=0.05,
+                   what="another fleet leader")
+    print(f"new fleet leader {new} after {time.monotonic() - killed:.2f} s (lease 6 s)")
+    assert int(new.rpartition(":")[2]) > int(token)
+
+
+def test_redis_away_for_20_s_during_automatic_bans(fresh_fleet: Fleet) -> None:
+    hosts = fresh_fleet.hosts
+    wait_for(lambda: len(fresh_fleet.redis.client().xinfo_groups("bangui:fleet:log")) == 3
+             if fresh_fleet.redis.client().exists("bangui:fleet:log") else False, timeout=20, what="3 agents")
+    fresh_fleet.redis.stop()
+    stopped = time.monotonic()
+    started = time.monotonic()
+    r = httpx.get(hosts[1].url + "/api/v1/jails", headers=fresh_fleet.headers(), timeout=10)
+    print(f"authenticated request with Redis down: {r.status_code} in {time.monotonic() - started:.3f} s")
+    assert (r.status_code, r.json()["error"]["code"]) == (503, "fleet_unavailable")
+    ips = {0: [f"198.51.100.{i}" for i in range(10, 14)], 1: [f"198.51.100.{i}" for i in range(20, 24)]}
+    for step in range(4):  # automatic bans on web1 and web2 while Redis is away
+        for h, batch in ips.items():
+            hosts[h].fail2ban.append_failures("sshd", batch[step], 3)
+        time.sleep(3)
+    for h, batch in ips.items():
+        wait_for(lambda h=h, batch=batch: set(batch) <= hosts[h].banned(), timeout=10, what="local bans")
+    time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+    fresh_fleet.redis.start()
+    every = set(ips[0] + ips[1])
+    wait_for(lambda: all(every <= h.banned() for h in hosts), timeout=30, what="every ban on every host")
+    log = fresh_fleet.redis.client().xrange("bangui:fleet:log")
+    published = [ip for _, f in log for ip in __import__("json").loads(f[b"ips"])]
+    assert sorted(published) == sorted(every)  # each ban published once: none twice
+    r = httpx.get(hosts[1].url + "/api/v1/jails", headers=fresh_fleet.headers(), timeout=10)
+    assert r.status_code == 200  # users and tokens survived: this Redis persists (AOF)
