@@ -75,6 +75,7 @@ class Agent:
         self.lease = Lease(self.fast, self.name)
         self.down_logged: set[str] = set()
         self.beats = 0
+        self.watched = set(fleet.shared_jails(settings))
 
     async def run(self) -> None:
         log.info("fleet agent of host %s started (shared jails: %s)", self.name,
@@ -166,18 +167,21 @@ class Agent:
             return
         jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
         actor = Actor(f"fleet:{source}", Role.operator, "fleet", None, user=f"fleet:{source}")
-        status, error = "applied", None
+        status, error, started = "applied", None, time.monotonic()
         try:
             if kind == "unban":
                 for ip in item["ips"]:
                     with contextlib.suppress(NotFound):  # not banned here: the goal is reached
                         await ban_actions.unban(self.deps, actor, jail, ip)
             else:
-                self.applied.update((jail, ip) for ip in item["ips"])
+                if jail in self.watched:  # the watcher will see this ban: mark it as the fleet's, not ours
+                    self.applied.update((jail, ip) for ip in item["ips"])
                 await ban_actions.ban(self.deps, actor, jail, item["ips"], origin="manual")
         except AppError as exc:
             status, error = "failed", f"{exc.code}: {exc.message}"
             log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)
+        log.info("fleet %s of %d address(es) in %s from %s: %s in %.3f s", kind, len(item["ips"]), jail, source,
+                 status, time.monotonic() - started)
         if item.get("id"):
             await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
 
