@@ -22,6 +22,9 @@ from f2b.client import Fail2Ban
 from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
 from handlers.api import ApiRoute
 from handlers.deps import Deps
+from handlers.filters import routes as filter_routes
+from handlers.jail_control import routes as jail_control_routes
+from handlers.logs import routes as log_routes
 from handlers.middleware import SecurityHeaders
 from jobs.leader import run_candidate
 from settings import Settings
@@ -33,6 +36,7 @@ API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *openapi.routes,
+    *jail_control_routes, *filter_routes, *log_routes,
 ]
 
 

@@ -63,6 +63,7 @@ class ApiRoute:
     response: type | None = None  # documents the 2xx body in the OpenAPI document
     status: int = 200
     query: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> description
+    max_body_bytes: int | None = None  # this route's body limit (default: the max_body_bytes setting)
     _decoder: msgspec.json.Decoder[Any] | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,7 +84,7 @@ class ApiRoute:
                 check_csrf(request, deps.settings)
         call = Call(request, deps, principal)
         if self._decoder is not None:
-            call.body = await self._decode_body(request, deps.settings.max_body_bytes)
+            call.body = await self._decode_body(request, self.max_body_bytes or deps.settings.max_body_bytes)
         result = await self.handler(call)
         if isinstance(result, Response):
             return result
