@@ -18,10 +18,10 @@ import anyio
 import msgspec
 from starlette.responses import StreamingResponse
 
+from core.roles import Role
 from errors import AppError, InvalidInput
 from f2b import logfile
 from handlers.api import Call, iso, route
-from handlers.security import Role
 from store.base import offload
 
 MAX_LINES = 5000
