@@ -26,7 +26,7 @@ from core.addresses import jail_name
 from core.roles import Role
 from errors import AppError, Conflict
 from f2b.client import Fail2BanCommandError, JailNotFound
-from f2b.engine_client import configured_jails, jail_stream
+from f2b.engine_client import ConfigInvalid, configured_jails, jail_stream
 from store.base import offload
 
 log = logging.getLogger("bangui.jails")
@@ -56,7 +56,11 @@ async def stop_jail(act: Act, jail: str) -> dict[str, Any]:
         # One round trip, run in order by fail2ban: the list is what the stop lifts.
         bans, _ = await act.deps.fail2ban.pipeline([("get", jail, "banip"), ("stop", jail)])
     except JailNotFound:
-        if jail not in await configured_jails(act.deps.settings.fail2ban_config_dir):
+        try:
+            configured = await configured_jails(act.deps.settings.fail2ban_config_dir)
+        except ConfigInvalid:  # no readable configuration: the jail is simply unknown
+            configured = []
+        if jail not in configured:
             raise
         act.details["was_active"] = False
         return {"jail": jail, "active": False}

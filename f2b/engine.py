@@ -29,6 +29,11 @@ def _error(code, message):
     return {"error": {"code": code, "message": message}}
 
 
+def _no_config(base):
+    return _error("config_invalid", f"fail2ban found no jail.conf/jail.local in {base}: set "
+                  "BANGUI_FAIL2BAN_CONFIG_DIR to fail2ban's configuration directory")
+
+
 def _jails_reader(base):
     from fail2ban.client.jailsreader import JailsReader
 
@@ -42,7 +47,7 @@ def _jails_reader(base):
 def configured_jails(base):
     reader = _jails_reader(base)
     if reader is None:
-        return _error("config_invalid", f"fail2ban found no jail.conf/jail.local in {base}")
+        return _no_config(base)
     return {"jails": [s for s in reader.sections() if s != "INCLUDES"]}
 
 
@@ -60,7 +65,7 @@ def jail_stream(base, jail):
     log.propagate = False
     reader = _jails_reader(base)
     if reader is None:
-        return _error("config_invalid", f"fail2ban found no jail.conf/jail.local in {base}")
+        return _no_config(base)
     if jail not in reader.sections() or jail == "INCLUDES":
         return _error("jail_not_found", f"no configuration in {base} defines a jail named {jail!r}")
     try:

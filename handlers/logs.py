@@ -27,6 +27,8 @@ from store.base import offload
 MAX_LINES = 5000
 POLL_S = 0.25
 KEEPALIVE_S = 10.0
+MAX_STREAMS = 64  # open streams per worker process (each holds a file and polls it)
+_open_streams = [0]
 _encode = msgspec.json.Encoder().encode
 _LOG_QUERY = {"lines": f"how many lines, 1-{MAX_LINES} (default 200)",
               "grep": "only lines containing this text (case-insensitive)",
@@ -85,7 +87,12 @@ def _server_stopping() -> Callable[[], bool]:
 
 async def _events(path: str, grep: str | None, level: int | None, max_seconds: float | None
                   ) -> AsyncIterator[bytes]:
-    follower = await offload(logfile.Follower, path)
+    _open_streams[0] += 1
+    try:
+        follower = await offload(logfile.Follower, path)
+    except BaseException:
+        _open_streams[0] -= 1
+        raise
     stopping = _server_stopping()
     needle = grep.lower() if grep else None
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
@@ -106,10 +113,14 @@ async def _events(path: str, grep: str | None, level: int | None, max_seconds: f
                 await anyio.sleep(POLL_S)
         yield b"event: end\ndata: {}\n\n"
     finally:
+        _open_streams[0] -= 1
         follower.close()
 
 
 async def stream_log(call: Call) -> StreamingResponse:
+    if _open_streams[0] >= MAX_STREAMS:
+        raise AppError(f"{MAX_STREAMS} log streams are open in this worker already; close one and retry",
+                       code="too_many_streams", status=503, headers={"Retry-After": "10"})
     grep, level = _filters(call)
     raw = call.query("max_seconds")
     try:

@@ -155,3 +155,29 @@ def test_control_needs_admin(api: Api) -> None:
         r = api.call("operator", method, path)
         assert r.status_code == 403
     assert "sshd" in running(api)
+
+
+def test_each_control_is_audited_with_what_it_did(api: Api) -> None:
+    api.call("admin", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.5", "192.0.2.6"]})
+    api.call("admin", "POST", "/jails/sshd/stop")
+    api.call("admin", "POST", "/jails/sshd/start")
+    api.call("admin", "PUT", "/jails/sshd/idle", json={"idle": True})
+    api.call("admin", "DELETE", "/jails/nginx-http-auth/bans")
+    api.call("operator", "POST", "/jails/sshd/reload")
+    got = [(e["action"], e["target"], e["outcome"], e["details"]) for e in api.store.audit.iter_all()][:5]
+    assert got == [
+        ("jail.reload", "sshd", "denied", {"error": "forbidden"}),
+        ("jail.unban_all", "nginx-http-auth", "ok", {"unbanned": 0}),
+        ("jail.idle", "sshd", "ok", {"idle": True}),
+        ("jail.start", "sshd", "ok", {"was_active": False}),
+        ("jail.stop", "sshd", "ok", {"was_active": True, "unbanned": 2}),
+    ]
+
+
+def test_stop_of_an_unknown_jail_without_a_readable_configuration_is_404(api: Api, fail2ban: PrivateServer) -> None:
+    (fail2ban.conf_dir / "jail.local").rename(fail2ban.conf_dir / "jail.local.away")
+    r = api.call("admin", "POST", "/jails/ghost/stop")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "jail_not_found")
+    start = api.call("admin", "POST", "/jails/ghost/start")
+    assert (start.status_code, start.json()["error"]["code"]) == (422, "config_invalid")
+    assert "BANGUI_FAIL2BAN_CONFIG_DIR" in start.json()["error"]["message"]
