@@ -19,19 +19,34 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from actions.base import Act, action
 from core.addresses import jail_name
 from core.roles import Role
 from errors import AppError, Conflict
-from f2b.client import Fail2BanCommandError, JailNotFound
+from f2b.client import Fail2Ban, Fail2BanCommandError, JailNotFound
 from f2b.engine_client import ConfigInvalid, configured_jails, jail_stream
 from store.base import offload
 
 log = logging.getLogger("bangui.jails")
-UNBAN_CHUNK = 500  # addresses per unban call: ~1.5 s with a shell action at ~3 ms each (timeout 5 s)
+UNBAN_CHUNK = 500  # addresses per unban call (~1.5 s with a shell action at ~3 ms each): others' calls wait
 UNBAN_ROUNDS = 3  # re-read the list: bans that arrive while we unban are lifted too
+SLOW_TIMEOUT = 120.0  # seconds for one stop/start/reload/unban call (see _slow_client)
+
+
+@contextlib.asynccontextmanager
+async def _slow_client(act: Act) -> AsyncIterator[Fail2Ban]:
+    """A client with a long timeout for calls whose duration is fail2ban's actions' (a stop runs every
+    unban/flush command; a start runs actionstart): a short timeout would report a failure for work that
+    fail2ban still completes, and lose the history of it."""
+    client = Fail2Ban(act.deps.fail2ban.socket_path, timeout=max(SLOW_TIMEOUT, act.deps.fail2ban.timeout),
+                      max_calls=1, max_idle=1)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def _record_unbans(act: Act, jail: str, ips: list[str]) -> None:
@@ -54,7 +69,8 @@ async def stop_jail(act: Act, jail: str) -> dict[str, Any]:
     jail = jail_name(jail)
     try:
         # One round trip, run in order by fail2ban: the list is what the stop lifts.
-        bans, _ = await act.deps.fail2ban.pipeline([("get", jail, "banip"), ("stop", jail)])
+        async with _slow_client(act) as client:
+            bans, _ = await client.pipeline([("get", jail, "banip"), ("stop", jail)])
     except JailNotFound:
         try:
             configured = await configured_jails(act.deps.settings.fail2ban_config_dir)
@@ -79,14 +95,15 @@ async def start_jail(act: Act, jail: str) -> dict[str, Any]:
         return {"jail": jail, "active": True}
     act.details["was_active"] = False
     stream = await jail_stream(act.deps.settings.fail2ban_config_dir, jail)  # 404 / 422 from fail2ban's readers
-    try:
-        await act.deps.fail2ban.reload_jail(jail, stream, if_exists=True)
-    except Fail2BanCommandError as exc:
-        # The stream adds the jail before it starts it: a failed start must not leave it half there.
-        with contextlib.suppress(JailNotFound):
-            await act.deps.fail2ban.stop_jail(jail)
-        raise AppError(f"fail2ban could not start {jail}: {exc.message}", code="apply_failed", status=422,
-                       details=exc.details) from None
+    async with _slow_client(act) as client:
+        try:
+            await client.reload_jail(jail, stream, if_exists=True)
+        except Fail2BanCommandError as exc:
+            # The stream adds the jail before it starts it: a failed start must not leave it half there.
+            with contextlib.suppress(JailNotFound):
+                await client.stop_jail(jail)
+            raise AppError(f"fail2ban could not start {jail}: {exc.message}", code="apply_failed", status=422,
+                           details=exc.details) from None
     if not await _is_running(act, jail):
         raise AppError(f"fail2ban did not start {jail}; its log says why", code="apply_failed", status=422)
     return {"jail": jail, "active": True}
@@ -98,7 +115,8 @@ async def reload_jail(act: Act, jail: str) -> dict[str, Any]:
     jail = jail_name(jail)
     stream = await jail_stream(act.deps.settings.fail2ban_config_dir, jail)
     try:
-        await act.deps.fail2ban.reload_jail(jail, stream)
+        async with _slow_client(act) as client:
+            await client.reload_jail(jail, stream)
     except JailNotFound:
         raise Conflict(f"jail {jail} is not running: POST /api/v1/jails/{jail}/start starts it",
                        code="jail_not_active", details={"jail": jail}) from None
@@ -117,16 +135,17 @@ async def set_idle(act: Act, jail: str, idle: bool) -> dict[str, Any]:
 async def unban_all(act: Act, jail: str) -> dict[str, Any]:
     """Unban every address banned in ``jail``; each is recorded in history as an unban by the actor."""
     jail = jail_name(jail)
-    client, total, lifted = act.deps.fail2ban, 0, []
+    total, lifted = 0, []
     try:
-        for _ in range(UNBAN_ROUNDS):
-            ips = await client.banned_ips(jail)
-            if not ips:
-                break
-            for start in range(0, len(ips), UNBAN_CHUNK):
-                chunk = ips[start:start + UNBAN_CHUNK]
-                total += await client.unban_many(jail, chunk)
-                lifted += chunk
+        async with _slow_client(act) as client:
+            for _ in range(UNBAN_ROUNDS):
+                ips = await client.banned_ips(jail)
+                if not ips:
+                    break
+                for start in range(0, len(ips), UNBAN_CHUNK):
+                    chunk = ips[start:start + UNBAN_CHUNK]
+                    total += await client.unban_many(jail, chunk)
+                    lifted += chunk
     finally:  # a failure half-way still records what was lifted
         act.details["unbanned"] = total
         await _record_unbans(act, jail, lifted)
