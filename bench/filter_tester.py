@@ -32,7 +32,7 @@ import httpx2 as httpx
 
 from bench.common import bangui, create_token, f2b_env, machine, summary, table, verdict, work_dir
 from f2b.instance import PrivateServer
-from tests.handlers.test_filters import sshd_lines
+from tests.fixtures.sshd_log import sshd_lines
 
 COUNTS = ("lines_checked", "ignored", "matched", "missed")
 

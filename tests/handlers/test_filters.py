@@ -15,6 +15,7 @@ import pytest
 from f2b.instance import PrivateServer
 from settings import Settings
 from tests.fixtures.app import Api, make_settings
+from tests.fixtures.sshd_log import sshd_lines
 
 
 @pytest.fixture
@@ -22,26 +23,6 @@ def settings(tmp_path: Path, fail2ban: PrivateServer) -> Settings:
     (tmp_path / "logs").mkdir()
     return make_settings(tmp_path / "data", str(fail2ban.socket), fail2ban_config_dir=str(fail2ban.conf_dir),
                          log_dirs=str(tmp_path / "logs"), filter_test_seconds=3.0)
-
-
-def sshd_lines(n: int) -> list[str]:
-    """A mix fail2ban's sshd filter matches, ignores (Accepted, publickey) and misses; IPv4 and IPv6."""
-    kinds = [
-        "Failed password for root from {ip} port 40000 ssh2",
-        "Invalid user oracle from {ip} port 50000",
-        "Failed password for invalid user admin from {ip} port 22 ssh2",
-        "Accepted publickey for deploy from {ip} port 51000 ssh2",
-        "pam_unix(sshd:session): session closed for user deploy",
-        "Connection closed by authenticating user root {ip} port 4000 [preauth]",
-        "Failed publickey for root from {ip} port 4022 ssh2: RSA SHA256:abc",
-        "error: maximum authentication attempts exceeded for root from {ip} port 22 ssh2 [preauth]",
-    ]
-    out = []
-    for i in range(n):
-        ip = f"2001:db8::{i % 97:x}" if i % 13 == 0 else f"10.{i % 7}.{i % 251}.{i % 250 + 1}"
-        stamp = f"Nov 30 0{(i // 3600) % 10}:{(i // 60) % 60:02d}:{i % 60:02d}"
-        out.append(f"{stamp} host sshd[{1000 + i % 300}]: " + kinds[i % len(kinds)].format(ip=ip))
-    return out
 
 
 def fail2ban_regex(conf_dir: Path, log: Path) -> tuple[dict[str, int], list[str]]:

@@ -11,7 +11,7 @@ import pytest
 from f2b.instance import PrivateServer
 from settings import Settings
 from tests.fixtures.app import Api, make_settings
-from tests.handlers.test_history import wait_for
+from tests.fixtures.waiting import wait_for
 
 ADMIN_ACTOR = "token:admin-token"
 
