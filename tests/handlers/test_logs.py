@@ -13,7 +13,9 @@ import pytest
 
 from f2b.instance import PrivateServer
 from f2b.protocol import sync_call
+from handlers.logs import MAX_STREAMS
 from tests.fixtures.app import Api
+from tests.fixtures.waiting import wait_for
 
 
 def ban(server: PrivateServer, ip: str) -> None:
@@ -119,3 +121,20 @@ def test_stream_follows_new_lines_rotation_truncation_and_ends_at_shutdown(bangu
         events.until(lambda line: line == "event: end")
         stopper.join(30)
     assert server.proc is not None and server.proc.returncode == 0
+
+
+@pytest.mark.processes
+def test_streams_a_client_leaves_are_closed_so_no_slot_leaks(bangui_server: Any, fail2ban: PrivateServer) -> None:
+    server = bangui_server(workers=1, env=ADMIN_ENV)
+    login = httpx.post(server.url + "/api/v1/auth/login",
+                       json={"username": "admin", "password": ADMIN_ENV["BANGUI_ADMIN_PASSWORD"]}, timeout=10)
+    cookie = {"Cookie": f"bangui_session={login.cookies['bangui_session']}"}
+
+    def open_and_leave() -> int:
+        with httpx.Client(timeout=10) as client, \
+                client.stream("GET", server.url + "/api/v1/logs/stream", headers=cookie) as response:
+            next(response.iter_lines())  # the stream is running; leaving the block drops the connection
+            return response.status_code
+
+    for _ in range(MAX_STREAMS + 6):
+        assert wait_for(lambda: open_and_leave() == 200, what="a free stream slot")
