@@ -25,9 +25,11 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    filters,
     fleet,
     health,
     history,
+    jail_control,
     jails,
     jobs,
     openapi,
@@ -37,6 +39,7 @@ from handlers import (
     users,
     web,
 )
+from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
 from handlers.middleware import SecurityHeaders, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
@@ -49,7 +52,9 @@ from store.base import configure_threads, offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *audit.routes, *openapi.routes, *fleet.routes,
+    *audit.routes, *openapi.routes,
+    *jail_control.routes, *filters.routes, *fail2ban_log.routes,
+    *fleet.routes,
 ]
 
 
