@@ -76,6 +76,7 @@ class Agent:
         self.down_logged: set[str] = set()
         self.beats = 0
         self.watched = set(fleet.shared_jails(settings))
+        self.own: dict[str, set[str]] = {}  # jail -> bans this host shared that fail2ban still has
 
     async def run(self) -> None:
         log.info("fleet agent of host %s started (shared jails: %s)", self.name,
@@ -109,14 +110,17 @@ class Agent:
     # -- heartbeat and outbox ----------------------------------------------------------------------------
     async def _heartbeat(self) -> None:
         while True:
-            await offload(self.beat)
+            if await offload(self.beat):
+                for jail, ips in [(j, sorted(v)) for j, v in self.own.items() if v]:  # copied on the loop
+                    await offload(self.share, jail, ips)
             self._recovered("_heartbeat")
             if self.outbox.pending():
                 sent = await offload(self.outbox.flush, self._publish_now)
                 log.info("fleet: published %d shared ban(s) buffered while Redis was unreachable", sent)
             await anyio.sleep(HEARTBEAT_S)
 
-    def beat(self) -> None:
+    def beat(self) -> bool:
+        """Publish the host's record; True when Redis had forgotten this host (restarted empty)."""
         snap = self.deps.store.runtime.current() or {}
         record = {"name": self.name, "last_seen": time.time(), "version": VERSION,
                   "fail2ban": {"reachable": bool(snap.get("reachable")), "version": snap.get("version")},
@@ -128,9 +132,10 @@ class Agent:
         pipe.sadd(HOSTS, self.name)
         joined = pipe.execute()[2]
         if joined and self.beats:
-            log.warning("fleet: host %s was missing from Redis (restarted empty?): published it again; users and "
-                        "tokens are gone unless Redis persists them (AOF)", self.name)
+            log.warning("fleet: host %s was missing from Redis (restarted empty?): publishing it and its own shared "
+                        "bans again; users and tokens are gone unless Redis persists them (AOF)", self.name)
         self.beats += 1
+        return bool(joined and self.beats > 1)
 
     def _publish_now(self, item: dict[str, str]) -> None:
         self.sync.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
@@ -206,6 +211,9 @@ class Agent:
                     else:
                         fresh.append(ip)
                 known[jail] = now
+                own = self.own.setdefault(jail, set())
+                own &= now  # what this host shared and fail2ban still bans: republished if Redis forgets it
+                own.update(fresh)
                 if fresh:
                     await offload(self.share, jail, sorted(fresh))
 

@@ -12,6 +12,7 @@ from errors import Unavailable
 from handlers.api import Call, iso, json_response, route
 from handlers.fleet import fleet_health
 from handlers.jobs import heartbeat_is_stale, leader_summary
+from store.base import offload
 
 
 class Fail2BanHealth(msgspec.Struct):
@@ -53,6 +54,8 @@ async def ready(call: Call) -> Any:
     body = {"ready": store_ok, "store": store_ok, "fail2ban": msgspec.to_builtins(f2b)}
     if problem is not None:
         body["store_error"] = problem
+    if call.deps.settings.fleet_url:  # public, so that Redis being away shows without credentials (which need it)
+        body["fleet"] = {"connected": await offload(call.deps.store.shared.reachable)}
     return json_response(body, 200 if store_ok else 503)
 
 

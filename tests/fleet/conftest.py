@@ -93,9 +93,10 @@ def shared_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         fleet.stop()
 
 
-@pytest.fixture
-def fresh_fleet(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = start_fleet(tmp_path, persist=True)
+@pytest.fixture(params=[True], ids=["aof"])
+def fresh_fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
+    """A fleet for one test; Redis persists (AOF) unless the test parametrizes `fresh_fleet` with False."""
+    fleet = start_fleet(tmp_path, persist=request.param)
     try:
         yield fleet
     finally:

@@ -89,6 +89,8 @@ def test_redis_away_for_20_s_during_automatic_bans(fresh_fleet: Fleet) -> None:
     r = httpx.get(hosts[1].url + "/api/v1/jails", headers=fresh_fleet.headers(), timeout=10)
     print(f"authenticated request with Redis down: {r.status_code} in {time.monotonic() - started:.3f} s")
     assert (r.status_code, r.json()["error"]["code"]) == (503, "fleet_unavailable")
+    ready = httpx.get(hosts[1].url + "/api/v1/health/ready", timeout=10).json()
+    assert ready["fleet"] == {"connected": False} and ready["fail2ban"]["reachable"] is True
     ips = {0: [f"198.51.100.{i}" for i in range(10, 14)], 1: [f"198.51.100.{i}" for i in range(20, 24)]}
     for step in range(4):  # automatic bans on web1 and web2 while Redis is away
         for h, batch in ips.items():
@@ -105,3 +107,21 @@ def test_redis_away_for_20_s_during_automatic_bans(fresh_fleet: Fleet) -> None:
     assert sorted(published) == sorted(every)  # each ban published once: none twice
     r = httpx.get(hosts[1].url + "/api/v1/jails", headers=fresh_fleet.headers(), timeout=10)
     assert r.status_code == 200  # users and tokens survived: this Redis persists (AOF)
+
+
+@pytest.mark.parametrize("fresh_fleet", [False], ids=["no-persistence"], indirect=True)
+def test_redis_restarted_empty_hosts_republish_and_rejoin(fresh_fleet: Fleet) -> None:
+    h1, h2, h3 = fresh_fleet.hosts
+    client = fresh_fleet.redis.client()
+    wait_for(lambda: client.exists("bangui:fleet:log") and len(client.xinfo_groups("bangui:fleet:log")) == 3,
+             timeout=20, what="3 agents")
+    h1.fail2ban.append_failures("sshd", "198.51.100.31", 3)
+    wait_for(lambda: "198.51.100.31" in h3.banned(), timeout=10, what="the first ban everywhere")
+    fresh_fleet.redis.stop()
+    fresh_fleet.redis.start()  # empty: no AOF, no RDB
+    wait_for(lambda: client.scard("bangui:fleet:hosts") == 3, timeout=15, what="hosts published again")
+    wait_for(lambda: any(b"198.51.100.31" in f[b"ips"] for _, f in client.xrange("bangui:fleet:log")),
+             timeout=15, what="web1 republishing its own shared ban")
+    h2.fail2ban.append_failures("sshd", "198.51.100.32", 3)  # consumer groups joined again: bans flow
+    wait_for(lambda: "198.51.100.32" in h1.banned() and "198.51.100.32" in h3.banned(), timeout=15,
+             what="a new ban everywhere after the empty restart")
