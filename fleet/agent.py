@@ -30,7 +30,7 @@ from actions import bans as ban_actions
 from core.actor import Actor
 from core.roles import Role
 from errors import AppError, NotFound
-from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key
+from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
 from fleet.lease import RENEW_S, Lease
 from fleet.log import decode, min_id
 from fleet.outbox import Outbox
@@ -83,7 +83,7 @@ class Agent:
                  ", ".join(fleet.shared_jails(self.settings)) or "none")
         try:
             async with anyio.create_task_group() as tg:
-                for loop in (self._heartbeat, self._consume, self._watch, self._lead):
+                for loop in (self._heartbeat, self._consume, self._watch, self._lead, self._answer):
                     tg.start_soon(self._forever, loop)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*self.errors):
@@ -229,6 +229,14 @@ class Agent:
             except self.errors as exc:
                 log.warning("fleet: Redis unreachable (%s): buffering shared bans in %s", exc, self.outbox.path)
         self.outbox.append(item)
+
+    # -- history for other hosts (fleet/rpc.py) ---------------------------------------------------------
+    async def _answer(self) -> None:
+        while True:
+            popped = await self.blocking.blpop([rpc.inbox(self.name)], timeout=BLOCK_MS / 1000)
+            self._recovered("_answer")
+            if popped is not None:
+                await offload(rpc.answer, self.sync, json.loads(popped[1]), self.deps.store.history)
 
     # -- fleet leader ------------------------------------------------------------------------------------
     async def _lead(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import msgspec
 
 from actions import fleet as actions
@@ -63,6 +64,45 @@ async def fleet_unban(call: Call) -> dict[str, Any]:
     body: FleetBanBody = call.body
     result: dict[str, Any] = await actions.fleet_unban(call.deps, call.actor, body.jail, body.ips, body.hosts)
     return result
+
+
+async def remote_history(call: Call, host: str, filters: dict[str, Any]) -> dict[str, Any] | None:
+    """`GET /history?host=`: another host's page through Redis (fleet/rpc.py), or `*` for every host's newest
+    (merged, newest first, each item with its `host`; hosts that do not answer in time are listed in
+    `unreachable`). None: the host is this one (the caller reads its own archive)."""
+    from fleet import host_name
+    from fleet.log import known_hosts
+    from fleet.rpc import HostUnreachable, ask_history, waiting_client
+
+    shared = _enabled(call)
+    me = host_name(call.deps.settings)
+    if host == me:
+        return None
+    client = waiting_client(call.deps.settings.fleet_url)
+    if host != "*":
+        page: dict[str, Any] = await offload(shared.call, lambda _c: ask_history(client, host, filters))
+        return {"items": [dict(i, host=host) for i in page["items"]], "next_cursor": page["next_cursor"]}
+    names = await offload(shared.call, known_hosts)
+    pages: dict[str, list[dict[str, Any]]] = {}
+    unreachable: list[str] = []
+
+    async def one(name: str) -> None:
+        try:
+            if name == me:
+                items, _ = await offload(lambda: call.deps.store.history.history(**filters))
+            else:
+                items = (await offload(lambda: shared.call(lambda _c: ask_history(client, name, filters))))["items"]
+            pages[name] = items
+        except HostUnreachable:
+            unreachable.append(name)
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(one, name)
+    merged = sorted(((n, i) for n, items in pages.items() for i in items), key=lambda p: p[1]["at"], reverse=True)
+    limit = int(filters.get("limit") or 100)
+    return {"items": [dict(i, host=n) for n, i in merged[:limit]], "next_cursor": None,
+            "unreachable": sorted(unreachable)}
 
 
 async def get_fleet_ban(call: Call) -> dict[str, Any]:

@@ -21,6 +21,7 @@ _HISTORY_QUERY = {
     "jail": "jail name", "ip": "an address or a CIDR network", "origin": "auto | manual | blocklist",
     "country": "ISO 3166-1 alpha-2 code", "event": "ban | unban", "limit": "1-1000 (default 100)",
     "cursor": "next_cursor of the previous page", "format": "csv to stream CSV (or Accept: text/csv)",
+    "host": "fleet mode: another host's archive, or * for every host's newest (JSON only)",
 }
 
 
@@ -69,6 +70,13 @@ def shown(item: dict[str, Any]) -> dict[str, Any]:
 
 async def list_history(call: Call) -> Any:
     filters = _filters(call)
+    if (host := call.query("host")) is not None:  # fleet mode (handlers/fleet.py)
+        from handlers.fleet import remote_history
+
+        remote = await remote_history(call, host, filters)
+        if remote is not None:
+            remote["items"] = [shown(i) for i in remote["items"]]
+            return remote
     archive = call.deps.store.history
     wants_csv = call.query("format") == "csv" or "text/csv" in call.request.headers.get("accept", "")
     if wants_csv:

@@ -98,3 +98,23 @@ def test_fleet_routes_check_their_input(shared_fleet: Fleet) -> None:
 def _agents_ready(fleet: Fleet) -> bool:
     groups = fleet.redis.client().xinfo_groups("bangui:fleet:log") if fleet.redis.client().exists("bangui:fleet:log") else []
     return len(groups) == len(fleet.hosts)
+
+
+def test_history_of_another_host_through_redis(shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    h1.fail2ban.append_failures("sshd", "203.0.113.88", 3)
+    wait_for(lambda: "203.0.113.88" in h2.banned(), timeout=10, what="the shared ban on web2")
+
+    def page(host: str) -> dict:  # type: ignore[type-arg]
+        r = httpx.get(h1.url + "/api/v1/history", params={"host": host, "ip": "203.0.113.88"},
+                      headers=shared_fleet.headers(), timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    item = wait_for(lambda: next(iter(page("web2")["items"]), None), what="web2's history of the shared ban")
+    assert (item["host"], item["event"], item["actor"]) == ("web2", "ban", "fleet:web1")  # source host in the actor
+    everywhere = wait_for(lambda: (p := page("*")) and {i["host"] for i in p["items"]} >= {"web2", "web3"} and p,
+                          what="the ban in every host's history")
+    assert everywhere["unreachable"] == []
+    r = httpx.get(h1.url + "/api/v1/history", params={"host": "ghost"}, headers=shared_fleet.headers(), timeout=10)
+    assert (r.status_code, r.json()["error"]["code"]) == (504, "host_unreachable")
