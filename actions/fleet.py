@@ -13,11 +13,14 @@ from actions.bans import check_refusals
 from actions.base import Act, action
 from core.addresses import ip_list, jail_name
 from core.roles import Role
+from errors import NotFound
 from fleet.log import publish_fleet_ban
 from store.base import offload
 
 
 async def _publish(act: Act, kind: str, jail: str, ips: list[str], hosts: list[str] | None) -> dict[str, Any]:
+    if not act.deps.settings.fleet_url:  # checked here, so that the refused call is audited like any other
+        raise NotFound("fleet mode is off: set BANGUI_FLEET_URL to the fleet's Redis", code="fleet_disabled")
     jail = jail_name(jail)
     if kind == "ban":
         check_refusals(act.deps.settings, act.actor, ips, False)

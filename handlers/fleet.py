@@ -53,14 +53,12 @@ async def list_hosts(call: Call) -> dict[str, Any]:
 
 
 async def fleet_ban(call: Call) -> dict[str, Any]:
-    _enabled(call)
     body: FleetBanBody = call.body
     result: dict[str, Any] = await actions.fleet_ban(call.deps, call.actor, body.jail, body.ips, body.hosts)
     return result
 
 
 async def fleet_unban(call: Call) -> dict[str, Any]:
-    _enabled(call)
     body: FleetBanBody = call.body
     result: dict[str, Any] = await actions.fleet_unban(call.deps, call.actor, body.jail, body.ips, body.hosts)
     return result

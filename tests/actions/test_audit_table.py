@@ -40,6 +40,9 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("PUT", "/jails/{jail}/idle"): ("admin", "/jails/sshd/idle", {"idle": True}),
     ("DELETE", "/jails/{jail}/bans"): ("admin", "/jails/sshd/bans", None),
     ("POST", "/filters/test"): ("operator", "/filters/test", {"filter": "sshd", "lines": ["x"]}),
+    # without fleet mode: 404 fleet_disabled, audited as failed (tests/fleet covers fleet mode)
+    ("POST", "/fleet/bans"): ("operator", "/fleet/bans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
+    ("POST", "/fleet/unbans"): ("operator", "/fleet/unbans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
 }
 SECRETS: list[str] = [PASSWORD, NEW_PASSWORD]
 
