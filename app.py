@@ -21,8 +21,11 @@ from errors import AppError, render_error
 from f2b.client import Fail2Ban
 from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
 from handlers.api import ApiRoute
+from handlers.config import routes as config_routes
 from handlers.deps import Deps
+from handlers.jail_config import routes as jail_config_routes
 from handlers.middleware import SecurityHeaders
+from handlers.server_settings import routes as server_settings_routes
 from jobs.leader import run_candidate
 from settings import Settings
 from store import Store
@@ -33,6 +36,7 @@ API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *openapi.routes,
+    *jail_config_routes, *server_settings_routes, *config_routes,
 ]
 
 

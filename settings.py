@@ -81,6 +81,8 @@ FIELDS: tuple[Field, ...] = (
     Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
     Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
           "included.", minimum=1),
+    Field("fail2ban_config_dir", "path", "/etc/fail2ban", "fail2ban's configuration directory: bangui validates "
+          "changes with fail2ban's own tools and writes only .local files and .conf files it created.", flag=True),
 )
 
 
@@ -166,6 +168,7 @@ class Settings:
     blocklist_allow_private: bool
     blocklist_max_bytes: int
     blocklist_timeout_seconds: float
+    fail2ban_config_dir: str
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None,

@@ -21,6 +21,7 @@ Order and guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -186,10 +187,8 @@ class Engine:
             ok, again = tools.reload(self.tree.root, self.socket)
         else:
             for cmd in plan.undo:
-                try:
+                with contextlib.suppress(ApplyFailed, Fail2BanDown):  # best effort: verified below
                     self.call(*cmd)
-                except (ApplyFailed, Fail2BanDown):
-                    pass
             again = ""
         recovered = self.verify(active_before, set())
         raise ApplyFailed(
@@ -198,3 +197,9 @@ class Engine:
             details={"failed": problem, "fail2ban_output": output[-4000:], "log_tail": log_tail,
                      "rolled_back": True, "recovered": recovered is None, "rollback_output": again[-2000:],
                      "files": sorted(before)})
+
+
+def engine_for(settings: Any) -> Engine:
+    """The engine for bangui's settings (cheap: build one per change)."""
+    return Engine(settings.fail2ban_config_dir, settings.data_dir, settings.fail2ban_socket,
+                  settings.fail2ban_timeout)

@@ -81,8 +81,8 @@ def check(base):
             cmd = ["add", cmd[1], "polling"]  # no inotify/systemd resources for a dry run
         code, result = transmitter.proceed(cmd)
         if code != 0:
-            errors.append("jail %s: %s failed: %s" % (cmd[1] if len(cmd) > 1 else "", " ".join(
-                str(c) for c in cmd[:3]), result))
+            command = " ".join(str(c) for c in cmd[:3])
+            errors.append(f"jail {cmd[1] if len(cmd) > 1 else ''}: {command} failed: {result}")
     errors += [m for m in handler.messages if not any(m in e for e in errors) and not m.startswith("Command ")]
     return {"ok": not errors, "errors": errors, "jails": jails}
 
@@ -96,7 +96,8 @@ def _merge_files(base):
 
 def _sources(base):
     """jail -> the last file that sets its `enabled` (else the first that defines it)."""
-    defined, enabling = {}, {}
+    defined: dict = {}
+    enabling: dict = {}
     for path in _merge_files(base):
         parser = configparser.RawConfigParser(strict=False, interpolation=None)
         try:

@@ -16,9 +16,8 @@ from typing import Any
 from errors import Conflict, InvalidInput, NotFound
 from f2bconfig import override
 from f2bconfig.engine import Change, Engine, Plan
-from f2bconfig.errors import PreconditionFailed
+from f2bconfig.errors import BodyTooLarge, PreconditionFailed
 from f2bconfig.paths import MAX_FILE_BYTES, etag_of
-from f2bconfig.errors import BodyTooLarge
 
 INCREMENT_KEYS = ("enabled", "factor", "formula", "multipliers", "maxtime", "rndtime", "overalljails")
 LOGLEVELS = ("CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG", "TRACEDEBUG", "HEAVYDEBUG")

@@ -10,6 +10,7 @@ import msgspec
 from errors import NotFound
 from handlers.api import Call, iso, route
 from handlers.history_hooks import record_bans, record_unban
+from handlers.jail_extras import BantimeIncrement, jail_extras
 from handlers.security import Role
 from handlers.validate import ip_list, jail_name, one_ip
 
@@ -38,6 +39,11 @@ class JailDetail(JailSummary):
     logpaths: list[str]
     actions: list[str]
     banned: list[BanEntry]
+    active: bool = True
+    idle: bool | None = None
+    bantime_increment: BantimeIncrement | None = None
+    filter: str | None = None
+    backend: str | None = None
 
 
 class BanRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,7 +88,7 @@ async def get_jail(call: Call) -> JailDetail:
     s = _summary(status)
     return JailDetail(s.name, s.currently_banned, s.total_banned, s.currently_failed, s.total_failed,
                       config.bantime, config.findtime, config.maxretry, config.ignoreip, config.logpaths,
-                      config.actions, banned)
+                      config.actions, banned, **await jail_extras(call.deps, jail))
 
 
 async def ban_ips(call: Call) -> BanResult:

@@ -1,0 +1,38 @@
+"""Every jail the configuration defines, enabled or not, as fail2ban's own readers see it
+(`f2b_helper.py catalogue`: effective values after includes, interpolation and the .local files).
+
+Reading ~90 stock jails takes ~0.45 s, so the result is cached per process and per config dir, keyed
+by the (path, mtime, size) of every file under it: any write invalidates it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from f2bconfig import tools
+from f2bconfig.paths import ConfigTree
+
+_cache: dict[str, tuple[Any, list[dict[str, Any]]]] = {}
+_lock = threading.Lock()
+
+
+def jails(root: Path | str) -> list[dict[str, Any]]:
+    tree = ConfigTree(root, "/nonexistent")
+    key = str(Path(root).resolve())
+    signature = tree.signature()
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] == signature:
+            return hit[1]
+    if not (Path(root) / "jail.conf").exists() and not (Path(root) / "jail.local").exists():
+        return []
+    result = [dict(j) for j in tools.run_helper("catalogue", Path(root)).get("jails", [])]
+    with _lock:
+        _cache[key] = (signature, result)
+    return result
+
+
+def jail(root: Path | str, name: str) -> dict[str, Any] | None:
+    return next((j for j in jails(root) if j["name"] == name), None)
