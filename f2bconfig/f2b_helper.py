@@ -2,7 +2,8 @@
 importable only there. Prints one JSON document on stdout.
 
     python3 f2b_helper.py check DIR       -> {"ok", "errors": [...], "jails": [enabled jail names]}
-    python3 f2b_helper.py catalogue DIR   -> {"jails": [{name, enabled, filter, logpath, backend, settings, source}]}
+    python3 f2b_helper.py catalogue DIR [JAIL]
+        -> {"jails": [{name, enabled, filter, logpath, backend, settings, source, error}]} (every jail, or one)
 
 `check` is fail2ban's configuration test made strict: its readers parse DIR exactly as
 `fail2ban-client -t` does (jail, filter and action files, interpolation, includes), then the command
@@ -114,7 +115,7 @@ def _sources(base):
     return {name: enabling.get(name, src) for name, src in defined.items()}
 
 
-def catalogue(base):
+def catalogue(base, only=None):
     from fail2ban.client.jailreader import JailReader
     from fail2ban.client.jailsreader import JailsReader
 
@@ -125,7 +126,7 @@ def catalogue(base):
     sources = _sources(base)
     out = []
     for name in plain.sections():
-        if name in ("INCLUDES", "DEFAULT", "Definition"):
+        if name in ("INCLUDES", "DEFAULT", "Definition") or (only and name != only):
             continue
         reader = JailReader(name, force_enable=True, share_config=plain.share_config, use_config=plain._cfg)
         reader.setBaseDir(base)
@@ -143,7 +144,7 @@ def catalogue(base):
 
 def main():
     mode, base = sys.argv[1], os.path.abspath(sys.argv[2])
-    result = check(base) if mode == "check" else catalogue(base)
+    result = check(base) if mode == "check" else catalogue(base, sys.argv[3] if len(sys.argv) > 3 else None)
     sys.stdout.write(json.dumps(result, default=str))
 
 

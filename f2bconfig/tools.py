@@ -49,8 +49,8 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")} | {"LC_ALL": "C.UTF-8"}
 
 
-def run_helper(mode: str, config_dir: Path) -> dict[str, Any]:
-    proc = subprocess.run([interpreter(), str(HELPER), mode, str(config_dir)], capture_output=True, text=True,
+def run_helper(mode: str, config_dir: Path, *extra: str) -> dict[str, Any]:
+    proc = subprocess.run([interpreter(), str(HELPER), mode, str(config_dir), *extra], capture_output=True, text=True,
                           timeout=TIMEOUT, env=_env(), stdin=subprocess.DEVNULL)
     try:
         result: dict[str, Any] = json.loads(proc.stdout)
