@@ -17,12 +17,27 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
+from core.deps import Deps
 from errors import AppError, render_error
 from f2b.client import Fail2Ban
-from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
+from handlers import (
+    audit,
+    auth,
+    bans,
+    blocklists,
+    health,
+    history,
+    jails,
+    jobs,
+    openapi,
+    server,
+    setup,
+    tokens,
+    users,
+    web,
+)
 from handlers.api import ApiRoute
 from handlers.config import routes as config_routes
-from handlers.deps import Deps
 from handlers.jail_config import routes as jail_config_routes
 from handlers.middleware import SecurityHeaders
 from handlers.server_settings import routes as server_settings_routes
@@ -35,7 +50,7 @@ from store.base import offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *openapi.routes,
+    *audit.routes, *openapi.routes,
     *jail_config_routes, *server_settings_routes, *config_routes,
 ]
 

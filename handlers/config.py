@@ -11,15 +11,14 @@ from typing import Annotated, Any
 import msgspec
 from starlette.responses import Response
 
+from actions import config as actions
+from core.roles import Role
 from errors import InvalidInput, NotFound
 from f2bconfig import catalogue
-from f2bconfig import operations as ops
 from f2bconfig.engine import engine_for
 from f2bconfig.errors import BodyTooLarge
 from f2bconfig.paths import MAX_FILE_BYTES, ConfigTree, etag_of
 from handlers.api import Call, iso, json_response, route
-from handlers.security import Role
-from handlers.validate import jail_name
 from store.base import offload
 
 _JSON_LIMIT = 6 * MAX_FILE_BYTES + 1024  # JSON escaping can grow a text up to 6x (\uXXXX)
@@ -73,20 +72,18 @@ async def list_config_jails(call: Call) -> dict[str, Any]:
 
 
 async def activate_jail(call: Call) -> JailState:
-    jail = jail_name(call.param("jail"))
     raw = (await _raw_body(call, 64 * 1024)).strip()
     try:
         body = msgspec.json.decode(raw, type=Overrides) if raw else Overrides()
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"invalid request body: {exc}", code="invalid_body") from None
     overrides = {f: getattr(body, f) for f in body.__struct_fields__}
-    result = await offload(ops.activate, engine_for(call.deps.settings), call.actor, jail, overrides)
+    result = await actions.activate_jail(call.deps, call.actor, call.param("jail"), overrides)
     return JailState(result["jail"], result["active"])
 
 
 async def deactivate_jail(call: Call) -> JailState:
-    jail = jail_name(call.param("jail"))
-    result = await offload(ops.deactivate, engine_for(call.deps.settings), call.actor, jail)
+    result = await actions.deactivate_jail(call.deps, call.actor, call.param("jail"))
     return JailState(result["jail"], result["active"])
 
 
@@ -114,16 +111,14 @@ async def put_file(call: Call) -> Response:
             raise InvalidInput(f"invalid request body: {exc}", code="invalid_body") from None
     else:
         content = await _raw_body(call, MAX_FILE_BYTES)
-    result = await offload(ops.write_file, engine_for(call.deps.settings), call.actor, rel, content,
-                           call.request.headers.get("if-match"))
+    result = await actions.write_file(call.deps, call.actor, rel, content, call.request.headers.get("if-match"))
     return json_response({"path": rel, "etag": result["etag"], "change": result["change"]},
                          201 if result["created"] else 200, headers={"ETag": result["etag"]})
 
 
 async def delete_file(call: Call) -> dict[str, Any]:
     rel = call.param("path")
-    result = await offload(ops.delete_file, engine_for(call.deps.settings), call.actor, rel,
-                           call.request.headers.get("if-match"))
+    result = await actions.delete_file(call.deps, call.actor, rel, call.request.headers.get("if-match"))
     return {"path": rel, "deleted": True, "change": result["change"]}
 
 
@@ -136,8 +131,7 @@ async def list_changes(call: Call) -> dict[str, Any]:
 
 
 async def revert_change(call: Call) -> dict[str, Any]:
-    result = await offload(ops.revert, engine_for(call.deps.settings), call.actor, call.param("id"))
-    return result
+    return await actions.revert_change(call.deps, call.actor, call.param("id"))
 
 
 routes = [
@@ -145,17 +139,18 @@ routes = [
           "Every jail the configuration defines, active or not, with effective settings and source file."),
     route("POST", "/config/jails/{jail}/activate", activate_jail, Role.admin,
           "Enable a configured jail (optional overrides), reload and verify; rolled back on failure.",
-          response=JailState),
+          response=JailState, action=actions.activate_jail),
     route("POST", "/config/jails/{jail}/deactivate", deactivate_jail, Role.admin,
-          "Disable a jail (jail.d/zz-bangui.local), reload and verify.", response=JailState),
+          "Disable a jail (jail.d/zz-bangui.local), reload and verify.", response=JailState,
+          action=actions.deactivate_jail),
     route("GET", "/config/files", list_files, Role.admin, "fail2ban's configuration files."),
     route("GET", "/config/files/{path:path}", get_file, Role.admin, "One configuration file as text, with an ETag."),
     route("PUT", "/config/files/{path:path}", put_file, Role.admin,
           "Create/replace a .local file (or a .conf bangui created): If-Match required for an existing file; "
-          "validated, applied and verified."),
+          "validated, applied and verified.", action=actions.write_file),
     route("DELETE", "/config/files/{path:path}", delete_file, Role.admin,
-          "Delete a file bangui may edit; validated, applied and verified."),
+          "Delete a file bangui may edit; validated, applied and verified.", action=actions.delete_file),
     route("GET", "/config/changes", list_changes, Role.admin, "Applied configuration changes: who, when, files, diff."),
     route("POST", "/config/changes/{id}/revert", revert_change, Role.admin,
-          "Revert one change (validated, applied and verified like any change)."),
+          "Revert one change (validated, applied and verified like any change).", action=actions.revert_change),
 ]

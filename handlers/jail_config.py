@@ -7,14 +7,11 @@ from typing import Annotated, Any
 
 import msgspec
 
+from actions import config as actions
+from core.roles import Role
 from errors import InvalidInput
-from f2bconfig import operations as ops
-from f2bconfig.engine import engine_for
 from handlers.api import Call, route
 from handlers.jails import JailDetail, get_jail
-from handlers.security import Role
-from handlers.validate import jail_name
-from store.base import offload
 
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
 # fail2ban eval()s the formula: only arithmetic on its names (no quotes, subscripts, dunders or calls of our choice)
@@ -65,31 +62,28 @@ def _changes(body: JailPatch) -> dict[str, Any]:
 
 
 async def patch_jail(call: Call) -> JailDetail:
-    jail = jail_name(call.param("jail"))
-    await offload(ops.patch_jail, engine_for(call.deps.settings), call.actor, jail, _changes(call.body))
+    await actions.update_jail(call.deps, call.actor, call.param("jail"), _changes(call.body))
     return await get_jail(call)
 
 
 async def add_ignoreip(call: Call) -> IgnoreList:
-    jail = jail_name(call.param("jail"))
-    result = await offload(ops.ignoreip_add, engine_for(call.deps.settings), call.actor, jail, call.body.entries)
-    return IgnoreList(jail, result["ignoreip"])
+    result = await actions.add_ignoreip(call.deps, call.actor, call.param("jail"), call.body.entries)
+    return IgnoreList(result["jail"], result["ignoreip"])
 
 
 async def remove_ignoreip(call: Call) -> IgnoreList:
-    jail = jail_name(call.param("jail"))
-    result = await offload(ops.ignoreip_remove, engine_for(call.deps.settings), call.actor, jail,
-                           call.param("entry"))
-    return IgnoreList(jail, result["ignoreip"])
+    result = await actions.remove_ignoreip(call.deps, call.actor, call.param("jail"), call.param("entry"))
+    return IgnoreList(result["jail"], result["ignoreip"])
 
 
 routes = [
     route("PATCH", "/jails/{jail}", patch_jail, Role.admin,
           "Change bantime/findtime/maxretry/bantime_increment: applied to the running jail and persisted.",
-          body=JailPatch, response=JailDetail),
+          body=JailPatch, response=JailDetail, action=actions.update_jail),
     route("POST", "/jails/{jail}/ignoreip", add_ignoreip, Role.operator,
           "Add addresses/networks to a jail's ignore list (runtime and persisted).", body=IgnoreAdd,
-          response=IgnoreList),
+          response=IgnoreList, action=actions.add_ignoreip),
     route("DELETE", "/jails/{jail}/ignoreip/{entry:path}", remove_ignoreip, Role.operator,
-          "Remove an entry from a jail's ignore list (404 not_ignored).", response=IgnoreList),
+          "Remove an entry from a jail's ignore list (404 not_ignored).", response=IgnoreList,
+          action=actions.remove_ignoreip),
 ]

@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
+from core.deps import Deps
 from f2bconfig import catalogue
-from handlers.deps import Deps
 from store.base import offload
 
 INCREMENT_OPTIONS = ("increment", "factor", "formula", "multipliers", "maxtime", "rndtime", "overalljails")

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 import msgspec
 
+from actions import config as actions
+from core.roles import Role
 from f2bconfig import operations as ops
 from f2bconfig.engine import engine_for
 from handlers.api import Call, route
-from handlers.security import Role
 from store.base import offload
 
 
@@ -52,12 +53,12 @@ async def get_settings(call: Call) -> ServerSettings:
 async def patch_settings(call: Call) -> ServerSettingsResult:
     body: ServerSettingsPatch = call.body
     changes = {"loglevel": body.loglevel, "dbpurgeage": body.dbpurgeage, "dbmaxmatches": body.dbmaxmatches}
-    result = await offload(ops.update_server_settings, engine_for(call.deps.settings), call.actor, changes)
+    result = await actions.update_server_settings(call.deps, call.actor, changes)
     return ServerSettingsResult(**_shape(result), warnings=result["warnings"])
 
 
 async def reload_server(call: Call) -> ReloadResult:
-    result = await offload(ops.reload_server, engine_for(call.deps.settings), call.actor)
+    result = await actions.reload_server(call.deps, call.actor)
     return ReloadResult(result["jails"])
 
 
@@ -66,8 +67,8 @@ routes = [
           response=ServerSettings),
     route("PATCH", "/server/settings", patch_settings, Role.admin,
           "Change loglevel/dbpurgeage/dbmaxmatches: applied and persisted (fail2ban.d/zz-bangui.local).",
-          body=ServerSettingsPatch, response=ServerSettingsResult),
+          body=ServerSettingsPatch, response=ServerSettingsResult, action=actions.update_server_settings),
     route("POST", "/server/reload", reload_server, Role.admin,
           "Validate the configuration, reload fail2ban and verify every jail; rolled back on failure.",
-          response=ReloadResult),
+          response=ReloadResult, action=actions.reload_server),
 ]

@@ -32,6 +32,15 @@ async def history_sync(ctx: JobContext) -> None:
         log.info("history sync: %d new bans (%d rows read)", result.inserted, result.rows_read)
 
 
+async def audit_retention(ctx: JobContext) -> None:
+    if not await ctx.still_leader():
+        return
+    days = ctx.deps.settings.audit_retention_days
+    purged = await offload(ctx.deps.store.audit.purge, days)
+    if purged:
+        log.info("audit retention: purged %d entries older than %d days (checkpoint left)", purged, days)
+
+
 async def history_retention(ctx: JobContext) -> None:
     if not await ctx.still_leader():
         return

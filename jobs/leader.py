@@ -43,7 +43,7 @@ from jobs.scheduler import GRACE_S, Scheduler
 from store.base import offload
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
 
 log = logging.getLogger("bangui.jobs.leader")
 LOCK_NAME = "leader.lock"

@@ -30,7 +30,7 @@ from jobs.definitions import Job, JobContext
 from store.base import Clock, offload
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
 
 log = logging.getLogger("bangui.jobs")
 POLL_S = 0.25

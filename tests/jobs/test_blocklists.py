@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from core.deps import Deps
 from errors import Conflict, InvalidInput
 from f2b.client import Fail2Ban
-from handlers.deps import Deps
 from jobs.blocklists import BlocklistError, _get, blocklists, fetch, parse
 from jobs.definitions import JobContext, load_jobs
 from settings import Settings
