@@ -171,3 +171,22 @@ def test_server_settings_are_applied_persisted_and_warned_about(config_api: Api,
     stock_fail2ban.restart()
     assert get(stock_fail2ban, "get", "dbpurgeage") == 3600
     assert "[Definition]" in (stock_fail2ban.conf_dir / "fail2ban.d" / "zz-bangui.local").read_text()
+
+
+def test_every_change_is_audited_with_its_diff_and_refusals_with_fail2bans_message(
+        config_api: Api, stock_fail2ban: StockConfigServer) -> None:
+    assert config_api.call("admin", "PATCH", "/jails/sshd", json={"maxretry": 6}).status_code == 200
+    assert config_api.call("operator", "POST", "/jails/sshd/ignoreip", json={"entries": ["192.0.2.1"]}).status_code == 200
+    assert config_api.call("admin", "PUT", "/config/files/filter.d/sshd.local",
+                           content=b"[Definition]\nfailregex = ^(x <HOST>\n").status_code == 422
+    assert config_api.call("viewer", "POST", "/server/reload").status_code == 403
+    entries, _ = config_api.store.audit.page(limit=10)
+    by_action = {e["action"]: e for e in entries}
+    update = by_action["jail.update"]
+    assert update["outcome"] == "ok" and update["target"] == "sshd" and update["actor"] == "token:admin-token"
+    assert "+maxretry = 6" in update["details"]["diff"] and update["details"]["change"]
+    assert by_action["jail.ignoreip_add"]["details"]["entries"] == ["192.0.2.1"]
+    refused = by_action["config.file_write"]
+    assert refused["outcome"] == "failed" and refused["status"] == 422
+    assert refused["details"]["error"] == "config_invalid" and "unterminated" in refused["details"]["errors"][0]
+    assert by_action["server.reload"]["outcome"] == "denied"
