@@ -84,8 +84,7 @@ FIELDS: tuple[Field, ...] = (
     Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
     Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
           "included.", minimum=1),
-    Field("fail2ban_config_dir", "path", "/etc/fail2ban", "fail2ban's configuration directory: bangui validates "
-          "changes with fail2ban's own tools and writes only .local files and .conf files it created.", flag=True),
+    Field("fail2ban_config_dir", "path", "/etc/fail2ban", "fail2ban's configuration directory."),
 )
 
 
