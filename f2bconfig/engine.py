@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -34,7 +35,7 @@ from errors import Unavailable
 from f2b.protocol import sync_call
 from f2bconfig import files, tools
 from f2bconfig.changes import ChangeLog
-from f2bconfig.errors import ApplyFailed, ConfigInvalid
+from f2bconfig.errors import ApplyFailed, ConfigInvalid, ConfigOverridden
 from f2bconfig.lock import config_lock
 from f2bconfig.paths import ConfigTree
 
@@ -47,6 +48,8 @@ class Plan:
     runtime: list[list[str]] = dataclasses.field(default_factory=list)
     undo: list[list[str]] = dataclasses.field(default_factory=list)
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # jail -> {option: value} fail2ban must read from the staged config (else a later file overrides ours)
+    expect: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -62,6 +65,10 @@ class Change:
 
 class Fail2BanDown(Unavailable):
     code = "fail2ban_unavailable"
+
+
+class ConfigNotWritable(Unavailable):
+    code = "config_not_writable"
 
 
 class Engine:
@@ -89,8 +96,10 @@ class Engine:
         return {n.strip() for n in str(dict(status).get("Jail list", "")).split(",") if n.strip()}
 
     # ---- the steps ----------------------------------------------------------------------------------
-    def validate(self, edits: dict[str, bytes | None], must_enable: Sequence[str] = ()) -> list[str]:
-        """Check the config dir as it would be after ``edits``; the jails it enables, or ConfigInvalid."""
+    def validate(self, edits: dict[str, bytes | None], must_enable: Sequence[str] = (),
+                 expect: dict[str, dict[str, str]] | None = None) -> list[str]:
+        """Check the config dir as it would be after ``edits``; the jails it enables, or ConfigInvalid
+        (ConfigOverridden when fail2ban would read other values than ``expect``)."""
         stage_root = self.data_dir / "config"
         stage_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix="stage-", dir=stage_root))
@@ -112,6 +121,16 @@ class Engine:
         if missing:
             raise ConfigInvalid(f"the configuration does not enable {', '.join(missing)}",
                                 details={"errors": [f"jail {j} is not defined or not enabled" for j in missing]})
+        read = result.get("values", {})
+        for jail, options in (expect or {}).items():
+            for key, want in options.items():
+                got = read.get(jail, {}).get(key)
+                same = (set((got or "").split()) == set(want.split())) if key == "ignoreip" else got == want
+                if not same:
+                    raise ConfigOverridden(
+                        f"fail2ban would read {jail} {key} = {got!r}, not {want!r}: a file read after "
+                        f"jail.d/zz-bangui.local sets it, so the change would be lost at the next reload; "
+                        f"change that file instead", details={"jail": jail, "option": key, "effective": got})
         return jails
 
     def verify(self, expected: set[str], absent: set[str], deadline_s: float = VERIFY_SECONDS) -> str | None:
@@ -153,14 +172,24 @@ class Engine:
             return []
         return tools.log_tail(str(target))
 
+    def _check_writable(self, path: Path) -> None:
+        folder = path.parent if path.parent.is_dir() else path.parent.parent
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise ConfigNotWritable(f"bangui cannot write {path}: run it as the owner of fail2ban's configuration "
+                                    f"(usually root) or give its user write access to {folder}")
+
     def run(self, change: Change) -> dict[str, Any]:
         """Do ``change`` (see the module docstring); returns the change record."""
+        if not (self.tree.root / "fail2ban.conf").is_file() and not (self.tree.root / "jail.conf").is_file():
+            raise ConfigNotWritable(f"{self.tree.root} is not a fail2ban configuration directory (no fail2ban.conf "
+                                    "or jail.conf): set BANGUI_FAIL2BAN_CONFIG_DIR (a container must mount it)",
+                                    code="config_dir_missing")
         with config_lock(self.data_dir):
             plan = change.plan(self)
             for rel in plan.edits:
-                self.tree.require_editable(rel)
+                self._check_writable(self.tree.require_editable(rel))
             before = {rel: self.tree.read(rel) for rel in plan.edits}
-            self.validate(plan.edits, change.activate)
+            self.validate(plan.edits, change.activate, plan.expect)
             active_before = self.active_jails()
             expected = (active_before | set(change.activate)) - set(change.deactivate)
             absent = set(change.deactivate)

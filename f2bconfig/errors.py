@@ -35,3 +35,9 @@ class ApplyFailed(AppError):
     """The change was written and applied but fail2ban did not come back as expected: rolled back."""
 
     status, code = 422, "apply_failed"
+
+
+class ConfigOverridden(Conflict):
+    """A file fail2ban reads after bangui's override sets the same option: the change would not persist."""
+
+    code = "config_overridden"

@@ -67,6 +67,7 @@ def check(base):
     if not ok:
         return {"ok": False, "errors": handler.messages or ["fail2ban rejected the configuration"], "jails": []}
     errors = [str(cmd[1]) for cmd in stream if cmd[0] == "config-error"]
+    values = _effective_values(stream)
     server = Server(daemon=False)
     transmitter = Transmitter(server)
     jails = []
@@ -85,7 +86,22 @@ def check(base):
             command = " ".join(str(c) for c in cmd[:3])
             errors.append(f"jail {cmd[1] if len(cmd) > 1 else ''}: {command} failed: {result}")
     errors += [m for m in handler.messages if not any(m in e for e in errors) and not m.startswith("Command ")]
-    return {"ok": not errors, "errors": errors, "jails": jails}
+    return {"ok": not errors, "errors": errors, "jails": jails, "values": values}
+
+
+def _effective_values(stream):
+    """jail -> {option: value as fail2ban will set it} (bools as true/false; ignoreip space-joined)."""
+    values: dict = {}
+    for cmd in stream:
+        if cmd[0] != "set" or len(cmd) < 4 or cmd[2] in _JAIL_SKIP:
+            continue
+        jail, key = cmd[1], cmd[2]
+        if key == "addignoreip":
+            values.setdefault(jail, {})["ignoreip"] = " ".join(str(v) for v in cmd[3:])
+        elif len(cmd) == 4 and isinstance(cmd[3], (str, int, float, bool)):
+            value = cmd[3]
+            values.setdefault(jail, {})[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return values
 
 
 def _merge_files(base):

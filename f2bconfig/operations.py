@@ -66,6 +66,7 @@ def patch_jail(engine: Engine, actor: str, jail: str, changes: Mapping[str, Any]
                 p.undo.append(["set", jail, key, _conf_value(old)])
             p.details.setdefault("before", {})[key] = old
         p.details["after"] = dict(keys)
+        p.expect = {jail: {k: v.lower() if v in ("true", "false") else v for k, v in keys.items()}}
         return p
 
     entry = engine.run(Change("jail.update", actor, jail, plan, reload=False))
@@ -102,6 +103,7 @@ def _ignore_change(engine: Engine, actor: str, jail: str, action: str, add: list
         p.runtime = [["set", jail, "addignoreip", e] for e in fresh] + [["set", jail, "delignoreip", e] for e in remove]
         p.undo = [["set", jail, "delignoreip", e] for e in fresh] + [["set", jail, "addignoreip", e] for e in remove]
         p.details.update({"added": fresh, "removed": remove, "ignoreip": after})
+        p.expect = {jail: {"ignoreip": " ".join(after)}}
         result["ignoreip"] = after
         return p
 

@@ -190,3 +190,13 @@ def test_every_change_is_audited_with_its_diff_and_refusals_with_fail2bans_messa
     assert refused["outcome"] == "failed" and refused["status"] == 422
     assert refused["details"]["error"] == "config_invalid" and "unterminated" in refused["details"]["errors"][0]
     assert by_action["server.reload"]["outcome"] == "denied"
+
+
+def test_a_change_that_a_later_file_would_override_is_refused(config_api: Api, stock_fail2ban: StockConfigServer
+                                                              ) -> None:
+    (stock_fail2ban.conf_dir / "jail.d" / "zzz-admin.local").write_text("[sshd]\nmaxretry = 2\n")
+    r = config_api.call("admin", "PATCH", "/jails/sshd", json={"maxretry": 9})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "config_overridden"
+    assert r.json()["error"]["details"]["effective"] == "2"
+    assert get(stock_fail2ban, "get", "sshd", "maxretry") == 5  # nothing applied
+    assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()

@@ -3,6 +3,7 @@ package files, size), the change log and revert, and two workers changing the co
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -143,3 +144,13 @@ def test_two_workers_changing_at_once_are_serialized_or_refused(config_api: Api,
             assert persisted == str(runtime) and runtime in applied
     log = config_api.call("admin", "GET", "/config/changes").json()["changes"]
     assert len(log) == sum(1 for *_, s in results if s == 200)
+
+
+def test_a_missing_config_dir_says_which_setting_to_fix(config_api: Api, tmp_path: Path) -> None:
+    empty = tmp_path / "no-config"
+    empty.mkdir()
+    settings = dataclasses.replace(config_api.settings, fail2ban_config_dir=str(empty))
+    with TestClient(create_app(settings), base_url="http://testserver") as client:
+        r = client.patch("/api/v1/jails/sshd", json={"maxretry": 4}, headers=config_api.as_("admin"))
+    assert r.status_code == 503 and r.json()["error"]["code"] == "config_dir_missing"
+    assert "BANGUI_FAIL2BAN_CONFIG_DIR" in r.json()["error"]["message"]
