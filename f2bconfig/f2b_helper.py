@@ -131,6 +131,18 @@ def _sources(base):
     return {name: enabling.get(name, src) for name, src in defined.items()}
 
 
+def _seconds(key, value):
+    """Time options as whole seconds ("10m" -> 600), as the server would use them; others unchanged."""
+    if key not in ("bantime", "findtime", "bantime.maxtime", "bantime.rndtime"):
+        return value
+    from fail2ban.server.mytime import MyTime
+
+    try:
+        return int(MyTime.str2seconds(value))
+    except Exception:
+        return value
+
+
 def catalogue(base, only=None):
     from fail2ban.client.jailreader import JailReader
     from fail2ban.client.jailsreader import JailsReader
@@ -150,7 +162,7 @@ def catalogue(base, only=None):
         opts = reader.options or {}
         logpath = [p.rsplit(" ", 1)[0] if p.endswith((" head", " tail")) else p
                    for p in str(opts.get("logpath") or "").split("\n") if p.strip()]
-        settings = {k: opts[k] for k in SETTING_KEYS if opts.get(k) is not None}
+        settings = {k: _seconds(k, opts[k]) for k in SETTING_KEYS if opts.get(k) is not None}
         out.append({"name": name, "enabled": bool(opts.get("enabled", False)),
                     "filter": str(opts.get("filter") or "").split("[", 1)[0].strip(),
                     "logpath": logpath, "backend": str(opts.get("backend") or "auto"), "settings": settings,

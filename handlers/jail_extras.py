@@ -70,3 +70,24 @@ async def jail_extras(deps: Deps, jail: str) -> dict[str, Any]:
     conf = await configured(deps, jail)
     return {"active": True, "idle": None, "bantime_increment": await bantime_increment(deps, jail),
             "filter": conf["filter"] if conf else None, "backend": conf["backend"] if conf else None}
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+async def inactive_jail(deps: Deps, jail: str) -> dict[str, Any] | None:
+    """A jail the configuration defines but fail2ban is not running (stopped or not enabled): its
+    configured values, no counters, ``active`` false. None when no configuration defines it."""
+    conf = await configured(deps, jail)
+    if conf is None:
+        return None
+    s = conf["settings"]
+    return {"name": jail, "currently_banned": 0, "total_banned": 0, "currently_failed": 0, "total_failed": 0,
+            "bantime": _int(s.get("bantime"), 600), "findtime": _int(s.get("findtime"), 600),
+            "maxretry": _int(s.get("maxretry"), 5), "ignoreip": str(s.get("ignoreip") or "").split(),
+            "logpaths": conf["logpath"], "actions": [], "banned": [], "active": False, "idle": None,
+            "bantime_increment": None, "filter": conf["filter"], "backend": conf["backend"]}

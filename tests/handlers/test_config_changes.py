@@ -200,3 +200,18 @@ def test_a_change_that_a_later_file_would_override_is_refused(config_api: Api, s
     assert r.json()["error"]["details"]["effective"] == "2"
     assert get(stock_fail2ban, "get", "sshd", "maxretry") == 5  # nothing applied
     assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()
+
+
+def test_a_configured_jail_that_is_not_running_reads_as_inactive(config_api: Api, stock_fail2ban: StockConfigServer
+                                                                 ) -> None:
+    get(stock_fail2ban, "stop", "nginx-http-auth")
+    r = config_api.call("viewer", "GET", "/jails/nginx-http-auth")
+    assert r.status_code == 200, r.text
+    jail = r.json()
+    assert jail["active"] is False and jail["currently_banned"] == 0
+    assert (jail["maxretry"], jail["bantime"], jail["findtime"]) == (5, 600, 600)  # "10m" in jail.conf
+    assert jail["filter"] == "nginx-http-auth" and jail["backend"] == "polling"
+    assert jail["logpaths"] == [str(stock_fail2ban.log_path("nginx-http-auth"))]
+    assert config_api.call("viewer", "GET", "/jails/postfix").json()["active"] is False  # defined, never enabled
+    r = config_api.call("viewer", "GET", "/jails/no-such-jail")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "jail_not_found"
