@@ -185,6 +185,8 @@ class Engine:
                                     "or jail.conf): set BANGUI_FAIL2BAN_CONFIG_DIR (a container must mount it)",
                                     code="config_dir_missing")
         with config_lock(self.data_dir):
+            for stale in (self.data_dir / "config").glob("stage-*"):  # left by a crash: nobody else holds the lock
+                shutil.rmtree(stale, ignore_errors=True)
             plan = change.plan(self)
             for rel in plan.edits:
                 self._check_writable(self.tree.require_editable(rel))
