@@ -215,3 +215,16 @@ def test_a_configured_jail_that_is_not_running_reads_as_inactive(config_api: Api
     assert config_api.call("viewer", "GET", "/jails/postfix").json()["active"] is False  # defined, never enabled
     r = config_api.call("viewer", "GET", "/jails/no-such-jail")
     assert r.status_code == 404 and r.json()["error"]["code"] == "jail_not_found"
+
+
+def test_an_invalid_edit_of_an_existing_file_leaves_it_byte_identical(config_api: Api,
+                                                                      stock_fail2ban: StockConfigServer) -> None:
+    live = stock_fail2ban.conf_dir / "jail.local"
+    before = live.read_bytes()
+    etag = config_api.call("admin", "GET", "/config/files/jail.local").headers["etag"]
+    r = config_api.call("admin", "PUT", "/config/files/jail.local", headers={"If-Match": etag},
+                        content=before + b"\n[postfix]\nenabled = true\nfilter = no-such-filter\n")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "config_invalid"
+    assert "no-such-filter" in r.json()["error"]["message"]
+    assert live.read_bytes() == before and not live.is_symlink()
+    assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
