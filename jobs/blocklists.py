@@ -38,7 +38,6 @@ from f2b.client import Fail2Ban
 from settings import Settings
 from store.base import offload
 from store.blocklists import check_url, forbidden_reason
-from store.leader import NotLeader
 
 if TYPE_CHECKING:
     from core.deps import Deps
@@ -238,8 +237,5 @@ async def blocklists(ctx: JobContext) -> None:
         if not await ctx.still_leader():
             return
         outcome = await import_list(ctx.deps, record, ctx.clock())
-        try:
-            await ctx.fenced(store.record_run, record["name"], record["created"], outcome, requested_at)
-        except NotLeader:
-            log.warning("leadership lost: the outcome of blocklist %s is not recorded", record["name"])
-            return
+        # NotLeader (another process leads now) reaches the scheduler, which steps down.
+        await ctx.fenced(store.record_run, record["name"], record["created"], outcome, requested_at)
