@@ -200,9 +200,12 @@ class Engine:
             gone = {rel for rel, data in plan.edits.items() if data is None}
             if new_confs or gone & self.tree.created():
                 self.tree.mark_created((self.tree.created() | new_confs) - gone)
-            for rel, data in plan.edits.items():
-                files.put(self.tree.resolve(rel), data)
-            problem, output = self._apply(change, plan, expected, absent)
+            try:
+                for rel, data in plan.edits.items():
+                    files.put(self.tree.resolve(rel), data)
+                problem, output = self._apply(change, plan, expected, absent)
+            except Exception as exc:  # a failed write (disk full, ...) or fail2ban gone mid-change: undo all
+                problem, output = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", ""
             if problem is not None:
                 self._roll_back(change, plan, before, active_before, problem, output)
             entry = self.changes.record(change.action, change.actor, change.target,
@@ -215,7 +218,7 @@ class Engine:
         for rel, data in before.items():
             files.put(self.tree.resolve(rel), data)
         if change.reload:
-            ok, again = tools.reload(self.tree.root, self.socket)
+            _, again = tools.reload(self.tree.root, self.socket)
         else:
             for cmd in plan.undo:
                 with contextlib.suppress(ApplyFailed, Fail2BanDown):  # best effort: verified below
