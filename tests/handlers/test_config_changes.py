@@ -228,3 +228,13 @@ def test_an_invalid_edit_of_an_existing_file_leaves_it_byte_identical(config_api
     assert "no-such-filter" in r.json()["error"]["message"]
     assert live.read_bytes() == before and not live.is_symlink()
     assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
+
+
+def test_a_formula_fail2ban_cannot_compile_is_invalid_and_nothing_changes(config_api: Api,
+                                                                           stock_fail2ban: StockConfigServer) -> None:
+    r = config_api.call("admin", "PATCH", "/jails/sshd",
+                        json={"maxretry": 9, "bantime_increment": {"enabled": True, "formula": "ban.Time * ("}})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "config_invalid" and "bantime.formula" in r.json()["error"]["message"]
+    assert get(stock_fail2ban, "get", "sshd", "maxretry") == 5
+    assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()
