@@ -6,6 +6,7 @@ and audits the change id and the diff; a refused change audits fail2ban's messag
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,13 @@ from f2bconfig.engine import engine_for
 from store.base import offload
 
 MAX_AUDITED_DIFF = 20_000  # characters of diff kept in the audit entry (the change log keeps all of it)
+# Action files can hold credentials (e.g. an API token for a cloud firewall): their values stay out of the audit.
+_SECRET_LINE = re.compile(r"^([+\- ]\s*[\w.\-]*(?:pass|secret|token|key|auth)[\w.\-]*\s*[=:]).*$",
+                          re.IGNORECASE | re.MULTILINE)
+
+
+def audited_diff(diff: str) -> str:
+    return _SECRET_LINE.sub(r"\1 <redacted>", diff)[:MAX_AUDITED_DIFF]
 
 
 async def _run(act: Act, func: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
@@ -31,7 +39,7 @@ async def _run(act: Act, func: Callable[..., dict[str, Any]], *args: Any) -> dic
     if "change" in result:
         act.details["change"] = result["change"]
     if "diff" in result:
-        act.details["diff"] = result["diff"][:MAX_AUDITED_DIFF]
+        act.details["diff"] = audited_diff(result["diff"])
     return result
 
 
