@@ -93,6 +93,8 @@ def _ignore_change(engine: Engine, actor: str, jail: str, action: str, add: list
     def plan(eng: Engine) -> Plan:
         _jail_running(eng, jail)
         current = [str(e) for e in eng.call("get", jail, "ignoreip")]
+        # an entry fail2ban lists verbatim (e.g. a host name from the config) may be removed as it is
+        remove[:] = [e.strip() if e.strip() in current else canonical_entry(e) for e in remove]
         for entry in remove:
             if entry not in current:
                 raise NotFound(f"{entry} is not in the ignore list of {jail}", code="not_ignored",
@@ -116,7 +118,7 @@ def ignoreip_add(engine: Engine, actor: str, jail: str, entries: list[str]) -> d
 
 
 def ignoreip_remove(engine: Engine, actor: str, jail: str, entry: str) -> dict[str, Any]:
-    return _ignore_change(engine, actor, jail, "jail.ignoreip_remove", [], [canonical_entry(entry)])
+    return _ignore_change(engine, actor, jail, "jail.ignoreip_remove", [], [entry])
 
 
 # ---- server settings -------------------------------------------------------------------------------------

@@ -238,3 +238,13 @@ def test_a_formula_fail2ban_cannot_compile_is_invalid_and_nothing_changes(config
     assert r.json()["error"]["code"] == "config_invalid" and "bantime.formula" in r.json()["error"]["message"]
     assert get(stock_fail2ban, "get", "sshd", "maxretry") == 5
     assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()
+
+
+def test_an_ignore_entry_fail2ban_lists_verbatim_can_be_removed(config_api: Api,
+                                                                 stock_fail2ban: StockConfigServer) -> None:
+    get(stock_fail2ban, "set", "sshd", "addignoreip", "gateway.example")  # e.g. a host name from a hand edit
+    r = config_api.call("operator", "DELETE", "/jails/sshd/ignoreip/gateway.example")
+    assert r.status_code == 200 and r.json()["ignoreip"] == []
+    assert config_api.call("operator", "DELETE", "/jails/sshd/ignoreip/other.example").status_code == 400
+    assert config_api.call("operator", "POST", "/jails/sshd/ignoreip",
+                           json={"entries": ["2001:db8::1/128"]}).json()["ignoreip"] == ["2001:db8::1"]
