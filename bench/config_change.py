@@ -11,6 +11,8 @@ enabled (sshd, nginx-http-auth, postfix, dovecot, nginx-botsearch; no-op actions
   change log. Target (issue 10): under 2 s.
 - PUT /api/v1/config/files/jail.d/bench.local (a change that needs a reload): the same validation, then
   `fail2ban-client reload` and the check that all 5 jails are back. Printed for scale (no target).
+- POST /api/v1/config/jails/apache-auth/activate with its log file missing (every 5th iteration): applied,
+  found failed, rolled back, reloaded and verified again: how long a failed change takes (422 apply_failed).
 
 After each request the value is read back from fail2ban's socket (outside the timing) to prove it applied.
 """
@@ -43,7 +45,7 @@ def main() -> None:
         env = {"BANGUI_FAIL2BAN_CONFIG_DIR": str(f2b.conf_dir)}
         with bangui(data, f2b.socket, env=env) as server, httpx.Client(
                 base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
-            patch_s, put_s = [], []
+            patch_s, put_s, failed_s = [], [], []
             etag = None
             for i in range(args.iterations):
                 value = 6 + i % 5
@@ -63,9 +65,16 @@ def main() -> None:
                 assert sync_call(f2b.socket, "get", "nginx-http-auth", "maxretry") == (0, value + 1)
                 status = dict(sync_call(f2b.socket, "status")[1])
                 assert status["Number of jail"] == 5, status
+                if i % 5 == 0:
+                    started = time.perf_counter()
+                    r = http.post("/api/v1/config/jails/apache-auth/activate")
+                    failed_s.append(time.perf_counter() - started)
+                    assert r.status_code == 422 and r.json()["error"]["code"] == "apply_failed", r.text
+                    assert dict(sync_call(f2b.socket, "status")[1])["Number of jail"] == 5
     rows = []
     for name, values, target in (("PATCH maxretry (runtime + persisted)", patch_s, TARGET_S),
-                                 ("PUT jail.d/*.local (reload + verify)", put_s, None)):
+                                 ("PUT jail.d/*.local (reload + verify)", put_s, None),
+                                 ("activation failing at start (rolled back)", failed_s, None)):
         median, p90 = summary(values)
         rows.append([name, len(values), f"{median * 1000:.0f}", f"{p90 * 1000:.0f}", f"{max(values) * 1000:.0f}",
                      f"< {target:g} s" if target else "-", verdict(median, target, False) if target else "-"])

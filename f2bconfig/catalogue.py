@@ -38,3 +38,25 @@ def jails(root: Path | str, only: str | None = None) -> list[dict[str, Any]]:
 
 def jail(root: Path | str, name: str) -> dict[str, Any] | None:
     return next((j for j in jails(root, name) if j["name"] == name), None)
+
+
+_brief: dict[str, tuple[Any, dict[str, dict[str, str]]]] = {}
+
+
+def remember_brief(root: Path | str, brief: dict[str, dict[str, str]]) -> None:
+    """Filter and backend of the enabled jails, as the validation of a change just read them: primes
+    `brief` for the config dir as it is now (the change's files written), saving a helper run per GET."""
+    with _lock:
+        _brief[str(Path(root).resolve())] = (ConfigTree(root, "/nonexistent").signature(), brief)
+
+
+def brief(root: Path | str, name: str) -> dict[str, str] | None:
+    """{filter, backend} of ``name`` (from a change's validation when the tree is unchanged since, else
+    from the catalogue); None when no configuration defines it."""
+    key = str(Path(root).resolve())
+    with _lock:
+        hit = _brief.get(key)
+    if hit is not None and name in hit[1] and hit[0] == ConfigTree(root, "/nonexistent").signature():
+        return hit[1][name]
+    conf = jail(root, name)
+    return None if conf is None else {"filter": conf["filter"], "backend": conf["backend"]}

@@ -33,7 +33,7 @@ from typing import Any
 
 from errors import Unavailable
 from f2b.protocol import sync_call
-from f2bconfig import files, tools
+from f2bconfig import catalogue, files, tools
 from f2bconfig.changes import ChangeLog
 from f2bconfig.errors import ApplyFailed, ConfigInvalid, ConfigOverridden
 from f2bconfig.lock import config_lock
@@ -78,6 +78,7 @@ class Engine:
         self.socket = socket
         self.timeout = timeout
         self.changes = ChangeLog(data_dir)
+        self.last_brief: dict[str, dict[str, str]] = {}
 
     # ---- fail2ban over its socket (blocking) --------------------------------------------------------
     def call(self, *args: str) -> Any:
@@ -117,6 +118,7 @@ class Engine:
             raise ConfigInvalid("fail2ban rejects the configuration: " + (messages[0] if messages else "unknown error"),
                                 details={"errors": messages, "files": sorted(edits)})
         jails = [str(j) for j in result.get("jails", [])]
+        self.last_brief = dict(result.get("brief") or {})
         missing = [j for j in must_enable if j not in jails]
         if missing:
             raise ConfigInvalid(f"the configuration does not enable {', '.join(missing)}",
@@ -208,6 +210,7 @@ class Engine:
                 problem, output = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", ""
             if problem is not None:
                 self._roll_back(change, plan, before, active_before, problem, output)
+            catalogue.remember_brief(self.tree.root, self.last_brief)
             entry = self.changes.record(change.action, change.actor, change.target,
                                         {rel: (before[rel], plan.edits[rel]) for rel in plan.edits}, plan.details)
             return entry

@@ -86,7 +86,17 @@ def check(base):
             command = " ".join(str(c) for c in cmd[:3])
             errors.append(f"jail {cmd[1] if len(cmd) > 1 else ''}: {command} failed: {result}")
     errors += [m for m in handler.messages if not any(m in e for e in errors) and not m.startswith("Command ")]
-    return {"ok": not errors, "errors": errors, "jails": jails, "values": values}
+    return {"ok": not errors, "errors": errors, "jails": jails, "values": values, "brief": _brief(conf)}
+
+
+def _brief(conf):
+    """jail -> {filter, backend} of the enabled jails (what GET /jails/{jail} shows), from the same reading."""
+    try:
+        readers = conf._Configurator__jails.jails  # no public accessor in 1.0.2
+        return {r.getName(): {"filter": str(r.options.get("filter") or "").split("[", 1)[0].strip(),
+                              "backend": str(r.options.get("backend") or "auto")} for r in readers}
+    except Exception:
+        return {}
 
 
 def _effective_values(stream):

@@ -67,7 +67,10 @@ async def jail_extras(deps: Deps, jail: str) -> dict[str, Any]:
 
     fail2ban 1.0.2 has no `get <jail> idle`: idle is what bangui last set (None when unknown).
     """
-    conf = await configured(deps, jail)
+    try:
+        conf = await offload(catalogue.brief, deps.settings.fail2ban_config_dir, jail)
+    except Exception:  # a missing/unreadable config dir or fail2ban tools: the runtime view still answers
+        conf = None
     return {"active": True, "idle": None, "bantime_increment": await bantime_increment(deps, jail),
             "filter": conf["filter"] if conf else None, "backend": conf["backend"] if conf else None}
 
