@@ -248,3 +248,13 @@ def test_an_ignore_entry_fail2ban_lists_verbatim_can_be_removed(config_api: Api,
     assert config_api.call("operator", "DELETE", "/jails/sshd/ignoreip/other.example").status_code == 400
     assert config_api.call("operator", "POST", "/jails/sshd/ignoreip",
                            json={"entries": ["2001:db8::1/128"]}).json()["ignoreip"] == ["2001:db8::1"]
+
+
+def test_reload_validates_a_hand_edit_first_and_refuses_to_load_it(config_api: Api,
+                                                                   stock_fail2ban: StockConfigServer) -> None:
+    (stock_fail2ban.conf_dir / "filter.d" / "sshd.local").write_text("[Definition]\nfailregex = ^[oops <HOST>\n")
+    log_before = stock_fail2ban.logfile.read_bytes()
+    r = config_api.call("admin", "POST", "/server/reload")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "config_invalid"
+    assert stock_fail2ban.logfile.read_bytes() == log_before  # fail2ban was not asked to reload
+    assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
