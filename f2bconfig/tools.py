@@ -17,6 +17,7 @@ from errors import Unavailable
 HELPER = Path(__file__).with_name("f2b_helper.py")
 CLIENT_FALLBACK = "/usr/bin/fail2ban-client"
 TIMEOUT = 30.0
+MAX_LINE = 500
 
 
 class ToolMissing(Unavailable):
@@ -83,6 +84,8 @@ def log_tail(logtarget: str | None, lines: int = 30) -> list[str]:
         with open(logtarget, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - 64 * 1024))
-            return fh.read().decode(errors="replace").splitlines()[-lines:]
+            tail = fh.read().decode(errors="replace").splitlines()[-lines:]
     except OSError:
         return []
+    # fail2ban logs a failed reload with its whole command stream on one line: keep each line short
+    return [line if len(line) <= MAX_LINE else line[:MAX_LINE] + " ..." for line in tail]

@@ -258,3 +258,20 @@ def test_reload_validates_a_hand_edit_first_and_refuses_to_load_it(config_api: A
     assert r.status_code == 422 and r.json()["error"]["code"] == "config_invalid"
     assert stock_fail2ban.logfile.read_bytes() == log_before  # fail2ban was not asked to reload
     assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
+
+
+def test_a_jail_that_fails_inside_fail2ban_stops_every_jail_and_is_rolled_back(
+        config_api: Api, stock_fail2ban: StockConfigServer, tmp_path: Path) -> None:
+    """A log path that is a directory passes fail2ban's readers (the glob matches) but fails inside the
+    server mid-reload, which then stops EVERY jail (measured): bangui restores the files, reloads and
+    verifies that all jails are back."""
+    directory = tmp_path / "not-a-log"
+    directory.mkdir()
+    r = config_api.call("admin", "POST", "/config/jails/apache-auth/activate", json={"logpath": [str(directory)]})
+    assert r.status_code == 422, r.text
+    details = r.json()["error"]["details"]
+    assert r.json()["error"]["code"] == "apply_failed" and details["rolled_back"] and details["recovered"]
+    assert "sshd" in details["failed"] and "Is a directory" in details["fail2ban_output"]
+    assert all(len(line) <= 510 for line in details["log_tail"])
+    assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
+    assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()
