@@ -154,3 +154,11 @@ def test_a_missing_config_dir_says_which_setting_to_fix(config_api: Api, tmp_pat
         r = client.patch("/api/v1/jails/sshd", json={"maxretry": 4}, headers=config_api.as_("admin"))
     assert r.status_code == 503 and r.json()["error"]["code"] == "config_dir_missing"
     assert "BANGUI_FAIL2BAN_CONFIG_DIR" in r.json()["error"]["message"]
+
+
+def test_no_change_while_fail2ban_is_down(config_api: Api, stock_fail2ban: StockConfigServer) -> None:
+    stock_fail2ban.stop()
+    r = config_api.call("admin", "PUT", "/config/files/jail.d/mine.local", content=LOCAL)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "fail2ban_unavailable"
+    assert "start it first" in r.json()["error"]["message"]
+    assert not (stock_fail2ban.conf_dir / "jail.d" / "mine.local").exists()
