@@ -104,13 +104,16 @@ async def get_file(call: Call) -> Response:
 async def put_file(call: Call) -> Response:
     rel = call.param("path")
     _tree(call).resolve(rel)  # path errors before reading a body
-    if _is_json(call):
+    raw = await _raw_body(call, _JSON_LIMIT)
+    content = raw
+    # JSON {"content": ...} when declared, or when the body is one (curl -d sends it as a form): an
+    # INI file never starts with "{"
+    if _is_json(call) or raw.lstrip().startswith(b"{"):
         try:
-            content = msgspec.json.decode(await _raw_body(call, _JSON_LIMIT), type=FileBody).content.encode()
+            content = msgspec.json.decode(raw, type=FileBody).content.encode()
         except msgspec.DecodeError as exc:
-            raise InvalidInput(f"invalid request body: {exc}", code="invalid_body") from None
-    else:
-        content = await _raw_body(call, MAX_FILE_BYTES)
+            if _is_json(call):
+                raise InvalidInput(f"invalid request body: {exc}", code="invalid_body") from None
     result = await actions.write_file(call.deps, call.actor, rel, content, call.request.headers.get("if-match"))
     return json_response({"path": rel, "etag": result["etag"], "change": result["change"]},
                          201 if result["created"] else 200, headers={"ETag": result["etag"]})

@@ -41,6 +41,10 @@ def test_list_read_create_replace_delete_with_etags(config_api: Api, stock_fail2
                         headers={"If-Match": etag})
     assert r.status_code == 200, r.text
     assert config_api.call("admin", "GET", "/config/files/jail.d/mine.local").text == "[sshd]\nmaxretry = 6\n"
+    etag = r.headers["etag"]
+    r = config_api.call("admin", "PUT", "/config/files/jail.d/mine.local", content=b'{"content": "[sshd]\\nmaxretry = 6\\n"}',
+                        headers={"If-Match": etag, "Content-Type": "application/x-www-form-urlencoded"})  # curl -d
+    assert r.status_code == 200 and r.headers["etag"] == etag  # same text: the JSON was unwrapped
     assert sync_call(stock_fail2ban.socket, "get", "sshd", "maxretry") == (0, 6)
 
     r = config_api.call("admin", "DELETE", "/config/files/jail.d/mine.local")
