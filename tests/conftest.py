@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.clock",
     "tests.fixtures.blocklist_server",
+    "tests.fixtures.disk",
     "tests.fixtures.f2b_config",
 ]
