@@ -1,4 +1,4 @@
-"""The `bangui` command: `serve`, `user add|passwd|list|delete`, `token create|list|revoke`.
+"""The `bangui` command: `serve`, `healthcheck`, `user add|passwd|list|delete`, `token create|list|revoke`.
 
 Every subcommand takes the same configuration (flags from settings.FIELDS, or BANGUI_* variables) and
 works while servers are running: they all share the store in the data dir.
@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import healthcheck
 import logs
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     epilog = "Every setting: " + ", ".join(f.env for f in FIELDS)
     serve = sub.add_parser("serve", help="run the API under hypercorn", epilog=epilog)
     _add_settings_flags(serve)
+    check = sub.add_parser("healthcheck", help="exit 0 when the local server answers, else 1 (container "
+                           "HEALTHCHECK)", epilog=epilog)
+    check.add_argument("--ready", action="store_true", help="ask /api/v1/health/ready instead of /live")
+    check.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    _add_settings_flags(check)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="create a user (password from a prompt or stdin)")
@@ -93,10 +99,15 @@ def _demo_fail2ban(settings: Settings) -> Iterator[Settings]:
     if settings.demo != "auto" or _socket_answers(settings.fail2ban_socket):
         yield settings
         return
-    from f2b.instance import PrivateServer
+    from f2b.instance import PrivateServer, PrivateServerError
 
     server = PrivateServer(Path(settings.data_dir).resolve() / "demo-fail2ban")
-    server.start()
+    try:
+        server.start()
+    except PrivateServerError as exc:
+        raise ConfigError(f"--demo auto: no fail2ban answers at {settings.fail2ban_socket} and no demo "
+                          f"fail2ban could be started: {exc}. Mount the host's fail2ban socket directory "
+                          "(BANGUI_FAIL2BAN_SOCKET) or install Debian's fail2ban package") from None
     for ip in ("203.0.113.5", "198.51.100.23"):  # documentation addresses: something to look at at once
         server.append_failures("sshd", ip, 3)
     log.warning("no fail2ban at %s: started a private demo fail2ban-server (socket %s; it changes no "
@@ -191,11 +202,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything bangui creates (store, archive, setup token, demo files) is private
     args = build_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
+    if args.command == "healthcheck":  # the flags of the server we check count too (a --bind argument)
+        overrides = {**healthcheck.serve_flags(build_parser()), **overrides}
     try:
         settings = Settings.load(overrides=overrides)
         logs.configure(settings.log_level)
         if args.command == "serve":
             return serve(settings)
+        if args.command == "healthcheck":
+            return healthcheck.check(settings, args.ready, args.timeout)
         store = Store(settings)
         try:
             return manage(args, store)
