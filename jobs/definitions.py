@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobs.archive import history_retention, history_sync
 from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
+from jobs.errors import JobFailed
 from jobs.snapshot import snapshot
 from settings import ConfigError, Settings
 from store.base import Clock, offload
@@ -28,6 +29,7 @@ from store.base import Clock, offload
 if TYPE_CHECKING:
     from handlers.deps import Deps
 
+__all__ = ["Job", "JobContext", "JobFailed", "builtin_jobs", "load_jobs"]
 T = TypeVar("T")
 JobFunc = Callable[["JobContext"], Awaitable[None]]
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

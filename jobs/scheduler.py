@@ -12,6 +12,8 @@ Guarantees (while the leader's epoch is current):
   because under hypercorn an exception escaping a worker's lifespan stops every worker.
 - Shutdown: running jobs get `grace_s` to finish, then are cancelled and recorded `cancelled`; if the
   epoch was lost they are cancelled at once (their writes would be refused anyway).
+- Logging a failure: a traceback only when the error differs from the job's previous one (a job failing the
+  same way every run logs one line a run); none for `JobFailed` (the job explained it in the log already).
 Failure modes: store errors in the loop are logged and retried after `ERROR_BACKOFF_S`.
 """
 
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from jobs.definitions import Job, JobContext
+from jobs.definitions import Job, JobContext, JobFailed
 from store.base import Clock, offload
 
 if TYPE_CHECKING:
@@ -115,6 +117,7 @@ class Scheduler:
         requested = self.state.requested(idle) if idle else set()
         for job in due_jobs(self.jobs, self.records, requested, self.running, self.clock()):
             interval = job.interval_s(self.deps.settings)
+            last_error = (self.records.get(job.name) or {}).get("last_error")  # `start` clears it
             record = await offload(self.state.start, job.name, self.epoch,
                                    next_in(interval, job.jitter, self.rng))
             if record is None:
@@ -126,10 +129,10 @@ class Scheduler:
             # the deadline to the grace period instead. The deadline is the job's own timeout.
             scope = anyio.CancelScope(shield=True, deadline=anyio.current_time() + job.timeout)
             self.running[job.name] = scope
-            tg.start_soon(self._run_one, job, scope, name=f"job:{job.name}")
+            tg.start_soon(self._run_one, job, scope, last_error, name=f"job:{job.name}")
         await anyio.sleep(seconds_to_next(self.jobs, self.records, self.running, self.clock(), self.poll_s))
 
-    async def _run_one(self, job: Job, scope: anyio.CancelScope) -> None:
+    async def _run_one(self, job: Job, scope: anyio.CancelScope, last_error: str | None = None) -> None:
         status, error = "ok", None
         try:
             with scope:
@@ -139,9 +142,14 @@ class Scheduler:
                 error = "stopped by the leader's shutdown" if self._stopping else \
                     f"exceeded its timeout of {job.timeout:g}s"
                 log.warning("job %s %s", job.name, error)
+        except JobFailed as exc:
+            status, error = "error", str(exc)
         except Exception as exc:  # never let a job's failure leave the task group
             status, error = "error", f"{type(exc).__name__}: {exc}"
-            log.exception("job %s failed", job.name)
+            if error == last_error:  # the same failure again: its traceback is in the log already
+                log.error("job %s failed again: %s", job.name, error)
+            else:
+                log.exception("job %s failed", job.name)
         try:
             await self._record_finish(job, status, error)
         finally:
