@@ -22,7 +22,7 @@ from f2b.client import Fail2Ban
 from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
 from handlers.api import ApiRoute
 from handlers.deps import Deps
-from handlers.middleware import SecurityHeaders
+from handlers.middleware import RequestId, SecurityHeaders
 from jobs.leader import run_candidate
 from settings import Settings
 from store import Store
@@ -39,7 +39,7 @@ API_ROUTES: list[ApiRoute] = [
 def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
         settings = Settings.load()
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(RequestId, trusted_proxies=settings.trusted_proxies), Middleware(SecurityHeaders)],
         exception_handlers={AppError: render_error, HTTPException: render_error, Exception: render_error},
         lifespan=lifespan,
     )

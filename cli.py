@@ -160,6 +160,8 @@ def serve(settings: Settings) -> int:
         config.application_path = "app:create_app()"
         config.graceful_timeout = 5.0
         config.accesslog = None
+        if settings.log_format == "json":  # hypercorn's own lines through our handler, as JSON too
+            config.errorlog = logging.getLogger("hypercorn.error")
         host = settings.bind.rsplit(":", 1)[0].strip("[]")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         print(f"bangui: serving http://{shown}:{settings.bind.rsplit(':', 1)[1]}/ with {settings.workers} "
@@ -206,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {**healthcheck.serve_flags(build_parser()), **overrides}
     try:
         settings = Settings.load(overrides=overrides)
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
         if args.command == "serve":
             return serve(settings)
         if args.command == "healthcheck":

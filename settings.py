@@ -68,6 +68,8 @@ FIELDS: tuple[Field, ...] = (
           "headers are honoured."),
     Field("max_body_bytes", "int", 1_048_576, "Largest accepted request body.", minimum=1024),
     Field("log_level", "choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error")),
+    Field("log_format", "choice", "text", "Log lines as text, or json: one JSON object per line (time, level, "
+          "logger, message, request_id, actor).", choices=("text", "json")),
     Field("heartbeat_seconds", "float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1),
     Field("leader_stale_seconds", "float", 15.0, "Heartbeat age after which health reports 'degraded'.",
           minimum=1),
@@ -156,6 +158,7 @@ class Settings:
     trusted_proxies: tuple[str, ...]
     max_body_bytes: int
     log_level: str
+    log_format: str
     heartbeat_seconds: float
     leader_stale_seconds: float
     snapshot_seconds: float

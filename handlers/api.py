@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import logs
 from errors import AppError, InvalidInput, Unauthorized
 from handlers.deps import Deps
 from handlers.security import Principal, Role, authenticate, check_csrf
@@ -75,6 +76,8 @@ class ApiRoute:
     async def __call__(self, request: Request) -> Response:
         deps: Deps = request.state.deps
         principal = await authenticate(request, deps)
+        if principal is not None:
+            logs.actor.set(principal.actor)  # for the log lines of this request (reset by RequestId)
         if self.role is not None:
             if principal is None:
                 raise Unauthorized()
