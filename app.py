@@ -29,6 +29,7 @@ from handlers import (
     history,
     jails,
     jobs,
+    metrics,
     openapi,
     server,
     setup,
@@ -39,6 +40,7 @@ from handlers import (
 from handlers.api import ApiRoute
 from handlers.middleware import RequestId, SecurityHeaders
 from jobs.leader import run_candidate
+from metrics.http import HttpMetrics
 from settings import Settings
 from store import Store
 from store import setup as first_start
@@ -47,7 +49,7 @@ from store.base import offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *audit.routes, *openapi.routes,
+    *audit.routes, *openapi.routes, *metrics.routes,
 ]
 
 
@@ -75,7 +77,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestId, trusted_proxies=settings.trusted_proxies), Middleware(SecurityHeaders)],
+        middleware=[Middleware(RequestId, trusted_proxies=settings.trusted_proxies), Middleware(HttpMetrics),
+                    Middleware(SecurityHeaders)],
         exception_handlers={AppError: render_error, HTTPException: render_error, Exception: render_error},
         lifespan=lifespan,
     )

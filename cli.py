@@ -29,8 +29,9 @@ import logs
 from actions import tokens, users
 from core.actor import cli as cli_actor
 from core.deps import Deps
-from core.roles import ROLE_NAMES
+from core.roles import ROLE_NAMES, TOKEN_ROLE_NAMES
 from f2b.client import Fail2Ban
+from metrics.files import multiprocess_dir
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
 
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
     create = token.add_parser("create", help="create a token and print it alone on stdout")
     create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True, choices=ROLE_NAMES)
+    create.add_argument("--role", required=True, choices=TOKEN_ROLE_NAMES)
     create.add_argument("--expires-in-days", type=int)
     token.add_parser("list", help="list tokens (no secrets)")
     revoke = token.add_parser("revoke", help="revoke a token by id")
@@ -165,7 +166,7 @@ def serve(settings: Settings) -> int:
     from hypercorn.config import Config
 
     Store(settings).close()  # fail here, once, with the clear line, rather than in every worker
-    with _demo_fail2ban(settings) as settings:
+    with _demo_fail2ban(settings) as settings, multiprocess_dir(settings.data_dir):
         os.environ.update(settings.to_env())  # spawned workers rebuild exactly these settings
         config = Config()
         config.bind = [settings.bind]

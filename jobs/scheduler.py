@@ -33,6 +33,7 @@ import anyio
 import anyio.abc
 
 from jobs.definitions import Job, JobContext, JobFailed
+from metrics import process as metrics
 from store.base import Clock, offload
 from store.leader import NotLeader
 
@@ -149,6 +150,7 @@ class Scheduler:
 
     async def _run_one(self, job: Job, scope: anyio.CancelScope, last_error: str | None = None) -> None:
         status, error = "ok", None
+        started = time.monotonic()
         try:
             with scope, self._leadership():
                 await job.run(JobContext(self.deps, self.epoch, job, self.clock))
@@ -165,6 +167,7 @@ class Scheduler:
                 log.error("job %s failed again: %s", job.name, error)
             else:
                 log.exception("job %s failed", job.name)
+        metrics.observe_job(job.name, status, time.monotonic() - started)
         try:
             if not self.lost:  # else our write would be refused: the successor marks the run interrupted
                 await self._record_finish(job, status, error)

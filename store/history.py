@@ -237,6 +237,11 @@ class Archive:
 
     # -- queries (store.history_query) ---------------------------------------------------------------------
 
+    def events_by_origin(self) -> dict[str, int]:
+        """Ban events in the archive per origin, from the per-day aggregate (a few rows per day, not per event)."""
+        rows = self._conn().execute("SELECT origin, sum(bans) FROM agg_day GROUP BY origin").fetchall()
+        return {origin: int(total) for origin, total in rows}
+
     def history(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
         """See `history_query.history`."""
         return history_query.history(self._conn(), **filters)
