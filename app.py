@@ -30,6 +30,7 @@ from handlers import (
     jails,
     jobs,
     metrics,
+    notifications,
     openapi,
     server,
     setup,
@@ -49,7 +50,7 @@ from store.base import offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *audit.routes, *openapi.routes, *metrics.routes,
+    *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
 ]
 
 

@@ -84,6 +84,8 @@ FIELDS: tuple[Field, ...] = (
     Field("blocklist_allow_private", "bool", False, "Let blocklist URLs reach loopback, private, link-local "
           "and reserved addresses (off: refused, against SSRF)."),
     Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
+    Field("notify_allow_private", "bool", False, "Let notification URLs reach loopback, private, link-local and "
+          "reserved addresses (off: refused, against SSRF; a receiver on your own network needs it)."),
     Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
           "included.", minimum=1),
 )
@@ -173,6 +175,7 @@ class Settings:
     jobs_module: str
     blocklist_allow_private: bool
     blocklist_max_bytes: int
+    notify_allow_private: bool
     blocklist_timeout_seconds: float
 
     @classmethod

@@ -22,6 +22,7 @@ from jobs.archive import audit_retention, history_retention, history_sync
 from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
 from jobs.errors import JobFailed
+from jobs.notify import notifications
 from jobs.snapshot import snapshot
 from settings import ConfigError, Settings
 from store.base import Clock, offload
@@ -79,6 +80,7 @@ def builtin_jobs() -> list[Job]:
         Job("history_retention", every=3600.0, timeout=600.0, run=history_retention),
         Job("audit_retention", every=3600.0, timeout=600.0, run=audit_retention),
         Job("blocklists", every=60.0, timeout=600.0, run=blocklists),
+        Job("notifications", every=2.0, timeout=120.0, run=notifications),
     ]
 
 
