@@ -34,8 +34,11 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("DELETE", "/blocklists/{name}"): ("admin", "/blocklists/nope", None),
     ("POST", "/blocklists/{name}/run"): ("operator", "/blocklists/nope/run", None),
     ("POST", "/jobs/{name}/run"): ("operator", "/jobs/cleanup/run", None),
+    ("POST", "/notifications"): ("admin", "/notifications", {"name": "hook", "url": "https://h.example/x?t=s3cr3t-tok"}),
+    ("DELETE", "/notifications/{name}"): ("admin", "/notifications/nope", None),
+    ("POST", "/notifications/{name}/test"): ("admin", "/notifications/nope/test", None),
 }
-SECRETS: list[str] = [PASSWORD, NEW_PASSWORD]
+SECRETS: list[str] = [PASSWORD, NEW_PASSWORD, "s3cr3t-tok"]
 
 
 def entries(api: Api) -> list[dict[str, Any]]:
