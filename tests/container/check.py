@@ -204,7 +204,7 @@ def main() -> int:
     if missing:
         print(f"FAIL tools: missing {', '.join(missing)}: apt-get install {' '.join(missing)}")
         return 1
-    podman("rm", "-f", "-t", "0", NAME, check=False)  # a previous --keep run
+    podman("rm", "-f", "-t", "0", NAME, f"{NAME}-demo", f"{NAME}-nodb", check=False)  # a previous --keep or interrupted run
     podman("volume", "rm", "-f", VOLUME, check=False)
     base = ""
 
@@ -302,6 +302,17 @@ def prove(checks: Checks, run: Run) -> None:
 
     checks.run("history sync", history_sync)
 
+    def metrics() -> str:
+        scraper = podman("exec", NAME, "bangui", "token", "create", "--name", "prometheus", "--role",
+                         "metrics").stdout.strip()
+        reply = httpx.get(run.url + "/metrics", headers={"Authorization": f"Bearer {scraper}"}, timeout=15)
+        assert reply.status_code == 200, reply.text
+        assert "f2b_jail_banned_current{jail=\"sshd\"}" in reply.text and "bangui_http_requests_total" in reply.text
+        assert httpx.get(run.url + "/metrics", timeout=15).status_code == 401
+        return "GET /metrics with a metrics token (multiprocess files in the data volume)"
+
+    checks.run("metrics", metrics)
+
     def restart_keeps_data() -> str:
         podman("restart", "-t", "10", NAME)
         wait_for("liveness after restart", run.live, 60)
@@ -326,6 +337,43 @@ def prove(checks: Checks, run: Run) -> None:
         return f"worker {pids[0]} SIGKILLed -> container exited {died[-1]} -> restarted by the policy"
 
     checks.run("worker crash restarts", worker_crash)
+
+    def demo_auto() -> str:
+        port = free_port()
+        podman("run", "-d", "--name", f"{NAME}-demo", "--network", "host", IMAGE, "--demo", "auto", "--bind",
+               f"127.0.0.1:{port}")
+        try:
+            wait_for("the demo's liveness", lambda: httpx.get(f"http://127.0.0.1:{port}/api/v1/health/live",
+                                                              timeout=2).status_code == 200, 60)
+            logs = podman("logs", f"{NAME}-demo").stderr
+            assert "private demo fail2ban" in logs and "Traceback" not in logs, logs[-2000:]
+        finally:
+            podman("rm", "-f", "-t", "0", f"{NAME}-demo", check=False)
+        return "--demo auto without a socket starts Debian's fail2ban-server privately, no traceback"
+
+    checks.run("demo auto", demo_auto)
+
+    def without_db_mount() -> str:
+        name, port = f"{NAME}-nodb", free_port()
+        podman("run", "-d", "--name", name, "--network", "host", "-v", f"{run.fail2ban.base_dir}:/var/run/fail2ban",
+               "-e", "BANGUI_FAIL2BAN_SOCKET=/var/run/fail2ban/f2b.sock", "-e", "BANGUI_HISTORY_SYNC_SECONDS=1",
+               IMAGE, "--bind", f"127.0.0.1:{port}", "--workers", "1")
+        try:
+            url = f"http://127.0.0.1:{port}/api/v1"
+            wait_for("liveness", lambda: httpx.get(url + "/health/live", timeout=2).status_code == 200, 60)
+            viewer = podman("exec", name, "bangui", "token", "create", "--name", "v", "--role", "viewer").stdout.strip()
+            headers = {"Authorization": f"Bearer {viewer}"}
+            wait_for("history_sync failing in /health", lambda: httpx.get(url + "/health", headers=headers, timeout=5)
+                     .json()["history_sync"]["status"] == "failing", 30)
+            time.sleep(4)  # several more failed runs
+            logs = podman("logs", name).stderr
+            warnings = logs.count("mount fail2ban's database directory read-only")
+            assert warnings == 1 and "Traceback" not in logs, logs[-3000:]
+        finally:
+            podman("rm", "-f", "-t", "0", name, check=False)
+        return "one warning naming the mount, /health history_sync failing, no traceback"
+
+    checks.run("no DB mount", without_db_mount)
 
 
 def report(checks: Checks) -> int:
