@@ -12,21 +12,22 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
 from core.deps import Deps
-from errors import AppError, render_error
+from errors import exception_handlers
 from f2b.client import Fail2Ban
 from handlers import (
     audit,
     auth,
     bans,
     blocklists,
+    filters,
     health,
     history,
+    jail_control,
     jails,
     jobs,
     metrics,
@@ -38,19 +39,22 @@ from handlers import (
     users,
     web,
 )
+from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
-from handlers.middleware import RequestId, SecurityHeaders
+from handlers.middleware import RequestId, SecurityHeaders, StoreGuard
+from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
 from metrics.http import HttpMetrics
 from settings import Settings
 from store import Store
 from store import setup as first_start
-from store.base import offload
+from store.base import configure_threads, offload
 
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
+    *jail_control.routes, *filters.routes, *fail2ban_log.routes,
 ]
 
 
@@ -58,16 +62,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
         settings = Settings.load()
         logs.configure(settings.log_level, settings.log_format)
+        install_error_bodies()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        configure_threads()
         store = await offload(Store, settings)
         client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
         deps = Deps(settings, store, client)
         try:
             await offload(first_start.bootstrap, store, settings.admin_password)
             async with anyio.create_task_group() as tg:
-                await tg.start(run_candidate, deps)
+                if settings.leader_candidate:
+                    await tg.start(run_candidate, deps)
                 yield {"deps": deps}
                 tg.cancel_scope.cancel()
         finally:
@@ -79,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(RequestId, trusted_proxies=settings.trusted_proxies), Middleware(HttpMetrics),
-                    Middleware(SecurityHeaders)],
-        exception_handlers={AppError: render_error, HTTPException: render_error, Exception: render_error},
+                    Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
+        exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -31,6 +31,7 @@ from core.actor import cli as cli_actor
 from core.deps import Deps
 from core.roles import ROLE_NAMES, TOKEN_ROLE_NAMES
 from f2b.client import Fail2Ban
+from handlers import transport
 from metrics.files import multiprocess_dir
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
@@ -174,6 +175,7 @@ def serve(settings: Settings) -> int:
         config.application_path = "app:create_app()"
         config.graceful_timeout = 5.0
         config.accesslog = None
+        transport.configure(config)  # no server header, read timeout (issue 8 items 13, 17)
         if settings.log_format == "json":  # hypercorn's own lines through our handler, as JSON too
             config.errorlog = logging.getLogger("hypercorn.error")
         host = settings.bind.rsplit(":", 1)[0].strip("[]")

@@ -71,6 +71,8 @@ FIELDS: tuple[Field, ...] = (
     Field("log_level", "choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error")),
     Field("log_format", "choice", "text", "Log lines as text, or json: one JSON object per line (time, level, "
           "logger, message, request_id, actor).", choices=("text", "json")),
+    Field("leader_candidate", "bool", True, "Stand in the leader election (the leader runs the background "
+          "jobs); 0 for a process that only serves requests."),
     Field("heartbeat_seconds", "float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1),
     Field("leader_stale_seconds", "float", 15.0, "Heartbeat age after which health reports 'degraded'.",
           minimum=1),
@@ -88,6 +90,11 @@ FIELDS: tuple[Field, ...] = (
           "reserved addresses (off: refused, against SSRF; a receiver on your own network needs it)."),
     Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
           "included.", minimum=1),
+    Field("fail2ban_config_dir", "path", "/etc/fail2ban", "fail2ban's configuration directory."),
+    Field("log_dirs", "str", "/var/log", "Comma-separated directories whose files the filter tester may read "
+          "(besides the files jails watch)."),
+    Field("filter_test_seconds", "float", 15.0, "Time allowed for one filter test; a slower one (e.g. a "
+          "catastrophic regex) is stopped.", minimum=0.5),
 )
 
 
@@ -165,6 +172,7 @@ class Settings:
     max_body_bytes: int
     log_level: str
     log_format: str
+    leader_candidate: bool
     heartbeat_seconds: float
     leader_stale_seconds: float
     snapshot_seconds: float
@@ -177,6 +185,9 @@ class Settings:
     blocklist_max_bytes: int
     notify_allow_private: bool
     blocklist_timeout_seconds: float
+    fail2ban_config_dir: str
+    log_dirs: str
+    filter_test_seconds: float
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None,
@@ -221,10 +232,6 @@ class Settings:
             else:
                 out[field.env] = str(value)
         return out
-
-    @property
-    def data_path(self) -> Path:
-        return Path(self.data_dir)
 
 
 def _raw_value(field: Field, env: Mapping[str, str], overrides: Mapping[str, str]

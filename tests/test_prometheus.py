@@ -19,7 +19,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.fixtures.processes import ServerProcess, free_port
-from tests.promtool import check_metrics
+from tests.fixtures.promtool import check_metrics
 
 pytestmark = pytest.mark.prometheus
 ROOT = Path(__file__).resolve().parents[1]

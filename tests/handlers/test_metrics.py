@@ -10,7 +10,7 @@ import pytest
 
 import cli
 from tests.fixtures.app import Api
-from tests.promtool import check_metrics
+from tests.fixtures.promtool import check_metrics
 
 
 def scrape(api: Api, persona: str = "metrics") -> str:
@@ -72,6 +72,7 @@ def test_cli_creates_a_metrics_token(api: Api, capsys: pytest.CaptureFixture[str
     assert api.client.get("/api/v1/jails", headers={"Authorization": f"Bearer {token}"}).status_code == 403
 
 
+@pytest.mark.with_jobs
 def test_fail2ban_series_use_the_exporters_names_and_http_series_route_templates(api: Api, fail2ban: Any) -> None:
     # In-process values are per test process (other tests count too): compare with a scrape taken first.
     ok = 'bangui_http_requests_total{method="GET",route="/api/v1/jails/{jail}",status="200"}'

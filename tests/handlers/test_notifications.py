@@ -29,7 +29,8 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def private_api(tmp_path: Path, fail2ban: Any) -> Iterator[Api]:
     """The app allowed to notify loopback receivers (BANGUI_NOTIFY_ALLOW_PRIVATE=1)."""
-    settings = make_settings(tmp_path / "data", str(fail2ban.socket), notify_allow_private=True)
+    settings = make_settings(tmp_path / "data", str(fail2ban.socket), notify_allow_private=True,
+                             leader_candidate=True)
     store = Store(settings)
     tokens = seed_users(store)
     with TestClient(create_app(settings), base_url="http://testserver") as client:
@@ -117,6 +118,7 @@ def test_text_formats_summarise(private_api: Api, receiver: Receiver) -> None:
     assert len(json.loads(by_path["/discord"]["body"])["content"]) <= 2000
 
 
+@pytest.mark.with_jobs
 def test_a_loopback_receiver_is_refused_by_default_and_retried_with_backoff(api: Api, receiver: Receiver) -> None:
     target(api, name="local", url=receiver.url + "/", events=["ban"], min_interval_s=0)
     api.call("admin", "POST", "/notifications/local/test")
