@@ -24,9 +24,11 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    config,
     filters,
     health,
     history,
+    jail_config,
     jail_control,
     jails,
     jobs,
@@ -34,6 +36,7 @@ from handlers import (
     notifications,
     openapi,
     server,
+    server_settings,
     setup,
     tokens,
     users,
@@ -55,6 +58,7 @@ API_ROUTES: list[ApiRoute] = [
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
+    *jail_config.routes, *server_settings.routes, *config.routes,
 ]
 
 
