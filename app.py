@@ -25,15 +25,20 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    config,
     filters,
     fleet,
     health,
     history,
+    jail_config,
     jail_control,
     jails,
     jobs,
+    metrics,
+    notifications,
     openapi,
     server,
+    server_settings,
     setup,
     tokens,
     users,
@@ -41,9 +46,10 @@ from handlers import (
 )
 from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
-from handlers.middleware import SecurityHeaders, StoreGuard
+from handlers.middleware import RequestId, SecurityHeaders, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
+from metrics.http import HttpMetrics
 from settings import Settings
 from store import Store
 from store import setup as first_start
@@ -52,8 +58,9 @@ from store.base import configure_threads, offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *audit.routes, *openapi.routes,
+    *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
+    *jail_config.routes, *server_settings.routes, *config.routes,
     *fleet.routes,
 ]
 
@@ -61,7 +68,7 @@ API_ROUTES: list[ApiRoute] = [
 def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
         settings = Settings.load()
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
         install_error_bodies()
 
     @asynccontextmanager
@@ -87,7 +94,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
+        middleware=[Middleware(RequestId, trusted_proxies=settings.trusted_proxies), Middleware(HttpMetrics),
+                    Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

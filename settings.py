@@ -69,6 +69,8 @@ FIELDS: tuple[Field, ...] = (
           "headers are honoured."),
     Field("max_body_bytes", "int", 1_048_576, "Largest accepted request body.", minimum=1024),
     Field("log_level", "choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error")),
+    Field("log_format", "choice", "text", "Log lines as text, or json: one JSON object per line (time, level, "
+          "logger, message, request_id, actor).", choices=("text", "json")),
     Field("leader_candidate", "bool", True, "Stand in the leader election (the leader runs the background "
           "jobs); 0 for a process that only serves requests."),
     Field("heartbeat_seconds", "float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1),
@@ -84,6 +86,8 @@ FIELDS: tuple[Field, ...] = (
     Field("blocklist_allow_private", "bool", False, "Let blocklist URLs reach loopback, private, link-local "
           "and reserved addresses (off: refused, against SSRF)."),
     Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
+    Field("notify_allow_private", "bool", False, "Let notification URLs reach loopback, private, link-local and "
+          "reserved addresses (off: refused, against SSRF; a receiver on your own network needs it)."),
     Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
           "included.", minimum=1),
     Field("fail2ban_config_dir", "path", "/etc/fail2ban", "fail2ban's configuration directory."),
@@ -177,6 +181,7 @@ class Settings:
     trusted_proxies: tuple[str, ...]
     max_body_bytes: int
     log_level: str
+    log_format: str
     leader_candidate: bool
     heartbeat_seconds: float
     leader_stale_seconds: float
@@ -188,6 +193,7 @@ class Settings:
     jobs_module: str
     blocklist_allow_private: bool
     blocklist_max_bytes: int
+    notify_allow_private: bool
     blocklist_timeout_seconds: float
     fail2ban_config_dir: str
     log_dirs: str

@@ -30,6 +30,8 @@ class Health(msgspec.Struct):
     store: bool
     snapshot: dict[str, Any] | None  # the leader's latest fail2ban snapshot, the same for every worker
     store_error: str | None = None  # why the store cannot serve (deleted/replaced file, disk full, no answer)
+    # {status: ok | failing | running | pending, error, last_finished}: e.g. fail2ban's DB is not mounted
+    history_sync: dict[str, Any] | None = None
     fleet: dict[str, Any] | None = None  # fleet mode: {"connected", "leader", "lag_s"} (handlers/fleet.py)
 
 
@@ -72,7 +74,14 @@ async def health(call: Call) -> Health:
     fleet = await fleet_health(call.deps) if settings.fleet_url else None
     degraded = degraded or (fleet is not None and not fleet["connected"])
     return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok, snap,
-                  problem, fleet)
+                  problem, _history_sync(store) if store_ok else None, fleet)
+
+
+def _history_sync(store: Any) -> dict[str, Any]:
+    record = store.jobs.get("history_sync") or {}
+    status = record.get("last_status")
+    shown = {"error": "failing", "timeout": "failing", "ok": "ok", None: "pending"}.get(status, status)
+    return {"status": shown, "error": record.get("last_error"), "last_finished": iso(record.get("last_finished"))}
 
 
 routes = [

@@ -7,5 +7,6 @@ pytest_plugins = [
     "tests.fixtures.clock",
     "tests.fixtures.blocklist_server",
     "tests.fixtures.disk",
+    "tests.fixtures.f2b_config",
     "tests.fixtures.redis",
 ]

@@ -1,4 +1,4 @@
-"""jobs.history_sync: copying fail2ban's bans into the archive, against hand-built fail2ban v4 databases and
+"""store.fail2ban_copy: copying fail2ban's bans into the archive, against hand-built fail2ban v4 databases and
 once against a real private fail2ban-server."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.history_sync import SyncError, sync_once
+from store.fail2ban_copy import SyncError, sync_once
 from store.history import Archive
 from store.leader import NotLeader
 from tests.fixtures.f2b_db import F2B_SCHEMA
