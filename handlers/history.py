@@ -76,7 +76,7 @@ async def list_history(call: Call) -> Any:
 
         remote = await remote_history(call, host, filters)
         if remote is not None:
-            remote["items"] = [shown(i) for i in remote["items"]]
+            remote["items"] = [shown_event(i) for i in remote["items"]]
             return remote
     archive = call.deps.store.history
     wants_csv = call.query("format") == "csv" or "text/csv" in call.request.headers.get("accept", "")
