@@ -75,6 +75,7 @@ class Agent:
         self.lease = Lease(self.fast, self.name)
         self.down_logged: set[str] = set()
         self.beats = 0
+        self.was_leading = False
         self.watched = set(fleet.shared_jails(settings))
         self.own: dict[str, set[str]] = {}  # jail -> bans this host shared that fail2ban still has
 
@@ -241,16 +242,14 @@ class Agent:
     # -- fleet leader ------------------------------------------------------------------------------------
     async def _lead(self) -> None:
         last_retention = 0.0
-        was = False
         while True:
             try:
                 held = await self.lease.step()
             except self.errors:
-                held = False
                 if not self.lease.acting():
-                    was = self._leading(was, False)
+                    self._leading(False)
                 raise
-            was = self._leading(was, held and self.lease.acting())
+            self._leading(held and self.lease.acting())
             if self.lease.acting() and time.monotonic() - last_retention >= RETENTION_EVERY_S:
                 trimmed = await self.lease.fenced_trim(STREAM, min_id(self.settings.fleet_retention_hours))
                 last_retention = time.monotonic()
@@ -258,9 +257,10 @@ class Agent:
                     log.info("fleet retention: trimmed %d log entries", trimmed)
             await anyio.sleep(RENEW_S)
 
-    def _leading(self, was: bool, now: bool) -> bool:
-        if now and not was:
+    def _leading(self, now: bool) -> None:
+        """Log the changes of fleet leadership (the state survives a restart of the loop after an error)."""
+        if now and not self.was_leading:
             log.info("host %s leads the fleet with token %s", self.name, self.lease.token)
-        elif was and not now:
+        elif self.was_leading and not now:
             log.warning("host %s no longer leads the fleet", self.name)
-        return now
+        self.was_leading = now

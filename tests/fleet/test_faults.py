@@ -125,3 +125,24 @@ def test_redis_restarted_empty_hosts_republish_and_rejoin(fresh_fleet: Fleet) ->
     h2.fail2ban.append_failures("sshd", "198.51.100.32", 3)  # consumer groups joined again: bans flow
     wait_for(lambda: "198.51.100.32" in h1.banned() and "198.51.100.32" in h3.banned(), timeout=15,
              what="a new ban everywhere after the empty restart")
+
+
+def test_a_stalled_redis_is_fleet_unavailable_not_a_hang(redis_server: RedisServer) -> None:
+    """SIGSTOP: connections are accepted by the kernel but never answered (a blackholed Redis)."""
+    from store.redis_backend import FleetUnavailable, RedisCache, connect
+
+    cache = RedisCache(connect(redis_server.url))
+    cache.set("k", 1)
+    assert redis_server.proc is not None
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(FleetUnavailable):
+            cache.get("k")
+        print(f"stalled Redis: 503 fleet_unavailable after {time.monotonic() - started:.3f} s")
+        with pytest.raises(FleetUnavailable), cache.transact():  # the breaker: refused at once now
+            pass
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    time.sleep(1.1)  # past the breaker
+    assert cache.get("k") == 1
