@@ -16,11 +16,26 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
+from core.deps import Deps
 from errors import exception_handlers
 from f2b.client import Fail2Ban
-from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
+from handlers import (
+    audit,
+    auth,
+    bans,
+    blocklists,
+    health,
+    history,
+    jails,
+    jobs,
+    openapi,
+    server,
+    setup,
+    tokens,
+    users,
+    web,
+)
 from handlers.api import ApiRoute
-from handlers.deps import Deps
 from handlers.middleware import SecurityHeaders, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
@@ -32,7 +47,7 @@ from store.base import configure_threads, offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *openapi.routes,
+    *audit.routes, *openapi.routes,
 ]
 
 
@@ -52,7 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             await offload(first_start.bootstrap, store, settings.admin_password)
             async with anyio.create_task_group() as tg:
-                await tg.start(run_candidate, deps)
+                if settings.leader_candidate:
+                    await tg.start(run_candidate, deps)
                 yield {"deps": deps}
                 tg.cancel_scope.cancel()
         finally:

@@ -61,19 +61,24 @@ FIELDS: tuple[Field, ...] = (
     Field("session_idle_minutes", "int", 60, "A session ends after this long without requests.", minimum=1),
     Field("session_lifetime_hours", "int", 12, "A session ends this long after login, active or not.",
           minimum=1),
-    Field("login_max_failures", "int", 5, "Failed logins allowed per address and per username per window.",
-          minimum=1),
+    Field("login_max_failures", "int", 5, "Failed logins allowed per client address per window.", minimum=1),
+    Field("login_user_max_failures", "int", 50, "Failed logins allowed per username per window, from all "
+          "addresses together (higher, so that strangers cannot easily lock an account out).", minimum=1),
     Field("login_window_seconds", "int", 900, "The failed-login counting window.", minimum=1),
     Field("trusted_proxies", "networks", "", "Comma-separated proxy addresses/CIDRs whose X-Forwarded-* "
           "headers are honoured."),
     Field("max_body_bytes", "int", 1_048_576, "Largest accepted request body.", minimum=1024),
     Field("log_level", "choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error")),
+    Field("leader_candidate", "bool", True, "Stand in the leader election (the leader runs the background "
+          "jobs); 0 for a process that only serves requests."),
     Field("heartbeat_seconds", "float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1),
     Field("leader_stale_seconds", "float", 15.0, "Heartbeat age after which health reports 'degraded'.",
           minimum=1),
     Field("snapshot_seconds", "float", 5.0, "Interval of the fail2ban health snapshot job.", minimum=0.5),
     Field("history_sync_seconds", "float", 10.0, "Interval of the history sync job.", minimum=1),
     Field("history_retention_days", "int", 365, "Archived bans older than this are purged.", minimum=1),
+    Field("audit_retention_days", "int", 400, "Audit entries older than this are purged (a signed checkpoint "
+          "keeps the rest verifiable).", minimum=1),
     Field("geoip_db", "path", "", "A MaxMind/DB-IP country .mmdb file (default: the bundled offline data)."),
     Field("jobs_module", "str", "", "Python module whose JOBS list adds background jobs (module:attribute)."),
     Field("blocklist_allow_private", "bool", False, "Let blocklist URLs reach loopback, private, link-local "
@@ -152,15 +157,18 @@ class Settings:
     session_idle_minutes: int
     session_lifetime_hours: int
     login_max_failures: int
+    login_user_max_failures: int
     login_window_seconds: int
     trusted_proxies: tuple[str, ...]
     max_body_bytes: int
     log_level: str
+    leader_candidate: bool
     heartbeat_seconds: float
     leader_stale_seconds: float
     snapshot_seconds: float
     history_sync_seconds: float
     history_retention_days: int
+    audit_retention_days: int
     geoip_db: str
     jobs_module: str
     blocklist_allow_private: bool
@@ -210,10 +218,6 @@ class Settings:
             else:
                 out[field.env] = str(value)
         return out
-
-    @property
-    def data_path(self) -> Path:
-        return Path(self.data_dir)
 
 
 def _raw_value(field: Field, env: Mapping[str, str], overrides: Mapping[str, str]

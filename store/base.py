@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -184,6 +183,3 @@ async def offload_heavy(func: Callable[..., T], *args: Any) -> T:
     async with _heavy:
         return await offload(func, *args)
 
-
-def now() -> float:
-    return time.time()

@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.processes",
     "tests.fixtures.clock",
+    "tests.fixtures.blocklist_server",
     "tests.fixtures.disk",
 ]
