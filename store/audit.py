@@ -78,6 +78,10 @@ class AuditLog:
             conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # A small WAL (checkpoint ~400 KiB, truncated to 1 MiB): SQLite's 4 MiB default can fill a small
+            # disk by itself (issue 8 item 14; the store's diskcache uses the same figures).
+            conn.execute("PRAGMA wal_autocheckpoint=100")
+            conn.execute("PRAGMA journal_size_limit=1048576")
             conn.row_factory = sqlite3.Row
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
