@@ -80,9 +80,9 @@ def test_disk_full_is_507_storage_full_then_recovers(small_api: Api, small_disk:
 def test_disk_full_store_wal_stays_small(small_api: Api, small_disk: Path) -> None:
     """SQLite's default checkpoint (4 MiB of WAL) exceeded a 2 MiB disk: writes failed until it was enlarged."""
     cache = api_cache = small_api.store.cache
-    for round_ in range(20):  # ~4 MiB of writes in all, twice the disk (200 KiB live at most)
+    for round_ in range(40):  # ~4 MiB of writes in all, twice the disk (100 KiB live at most)
         for i in range(200):
-            cache.set(f"churn:{i}", "x" * 1000)
+            cache.set(f"churn:{i}", "x" * 500)
         for i in range(200):
             api_cache.delete(f"churn:{i}")
         wal = small_disk / "data" / "state" / "cache.db-wal"

@@ -12,8 +12,14 @@ import httpx2 as httpx
 import pytest
 
 from core.refusals import refusal_reason
-from tests.core.test_refusals import ISSUE_EXAMPLES
-from tests.reliability.helpers import ADMIN_ENV, admin_token, raw_exchange, server_side_connections, until
+from tests.reliability.helpers import (
+    ADMIN_ENV,
+    ISSUE_EXAMPLES,
+    admin_token,
+    raw_exchange,
+    server_side_connections,
+    until,
+)
 
 pytestmark = pytest.mark.reliability
 
