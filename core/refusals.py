@@ -6,7 +6,7 @@ when it is (or, for IPv4-mapped/compatible IPv6, embeds):
 
 - loopback, unspecified, multicast, the IPv4 broadcast address, a link-local address with a zone (`fe80::1%eth0`);
 - written in netmask/hostmask notation (`1.2.3.4/0.0.0.0` silently becomes `0.0.0.0/0`): prefixes are digits only;
-- a network wider than blocklists accept (`MIN_PREFIX`: /8 for IPv4, /16 for IPv6);
+- a network wider than `MIN_PREFIX` (/8 for IPv4, /16 for IPv6; blocklist entries obey the same rules);
 - a network containing (or an address inside) one of the `protected` addresses/networks: the addresses bangui
   listens on, its trusted proxies and, added by the ban action, the caller's own address.
 
@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-# The same floor as jobs/blocklists.py MIN_PREFIX (kept here so that core/ imports nothing from jobs/).
 MIN_PREFIX = {4: 8, 6: 16}
 _PREFIX = re.compile(r"[0-9]{1,3}")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")

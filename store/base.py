@@ -12,6 +12,7 @@ Guarantees:
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import diskcache
 import msgspec
+from anyio.lowlevel import RunVar
 from diskcache.core import MODE_PICKLE
 
 from store.faults import StoreBusy as StoreBusy  # re-exported: the store's 503
@@ -141,9 +143,10 @@ def open_cache(directory: Path) -> diskcache.Cache:
 
 
 def write_secret_file(path: Path, text: str) -> None:
-    """Write a file only the owner can read (0600), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a file only the owner can read (0600), atomically. The temp name is per process and call:
+    workers bootstrapping at once each write their own (a shared `.tmp` made one's rename fail)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
@@ -167,7 +170,7 @@ THREADS = 16
 # argon2 hashes (19 MiB and ~50 ms of CPU each) at once, per worker process: at most 2 (2 cores is common); more
 # only queue in memory. A separate limiter, so logins waiting to hash never starve ordinary store reads.
 HEAVY_THREADS = 2
-_heavy: anyio.CapacityLimiter | None = None
+_heavy: RunVar[anyio.CapacityLimiter] = RunVar("bangui_heavy_limiter")  # one per event loop
 
 
 def configure_threads() -> None:
@@ -177,9 +180,11 @@ def configure_threads() -> None:
 
 async def offload_heavy(func: Callable[..., T], *args: Any) -> T:
     """`offload` for CPU- and memory-heavy work (argon2 hashing and verifying): at most HEAVY_THREADS at once."""
-    global _heavy
-    if _heavy is None:
-        _heavy = anyio.CapacityLimiter(HEAVY_THREADS)
-    async with _heavy:
+    try:
+        limiter = _heavy.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(HEAVY_THREADS)
+        _heavy.set(limiter)
+    async with limiter:
         return await offload(func, *args)
 
