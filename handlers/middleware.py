@@ -1,4 +1,7 @@
-"""Pure-ASGI middleware: headers every response carries (the web page is same-origin only)."""
+"""Pure-ASGI middleware: headers every response carries (the web page is same-origin only).
+
+`cache-control: no-store` is the default (API answers are live data, some of them secret); a response that
+sets its own cache-control keeps it (the web page's static assets: handlers/web.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
-    (b"cache-control", b"no-store"),
 ]
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
@@ -23,7 +26,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + _HEADERS
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(_NO_STORE)
+                message["headers"] = headers + _HEADERS
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
