@@ -183,7 +183,7 @@ VIEWS.tools = async (main, _args, ctx) => {
 };
 
 function filterTester() {
-  const filter = h('input', { spellcheck: 'false', placeholder: 'sshd' });
+  const filter = h('input', { spellcheck: 'false', placeholder: 'name in filter.d' });
   const regex = h('textarea', { rows: 2, spellcheck: 'false', placeholder: 'or your own failregex, one per line (<HOST> marks the address)' });
   const text = h('textarea', { rows: 6, spellcheck: 'false', placeholder: 'log lines to test' });
   const logpath = h('input', { spellcheck: 'false', placeholder: '/var/log/auth.log' });

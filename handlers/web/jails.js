@@ -55,12 +55,13 @@ VIEWS.jails = async (main, args, ctx) => {
 
 function controls(j) {
   const btns = [];
-  const run = (key, label, msg, cls = 'small') => action(label, async () => {
-    const r = await api(key, { params: { jail: j.name } });
+  const params = { jail: j.name };
+  const run = (call, label, msg, cls = 'small') => action(label, async () => {
+    const r = await call();
     notice(msg + (r && r.active === false ? ' (stopped).' : '.'));
     rerender();
   }, cls, label + ' jail ' + j.name);
-  if (j.active === false) { if (may('jailStart')) btns.push(run('jailStart', 'Start', 'Started ' + j.name)); } else if (may('jailStop')) {
+  if (j.active === false) { if (may('jailStart')) btns.push(run(() => api('jailStart', { params }), 'Start', 'Started ' + j.name)); } else if (may('jailStop')) {
     btns.push(action('Stop', async () => {
       if (!confirm('Stop ' + j.name + '? Its bans are lifted and it stops watching its logs until started again.')) return;
       await api('jailStop', { params: { jail: j.name } });
@@ -68,7 +69,7 @@ function controls(j) {
       rerender();
     }, 'danger small', 'Stop jail ' + j.name));
   }
-  if (may('jailReload') && j.active !== false) btns.push(run('jailReload', 'Reload', 'Reloaded ' + j.name, 'secondary small'));
+  if (may('jailReload') && j.active !== false) btns.push(run(() => api('jailReload', { params }), 'Reload', 'Reloaded ' + j.name, 'secondary small'));
   if (may('jailIdle') && j.active !== false) {
     btns.push(action(j.idle ? 'Resume (leave idle)' : 'Set idle', async () => {
       const r = await api('jailIdle', { params: { jail: j.name }, body: { idle: !j.idle } });

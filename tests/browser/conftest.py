@@ -163,9 +163,8 @@ class Browser:
                 self.network_errors.append(entry["message"])
                 if " status of 5" in entry["message"]:
                     errors.append(entry["message"])
-            elif entry["level"] in ("SEVERE", "ERROR") or "Uncaught" in entry["message"]:
-                errors.append(entry["message"])
-            elif entry["level"] == "WARNING" and "Content Security Policy" in entry["message"]:
+            elif (entry["level"] in ("SEVERE", "ERROR") or "Uncaught" in entry["message"]
+                  or "Content Security Policy" in entry["message"]):
                 errors.append(entry["message"])
         exceptions = self.js("return window.__errors || []")
         assert not errors and not exceptions, f"console errors: {errors} {exceptions}"
