@@ -63,14 +63,16 @@ VIEWS.blocklists = async (main, _args, ctx) => {
     const key = JSON.stringify(r.blocklists);
     if (!alive(ctx) || key === last) return;
     last = key;
-    const cols = [['Name', (b) => h('span', { class: 'mono' }, b.name)],
-      ['URL', (b) => h('span', { class: 'mono small' }, b.url), 'hide-sm'], ['Jail', (b) => jailLink(b.jail)],
-      ['Every', (b) => dur(b.interval_s)], ['Enabled', (b) => (b.enabled ? 'yes' : h('span', { class: 'badge warn' }, 'off'))],
-      ['Last run', (b) => time(b.last_run, 'never')], ['Status', (b) => statusBadge(b.last_status)],
-      ['Entries', (b) => num(b.last_count), 'num hide-sm'], ['Added', (b) => num(b.last_added), 'num hide-sm'],
-      ['Invalid', (b) => (b.last_invalid ? h('span', { title: b.last_invalid_examples.join('\n') }, num(b.last_invalid)) : num(b.last_invalid)), 'num hide-sm'],
+    // a dozen facts per list in 7 columns: the table fits 1366 px with its buttons (the URL wraps)
+    const lastImport = (b) => (b.last_count == null ? '—' : h('span', {}, num(b.last_count) + ' entries, ' + num(b.last_added) + ' new',
+      b.last_invalid ? h('span', { class: 'warn', title: (b.last_invalid_examples || []).join('\n') }, ', ' + num(b.last_invalid) + ' invalid') : ''));
+    const cols = [['Name', (b) => h('div', {}, h('span', { class: 'mono' }, b.name), h('div', { class: 'mono small url muted' }, b.url)), '', (b) => b.name],
+      ['Jail', (b) => jailLink(b.jail), '', (b) => b.jail],
+      ['Every', (b) => h('span', {}, dur(b.interval_s), b.enabled ? '' : [' ', h('span', { class: 'badge warn' }, 'off')]), 'hide-sm', (b) => b.interval_s],
+      ['Last run', (b) => h('div', {}, statusBadge(b.last_status), ' ', time(b.last_run, 'never')), '', (b) => b.last_run || ''],
+      ['Last import', lastImport, 'hide-sm'],
       ['Next due', (b) => (b.next_due ? rel(b.next_due) : b.enabled ? 'at the next check' : '—'), 'hide-sm'],
-      ['Last error', (b) => (b.last_error ? h('pre', {}, b.last_error) : '—')]];
+      ['Last error', (b) => (b.last_error ? h('pre', { class: 'err' }, b.last_error) : '—')]];
     if (can('operator')) {
       cols.push(['', (b) => h('div', { class: 'row' },
         action('Run now', async () => {

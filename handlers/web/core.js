@@ -65,7 +65,7 @@ export const EP = {
   auditVerify: ['GET', '/audit/verify'],
 };
 export const ROLES = ['viewer', 'operator', 'admin'];
-const ROW_LIMIT = 500;
+const ROW_LIMIT = 1000;
 
 // The session and the view on screen; app.js owns them, views read them.
 export const state = { me: null, current: {}, paths: null, route: () => {}, sessionEnded: () => {} };

@@ -186,12 +186,11 @@ def test_history_of_a_thousand_events_renders_fast(seeded_server: Any, browser: 
     b.wait("section[aria-label='Events'] tbody tr")
     b.fill("Rows", "1000")
     b.button("Apply").click()
-    b.until(lambda: len(b.all("section[aria-label='Events'] tbody tr")) == 500, "first 500 rows drawn")
-    first = b.measure("history-render")
-    b.button("Show all").click()
-    b.until(lambda: len(b.all("section[aria-label='Events'] tbody tr")) == 1000, "1000 rows")
-    t = b.js("const t0 = performance.now(); document.querySelector('section[aria-label=Events] th button').click(); return performance.now() - t0")
-    report("history render (ms)", {"1000 rows fetched, 500 drawn": first, "sort 1000 rows and redraw": t})
+    b.until(lambda: len(b.all("section[aria-label='Events'] tbody tr")) == 1000, "1000 rows drawn")
+    first = b.until(lambda: b.measure("history-render"), "render measured")
+    t = b.js("const t0 = performance.now(); document.querySelector('section[aria-label=Events] th button').click(); "
+             "document.body.offsetHeight; return performance.now() - t0")
+    report("history render (ms)", {"1000 rows, DOM built": b.measure("history-build"),"1000 rows, DOM + layout": first, "sort 1000 rows, redraw + layout": t})
     assert first is not None and first < 3000  # generous: the target is 300 ms for 1,000 rows
     b.shot("history-1000", full=False)
 
@@ -208,5 +207,5 @@ def test_blocklists_fit_at_1366(seeded_server: Any, browser: Any) -> None:
     delete = b.wait("button[aria-label='Delete blocklist long-list']")
     right = b.js("return arguments[0].getBoundingClientRect().right", delete)
     wrap = b.js("const w = document.querySelector('section[aria-label=Blocklists] .tablewrap'); return [w.scrollWidth, w.clientWidth, w.getBoundingClientRect().right]")
-    assert right <= wrap[2] + 0.5 and wrap[0] <= wrap[1], (right, wrap)
     b.shot("blocklists-1366")
+    assert right <= wrap[2] + 0.5 and wrap[0] <= wrap[1], (right, wrap)
