@@ -160,6 +160,8 @@ export function dur(sec) {
   }
   return parts.join(' ');
 }
+// "1 event", "2 events"
+export const plural = (n, word) => num(n) + ' ' + word + (n === 1 ? '' : 's');
 export const num = (n) => (typeof n === 'number' ? NUM.format(n) : n == null ? '—' : String(n));
 export const expires = (v) => (v == null ? h('span', { class: 'badge warn' }, 'permanent') : time(v));
 // "DE" -> "Germany" (the browser's own list of region names; the code stays as a tooltip)

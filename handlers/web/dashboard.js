@@ -1,7 +1,7 @@
 // Dashboard (status, trend, bans by jail, top countries, world map) and History (filters, CSV, fast table).
 import {
   h, api, apiPath, state, alive, box, card, num, dur, time, statusBadge, failed, muted, table, field, onSubmit,
-  action, showError, unavailable, jailLink, ipLink, country, countryName, matches, hash, VIEWS,
+  action, showError, unavailable, jailLink, ipLink, country, countryName, matches, hash, plural, VIEWS,
 } from './core.js';
 import { barChart, breakdown, worldMap } from './charts.js';
 
@@ -153,7 +153,7 @@ VIEWS.history = async (main, _args, ctx) => {
     performance.measure('history-build', { start: t0 });
     // to the next frame: DOM, style and layout of the rows (what the user waits for)
     requestAnimationFrame(() => setTimeout(() => performance.measure('history-render', { start: t0 })));
-    count.textContent = num(rows.length) + (rows.length === 1 ? ' event' : ' events') + (r.next_cursor ? ' (more available)' : '');
+    count.textContent = plural(rows.length, 'event') + (r.next_cursor ? ' (more available)' : '');
     more.replaceChildren(r.next_cursor ? action('Load more', () => load(r.next_cursor), 'secondary') : '');
   };
   const updateCsv = () => { csv.href = apiPath('history', {}, { ...filters(), format: 'csv' }); };

@@ -1,7 +1,7 @@
 // One jail (counters, controls, settings, ignore list, bans), current bans, and the IP view.
 import {
   h, api, state, alive, may, box, card, kv, num, dur, time, expires, muted, table, filtered, field, onSubmit, action,
-  notice, unbanBtn, ipLink, jailLink, link, hash, country, statusBadge, matches, VIEWS,
+  notice, unbanBtn, ipLink, jailLink, link, hash, country, statusBadge, matches, plural, VIEWS,
 } from './core.js';
 
 const rerender = () => state.route();
@@ -39,7 +39,8 @@ VIEWS.jails = async (main, args, ctx) => {
     });
     main.append(box('Ban', form));
   }
-  const cols = [['Address', (r) => ipLink(r.ip), '', (r) => r.ip], ['Country', (r) => country(r.country), 'hide-sm', (r) => r.country || ''],
+  const cols = [['Address', (r) => ipLink(r.ip), '', (r) => r.ip],
+    ...(j.banned.some((r) => 'country' in r) ? [['Country', (r) => country(r.country), 'hide-sm', (r) => r.country || '']] : []),
     ['Banned', (r) => time(r.banned_at), 'hide-sm', (r) => r.banned_at || ''], ['Expires', (r) => expires(r.expires_at), '', (r) => r.expires_at || '~']];
   if (may('unban', 'operator')) cols.push(['', (r) => unbanBtn(r.ip, j.name, rerender)]);
   const head = h('div', { class: 'row spread' }, h('h2', {}, 'Banned now (' + num(j.banned.length) + ')'),
@@ -140,7 +141,7 @@ VIEWS.bans = async (main, _args, ctx) => {
   const r = await api('bans');
   if (!alive(ctx)) return;
   const cols = [['Address', (b) => ipLink(b.ip), '', (b) => b.ip], ['Jail', (b) => jailLink(b.jail), '', (b) => b.jail],
-    ['Country', (b) => country(b.country), 'hide-sm', (b) => b.country || ''],
+    ...(r.bans.some((b) => 'country' in b) ? [['Country', (b) => country(b.country), 'hide-sm', (b) => b.country || '']] : []),
     ['Banned', (b) => time(b.banned_at), 'hide-sm', (b) => b.banned_at || ''], ['Expires', (b) => expires(b.expires_at), '', (b) => b.expires_at || '~']];
   if (may('unban', 'operator')) {
     cols.push(['', (b) => h('div', { class: 'row' }, unbanBtn(b.ip, b.jail, rerender), unbanBtn(b.ip, null, rerender, 'Everywhere'))]);
@@ -194,7 +195,7 @@ function renderIp(main, r, asked) {
   const bans = r.current_bans || [];
   const net = r.network || isNetwork(ip);
   main.append(h('h2', { class: 'row ipt' }, h('span', { class: 'mono' }, ip), bans.length
-    ? h('span', { class: 'badge bad' }, (net ? bans.length + ' bans now' : 'banned now in ' + bans.length + (bans.length === 1 ? ' jail' : ' jails')))
+    ? h('span', { class: 'badge bad' }, (net ? plural(bans.length, 'ban') + ' now' : 'banned now in ' + plural(bans.length, 'jail')))
     : h('span', { class: 'badge ok' }, 'not banned now')));
   const events = r.events || [];
   const banCount = r.bans ?? r.ban_count ?? r.bancount ?? events.filter((e) => e.event === 'ban').length;
@@ -216,7 +217,7 @@ function renderIp(main, r, asked) {
     main.append(box('Current bans', table(bans, cols)));
     if (!net && may('unbanAll', 'operator') && bans.length > 1) main.append(h('p', {}, unbanBtn(ip, null, rerender, 'Unban everywhere')));
   }
-  main.append(box('History (' + num(events.length) + ' events)', table(events, [
+  main.append(box('History (' + plural(events.length, 'event') + ')', table(events, [
     ['When', (e) => time(e.at)], ['Event', (e) => statusBadge(e.event)], ...(net ? [['Address', (e) => ipLink(e.ip)]] : []),
     ['Jail', (e) => jailLink(e.jail)], ['Ban time', (e) => (e.event === 'ban' ? dur(e.bantime) : '—'), 'hide-sm'],
     ['Ends', (e) => (e.event === 'ban' ? (e.ends_at ? time(e.ends_at) : e.bantime < 0 ? 'never' : '—') : '—'), 'hide-sm'],

@@ -30,7 +30,7 @@ from tests.fixtures.app import PASSWORD, seed_users
 from tests.fixtures.processes import ServerProcess
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser tests need selenium: ./dev browser")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -66,7 +66,7 @@ class Browser:
             return False
 
         try:
-            return WebDriverWait(self.driver, timeout).until(find)
+            return WebDriverWait(self.driver, timeout, ignored_exceptions=[StaleElementReferenceException]).until(find)
         except TimeoutException:
             self.shot("timeout")
             raise AssertionError(f"nothing matches {css!r} after {timeout} s; banner: {self.banner()!r}") from None
@@ -79,7 +79,7 @@ class Browser:
             return False
 
         try:
-            return WebDriverWait(self.driver, timeout).until(find)
+            return WebDriverWait(self.driver, timeout, ignored_exceptions=[StaleElementReferenceException]).until(find)
         except TimeoutException:
             self.shot("timeout")
             raise AssertionError(f"no {css!r} says {text!r} after {timeout} s; banner: {self.banner()!r}") from None
@@ -87,7 +87,10 @@ class Browser:
     def until(self, check: Callable[[], Any], what: str, timeout: float = 10) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = check()
+            try:
+                value = check()
+            except StaleElementReferenceException:  # the page redrew that part meanwhile
+                value = None
             if value:
                 return value
             time.sleep(0.05)
@@ -148,7 +151,27 @@ class Browser:
             self.driver.save_screenshot(str(path))
         if name != "timeout":
             self.check_console()
+            self.check_labels()
         return path
+
+    def check_labels(self) -> None:
+        """Every visible form field has a label, every button and link a name (screen readers, keyboard users)."""
+        unnamed = self.js("""
+            const out = [];
+            for (const el of document.querySelectorAll('input, select, textarea')) {
+              if (el.offsetParent && !el.labels.length && !el.getAttribute('aria-label')) out.push(el.outerHTML.slice(0, 80));
+            }
+            for (const el of document.querySelectorAll('button, a[href]')) {
+              if (el.offsetParent && !el.textContent.trim() && !el.getAttribute('aria-label')) out.push(el.outerHTML.slice(0, 80));
+            }
+            return out;""")
+        assert not unnamed, f"fields or controls without a name: {unnamed}"
+
+    def measured_at(self, name: str) -> float | None:
+        """When (ms since navigation start) the page's last measure `name` ended."""
+        value = self.js("const m = performance.getEntriesByName(arguments[0], 'measure'); "
+                        "return m.length ? m[m.length - 1].startTime + m[m.length - 1].duration : null", name)
+        return None if value is None else float(value)
 
     def measure(self, name: str) -> float | None:
         """Duration (ms) of the page's last performance.measure(name), or None."""

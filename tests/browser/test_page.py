@@ -74,11 +74,14 @@ def test_dashboard_trend_map_and_country_history(seeded_server: Any, browser: An
     assert "United States" in top and "Germany" in top, top
     # the status shows fail2ban up and its counters
     assert "up" in b.wait("section[aria-label='fail2ban']").text
-    timings = {"dashboard_ms": b.measure("dashboard"), "map_ms": b.measure("map")}
-    nav = b.js("const n = performance.getEntriesByType('navigation')[0]; return n ? [n.domContentLoadedEventEnd, n.loadEventEnd] : null")
-    timings["dom_content_loaded_ms"], timings["load_ms"] = nav
+    # a reload while logged in: the dashboard from navigation start (page, modules, session, API calls, drawing)
+    b.open()
+    b.wait(".map path")
+    timings = {"dashboard view, API calls to drawn": b.measure("dashboard"), "map, all countries": b.measure("map"),
+               "dashboard drawn, since navigation start": b.measured_at("dashboard"),
+               "DOMContentLoaded": b.js("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")}
     report("dashboard timings (ms)", timings)
-    assert timings["map_ms"] is not None and timings["map_ms"] < 2000  # generous: the target is 100 ms
+    assert timings["map, all countries"] is not None and timings["map, all countries"] < 2000  # generous: the target is 100 ms
     b.shot("dashboard")
     # hover tells country and count
     b.driver.execute_script("document.querySelector('.map path[data-cc=\"DE\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))")
