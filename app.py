@@ -17,11 +17,26 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
+from core.deps import Deps
 from errors import AppError, render_error
 from f2b.client import Fail2Ban
-from handlers import auth, bans, blocklists, health, history, jails, jobs, openapi, server, setup, tokens, users, web
+from handlers import (
+    audit,
+    auth,
+    bans,
+    blocklists,
+    health,
+    history,
+    jails,
+    jobs,
+    openapi,
+    server,
+    setup,
+    tokens,
+    users,
+    web,
+)
 from handlers.api import ApiRoute
-from handlers.deps import Deps
 from handlers.middleware import SecurityHeaders
 from jobs.leader import run_candidate
 from settings import Settings
@@ -32,7 +47,7 @@ from store.base import offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *openapi.routes,
+    *audit.routes, *openapi.routes,
 ]
 
 

@@ -1,7 +1,8 @@
-"""The `bangui` command: `serve`, `user add|passwd|list|delete`, `token create|list|revoke`.
+"""The `bangui` command: `serve`, `user add|passwd|list|delete`, `token create|list|revoke`, `audit verify`.
 
 Every subcommand takes the same configuration (flags from settings.FIELDS, or BANGUI_* variables) and
-works while servers are running: they all share the store in the data dir.
+works while servers are running: they all share the store in the data dir. Changes go through the
+action layer like the API's, audited as `cli:<os user>`; tokens made here belong to that owner.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
+
 import logs
+from actions import tokens, users
+from core.actor import cli as cli_actor
+from core.deps import Deps
+from core.roles import ROLE_NAMES
+from f2b.client import Fail2Ban
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
 
@@ -47,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="create a user (password from a prompt or stdin)")
     add.add_argument("name")
-    add.add_argument("--role", default="viewer", choices=("viewer", "operator", "admin"))
+    add.add_argument("--role", default="viewer", choices=ROLE_NAMES)
     passwd = user.add_parser("passwd", help="set a user's password (ends their sessions)")
     passwd.add_argument("name")
     user.add_parser("list", help="list users")
@@ -57,13 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
     create = token.add_parser("create", help="create a token and print it alone on stdout")
     create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    create.add_argument("--role", required=True, choices=ROLE_NAMES)
     create.add_argument("--expires-in-days", type=int)
     token.add_parser("list", help="list tokens (no secrets)")
     revoke = token.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id")
 
-    for sp in (add, passwd, user.choices["list"], delete, create, token.choices["list"], revoke):
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
+    verify = audit.add_parser("verify", help="check the audit log's hash chain (exit 1 naming the first "
+                              "altered or removed entry)")
+
+    for sp in (add, passwd, user.choices["list"], delete, create, token.choices["list"], revoke, verify):
         _add_settings_flags(sp)
     return parser
 
@@ -164,27 +176,36 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def manage(args: argparse.Namespace, store: Store) -> int:
+async def _manage(args: argparse.Namespace, deps: Deps) -> int:
+    """Run one user/token/audit subcommand through the action layer (audited as `cli:<os user>`)."""
+    actor, store = cli_actor(), deps.store
     if args.command == "user":
         if args.action == "add":
-            store.users.create(args.name, _read_password("password: "), args.role)
+            await users.create_user(deps, actor, args.name, _read_password("password: "), args.role)
         elif args.action == "passwd":
-            store.users.set_password(args.name, _read_password("new password: "))
-            store.sessions.end_all(args.name)
+            await users.update_user(deps, actor, args.name, password=_read_password("new password: "))
         elif args.action == "list":
             _print_json([{k: u[k] for k in ("name", "role", "created")} for u in store.users.list()])
         elif args.action == "delete":
-            store.users.delete(args.name)
-            store.sessions.end_all(args.name)
-            store.tokens.revoke_owned_by(args.name)
-    elif args.action == "create":
-        token, _ = store.tokens.create(args.name, args.role, None, args.expires_in_days)
-        print(token)
-    elif args.action == "list":
-        _print_json(store.tokens.list())
-    else:
-        store.tokens.revoke(args.id)
+            await users.delete_user(deps, actor, args.name)
+    elif args.command == "token":
+        if args.action == "create":
+            token, _ = await tokens.create_token(deps, actor, args.name, args.role, args.expires_in_days)
+            print(token)
+        elif args.action == "list":
+            _print_json(store.tokens.list())
+        else:
+            await tokens.revoke_token(deps, actor, args.id)
+    elif args.action == "verify":
+        result = store.audit.verify()
+        _print_json(result)
+        return 0 if result["ok"] else 1
     return 0
+
+
+def manage(args: argparse.Namespace, store: Store) -> int:
+    deps = Deps(store.settings, store, Fail2Ban(store.settings.fail2ban_socket))
+    return anyio.run(_manage, args, deps)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,8 +61,9 @@ FIELDS: tuple[Field, ...] = (
     Field("session_idle_minutes", "int", 60, "A session ends after this long without requests.", minimum=1),
     Field("session_lifetime_hours", "int", 12, "A session ends this long after login, active or not.",
           minimum=1),
-    Field("login_max_failures", "int", 5, "Failed logins allowed per address and per username per window.",
-          minimum=1),
+    Field("login_max_failures", "int", 5, "Failed logins allowed per client address per window.", minimum=1),
+    Field("login_user_max_failures", "int", 50, "Failed logins allowed per username per window, from all "
+          "addresses together (higher, so that strangers cannot easily lock an account out).", minimum=1),
     Field("login_window_seconds", "int", 900, "The failed-login counting window.", minimum=1),
     Field("trusted_proxies", "networks", "", "Comma-separated proxy addresses/CIDRs whose X-Forwarded-* "
           "headers are honoured."),
@@ -74,6 +75,8 @@ FIELDS: tuple[Field, ...] = (
     Field("snapshot_seconds", "float", 5.0, "Interval of the fail2ban health snapshot job.", minimum=0.5),
     Field("history_sync_seconds", "float", 10.0, "Interval of the history sync job.", minimum=1),
     Field("history_retention_days", "int", 365, "Archived bans older than this are purged.", minimum=1),
+    Field("audit_retention_days", "int", 400, "Audit entries older than this are purged (a signed checkpoint "
+          "keeps the rest verifiable).", minimum=1),
     Field("geoip_db", "path", "", "A MaxMind/DB-IP country .mmdb file (default: the bundled offline data)."),
     Field("jobs_module", "str", "", "Python module whose JOBS list adds background jobs (module:attribute)."),
     Field("blocklist_allow_private", "bool", False, "Let blocklist URLs reach loopback, private, link-local "
@@ -152,6 +155,7 @@ class Settings:
     session_idle_minutes: int
     session_lifetime_hours: int
     login_max_failures: int
+    login_user_max_failures: int
     login_window_seconds: int
     trusted_proxies: tuple[str, ...]
     max_body_bytes: int
@@ -161,6 +165,7 @@ class Settings:
     snapshot_seconds: float
     history_sync_seconds: float
     history_retention_days: int
+    audit_retention_days: int
     geoip_db: str
     jobs_module: str
     blocklist_allow_private: bool

@@ -125,8 +125,9 @@ def lookup_costs(data_dir: Path, calls: int) -> dict[str, tuple[float, float]]:
 
     store = Store(Settings.for_tests(data_dir=str(data_dir)))
     try:
-        session_id, _ = store.sessions.create("admin", "admin", "127.0.0.1")
-        token, _ = store.tokens.create("bench-inprocess", "viewer", None)
+        user = store.users.get("admin") or store.users.create("admin", "bench-password-123", "admin")
+        session_id, _ = store.sessions.create(user, "127.0.0.1")
+        token, _ = store.tokens.create("bench-inprocess", "viewer", user["name"], user["uid"])
         cases: dict[str, Callable[[], object]] = {
             "sessions.lookup(id)": lambda: store.sessions.lookup(session_id),
             "tokens.lookup(token)": lambda: store.tokens.lookup(token),
@@ -206,8 +207,9 @@ def asgi_costs(data_dir: Path, fail2ban_socket: str, calls: int) -> dict[str, tu
     settings = Settings.for_tests(data_dir=str(data_dir), fail2ban_socket=fail2ban_socket)
     store = Store(settings)
     try:
-        session_id, _ = store.sessions.create("admin", "admin", "127.0.0.1")
-        token, _ = store.tokens.create("bench-asgi", "viewer", None)
+        user = store.users.get("admin") or store.users.create("admin", "bench-password-123", "admin")
+        session_id, _ = store.sessions.create(user, "127.0.0.1")
+        token, _ = store.tokens.create("bench-asgi", "viewer", user["name"], user["uid"])
         store.tokens.touch(token)  # as on a server that has seen it before: no last_used write per call
     finally:
         store.close()

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 def child(mode: str, data_dir: Path) -> None:
     import anyio
 
-    from handlers.deps import Deps
+    from core.deps import Deps
     from jobs.leader import run_candidate
     from settings import Settings
     from store import Store

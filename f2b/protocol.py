@@ -36,7 +36,7 @@ CLOSE_COMMAND = b"<F2B_CLOSE_COMMAND>"
 _SAFE_BUILTINS = frozenset({"str", "int", "float", "bool", "list", "tuple", "dict", "set", "frozenset",
                             "bytes", "complex"})
 # Exception-looking class names from any module (fail2ban.*, builtins, sqlite3, ...): mapped, never imported.
-_EXCEPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception|Warning|Exit|Interrupt)$")
+_EXCEPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception|Warning|Exit|Interrupt)")
 
 
 class Fail2BanRemoteError(Exception):
@@ -85,7 +85,7 @@ def _is_exception_name(module: str, name: str) -> bool:
     if module == "builtins":
         obj = getattr(builtins, name, None)
         return isinstance(obj, type) and issubclass(obj, BaseException)
-    return bool(_EXCEPTION_NAME.match(name))
+    return bool(_EXCEPTION_NAME.fullmatch(name))
 
 
 class RestrictedUnpickler(pickle.Unpickler):

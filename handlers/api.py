@@ -3,7 +3,9 @@
 `ApiRoute` is the single definition used three times: to build the Starlette route, to authenticate,
 authorize and decode the request (in `ApiRoute.__call__`), and to generate the OpenAPI document
 (`handlers/openapi.py`). A handler is `async def verb_noun(call: Call) -> result`; the result is a
-msgspec Struct, a dict/list, or a ready Starlette Response.
+msgspec Struct, a dict/list, or a ready Starlette Response. A route that changes state names its
+action (`action=`, see actions/base.py): a request refused before the action runs (no credentials, too
+little role, CSRF, a bad body) is audited under that action's name, as the action audits the rest.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from errors import AppError, InvalidInput, Unauthorized
-from handlers.deps import Deps
-from handlers.security import Principal, Role, authenticate, check_csrf
+from actions.base import Action, authorise, record_refusal
+from core.actor import Actor
+from core.deps import Deps
+from core.roles import Role
+from errors import AppError, InvalidInput
+from handlers.security import authenticate, check_csrf
 
 Handler = Callable[["Call"], Awaitable[Any]]
 _encoder = msgspec.json.Encoder()
@@ -32,7 +37,7 @@ class Call:
 
     request: Request
     deps: Deps
-    principal: Principal | None
+    actor: Actor
     body: Any = None
 
     def param(self, name: str) -> str:
@@ -40,11 +45,6 @@ class Call:
 
     def query(self, name: str, default: str | None = None) -> str | None:
         return self.request.query_params.get(name, default)
-
-    @property
-    def actor(self) -> str:
-        """Who acts, for audit and history: the user, or `token:<name>` for a token."""
-        return self.principal.actor if self.principal else "anonymous"
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -63,9 +63,12 @@ class ApiRoute:
     response: type | None = None  # documents the 2xx body in the OpenAPI document
     status: int = 200
     query: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> description
+    action: Action[Any] | None = None  # the audited action this route performs (state-changing routes)
     _decoder: msgspec.json.Decoder[Any] | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.action is not None and self.action.role != self.role:
+            raise ValueError(f"{self.method} {self.path}: the route's role differs from its action's")
         if self.body is not None:
             self._decoder = msgspec.json.Decoder(self.body)
 
@@ -74,22 +77,30 @@ class ApiRoute:
 
     async def __call__(self, request: Request) -> Response:
         deps: Deps = request.state.deps
-        principal = await authenticate(request, deps)
-        if self.role is not None:
-            if principal is None:
-                raise Unauthorized()
-            principal.require(self.role)
-            if principal.via_cookie:
+        call = Call(request, deps, await authenticate(request, deps))
+        try:
+            authorise(call.actor, self.role)
+            if call.actor.via != "token":
                 check_csrf(request, deps.settings)
-        call = Call(request, deps, principal)
-        if self._decoder is not None:
-            call.body = await self._decode_body(request, deps.settings.max_body_bytes)
+            if self._decoder is not None:
+                call.body = await self._decode_body(request, deps.settings.max_body_bytes)
+        except AppError as exc:
+            if self.action is not None:
+                await record_refusal(deps, call.actor, self.action.name, self._target(request), exc)
+            raise
         result = await self.handler(call)
         if isinstance(result, Response):
             return result
         if result is None:
             return Response(status_code=204 if self.status == 200 else self.status)
         return json_response(result, self.status)
+
+    def _target(self, request: Request) -> str | None:
+        name = self.action.target_param if self.action is not None else None
+        params = request.path_params
+        # the action's target argument, or else the path's first parameter (e.g. {id} for token_id)
+        value = params.get(name) if name in params else next(iter(params.values()), None)
+        return None if value is None else str(value)[:200]
 
     async def _decode_body(self, request: Request, limit: int) -> Any:
         declared = request.headers.get("content-length")

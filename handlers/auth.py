@@ -1,23 +1,14 @@
-"""Login, logout and sessions. Failed logins are rate limited across all processes and each one
-writes one stable log line for fail2ban (contrib/fail2ban/filter.d/bangui-auth.conf):
-
-    bangui login failed: client=<address> user=<json-quoted name> reason=<bad_credentials|rate_limited>
-"""
+"""Login, logout and sessions (actions/auth.py does the work and the audit)."""
 
 from __future__ import annotations
-
-import json
-import logging
 
 import msgspec
 from starlette.responses import Response
 
-from errors import RateLimited, Unauthorized
+from actions import auth as actions
+from core.roles import Role
 from handlers.api import Call, iso, json_response, route
-from handlers.security import SESSION_COOKIE, Role, client_address, cookie_secure
-from store.base import offload
-
-log = logging.getLogger("bangui.auth")
+from handlers.security import SESSION_COOKIE, cookie_secure
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -31,62 +22,38 @@ class SessionInfo(msgspec.Struct):
     expires_at: str | None
 
 
-def _log_failure(client: str, username: str, reason: str) -> None:
-    # json.dumps quotes and escapes the user-controlled name, so it cannot forge a client= field.
-    log.warning("bangui login failed: client=%s user=%s reason=%s", client, json.dumps(username[:64]),
-                reason)
-
-
 async def login(call: Call) -> Response:
     body: LoginRequest = call.body
-    store, settings = call.deps.store, call.deps.settings
-    client = client_address(call.request, settings)
-    retry_after = await offload(store.login_limiter.reserve, client, body.username)
-    if retry_after:
-        _log_failure(client, body.username, "rate_limited")
-        raise RateLimited(f"too many failed logins; retry in {retry_after} s", retry_after)
-    user = await offload(store.users.verify, body.username, body.password)
-    if user is None:
-        _log_failure(client, body.username, "bad_credentials")
-        raise Unauthorized("wrong username or password", code="invalid_credentials")
-    await offload(store.login_limiter.succeeded, client, body.username)
-    session_id, record = await offload(store.sessions.create, user["name"], user["role"], client)
-    info = SessionInfo(user["name"], user["role"], iso(record["expires_at"]))
-    response = json_response(info)
-    response.set_cookie(SESSION_COOKIE, session_id, max_age=int(store.sessions.lifetime), path="/",
-                        httponly=True, samesite="strict", secure=cookie_secure(call.request, settings))
-    log.info("login: user=%s client=%s", user["name"], client)
+    session_id, record, user = await actions.login(call.deps, call.actor, body.username, body.password)
+    response = json_response(SessionInfo(user["name"], user["role"], iso(record["expires_at"])))
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=int(call.deps.store.sessions.lifetime), path="/",
+                        httponly=True, samesite="strict", secure=cookie_secure(call.request, call.deps.settings))
     return response
 
 
 async def logout(call: Call) -> Response:
-    assert call.principal is not None
-    if call.principal.session_id:
-        await offload(call.deps.store.sessions.delete, call.principal.session_id)
+    await actions.logout(call.deps, call.actor)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
 async def current_session(call: Call) -> SessionInfo:
-    principal = call.principal
-    assert principal is not None
-    return SessionInfo(principal.actor, principal.role.name, iso(principal.expires_at))
+    actor = call.actor
+    assert actor.role is not None
+    return SessionInfo(actor.name, actor.role.name, iso(actor.expires_at))
 
 
 async def end_all_sessions(call: Call) -> dict[str, int]:
-    principal = call.principal
-    assert principal is not None
-    if principal.username is None:
-        raise Unauthorized("a CLI token belongs to no user and has no sessions")
-    ended = await offload(call.deps.store.sessions.end_all, principal.username)
-    return {"ended": ended}
+    return await actions.logout_everywhere(call.deps, call.actor)
 
 
 routes = [
     route("POST", "/auth/login", login, None, "Log in: sets the bangui_session cookie.", body=LoginRequest,
-          response=SessionInfo),
-    route("POST", "/auth/logout", logout, Role.viewer, "Log out this session.", status=204),
+          response=SessionInfo, action=actions.login),
+    route("POST", "/auth/logout", logout, Role.viewer, "Log out this session.", status=204,
+          action=actions.logout),
     route("GET", "/auth/session", current_session, Role.viewer, "Who is logged in.", response=SessionInfo),
-    route("DELETE", "/auth/sessions", end_all_sessions, Role.viewer, "Log out everywhere (own user)."),
+    route("DELETE", "/auth/sessions", end_all_sessions, Role.viewer, "Log out everywhere (own user).",
+          action=actions.logout_everywhere),
 ]

@@ -6,13 +6,12 @@ from typing import Any
 
 import msgspec
 
-from errors import NotFound
+from actions import bans as actions
+from core.addresses import jail_name, one_ip
+from core.roles import Role
 from handlers.api import Call, iso, route
 from handlers.history import shown
-from handlers.history_hooks import record_unban
 from handlers.jails import gather
-from handlers.security import Role
-from handlers.validate import jail_name, one_ip
 from store.base import offload
 
 
@@ -36,13 +35,7 @@ async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:
 
 
 async def unban_everywhere(call: Call) -> dict[str, list[str]]:
-    ip = one_ip(call.param("ip"))
-    jails = await call.deps.fail2ban.unban_everywhere(ip)
-    if not jails:
-        raise NotFound(f"{ip} is not banned in any jail", code="not_banned")
-    for jail in jails:
-        await record_unban(call, jail, ip)
-    return {"unbanned_from": jails}
+    return await actions.unban_everywhere(call.deps, call.actor, call.param("ip"))
 
 
 async def get_ip(call: Call) -> dict[str, Any]:
@@ -58,6 +51,7 @@ async def get_ip(call: Call) -> dict[str, Any]:
 routes = [
     route("GET", "/bans", list_bans, Role.viewer, "Current bans across jails (optionally ?jail=).",
           query={"jail": "only this jail"}),
-    route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator, "Unban an address in every jail."),
+    route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator, "Unban an address in every jail.",
+          action=actions.unban_everywhere),
     route("GET", "/ips/{ip:path}", get_ip, Role.viewer, "An address: current bans, timeline, country."),
 ]

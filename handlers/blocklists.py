@@ -14,11 +14,10 @@ from typing import Annotated, Any
 
 import msgspec
 
-from errors import InvalidInput
+from actions import blocklists as actions
+from core.roles import Role
 from handlers.api import Call, iso, route
 from handlers.jobs import leader_summary
-from handlers.security import Role
-from handlers.validate import jail_name
 from store.base import offload
 from store.blocklists import MAX_INTERVAL_S, MAX_URL_LENGTH, MIN_INTERVAL_S
 
@@ -73,24 +72,18 @@ async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
 
 async def create_blocklist(call: Call) -> BlocklistInfo:
     body: NewBlocklist = call.body
-    jail = jail_name(body.jail)
-    # A typo in the jail would otherwise only show up as a failed import a day later.
-    if jail not in await call.deps.fail2ban.jail_names():
-        raise InvalidInput(f"fail2ban has no jail named {jail!r}", code="jail_not_found", details={"jail": jail})
-    record = await offload(call.deps.store.blocklists.create, body.name, body.url, jail, body.interval_s,
-                           body.enabled, call.actor)
-    return shown(record)
+    return shown(await actions.create_blocklist(call.deps, call.actor, body.name, body.url, body.jail,
+                                                body.interval_s, body.enabled))
 
 
 async def delete_blocklist(call: Call) -> None:
-    await offload(call.deps.store.blocklists.delete, call.param("name"))
+    await actions.delete_blocklist(call.deps, call.actor, call.param("name"))
 
 
 async def run_blocklist(call: Call) -> BlocklistRunRequested:
-    name, store = call.param("name"), call.deps.store
-    request = await offload(store.blocklists.request, name, call.actor)  # 404 for an unknown list
-    await offload(store.jobs.request, JOB, call.actor)
-    leader = leader_summary(store)
+    name = call.param("name")
+    request = await actions.run_blocklist(call.deps, call.actor, name)
+    leader = leader_summary(call.deps.store)
     return BlocklistRunRequested(name, iso(request["requested_at"]), leader["pid"] if leader else None)
 
 
@@ -99,10 +92,11 @@ routes = [
           "Scheduled blocklist imports with each one's last outcome."),
     route("POST", "/blocklists", create_blocklist, Role.admin,
           "Add a blocklist: an http(s) URL of addresses/networks imported into a jail every interval_s.",
-          body=NewBlocklist, response=BlocklistInfo, status=201),
+          body=NewBlocklist, response=BlocklistInfo, status=201, action=actions.create_blocklist),
     route("DELETE", "/blocklists/{name}", delete_blocklist, Role.admin,
-          "Remove a blocklist (its bans stay until the jail's bantime ends).", status=204),
+          "Remove a blocklist (its bans stay until the jail's bantime ends).", status=204,
+          action=actions.delete_blocklist),
     route("POST", "/blocklists/{name}/run", run_blocklist, Role.operator,
           "Ask the leader to import a blocklist now (202; also for a disabled list).",
-          response=BlocklistRunRequested, status=202),
+          response=BlocklistRunRequested, status=202, action=actions.run_blocklist),
 ]

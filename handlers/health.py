@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
+from core.roles import Role
 from errors import Unavailable
 from handlers.api import Call, iso, json_response, route
 from handlers.jobs import heartbeat_is_stale, leader_summary
-from handlers.security import Role
 
 
 class Fail2BanHealth(msgspec.Struct):

@@ -10,10 +10,10 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from core.addresses import jail_name
+from core.roles import Role
 from errors import InvalidInput
 from handlers.api import Call, iso, route
-from handlers.security import Role
-from handlers.validate import jail_name
 from store.base import offload
 
 _HISTORY_QUERY = {

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 import anyio
 import msgspec
 
-from errors import NotFound
+from actions import bans as actions
+from core.addresses import jail_name
+from core.roles import Role
 from handlers.api import Call, iso, route
-from handlers.history_hooks import record_bans, record_unban
-from handlers.security import Role
-from handlers.validate import ip_list, jail_name, one_ip
 
 MAX_IPS_PER_REQUEST = 10_000
 
@@ -87,21 +86,12 @@ async def get_jail(call: Call) -> JailDetail:
 
 async def ban_ips(call: Call) -> BanResult:
     body: BanRequest = call.body
-    jail = jail_name(call.param("jail"))
-    ips = ip_list(body.ips)  # all or nothing: one bad entry and nothing is banned
-    already = set(await call.deps.fail2ban.ban_new(jail, ips))  # one round trip for the whole set
-    fresh = [ip for ip in ips if ip not in already]
-    if fresh:
-        await record_bans(call, jail, fresh)
-    return BanResult(fresh, [ip for ip in ips if ip in already])
+    result = await actions.ban(call.deps, call.actor, call.param("jail"), body.ips)
+    return BanResult(result["banned"], result["already_banned"])
 
 
 async def unban_ip(call: Call) -> dict[str, str]:
-    jail, ip = jail_name(call.param("jail")), one_ip(call.param("ip"))
-    if not await call.deps.fail2ban.unban(jail, ip):
-        raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
-    await record_unban(call, jail, ip)
-    return {"unbanned": ip, "jail": jail}
+    return await actions.unban(call.deps, call.actor, call.param("jail"), call.param("ip"))
 
 
 routes = [
@@ -109,6 +99,8 @@ routes = [
     route("GET", "/jails/{jail}", get_jail, Role.viewer, "One jail: counters, settings, current bans.",
           response=JailDetail),
     route("POST", "/jails/{jail}/bans", ban_ips, Role.operator,
-          "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult),
-    route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator, "Unban an address in a jail."),
+          "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult,
+          action=actions.ban),
+    route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator, "Unban an address in a jail.",
+          action=actions.unban),
 ]

@@ -10,9 +10,9 @@ from typing import Any
 
 import msgspec
 
-from errors import NotFound
+from actions import jobs as actions
+from core.roles import Role
 from handlers.api import Call, iso, route
-from handlers.security import Role
 from jobs.definitions import Job, load_jobs
 from settings import Settings
 from store.base import offload
@@ -93,9 +93,8 @@ async def list_jobs(call: Call) -> JobsView:
 
 async def run_job(call: Call) -> RunRequested:
     name = call.param("name")
-    if name not in {job.name for job in load_jobs(call.deps.settings)}:
-        raise NotFound(f"no job named {name!r}; GET /api/v1/jobs lists them", code="job_not_found")
-    request = await offload(call.deps.store.jobs.request, name, call.actor)
+    known = {job.name for job in load_jobs(call.deps.settings)}
+    request = await actions.run_job(call.deps, call.actor, name, known)
     leader = leader_summary(call.deps.store)
     return RunRequested(name, iso(request["requested_at"]), leader["pid"] if leader else None)
 
@@ -105,5 +104,5 @@ routes = [
           "Background jobs: the leader, each job's schedule and last outcome.", response=JobsView),
     route("POST", "/jobs/{name}/run", run_job, Role.operator,
           "Ask the leader to run a job now (202; it starts within a second if a leader is up).",
-          response=RunRequested, status=202),
+          response=RunRequested, status=202, action=actions.run_job),
 ]

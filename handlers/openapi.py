@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
+from core.roles import Role
 from handlers.api import ApiRoute, Call, route
-from handlers.security import Role
 
 _REF = "#/components/schemas/{name}"
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {

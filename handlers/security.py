@@ -4,84 +4,58 @@
   (server-side session). Both are one small inline store read; the write that refreshes
   last-seen/last-used happens only every minute or so, in a worker thread.
 - Roles: viewer < operator < admin. Every route declares the least role it needs.
-- CSRF: a cookie-authenticated unsafe request is refused when the browser says it is cross-origin
-  (`Sec-Fetch-Site: cross-site|same-site`, or an `Origin` that differs from our own origin). Requests
-  with neither header (curl, scripts) and Bearer requests pass.
+- CSRF: an unsafe request without a Bearer token (cookie-authenticated, or login/setup) is refused
+  when the browser says it is cross-origin (`Sec-Fetch-Site: cross-site|same-site`, or an `Origin`
+  that differs from our own origin). Requests with neither header (curl, scripts) and Bearer
+  requests pass.
 - Proxies: `X-Forwarded-For/-Proto/-Host` count only when the TCP peer is in BANGUI_TRUSTED_PROXIES.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import ipaddress
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
+from core.actor import Actor, anonymous
+from core.roles import Role
 from errors import Forbidden
 from settings import Settings
 from store.base import offload
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
 
 SESSION_COOKIE = "bangui_session"
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-class Role(enum.IntEnum):
-    viewer = 0
-    operator = 1
-    admin = 2
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Principal:
-    username: str | None  # None for a CLI-made token
-    role: Role
-    via_cookie: bool
-    token_name: str | None = None
-    token_id: str | None = None
-    session_id: str | None = dataclasses.field(default=None, repr=False)
-    expires_at: float | None = None  # the session's absolute end, or the token's expiry
-
-    @property
-    def actor(self) -> str:
-        return f"token:{self.token_name}" if self.token_name else str(self.username)
-
-    def require(self, role: Role) -> None:
-        if self.role < role:
-            raise Forbidden(f"this needs the {role.name} role; you have {self.role.name}")
-
-
-async def authenticate(request: HTTPConnection, deps: Deps) -> Principal | None:
-    """The caller, or None when no valid credentials came with the request."""
+async def authenticate(request: HTTPConnection, deps: Deps) -> Actor:
+    """The caller: a user (cookie), a token (Bearer), or anonymous (role None) when no valid
+    credentials came with the request. Two small inline reads: the credential and its user's live
+    record (role, uid, password generation; see store/users.py)."""
     store = deps.store
+    source = client_address(request, deps.settings)
     auth = request.headers.get("authorization")
     if auth is not None:
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        token = token.strip()
-        record = store.tokens.lookup(token)
+        record = store.tokens.lookup(token.strip()) if scheme.lower() == "bearer" else None
         if record is None:
-            return None
+            return anonymous(source)
         if store.tokens.needs_touch(record):
-            await offload(store.tokens.touch, token)
-        return Principal(record["owner"], Role[record["role"]], False, record["name"], record["id"],
-                         expires_at=record["expires_at"])
+            await offload(store.tokens.touch, token.strip())
+        return Actor(f"token:{record['name']}", Role[record["role"]], "token", source, user=record["owner"],
+                     token_id=record["id"], expires_at=record["expires_at"])
     session_id = request.cookies.get(SESSION_COOKIE)
-    if not session_id:
-        return None
-    record = store.sessions.lookup(session_id)
-    if record is None:
-        return None
+    record = store.sessions.lookup(session_id) if session_id else None
+    if record is None or session_id is None:
+        return anonymous(source)
     if store.sessions.needs_touch(record):
         await offload(store.sessions.touch, session_id, record)
-    return Principal(record["user"], Role[record["role"]], True, session_id=session_id,
-                     expires_at=record["expires_at"])
+    return Actor(record["user"], Role[record["role"]], "cookie", source, user=record["user"],
+                 session_id=session_id, expires_at=record["expires_at"])
 
 
 @lru_cache(maxsize=64)
@@ -126,6 +100,9 @@ def request_origin(request: HTTPConnection, settings: Settings) -> str:
 
 
 def check_csrf(request: HTTPConnection, settings: Settings) -> None:
+    """Refuse an unsafe request that a browser says comes from another site. Applied to every unsafe
+    request that carries no Bearer token: cookie-authenticated ones, and login and setup, where a
+    cross-site form would otherwise log the victim's browser into the attacker's account."""
     if request.scope.get("method") not in _UNSAFE:
         return
     site = request.headers.get("sec-fetch-site", "").lower()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from core.roles import Role
 from handlers.api import Call, route
-from handlers.security import Role
 
 
 class ServerOverview(msgspec.Struct):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from actions.auth import complete_setup as complete
 from handlers.api import Call, route
-from handlers.users import public
+from handlers.users import shown_user
 from store import setup as first_start
-from store.base import offload
 
 
 class SetupRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -17,18 +19,16 @@ class SetupRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def get_setup(call: Call) -> dict[str, bool]:
-    return {"complete": call.deps.store.users.any_exist()}
+    return {"complete": first_start.is_complete(call.deps.store)}
 
 
-async def complete_setup(call: Call) -> dict[str, object]:
+async def complete_setup(call: Call) -> dict[str, Any]:
     body: SetupRequest = call.body
-    user = await offload(first_start.complete, call.deps.store, body.setup_token, body.username,
-                         body.password)
-    return public(user)
+    return shown_user(await complete(call.deps, call.actor, body.setup_token, body.username, body.password))
 
 
 routes = [
     route("GET", "/setup", get_setup, None, "Whether first-run setup is complete."),
     route("POST", "/setup", complete_setup, None, "Create the first admin (needs the setup token).",
-          body=SetupRequest, status=201),
+          body=SetupRequest, status=201, action=complete),
 ]

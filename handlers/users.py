@@ -1,4 +1,5 @@
-"""User management (admin). Changing a password or role ends that user's sessions everywhere."""
+"""User management (admin). A password change ends that user's sessions everywhere; a role change
+applies to their sessions and tokens at their next request (actions/users.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ from typing import Any
 
 import msgspec
 
-from errors import InvalidInput
+from actions import users as actions
+from core.roles import Role
 from handlers.api import Call, iso, route
-from handlers.security import Role
-from store import Store
 from store.base import offload
-from store.users import check_username
-from store.users import public as public_record
+from store.users import user_fields
 
 
-def public(user: dict[str, Any]) -> dict[str, Any]:
-    record = public_record(user)
+def shown_user(user: dict[str, Any]) -> dict[str, Any]:
+    """A user's fields with API times."""
+    record = user_fields(user)
     return dict(record, created=iso(record["created"]), updated=iso(record["updated"]))
 
 
@@ -33,49 +33,30 @@ class UserChange(msgspec.Struct, forbid_unknown_fields=True):
 
 async def list_users(call: Call) -> dict[str, Any]:
     users = await offload(call.deps.store.users.list)
-    return {"users": [public(u) for u in users]}
+    return {"users": [shown_user(u) for u in users]}
 
 
 async def create_user(call: Call) -> dict[str, Any]:
     body: NewUser = call.body
-    user = await offload(call.deps.store.users.create, body.username, body.password, body.role)
-    return public(user)
-
-
-def _change(store: Store, name: str, change: UserChange) -> dict[str, Any]:
-    if change.role is not None:
-        store.users.set_role(name, change.role)
-        store.tokens.cap_role(name, change.role)
-    if change.password is not None:
-        store.users.set_password(name, change.password)
-    store.sessions.end_all(name)  # sessions carry the role; a new password must lock out old sessions
-    user = store.users.get(name)
-    assert user is not None
-    return public(user)
+    return shown_user(await actions.create_user(call.deps, call.actor, body.username, body.password, body.role))
 
 
 async def update_user(call: Call) -> dict[str, Any]:
     body: UserChange = call.body
-    if body.password is None and body.role is None:
-        raise InvalidInput("send 'password' and/or 'role'", code="invalid_body")
-    return await offload(_change, call.deps.store, check_username(call.param("name")), body)
-
-
-def _delete(store: Store, name: str) -> None:
-    store.users.delete(name)
-    store.sessions.end_all(name)
-    store.tokens.revoke_owned_by(name)
+    return shown_user(await actions.update_user(call.deps, call.actor, call.param("name"),
+                                                password=body.password, role=body.role))
 
 
 async def delete_user(call: Call) -> None:
-    await offload(_delete, call.deps.store, check_username(call.param("name")))
+    await actions.delete_user(call.deps, call.actor, call.param("name"))
 
 
 routes = [
     route("GET", "/users", list_users, Role.admin, "List users."),
-    route("POST", "/users", create_user, Role.admin, "Create a user.", body=NewUser, status=201),
-    route("PATCH", "/users/{name}", update_user, Role.admin, "Change a user's password and/or role.",
-          body=UserChange),
+    route("POST", "/users", create_user, Role.admin, "Create a user.", body=NewUser, status=201,
+          action=actions.create_user),
+    route("PATCH", "/users/{name}", update_user, Role.admin, "Change a user's password and/or role (all or "
+          "nothing).", body=UserChange, action=actions.update_user),
     route("DELETE", "/users/{name}", delete_user, Role.admin, "Delete a user, their sessions and tokens.",
-          status=204),
+          status=204, action=actions.delete_user),
 ]

@@ -26,10 +26,19 @@ async def history_sync(ctx: JobContext) -> None:
                            "cannot be archived; give fail2ban a dbfile or set BANGUI_FAIL2BAN_DB")
     result = await offload(sync_once, deps.store.history, path,
                            lambda: deps.store.leader.is_current(ctx.epoch))
-    if result.status != "ok":  # "locked": fail2ban held its DB all along; "fenced": we lost leadership
+    if result.status != "ok":  # "locked": fail2ban held its DB all along
         raise RuntimeError(f"history sync stopped early ({result.status}); the next run resumes from the mark")
     if result.inserted:
         log.info("history sync: %d new bans (%d rows read)", result.inserted, result.rows_read)
+
+
+async def audit_retention(ctx: JobContext) -> None:
+    if not await ctx.still_leader():
+        return
+    days = ctx.deps.settings.audit_retention_days
+    purged = await offload(ctx.deps.store.audit.purge, days)
+    if purged:
+        log.info("audit retention: purged %d entries older than %d days (checkpoint left)", purged, days)
 
 
 async def history_retention(ctx: JobContext) -> None:

@@ -30,16 +30,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio.to_thread
 
+from actions import bans
+from core.actor import job as job_actor
+from core.addresses import canonical_ip
 from errors import AppError
 from f2b.client import Fail2Ban
-from handlers.validate import normalise_ip
 from settings import Settings
 from store.base import offload
 from store.blocklists import check_url, forbidden_reason
-from store.leader import NotLeader
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
     from jobs.definitions import JobContext
 
 log = logging.getLogger("bangui.jobs.blocklists")
@@ -177,7 +178,7 @@ def parse(text: str, limit: int = MAX_ENTRIES) -> Parsed:
         words = line.split("#", 1)[0].split(";", 1)[0].split(None, 1)
         if not words:
             continue
-        value = normalise_ip(words[0])
+        value = canonical_ip(words[0])
         if value is None or (net := ipaddress.ip_network(value)).prefixlen < MIN_PREFIX[net.version]:
             invalid += 1
             if len(examples) < MAX_EXAMPLES:
@@ -189,18 +190,20 @@ def parse(text: str, limit: int = MAX_ENTRIES) -> Parsed:
     return Parsed(list(entries), invalid, examples)
 
 
-async def ban(deps: Deps, jail: str, ips: list[str]) -> list[str]:
-    """Ban `ips` in `jail` in ONE round trip (`Fail2Ban.ban_new`); return those not banned before.
-    Its own client: fail2ban runs every action of every ban inside that call, so it needs a longer timeout."""
+async def ban(deps: Deps, name: str, jail: str, ips: list[str]) -> list[str]:
+    """Ban `ips` in `jail` through the ban action (one round trip, history origin `blocklist`, audited as
+    `blocklist:<name>`, via job); return those not banned before. Its own client: fail2ban runs every action
+    of every ban inside that call, so it needs a longer timeout."""
     if not ips:
         return []
     s = deps.settings
     client = Fail2Ban(s.fail2ban_socket, max(s.fail2ban_timeout, BAN_TIMEOUT_S), max_calls=1, max_idle=0)
     try:
-        already = set(await client.ban_new(jail, ips))
+        result = await bans.ban(deps, job_actor(f"blocklist:{name}"), jail, ips, origin="blocklist",
+                                client=client)
     finally:
         await client.aclose()
-    return [ip for ip in ips if ip not in already]
+    return result["banned"]
 
 
 async def import_list(deps: Deps, record: dict[str, Any], now: float) -> dict[str, Any]:
@@ -215,14 +218,9 @@ async def import_list(deps: Deps, record: dict[str, Any], now: float) -> dict[st
                        last_invalid_examples=parsed.examples)
         if parsed.invalid and not parsed.entries:
             raise BlocklistError(f"no valid entry in {parsed.invalid} lines: is this a list of addresses?")
-        fresh = await ban(deps, jail, parsed.entries)
+        fresh = await ban(deps, name, jail, parsed.entries)
         outcome.update(last_status="ok", last_added=len(fresh))
         log.info("blocklist %s: %d entries, %d newly banned in %s", name, len(parsed.entries), len(fresh), jail)
-        if fresh:
-            try:  # the bans happened: a failed history write is logged, not turned into a failed import
-                await offload(deps.store.history.record_ban, jail, fresh, "blocklist", f"blocklist:{name}")
-            except Exception:
-                log.exception("blocklist %s: could not record %d bans in history", name, len(fresh))
     except (BlocklistError, AppError) as exc:
         outcome["last_error"] = str(exc)
         log.warning("blocklist %s not imported: %s", name, exc)
@@ -239,8 +237,5 @@ async def blocklists(ctx: JobContext) -> None:
         if not await ctx.still_leader():
             return
         outcome = await import_list(ctx.deps, record, ctx.clock())
-        try:
-            await ctx.fenced(store.record_run, record["name"], record["created"], outcome, requested_at)
-        except NotLeader:
-            log.warning("leadership lost: the outcome of blocklist %s is not recorded", record["name"])
-            return
+        # NotLeader (another process leads now) reaches the scheduler, which steps down.
+        await ctx.fenced(store.record_run, record["name"], record["created"], outcome, requested_at)

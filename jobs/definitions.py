@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobs.archive import history_retention, history_sync
+from jobs.archive import audit_retention, history_retention, history_sync
 from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
 from jobs.snapshot import snapshot
@@ -26,11 +26,11 @@ from settings import ConfigError, Settings
 from store.base import Clock, offload
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
 
 T = TypeVar("T")
 JobFunc = Callable[["JobContext"], Awaitable[None]]
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: no trailing newline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +75,7 @@ def builtin_jobs() -> list[Job]:
         Job("cleanup", every=300.0, timeout=120.0, run=cleanup),
         Job("history_sync", every="history_sync_seconds", timeout=300.0, run=history_sync),
         Job("history_retention", every=3600.0, timeout=600.0, run=history_retention),
+        Job("audit_retention", every=3600.0, timeout=600.0, run=audit_retention),
         Job("blocklists", every=60.0, timeout=600.0, run=blocklists),
     ]
 
@@ -87,7 +88,7 @@ def load_jobs(settings: Settings) -> tuple[Job, ...]:
     for job in jobs:
         where = f"job {job.name!r}" + (f" from BANGUI_JOBS_MODULE={settings.jobs_module}" if
                                         settings.jobs_module else "")
-        if not NAME.match(job.name):
+        if not NAME.fullmatch(job.name):
             raise ConfigError(f"{where}: names are 1-64 of a-z 0-9 _ - (they appear in keys and URLs)")
         if job.name in seen:
             raise ConfigError(f"{where}: a job with this name already exists")

@@ -20,7 +20,7 @@ Contracts:
   its beginning; what the archive already holds is untouched.
 - `database is locked` (fail2ban writes in rollback-journal mode): retried with backoff, then the run stops with
   status "locked"; batches committed before that keep their marks, the rest is read next run.
-- `still_leader()` is asked before every commit; on False the batch is rolled back and the run stops ("fenced").
+- `still_leader()` is asked before every commit; on False the batch is rolled back and NotLeader is raised.
 - `data` may be JSON null, malformed or of an unexpected shape: the row is kept, without failures/matches.
 """
 
@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from store.history import Archive
 from store.history_import import SOURCE, ImportSession
+from store.leader import NotLeader
 
 log = logging.getLogger("bangui.jobs.history_sync")
 
@@ -66,15 +67,11 @@ class SyncResult:
     rows_read: int
     inserted: int
     merged: int
-    status: str  # "ok" | "locked" (gave up on fail2ban's lock) | "fenced" (lost leadership)
+    status: str  # "ok" | "locked" (gave up on fail2ban's lock)
     seconds: float
 
 
 class _Locked(Exception):
-    pass
-
-
-class _Fenced(Exception):
     pass
 
 
@@ -83,8 +80,9 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
               sleep: Callable[[float], None] = time.sleep) -> SyncResult:
     """Copy the rows of fail2ban's `bans` and `bips` tables that are new since the last run into `archive`.
 
-    Raises SyncError when the database is missing or is not fail2ban's; `sqlite3.Error` from the archive
-    propagates (the scheduler logs it and retries next run).
+    Raises SyncError when the database is missing or is not fail2ban's, NotLeader when leadership was
+    lost before a commit; `sqlite3.Error` from the archive propagates (the scheduler logs it and retries
+    next run).
     """
     started = time.monotonic()
     identity = _identity(fail2ban_db_path)
@@ -107,16 +105,13 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
             for marks_now, rows in _stage_batches(plan, _Reader(session, plan)):
                 result = session.commit_staged(marks_now, commit_if=still_leader)
                 if result is None:
-                    raise _Fenced
+                    raise NotLeader("history sync stopped before a commit: another process leads now")
                 counts.read += rows
                 counts.inserted += result.inserted
                 counts.merged += result.merged
     except _Locked:
         status = "locked"
         log.warning("fail2ban's database %s stayed locked; the history sync resumes next run", fail2ban_db_path)
-    except _Fenced:
-        status = "fenced"
-        log.info("history sync stopped before a commit: this process is no longer the leader")
     return SyncResult(counts.read, counts.inserted, counts.merged, status, time.monotonic() - started)
 
 

@@ -41,9 +41,10 @@ import anyio
 from jobs.definitions import Job, load_jobs
 from jobs.scheduler import GRACE_S, Scheduler
 from store.base import offload
+from store.leader import NotLeader
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
 
 log = logging.getLogger("bangui.jobs.leader")
 LOCK_NAME = "leader.lock"
@@ -199,14 +200,13 @@ async def _heartbeat(deps: Deps, scheduler: Scheduler, scope: anyio.CancelScope)
     while True:
         await anyio.sleep(deps.settings.heartbeat_seconds)
         try:
-            current = await offload(deps.store.leader.heartbeat, scheduler.epoch)
-        except Exception as exc:  # a busy store: the next beat may pass; staleness shows in health
-            log.warning("heartbeat of epoch %d not written: %s", scheduler.epoch, exc)
-            continue
-        if not current:
+            await offload(deps.store.leader.heartbeat, scheduler.epoch)
+        except NotLeader:
             scheduler.lost = True  # makes the scheduler cancel its jobs at once, not after the grace
             scope.cancel()
             return
+        except Exception as exc:  # a busy store: the next beat may pass; staleness shows in health
+            log.warning("heartbeat of epoch %d not written: %s", scheduler.epoch, exc)
 
 
 async def _watch_heartbeat(deps: Deps) -> None:

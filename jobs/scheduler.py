@@ -12,15 +12,19 @@ Guarantees (while the leader's epoch is current):
   because under hypercorn an exception escaping a worker's lifespan stops every worker.
 - Shutdown: running jobs get `grace_s` to finish, then are cancelled and recorded `cancelled`; if the
   epoch was lost they are cancelled at once (their writes would be refused anyway).
+- Losing leadership has one signal: store.leader.NotLeader, raised by any fenced write (the schedule's
+  own records, a job's `ctx.fenced` writes, the history sync's commits) and handled in one place,
+  `Scheduler._leadership`: the scheduler stops and cancels its running jobs at once.
 Failure modes: store errors in the loop are logged and retried after `ERROR_BACKOFF_S`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,9 +32,10 @@ import anyio.abc
 
 from jobs.definitions import Job, JobContext
 from store.base import Clock, offload
+from store.leader import NotLeader
 
 if TYPE_CHECKING:
-    from handlers.deps import Deps
+    from core.deps import Deps
 
 log = logging.getLogger("bangui.jobs")
 POLL_S = 0.25
@@ -92,20 +97,34 @@ class Scheduler:
     def names(self) -> list[str]:
         return [job.name for job in self.jobs]
 
+    @contextlib.contextmanager
+    def _leadership(self) -> Iterator[None]:
+        """The one handler of NotLeader: note the loss (the loop ends, running jobs are cancelled)."""
+        try:
+            yield
+        except NotLeader as exc:
+            if not self.lost:
+                log.warning("epoch %d is no longer current (%s): stepping down", self.epoch, exc)
+            self.lost = True
+
     async def run(self) -> None:
         """Schedule until cancelled (shutdown) or until the epoch is lost (returns)."""
-        interrupted = await offload(self.state.mark_interrupted, self.names, self.epoch)
-        if interrupted:
-            log.warning("jobs %s were interrupted by the previous leader's end", ", ".join(interrupted))
-        self.records = await offload(self.state.records, self.names)
+        with self._leadership():
+            interrupted = await offload(self.state.mark_interrupted, self.names, self.epoch)
+            if interrupted:
+                log.warning("jobs %s were interrupted by the previous leader's end", ", ".join(interrupted))
+            self.records = await offload(self.state.records, self.names)
         async with anyio.create_task_group() as tg:
             try:
                 while not self.lost:
-                    try:
-                        await self._tick(tg)
-                    except Exception:
-                        log.exception("scheduler tick failed; retrying in %gs", ERROR_BACKOFF_S)
-                        await anyio.sleep(ERROR_BACKOFF_S)
+                    with self._leadership():
+                        try:
+                            await self._tick(tg)
+                        except NotLeader:
+                            raise
+                        except Exception:
+                            log.exception("scheduler tick failed; retrying in %gs", ERROR_BACKOFF_S)
+                            await anyio.sleep(ERROR_BACKOFF_S)
             finally:
                 self._stop_running()
 
@@ -117,10 +136,6 @@ class Scheduler:
             interval = job.interval_s(self.deps.settings)
             record = await offload(self.state.start, job.name, self.epoch,
                                    next_in(interval, job.jitter, self.rng))
-            if record is None:
-                log.warning("epoch %d is no longer current: not starting %s", self.epoch, job.name)
-                self.lost = True
-                return
             self.records[job.name] = record
             # Shielded, so that a shutdown does not cancel the run at once: _stop_running() shortens
             # the deadline to the grace period instead. The deadline is the job's own timeout.
@@ -132,7 +147,7 @@ class Scheduler:
     async def _run_one(self, job: Job, scope: anyio.CancelScope) -> None:
         status, error = "ok", None
         try:
-            with scope:
+            with scope, self._leadership():
                 await job.run(JobContext(self.deps, self.epoch, job, self.clock))
             if scope.cancelled_caught:
                 status = "cancelled" if self._stopping else "timeout"
@@ -143,7 +158,8 @@ class Scheduler:
             status, error = "error", f"{type(exc).__name__}: {exc}"
             log.exception("job %s failed", job.name)
         try:
-            await self._record_finish(job, status, error)
+            if not self.lost:  # else our write would be refused: the successor marks the run interrupted
+                await self._record_finish(job, status, error)
         finally:
             # Only now: a pending run-now request must not start a new run before this one is recorded.
             del self.running[job.name]
@@ -153,16 +169,14 @@ class Scheduler:
         failures = 0 if status in ("ok", "cancelled") else int(record.get("failures") or 0) + 1
         backoff = retry_in(job.interval_s(self.deps.settings), failures) if failures else None
         # Shielded: after a shutdown's grace period the outcome must still be written.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(FINISH_TIMEOUT_S):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(FINISH_TIMEOUT_S), self._leadership():
             try:
-                new = await offload(self.state.finish, job.name, self.epoch, status, error, failures, backoff)
+                self.records[job.name] = await offload(self.state.finish, job.name, self.epoch, status, error,
+                                                       failures, backoff)
+            except NotLeader:
+                raise
             except Exception:
                 log.exception("could not record the end of job %s", job.name)
-                return
-            if new is None:
-                self.lost = True
-            else:
-                self.records[job.name] = new
 
     def _stop_running(self) -> None:
         """Give running jobs the grace period (or nothing, if the epoch is lost); never awaits."""

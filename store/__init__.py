@@ -7,6 +7,7 @@ from pathlib import Path
 
 from geo import CountryLookup
 from settings import Settings
+from store.audit import AuditLog
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
 from store.history import Archive
@@ -25,21 +26,23 @@ class Store:
     """Owns the data dir and every shared record in it. Build one per process; close it at exit."""
 
     def __init__(self, settings: Settings, clock: Clock = time.time) -> None:
+        self.settings = settings
         self.path = prepare_data_dir(Path(settings.data_dir))
         self.cache = open_cache(self.path / "state")
         self.cache.create_tag_index()  # makes Sessions.end_all (evict by tag) an index lookup
         self.clock = clock
         self.users = Users(self.cache, clock)
-        self.sessions = Sessions(self.cache, clock, idle=settings.session_idle_minutes * 60.0,
+        self.sessions = Sessions(self.cache, clock, self.users, idle=settings.session_idle_minutes * 60.0,
                                  lifetime=settings.session_lifetime_hours * 3600.0)
-        self.tokens = Tokens(self.cache, clock)
+        self.tokens = Tokens(self.cache, clock, self.users)
         self.login_limiter = LoginLimiter(self.cache, clock, settings.login_max_failures,
-                                          settings.login_window_seconds)
+                                          settings.login_window_seconds, settings.login_user_max_failures)
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
         self.blocklists = Blocklists(self.cache, clock)
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
+        self.audit = AuditLog(self.path, clock)
 
     def usable(self) -> bool:
         """Readiness: the store answers a read."""
@@ -51,4 +54,5 @@ class Store:
 
     def close(self) -> None:
         self.history.close()
+        self.audit.close()
         self.cache.close()

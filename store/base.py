@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,13 +130,25 @@ def write_secret_file(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# argon2id hashes take 19 MiB and ~50 ms each: at most this many at once per process, whatever the
+# thread pool's size (40), so a burst of logins cannot take 760 MiB on a small VPS.
+HASH_CONCURRENCY = 2
+_hashing = threading.BoundedSemaphore(HASH_CONCURRENCY)
+
+
+def _bounded(func: Callable[..., T], *args: Any) -> T:
+    with _hashing:
+        return func(*args)
+
+
+async def offload_heavy(func: Callable[..., T], *args: Any) -> T:
+    """`offload` for password hashing and verifying: at most HASH_CONCURRENCY at once per process."""
+    return await offload(_bounded, func, *args)
+
+
 async def offload(func: Callable[..., T], *args: Any) -> T:
     """Run blocking store work in a worker thread; a lock wait beyond TIMEOUT_S becomes 503 store_busy."""
     try:
         return await anyio.to_thread.run_sync(func, *args)
     except diskcache.Timeout:
         raise StoreBusy("the shared store is busy; retry shortly") from None
-
-
-def now() -> float:
-    return time.time()

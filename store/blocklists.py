@@ -35,7 +35,7 @@ REQUEST_TTL_S = 3600.0
 MIN_INTERVAL_S = 300
 MAX_INTERVAL_S = 30 * 86400
 MAX_URL_LENGTH = 2048
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # appears in URLs and in history's actor
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # appears in URLs and in history's actor
 SCHEMES = ("http", "https")
 _INDEX = "blocklist-index"
 OUTCOME_FIELDS = ("last_run", "last_status", "last_error", "last_count", "last_added", "last_invalid",
@@ -51,7 +51,7 @@ def request_key(name: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidInput("blocklist names have 1-64 letters, digits or _.- (starting with a letter or digit)",
                            code="invalid_blocklist_name", details={"name": name[:100]})
     return name

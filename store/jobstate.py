@@ -13,7 +13,7 @@ Guarantees:
   epoch check: a leader that lost its epoch never starts a run, and a successor that reads the record
   never starts the same job again before `next_due` (so no job runs twice within one interval across a
   takeover, and no burst of catch-up runs either).
-- All writes are fenced: they return False/None, writing nothing, when the epoch is not current.
+- All writes are fenced: they raise store.leader.NotLeader, writing nothing, when the epoch is not current.
 Statuses: running, ok, error, timeout, cancelled (shutdown), interrupted (the leader died mid-run).
 Failure modes: a busy store raises `diskcache.Timeout`; callers offload these calls to a thread.
 """
@@ -25,7 +25,7 @@ from typing import Any
 import diskcache
 
 from store.base import Clock
-from store.leader import epoch_is_current
+from store.leader import NotLeader, epoch_is_current
 
 REQUEST_TTL_S = 3600.0
 STATUSES = ("running", "ok", "error", "timeout", "cancelled", "interrupted")
@@ -61,14 +61,13 @@ class JobState:
         """The names with a pending run-now request (one small read each)."""
         return {name for name in names if self.cache.get(request_key(name)) is not None}
 
-    def start(self, name: str, epoch: int, next_in: float) -> dict[str, Any] | None:
+    def start(self, name: str, epoch: int, next_in: float) -> dict[str, Any]:
         """Record that `name` starts now (fenced); the next run is due `next_in` seconds from now.
 
-        Consumes a pending run-now request. Returns the new record, or None if `epoch` is stale.
+        Consumes a pending run-now request. Returns the new record; NotLeader if `epoch` is stale.
         """
         with self.cache.transact():
-            if not epoch_is_current(self.cache, epoch):
-                return None
+            _fence(self.cache, epoch)
             now = self.clock()
             record = dict(self.get(name) or {"last_finished": None, "runs": 0})
             record.update(last_started=now, last_status="running", last_error=None,
@@ -78,8 +77,8 @@ class JobState:
         return record
 
     def finish(self, name: str, epoch: int, status: str, error: str | None = None, failures: int = 0,
-               retry_in: float | None = None) -> dict[str, Any] | None:
-        """Record the outcome of the run started under `epoch` (fenced); None if the epoch is stale.
+               retry_in: float | None = None) -> dict[str, Any]:
+        """Record the outcome of the run started under `epoch` (fenced); NotLeader if the epoch is stale.
 
         `failures` is the count of consecutive failed runs; `retry_in` (seconds from now) postpones
         `next_due` for a backoff, never brings it forward.
@@ -87,8 +86,7 @@ class JobState:
         if status not in STATUSES:
             raise ValueError(f"unknown job status {status!r}")
         with self.cache.transact():
-            if not epoch_is_current(self.cache, epoch):
-                return None
+            _fence(self.cache, epoch)
             now = self.clock()
             record = dict(self.get(name) or {"runs": 0, "last_started": None, "next_due": None})
             record.update(last_finished=now, last_status=status, last_error=error, failures=failures,
@@ -105,8 +103,7 @@ class JobState:
         """
         changed = []
         with self.cache.transact():
-            if not epoch_is_current(self.cache, epoch):
-                return []
+            _fence(self.cache, epoch)
             for name in names:
                 record = self.get(name)
                 if record and record.get("last_status") == "running" and record.get("epoch") != epoch:
@@ -115,3 +112,8 @@ class JobState:
                     self.cache.set(job_key(name), record)
                     changed.append(name)
         return changed
+
+
+def _fence(cache: diskcache.Cache, epoch: int) -> None:
+    if not epoch_is_current(cache, epoch):
+        raise NotLeader(f"epoch {epoch} is no longer current")

@@ -31,7 +31,10 @@ T = TypeVar("T")
 
 
 class NotLeader(Exception):
-    """The caller's epoch is no longer the current one: another process leads now."""
+    """The caller's epoch is no longer the current one: another process leads now.
+
+    The one way bangui says "this process lost leadership": every fenced write raises it, and the
+    scheduler (jobs/scheduler.py) catches it in one place and steps down."""
 
 
 def epoch_is_current(cache: diskcache.Cache, epoch: int) -> bool:
@@ -60,15 +63,14 @@ class LeaderState:
             self.cache.set(CURRENT_KEY, record)
         return record
 
-    def heartbeat(self, epoch: int) -> bool:
-        """Refresh the published heartbeat; False (and no write) if `epoch` is no longer current."""
+    def heartbeat(self, epoch: int) -> None:
+        """Refresh the published heartbeat; NotLeader (and no write) if `epoch` is no longer current."""
         with self.cache.transact():
             record = self.cache.get(CURRENT_KEY)
             if not epoch_is_current(self.cache, epoch) or not record or record.get("epoch") != epoch:
-                return False
+                raise NotLeader(f"epoch {epoch} is no longer current")
             record["heartbeat"] = self.clock()
             self.cache.set(CURRENT_KEY, record)
-        return True
 
     def current(self) -> dict[str, Any] | None:
         """The published leader record `{pid, host, epoch, since, heartbeat}`, or None.

@@ -5,7 +5,10 @@ copy of the data dir does not hand out live sessions. A record holds user, role,
 and client address. Sessions end after `idle` seconds without use (sliding) or `lifetime` seconds after
 login, whichever comes first; diskcache's `expire=` removes them, and `lookup` re-checks with the
 injected clock so expiry is exact. Each record is tagged with its user so that "log out everywhere",
-a password change or a role change ends all of that user's sessions with one `evict(tag)`.
+a password change ends all of that user's sessions with one `evict(tag)`. A record also holds the
+user's `uid` and password generation `pw` (store/users.py): authentication accepts it only while both
+match the live user record, and takes the role from that record, so a deletion, password change or
+demotion racing a login can never leave a session with more than the user has now.
 
 Hot path: `lookup` is one small inline get; `touch` (a write) is only needed when `last_seen` is older
 than `refresh_after` seconds, which keeps writes off most authenticated requests.
@@ -20,6 +23,7 @@ from typing import Any
 import diskcache
 
 from store.base import Clock
+from store.users import Users
 
 _PREFIX = "session:"
 
@@ -29,23 +33,24 @@ def digest(session_id: str) -> str:
 
 
 def user_tag(name: str) -> str:
-    return "sessions-of:" + name
+    return "sessions-of:" + name.casefold()
 
 
 class Sessions:
-    def __init__(self, cache: diskcache.Cache, clock: Clock, idle: float, lifetime: float) -> None:
+    def __init__(self, cache: diskcache.Cache, clock: Clock, users: Users, idle: float, lifetime: float) -> None:
         self.cache = cache
+        self.users = users
         self.clock = clock
         self.idle = idle
         self.lifetime = lifetime
         # Refresh last_seen at most this often: a write per request would halve throughput.
         self.refresh_after = min(60.0, idle / 4)
 
-    def create(self, user: str, role: str, client: str) -> tuple[str, dict[str, Any]]:
+    def create(self, user: dict[str, Any], client: str) -> tuple[str, dict[str, Any]]:
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
-        record = {"user": user, "role": role, "created": now, "last_seen": now, "client": client,
-                  "expires_at": now + self.lifetime}
+        record = {"user": user["name"], "uid": user.get("uid"), "pw": user.get("pw", 0), "role": user["role"],
+                  "created": now, "last_seen": now, "client": client, "expires_at": now + self.lifetime}
         self._write(digest(session_id), record, now)
         return session_id, record
 
@@ -56,7 +61,10 @@ class Sessions:
         now = self.clock()
         if now >= record["expires_at"] or now - record["last_seen"] >= self.idle:
             return None
-        return record
+        user = self.users.get(record["user"])
+        if user is None or user.get("uid") != record.get("uid") or user.get("pw", 0) != record.get("pw", 0):
+            return None  # deleted (even if created again), or the password changed since this login
+        return dict(record, role=user["role"])  # the role in effect now, not the one at login
 
     def needs_touch(self, record: dict[str, Any]) -> bool:
         return self.clock() - record["last_seen"] >= self.refresh_after

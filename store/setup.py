@@ -15,14 +15,22 @@ from pathlib import Path
 from errors import Conflict, Forbidden
 from store import Store
 from store.base import write_secret_file
+from store.users import SETUP_COMPLETE_KEY
 
 log = logging.getLogger("bangui.setup")
 _KEY = "setup:token"
+COMPLETE_KEY = SETUP_COMPLETE_KEY  # set with the first user (store/users.py): a one-key read, no scan
 FILENAME = "setup-token"
+
+
+def is_complete(store: Store) -> bool:
+    """Whether a user exists: one small read (the public GET /setup must not scan the store)."""
+    return bool(store.cache.get(COMPLETE_KEY))
 
 
 def bootstrap(store: Store, admin_password: str) -> None:
     if store.users.any_exist():
+        store.cache.set(COMPLETE_KEY, True)  # data dirs from before the marker existed
         _forget_token(store)
         return
     if admin_password:

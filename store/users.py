@@ -1,46 +1,52 @@
 """Users and roles, shared by every process through the store. Users never expire.
 
-A user record is `user:<name>` -> {"name", "role", "hash", "created", "updated"}; `hash` is argon2id.
+A user record is `user:<folded name>` -> {"name", "role", "hash", "uid", "pw", "created", "updated"};
+`hash` is argon2id. Names are identities without case ("Admin" is "admin"; `name` keeps the spelling
+given at creation). `uid` is random per creation, so a user deleted and created again under the same
+name is a different identity; `pw` counts password changes. Sessions and tokens remember both, and
+authentication (handlers/security.py) checks them against the live record on every request, so a
+deletion, demotion or password change takes effect at once on every worker, whatever races with it.
 Hashing and verifying cost tens of milliseconds on purpose: async callers use `store.base.offload`.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
+import secrets
 from typing import Any
 
 import diskcache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from core.roles import ROLE_NAMES, parse_role
 from errors import Conflict, InvalidInput, NotFound
 from store.base import Clock
 
-ROLES = ("viewer", "operator", "admin")
 MIN_PASSWORD_LENGTH = 12
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # fullmatch: no trailing newline
 _PREFIX = "user:"
+SETUP_COMPLETE_KEY = "setup:complete"  # read by store/setup.is_complete
 # OWASP's argon2id baseline (19 MiB, 2 passes): strong enough, and cheap enough for a small VPS.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 # Verified against when the user does not exist, so a wrong username costs as much as a wrong password.
 _DUMMY_HASH = _hasher.hash("bangui-timing-equaliser")
 
 
-def role_rank(role: str) -> int:
-    return ROLES.index(role)
+def user_key(name: str) -> str:
+    return _PREFIX + name.casefold()
 
 
 def check_username(name: str) -> str:
-    if not USERNAME_RE.match(name):
+    if not USERNAME_RE.fullmatch(name):
         raise InvalidInput("username: 1-64 letters, digits or _.@- starting with a letter or digit",
                            code="invalid_username")
     return name
 
 
 def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
+    if role not in ROLE_NAMES:
+        parse_role(role)  # raises the one invalid_role error
     return role
 
 
@@ -53,7 +59,8 @@ def check_password(password: str) -> str:
     return password
 
 
-def public(user: dict[str, Any]) -> dict[str, Any]:
+def user_fields(user: dict[str, Any]) -> dict[str, Any]:
+    """What the API and CLI show of a user (no hash, no credential generation)."""
     return {k: user[k] for k in ("name", "role", "created", "updated")}
 
 
@@ -63,12 +70,12 @@ class Users:
         self.clock = clock
 
     def get(self, name: str) -> dict[str, Any] | None:
-        user: dict[str, Any] | None = self.cache.get(_PREFIX + name)
+        user: dict[str, Any] | None = self.cache.get(user_key(name))
         return user
 
     def list(self) -> list[dict[str, Any]]:
-        names = sorted(k[len(_PREFIX):] for k in self.cache.iterkeys() if k.startswith(_PREFIX))
-        return [u for u in (self.get(n) for n in names) if u is not None]
+        keys = sorted(k for k in self.cache.iterkeys() if k.startswith(_PREFIX))
+        return [u for u in (self.cache.get(k) for k in keys) if u is not None]
 
     def any_exist(self) -> bool:
         return any(k.startswith(_PREFIX) for k in self.cache.iterkeys())
@@ -79,12 +86,14 @@ class Users:
         check_role(role)
         digest = _hasher.hash(check_password(password))
         now = self.clock()
-        record = {"name": name, "role": role, "hash": digest, "created": now, "updated": now}
+        record = {"name": name, "role": role, "hash": digest, "uid": secrets.token_hex(8), "pw": 0,
+                  "created": now, "updated": now}
         with self.cache.transact():
             if only_if_none and self.any_exist():
                 raise Conflict("setup is already complete", code="setup_complete")
-            if not self.cache.add(_PREFIX + name, record):
+            if not self.cache.add(user_key(name), record):
                 raise Conflict(f"user {name!r} already exists", code="user_exists")
+            self.cache.set(SETUP_COMPLETE_KEY, True)
         return record
 
     def verify(self, name: str, password: str) -> dict[str, Any] | None:
@@ -96,29 +105,33 @@ class Users:
             return None
         return user
 
-    def set_password(self, name: str, password: str) -> None:
-        digest = _hasher.hash(check_password(password))
+    def update(self, name: str, *, password: str | None = None, role: str | None = None) -> dict[str, Any]:
+        """Change the password and/or role in ONE transaction: all or nothing. Every check (password
+        strength, role name, last admin) runs before anything is written. A new password bumps `pw`,
+        which ends every session of the user; a role change applies to sessions and tokens at their
+        next request (authentication reads the live role)."""
+        if role is not None:
+            check_role(role)
+        digest = _hasher.hash(check_password(password)) if password is not None else None
         with self.cache.transact():
             user = self._require(name)
-            user.update(hash=digest, updated=self.clock())
-            self.cache.set(_PREFIX + name, user)
-
-    def set_role(self, name: str, role: str) -> dict[str, Any]:
-        check_role(role)
-        with self.cache.transact():
-            user = self._require(name)
-            if user["role"] == "admin" and role != "admin" and self._admin_count() <= 1:
+            if role is not None and user["role"] == "admin" and role != "admin" and self._admin_count() <= 1:
                 raise Conflict("the last admin cannot be demoted", code="last_admin")
-            user.update(role=role, updated=self.clock())
-            self.cache.set(_PREFIX + name, user)
+            if role is not None:
+                user["role"] = role
+            if digest is not None:
+                user.update(hash=digest, pw=int(user.get("pw", 0)) + 1)
+            user["updated"] = self.clock()
+            self.cache.set(user_key(name), user)
         return user
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str) -> dict[str, Any]:
         with self.cache.transact():
             user = self._require(name)
             if user["role"] == "admin" and self._admin_count() <= 1:
                 raise Conflict("the last admin cannot be deleted", code="last_admin")
-            self.cache.delete(_PREFIX + name)
+            self.cache.delete(user_key(name))
+        return user
 
     def _require(self, name: str) -> dict[str, Any]:
         user = self.get(name)
@@ -128,7 +141,3 @@ class Users:
 
     def _admin_count(self) -> int:
         return sum(1 for u in self.list() if u["role"] == "admin")
-
-
-def same_secret(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.auth import _log_failure
+from actions.auth import _log_failure
 
 FILTER = Path(__file__).parents[1] / "contrib/fail2ban/filter.d/bangui-auth.conf"
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from app import API_ROUTES
+from core.roles import Role
 from handlers.api import ApiRoute
-from handlers.security import Role
 from tests.fixtures.app import Api
 
 PERSONAS = {"anonymous": None, "viewer": Role.viewer, "operator": Role.operator, "admin": Role.admin}

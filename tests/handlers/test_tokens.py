@@ -43,7 +43,7 @@ def test_users_cannot_revoke_others_tokens(api: Api) -> None:
 
 
 def test_expired_token_is_refused(api: Api) -> None:
-    token, record = api.store.tokens.create("old", "viewer", "admin", 1)
+    token, record = api.store.tokens.create("old", "viewer", "admin", api.store.users.get("admin")["uid"], 1)
     key = next(k for k in api.store.cache.iterkeys() if k.startswith("token:") and api.store.cache.get(k)["id"] == record["id"])
     api.store.cache.set(key, dict(record, expires_at=record["created"] - 1))
     assert api.client.get("/api/v1/jails", headers={"Authorization": f"Bearer {token}"}).status_code == 401

@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from handlers.deps import Deps
+from core.deps import Deps
 from jobs.definitions import Job, JobContext
 from jobs.leader import run_candidate
 from settings import Settings

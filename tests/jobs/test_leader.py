@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 import jobs.leader
-from handlers.deps import Deps
+from core.deps import Deps
 from jobs.leader import LOCK_NAME, LeaderLock, run_candidate
 from settings import ConfigError
 from store.base import open_cache

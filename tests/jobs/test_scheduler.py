@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from handlers.deps import Deps
+from core.deps import Deps
 from jobs.definitions import Job, JobContext, load_jobs
 from jobs.scheduler import MAX_BACKOFF, Scheduler, due_jobs, next_in, retry_in, seconds_to_next
 from settings import ConfigError, Settings

@@ -69,12 +69,13 @@ def test_concurrent_claims_never_share_an_epoch(tmp_path: Path, clock: Clock) ->
 def test_heartbeat_refreshes_only_the_current_epoch(leader: LeaderState, clock: Clock) -> None:
     old = leader.claim(pid=1, host="h")["epoch"]
     clock.now += 5
-    assert leader.heartbeat(old)
+    leader.heartbeat(old)
     assert leader.current()["heartbeat"] == 1_005.0  # type: ignore[index]
     assert leader.heartbeat_age(leader.current()) == 0.0  # type: ignore[arg-type]
     new = leader.claim(pid=2, host="h")["epoch"]
     clock.now += 5
-    assert not leader.heartbeat(old)
+    with pytest.raises(NotLeader):
+        leader.heartbeat(old)
     assert leader.current()["epoch"] == new  # type: ignore[index]
     assert leader.current()["heartbeat"] == 1_005.0  # type: ignore[index]
 
@@ -150,8 +151,10 @@ def test_stale_epoch_can_neither_start_nor_finish(leader: LeaderState, jobs: Job
     old = leader.claim()["epoch"]
     jobs.start("j", old, 10)
     leader.claim()
-    assert jobs.start("j", old, 10) is None
-    assert jobs.finish("j", old, "ok") is None
+    with pytest.raises(NotLeader):
+        jobs.start("j", old, 10)
+    with pytest.raises(NotLeader):
+        jobs.finish("j", old, "ok")
     assert jobs.get("j")["runs"] == 1  # type: ignore[index]
     assert jobs.get("j")["last_status"] == "running"  # type: ignore[index]
 
@@ -181,4 +184,5 @@ def test_a_successor_marks_runs_left_running_as_interrupted(leader: LeaderState,
     assert record is not None
     assert record["last_status"] == "interrupted"
     assert record["next_due"] == 1_010.0  # kept: no immediate re-run after a takeover
-    assert jobs.mark_interrupted(["a"], old) == []
+    with pytest.raises(NotLeader):
+        jobs.mark_interrupted(["a"], old)

@@ -1,4 +1,7 @@
-"""Input checks shared by handlers: jail names and IP addresses/networks."""
+"""Jail names and IP addresses/networks as callers give them: checked and put in canonical form.
+
+Patterns are applied with `fullmatch` (a `$` would accept a trailing newline, which would reach
+fail2ban and split log lines)."""
 
 from __future__ import annotations
 
@@ -7,17 +10,17 @@ import re
 
 from errors import InvalidInput
 
-JAIL_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+JAIL_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 def jail_name(name: str) -> str:
-    if not JAIL_RE.match(name):
+    if not JAIL_RE.fullmatch(name):
         raise InvalidInput("jail names have 1-64 letters, digits or -_.@", code="invalid_jail_name",
                            details={"jail": name[:100]})
     return name
 
 
-def normalise_ip(entry: str) -> str | None:
+def canonical_ip(entry: str) -> str | None:
     """The canonical form of an address or CIDR network ("198.51.100.7/24" -> "198.51.100.0/24",
     "2001:DB8::1/128" -> "2001:db8::1"), or None when it is neither."""
     text = entry.strip()
@@ -38,7 +41,7 @@ def ip_list(entries: list[str]) -> list[str]:
     """Every entry normalised and de-duplicated (order kept); 400 `invalid_ip` naming all bad ones."""
     normalised, bad = [], []
     for entry in entries:
-        value = normalise_ip(entry)
+        value = canonical_ip(entry)
         if value is None:
             bad.append(entry[:100])
         else:

@@ -1,0 +1,254 @@
+"""The audit log: who did what, append-only, tamper-evident, shared by every worker and the CLI.
+
+One SQLite file (`<data dir>/audit.db`, 0600, WAL). Each entry carries `prev` (the previous entry's
+hash) and `hash` = HMAC-SHA256(key, prev + the entry's canonical JSON), with a key kept in
+`<data dir>/audit-key` (0600). Appends serialise on SQLite's write lock (BEGIN IMMEDIATE), so ids are
+consecutive and the chain has no forks whichever process writes. `at` never decreases along the chain
+(it is max(clock, previous at)), which lets time filters become id ranges.
+
+`verify()` walks the chain and names the first entry that was altered (its hash does not match) or
+removed (an id is missing, or the start of the log is not covered by a signed checkpoint). Retention
+(`purge`) deletes the oldest entries and leaves a checkpoint signed with the same key that records
+where the chain continues, so what remains still verifies.
+
+Limit (documented in docs/audit.md): someone who can read the key file can rewrite the whole chain; the
+chain proves that nobody without that key (e.g. a process with write access to audit.db only, or an
+edit by hand) changed it. Removing the newest entries is detected only against an exported head.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from store.base import Clock, write_secret_file
+
+FIELDS = ("id", "at", "actor", "role", "via", "source_ip", "action", "target", "outcome", "status", "details")
+OUTCOMES = ("ok", "denied", "failed")
+GENESIS = "0" * 64
+MAX_LIMIT = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL, role TEXT, via TEXT NOT NULL,
+    source_ip TEXT, action TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL, status INTEGER NOT NULL,
+    details TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_at ON entries(at);
+CREATE INDEX IF NOT EXISTS entries_actor ON entries(actor, id);
+CREATE INDEX IF NOT EXISTS entries_target ON entries(target, id);
+CREATE INDEX IF NOT EXISTS entries_outcome ON entries(outcome, id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, prev TEXT NOT NULL, last_at REAL NOT NULL,
+    purged INTEGER NOT NULL, made_at REAL NOT NULL, signature TEXT NOT NULL);
+"""
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """The bytes an entry's hash covers: its fields in a fixed order, as compact JSON."""
+    return json.dumps([entry[f] for f in FIELDS], separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=True).encode()
+
+
+class AuditLog:
+    def __init__(self, data_dir: Path, clock: Clock) -> None:
+        self.path = data_dir / "audit.db"
+        self.clock = clock
+        self._key = _load_key(data_dir / "audit-key")
+        self._local = threading.local()
+        created = not self.path.exists()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        if created:
+            os.chmod(self.path, 0o600)
+
+    # -- connection per thread (SQLite connections must not cross threads or forks) ------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.row_factory = sqlite3.Row
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _sign(self, data: bytes) -> str:
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def append(self, entry: dict[str, Any]) -> int:
+        """Append one entry (every field of FIELDS but `id`; `at` defaults to now); returns its id."""
+        with self._write() as conn:
+            head = conn.execute("SELECT id, at, hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
+            if head is None:
+                head = self._checkpoint_head(conn)
+            last_id, last_at, prev = head if head is not None else (0, 0.0, GENESIS)
+            record = {f: entry.get(f) for f in FIELDS}
+            record["id"] = last_id + 1
+            record["at"] = max(float(entry.get("at") or self.clock()), last_at)
+            record["details"] = json.dumps(record["details"] or {}, separators=(",", ":"), sort_keys=True,
+                                           default=str)
+            digest = self._sign(prev.encode() + canonical(record))
+            conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         [record[f] for f in FIELDS] + [prev, digest])
+        return last_id + 1
+
+    def _checkpoint_head(self, conn: sqlite3.Connection) -> tuple[int, float, str] | None:
+        row = conn.execute("SELECT first_id, last_at, prev FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+        return (row[0] - 1, row[1], row[2]) if row else None
+
+    def purge(self, older_than_days: float) -> int:
+        """Delete entries older than the cutoff, leaving a signed checkpoint where the chain resumes."""
+        cutoff = self.clock() - older_than_days * 86400.0
+        with self._write() as conn:
+            row = conn.execute("SELECT max(id), max(at) FROM entries WHERE at < ?", (cutoff,)).fetchone()
+            if row[0] is None:
+                return 0
+            last_id, last_at = int(row[0]), float(row[1])
+            prev = conn.execute("SELECT hash FROM entries WHERE id = ?", (last_id,)).fetchone()[0]
+            purged = conn.execute("DELETE FROM entries WHERE id <= ?", (last_id,)).rowcount
+            first_id, made_at = last_id + 1, self.clock()
+            signature = self._sign(_checkpoint_bytes(first_id, prev, last_at))
+            conn.execute("INSERT INTO checkpoints (first_id, prev, last_at, purged, made_at, signature) "
+                         "VALUES (?,?,?,?,?,?)", (first_id, prev, last_at, purged, made_at, signature))
+        return int(purged)
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def page(self, *, since: float | None = None, until: float | None = None, actor: str | None = None,
+             action: str | None = None, target: str | None = None, outcome: str | None = None,
+             cursor: int | None = None, limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
+        """Entries newest first; `action` matches a prefix ("jail." gives every jail action).
+        Returns (items, next_cursor); next_cursor is None on the last page."""
+        where, args = self._filters(since, until, actor, action, target, outcome)
+        if cursor is not None:
+            where.append("id < ?")
+            args.append(cursor)
+        sql = "SELECT * FROM entries" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self._conn().execute(sql, [*args, limit + 1]).fetchall()
+        items = [_public(r) for r in rows[:limit]]
+        return items, (items[-1]["id"] if len(rows) > limit else None)
+
+    def iter_all(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every matching entry, newest first, page by page (for CSV)."""
+        cursor = None
+        while True:
+            items, cursor = self.page(**filters, cursor=cursor, limit=MAX_LIMIT)
+            yield from items
+            if cursor is None:
+                return
+
+    def after(self, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Entries with id > last_id, oldest first (for consumers that follow the log)."""
+        rows = self._conn().execute("SELECT * FROM entries WHERE id > ? ORDER BY id LIMIT ?",
+                                    (last_id, limit)).fetchall()
+        return [_public(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def _filters(self, since: float | None, until: float | None, actor: str | None, action: str | None,
+                 target: str | None, outcome: str | None) -> tuple[list[str], list[Any]]:
+        conn, where, args = self._conn(), list[str](), list[Any]()
+        # `at` is monotonic along ids: a time bound is one index probe, then an id range.
+        if since is not None:
+            row = conn.execute("SELECT id FROM entries WHERE at >= ? ORDER BY at, id LIMIT 1", (since,)).fetchone()
+            where.append("id >= ?")
+            args.append(row[0] if row else 2**62)
+        if until is not None:
+            row = conn.execute("SELECT id FROM entries WHERE at <= ? ORDER BY at DESC, id DESC LIMIT 1",
+                               (until,)).fetchone()
+            where.append("id <= ?")
+            args.append(row[0] if row else -1)
+        for column, value in (("actor", actor), ("target", target), ("outcome", outcome)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if action:
+            where.append("substr(action, 1, ?) = ?")
+            args += [len(action), action]
+        return where, args
+
+    def verify(self) -> dict[str, Any]:
+        """Walk the chain: {"ok", "checked", "first_bad_id", "reason"}."""
+        conn = self._conn()
+        checkpoints = {r["first_id"]: r for r in conn.execute("SELECT * FROM checkpoints")}
+        for first_id, cp in checkpoints.items():
+            expected = self._sign(_checkpoint_bytes(first_id, cp["prev"], cp["last_at"]))
+            if not hmac.compare_digest(expected, cp["signature"]):
+                return _bad(0, first_id, f"the retention checkpoint before entry {first_id} was altered")
+        checked, expected_id, prev = 0, None, GENESIS
+        for row in conn.execute("SELECT * FROM entries ORDER BY id"):
+            entry = _public(row)
+            entry_id = entry["id"]
+            if expected_id is None:  # the start: entry 1, or the place a checkpoint says the chain resumes
+                if entry_id != 1:
+                    cp = checkpoints.get(entry_id)
+                    if cp is None:
+                        return _bad(checked, entry_id - 1, f"entries before {entry_id} were removed "
+                                    "(no retention checkpoint covers them)")
+                    prev = cp["prev"]
+            elif entry_id != expected_id:
+                return _bad(checked, expected_id, f"entry {expected_id} was removed")
+            if row["prev"] != prev:
+                return _bad(checked, entry_id, f"entry {entry_id} does not follow the entry before it")
+            digest = self._sign(prev.encode() + canonical(dict(entry, details=row["details"])))
+            if not hmac.compare_digest(digest, row["hash"]):
+                return _bad(checked, entry_id, f"entry {entry_id} was altered")
+            checked, expected_id, prev = checked + 1, entry_id + 1, row["hash"]
+        return {"ok": True, "checked": checked, "first_bad_id": None, "reason": None}
+
+
+def _bad(checked: int, entry_id: int, reason: str) -> dict[str, Any]:
+    return {"ok": False, "checked": checked, "first_bad_id": entry_id, "reason": reason}
+
+
+def _checkpoint_bytes(first_id: int, prev: str, last_at: float) -> bytes:
+    return f"checkpoint|{first_id}|{prev}|{last_at!r}".encode()
+
+
+def _public(row: sqlite3.Row) -> dict[str, Any]:
+    entry = {f: row[f] for f in FIELDS}
+    entry["details"] = json.loads(row["details"])
+    return entry
+
+
+def _load_key(path: Path) -> bytes:
+    """The chain's HMAC key, created once (first writer wins, every process then reads the same key)."""
+    if not path.exists():
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        write_secret_file(tmp, base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        try:
+            os.link(tmp, path)  # atomic create-if-absent: a concurrent creator's key is kept
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return base64.b64decode(path.read_text().strip())

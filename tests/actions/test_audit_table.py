@@ -1,0 +1,130 @@
+"""Every mutating route, called once by an allowed and once by a refused persona, leaves exactly one
+audit entry each with the right action and outcome; no secret is ever stored in the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app import API_ROUTES
+from handlers.api import ApiRoute
+from tests.fixtures.app import PASSWORD, Api
+
+MUTATING = [r for r in API_ROUTES if r.method != "GET"]
+NEW_PASSWORD = "another long password 42"
+
+# (persona, path, json) for an allowed call of each route; the refused call is by a persona below its role
+# (anonymous for viewer routes), or a wrong password / wrong setup token for the public ones.
+ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
+    ("POST", "/auth/login"): ("anonymous", "/auth/login", {"username": "admin", "password": PASSWORD}),
+    ("POST", "/auth/logout"): ("viewer", "/auth/logout", None),
+    ("DELETE", "/auth/sessions"): ("viewer", "/auth/sessions", None),
+    ("POST", "/setup"): ("anonymous", "/setup", {"setup_token": "x", "username": "root", "password": PASSWORD}),
+    ("POST", "/users"): ("admin", "/users", {"username": "newbie", "password": PASSWORD, "role": "viewer"}),
+    ("PATCH", "/users/{name}"): ("admin", "/users/viewer", {"password": NEW_PASSWORD}),
+    ("DELETE", "/users/{name}"): ("admin", "/users/operator", None),
+    ("POST", "/tokens"): ("viewer", "/tokens", {"name": "mine", "role": "viewer"}),
+    ("DELETE", "/tokens/{id}"): ("admin", "/tokens/{token_id}", None),
+    ("POST", "/jails/{jail}/bans"): ("operator", "/jails/sshd/bans", {"ips": ["192.0.2.7"]}),
+    ("DELETE", "/jails/{jail}/bans/{ip:path}"): ("operator", "/jails/sshd/bans/192.0.2.8", None),
+    ("DELETE", "/bans/{ip:path}"): ("operator", "/bans/192.0.2.9", None),
+    ("POST", "/blocklists"): ("admin", "/blocklists", {"name": "bl", "url": "https://example.com/l.txt",
+                                                       "jail": "sshd"}),
+    ("DELETE", "/blocklists/{name}"): ("admin", "/blocklists/nope", None),
+    ("POST", "/blocklists/{name}/run"): ("operator", "/blocklists/nope/run", None),
+    ("POST", "/jobs/{name}/run"): ("operator", "/jobs/cleanup/run", None),
+}
+SECRETS: list[str] = [PASSWORD, NEW_PASSWORD]
+
+
+def entries(api: Api) -> list[dict[str, Any]]:
+    return list(api.store.audit.iter_all())
+
+
+def refused_call(api: Api, route: ApiRoute, path: str, body: Any) -> Any:
+    if route.role is None:  # public: refused by its own check
+        if route.path.endswith("/login"):
+            return api.call("anonymous", route.method, path, json={"username": "admin", "password": "wrong!"})
+        return api.call("anonymous", route.method, path, json=body)
+    below = {"viewer": "anonymous", "operator": "viewer", "admin": "operator"}[route.role.name]
+    return api.call(below, route.method, path, json=body)
+
+
+def test_every_mutating_route_is_an_action_and_in_this_table() -> None:
+    assert all(r.action is not None for r in MUTATING), [r.path for r in MUTATING if r.action is None]
+    assert {(r.method, r.path.removeprefix("/api/v1")) for r in MUTATING} == set(ALLOWED)
+
+
+@pytest.mark.parametrize("route", MUTATING, ids=lambda r: f"{r.method} {r.path}")
+def test_one_audit_entry_per_call_allowed_or_refused(api: Api, route: ApiRoute) -> None:
+    persona, path, body = ALLOWED[(route.method, route.path.removeprefix("/api/v1"))]
+    if "{token_id}" in path:
+        token = api.call("admin", "POST", "/tokens", json={"name": "victim", "role": "viewer"}).json()
+        SECRETS.append(token["token"])
+        path = path.format(token_id=token["id"])
+    if path == "/jails/sshd/bans/192.0.2.8" or path == "/bans/192.0.2.9":
+        api.call("operator", "POST", "/jails/sshd/bans", json={"ips": [path.rsplit("/", 1)[1]]})
+    assert route.action is not None
+    before = len(entries(api))
+    refused = refused_call(api, route, path, body)
+    assert refused.status_code >= 400, refused.text
+    after_refused = entries(api)
+    assert len(after_refused) == before + 1
+    entry = after_refused[0]
+    assert (entry["action"], entry["status"]) == (route.action.name, refused.status_code)
+    assert entry["outcome"] == ("denied" if refused.status_code in (401, 403, 429) else "failed")
+
+    allowed = api.call(persona, route.method, path, json=body)
+    after_allowed = entries(api)
+    assert len(after_allowed) == before + 2, allowed.text
+    entry = after_allowed[0]
+    assert (entry["action"], entry["status"]) == (route.action.name, allowed.status_code)
+    assert entry["outcome"] == ("ok" if allowed.status_code < 400 else "failed"), allowed.text
+    if allowed.status_code < 400:
+        assert entry["role"] == (persona if persona != "anonymous" else None)
+    for header in ("set-cookie",):
+        if cookie := allowed.headers.get(header):
+            SECRETS.append(cookie.split("=", 1)[1].split(";", 1)[0])
+
+
+def test_no_secret_is_stored_in_the_audit_log(api: Api) -> None:
+    api.login()
+    api.call("admin", "POST", "/users", json={"username": "sam", "password": PASSWORD})
+    api.call("admin", "PATCH", "/users/sam", json={"password": NEW_PASSWORD})
+    made = api.call("admin", "POST", "/tokens", json={"name": "t", "role": "viewer"}).json()
+    login = api.login("sam", NEW_PASSWORD)
+    session = login.cookies.get("bangui_session")
+    api.call("anonymous", "POST", "/setup", json={"setup_token": "guess-me-123", "username": "x",
+                                                   "password": PASSWORD})
+    stored = b"".join(p.read_bytes() for p in api.store.path.glob("audit.db*"))
+    for secret in [*SECRETS, made["token"], session, *api.tokens.values(), "guess-me-123"]:
+        assert secret.encode() not in stored, secret
+
+
+def test_refused_login_cross_site_is_audited_as_denied(api: Api) -> None:
+    r = api.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD},
+                        headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_rejected"
+    assert "bangui_session" not in r.cookies
+    entry = entries(api)[0]
+    assert (entry["action"], entry["outcome"], entry["details"]) == ("auth.login", "denied",
+                                                                     {"error": "csrf_rejected"})
+
+
+def test_audit_api_filters_csv_and_verify(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.50"]})
+    api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.50")
+    api.call("viewer", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.51"]})
+    page = api.call("admin", "GET", "/audit", params={"action": "jail.", "limit": "2"}).json()
+    assert [i["action"] for i in page["items"]] == ["jail.ban", "jail.unban"] and page["next_cursor"]
+    assert page["items"][0]["outcome"] == "denied" and page["items"][0]["actor"] == "token:viewer-token"
+    rest = api.call("admin", "GET", "/audit", params={"action": "jail.", "cursor": page["next_cursor"]}).json()
+    assert [i["details"]["ips"] for i in rest["items"]] == [["192.0.2.50"]]
+    assert api.call("operator", "GET", "/audit").status_code == 403
+    bad = api.call("admin", "GET", "/audit", params={"outcome": "maybe", "format": "csv"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_query"
+    csv = api.call("admin", "GET", "/audit", params={"format": "csv", "target": "sshd"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[0].startswith("id,at,actor") and len(csv.text.splitlines()) == 4
+    assert api.call("admin", "GET", "/audit/verify").json()["ok"] is True

@@ -1,0 +1,133 @@
+"""The audit log's hash chain: appends from many processes, tamper detection, retention checkpoints."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+from store.audit import AuditLog
+from tests.fixtures.clock import ManualClock
+
+
+def _entry(n: int, **kw: object) -> dict[str, object]:
+    return {"actor": "ann", "role": "admin", "via": "token", "source_ip": "192.0.2.1", "action": "jail.ban",
+            "target": "sshd", "outcome": "ok", "status": 200, "details": {"n": n}, **kw}
+
+
+def _log(tmp_path: Path, clock: ManualClock | None = None) -> AuditLog:
+    return AuditLog(tmp_path, clock or ManualClock())
+
+
+def test_a_fresh_chain_verifies(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    ids = [log.append(_entry(i)) for i in range(5)]
+    assert ids == [1, 2, 3, 4, 5]
+    assert log.verify() == {"ok": True, "checked": 5, "first_bad_id": None, "reason": None}
+
+
+def test_an_edited_entry_is_named(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for i in range(5):
+        log.append(_entry(i))
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        db.execute("UPDATE entries SET actor = 'mallory' WHERE id = 3")
+    result = log.verify()
+    assert not result["ok"] and result["first_bad_id"] == 3 and "altered" in result["reason"]
+
+
+def test_a_deleted_entry_in_the_middle_is_named(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for i in range(5):
+        log.append(_entry(i))
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        db.execute("DELETE FROM entries WHERE id = 2")
+    result = log.verify()
+    assert not result["ok"] and result["first_bad_id"] == 2 and "removed" in result["reason"]
+
+
+def test_deleting_the_oldest_entries_without_a_checkpoint_is_detected(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for i in range(5):
+        log.append(_entry(i))
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        db.execute("DELETE FROM entries WHERE id <= 2")
+    result = log.verify()
+    assert not result["ok"] and result["first_bad_id"] == 2
+
+
+def test_retention_leaves_a_signed_checkpoint_and_the_rest_verifies(tmp_path: Path) -> None:
+    clock = ManualClock()
+    log = _log(tmp_path, clock)
+    for i in range(3):
+        log.append(_entry(i))
+    clock.now += 10 * 86400
+    for i in range(3):
+        log.append(_entry(i))
+    assert log.purge(5) == 3
+    assert log.verify()["ok"] and log.verify()["checked"] == 3
+    clock.now += 10 * 86400
+    assert log.purge(5) == 3  # everything: the next append continues from the checkpoint
+    assert log.append(_entry(9)) == 7
+    assert log.verify()["ok"]
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        db.execute("UPDATE checkpoints SET first_id = first_id + 1")
+    assert not log.verify()["ok"]
+
+
+def test_time_never_goes_backwards_along_the_chain(tmp_path: Path) -> None:
+    clock = ManualClock()
+    log = _log(tmp_path, clock)
+    log.append(_entry(1))
+    clock.now -= 60  # another process's clock, a little behind
+    log.append(_entry(2))
+    items, _ = log.page()
+    assert items[0]["at"] >= items[1]["at"]
+
+
+def test_filters_and_cursor_pages(tmp_path: Path) -> None:
+    clock = ManualClock()
+    log = _log(tmp_path, clock)
+    for i in range(30):
+        clock.now += 1
+        log.append(_entry(i, action="jail.ban" if i % 3 else "user.create", actor=f"u{i % 2}",
+                          outcome="denied" if i % 5 == 0 else "ok"))
+    items, cursor = log.page(action="jail.", limit=7)
+    assert len(items) == 7 and all(i["action"] == "jail.ban" for i in items) and cursor is not None
+    rest, end = log.page(action="jail.", cursor=cursor, limit=100)
+    assert end is None and len(items) + len(rest) == 20
+    assert [i["id"] for i in items + rest] == sorted((i["id"] for i in items + rest), reverse=True)
+    assert {i["actor"] for i in log.page(actor="u1", limit=100)[0]} == {"u1"}
+    assert all(i["outcome"] == "denied" for i in log.page(outcome="denied", limit=100)[0])
+    start = clock.now - 9.5
+    assert len(log.page(since=start, limit=100)[0]) == 10
+    assert len(log.page(since=start, until=start + 4, limit=100)[0]) == 4  # 21..24
+
+
+def _append_many(path: str, tag: str, count: int) -> None:
+    log = AuditLog(Path(path), lambda: 0.0)
+    for i in range(count):
+        log.append(_entry(i, actor=tag))
+    log.close()
+
+
+def test_concurrent_processes_lose_nothing_and_the_chain_verifies(tmp_path: Path) -> None:
+    AuditLog(tmp_path, lambda: 0.0).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), f"p{i}", 100)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    log = _log(tmp_path)
+    assert log.count() == 400
+    for i in range(4):
+        assert len(list(log.iter_all(actor=f"p{i}"))) == 100
+    assert log.verify() == {"ok": True, "checked": 400, "first_bad_id": None, "reason": None}
+
+
+def test_the_key_and_the_log_are_private(tmp_path: Path) -> None:
+    _log(tmp_path).append(_entry(1))
+    assert (tmp_path / "audit-key").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "audit.db").stat().st_mode & 0o077 == 0
