@@ -3,7 +3,7 @@
 // API (issues 9 and 10) and the user's role may use it (both read from the OpenAPI document).
 import {
   h, api, apiPath, state, alive, has, may, box, kv, num, dur, time, muted, table, field, onSubmit, action, notice,
-  showError, statusBadge, jailLink, ApiError, VIEWS,
+  showError, statusBadge, jailLink, ApiError, plural, VIEWS,
 } from './core.js';
 import { lineDiff } from './diff.js';
 
@@ -231,15 +231,18 @@ VIEWS.audit = async (main, _args, ctx) => {
   main.append(h('h1', {}, 'Audit log'));
   if (!has('audit')) { main.append(muted('This server keeps no audit log yet.')); return; }
   const f = { since: h('input', { type: 'datetime-local', step: 1 }), until: h('input', { type: 'datetime-local', step: 1 }),
-    actor: h('input', { size: 12, spellcheck: 'false' }), action: h('input', { size: 14, spellcheck: 'false', placeholder: 'jail. or config.' }),
+    actor: h('input', { size: 12, spellcheck: 'false' }), action: h('input', { size: 14, spellcheck: 'false', placeholder: 'jail. or config.', list: 'audit-actions' }),
     target: h('input', { size: 14, spellcheck: 'false' }),
     outcome: h('select', {}, h('option', { value: '' }, 'any'), ['ok', 'denied', 'failed'].map((o) => h('option', {}, o))) };
   const csv = h('a', { class: 'button secondary', download: 'bangui-audit.csv' }, 'Download CSV');
   const iso = (v) => { const d = v ? new Date(v) : null; return d && !isNaN(d) ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : ''; };
   const filters = () => ({ since: iso(f.since.value), until: iso(f.until.value), actor: f.actor.value.trim(), action: f.action.value.trim(),
     target: f.target.value.trim(), outcome: f.outcome.value });
+  // the action box takes a prefix; the list offers the families and the common actions
+  const known = h('datalist', { id: 'audit-actions' }, ['auth.', 'jail.', 'ban.', 'config.', 'server.', 'user.', 'token.', 'blocklist.', 'job.', 'setup.',
+    'auth.login', 'jail.ban', 'jail.unban', 'jail.unban_all', 'ban.unban_everywhere'].map((a) => h('option', { value: a })));
   const form = h('form', { class: 'inline', role: 'search' }, field('Since', f.since), field('Until', f.until), field('Who', f.actor),
-    field('Action', f.action), field('Target', f.target), field('Outcome', f.outcome), h('button', { type: 'submit' }, 'Apply'), csv);
+    field('Action', f.action), field('Target', f.target), field('Outcome', f.outcome), h('button', { type: 'submit' }, 'Apply'), csv, known);
   const out = h('div'), more = h('div'), verify = h('div');
   const rows = [];
   let q0 = {};
@@ -264,8 +267,8 @@ VIEWS.audit = async (main, _args, ctx) => {
   if (has('auditVerify')) {
     verify.append(action('Verify the chain', async () => {
       const r = await api('auditVerify');
-      verify.replaceChildren(r.ok || r.valid ? h('p', { class: 'ok' }, 'The chain verifies (' + num(r.entries ?? r.checked) + ' entries).')
-        : h('p', { class: 'bad' }, 'The chain is broken at entry ' + (r.first_bad ?? r.broken_at ?? '?') + (r.reason ? ': ' + r.reason : '') + '.'));
+      verify.replaceChildren(r.ok ? h('p', { class: 'ok' }, 'The chain verifies: ' + plural(r.checked, 'entry') + ' checked, none altered or removed.')
+        : h('p', { class: 'bad' }, 'The chain is broken at entry ' + (r.first_bad_id ?? '?') + (r.reason ? ': ' + r.reason : '') + '.'));
     }, 'secondary'));
   }
   main.append(box('Entries', form, out, more), box('Integrity', verify));

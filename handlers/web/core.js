@@ -161,7 +161,7 @@ export function dur(sec) {
   return parts.join(' ');
 }
 // "1 event", "2 events"
-export const plural = (n, word) => num(n) + ' ' + word + (n === 1 ? '' : 's');
+export const plural = (n, word) => num(n) + ' ' + (n === 1 ? word : word.endsWith('y') ? word.slice(0, -1) + 'ies' : word + 's');
 export const num = (n) => (typeof n === 'number' ? NUM.format(n) : n == null ? '—' : String(n));
 export const expires = (v) => (v == null ? h('span', { class: 'badge warn' }, 'permanent') : time(v));
 // "DE" -> "Germany" (the browser's own list of region names; the code stays as a tooltip)
