@@ -177,6 +177,11 @@ export function showError(e) {
   let text = (e && e.message) || String(e);
   const bad = e && e.details && e.details.invalid;
   if (Array.isArray(bad) && bad.length) text = 'Nothing was done: not an IP address or network:\n' + bad.join('\n');
+  // a configuration change that fail2ban could not run: bangui restored the previous files (issue 10)
+  if (e && e.code === 'apply_failed') text = 'The change failed and was rolled back; fail2ban runs the previous configuration.\n' + text;
+  if (e && e.code === 'config_invalid') text = 'fail2ban refused the change; nothing was changed.\n' + text;
+  const tail = e && e.details && e.details.log_tail;
+  if (tail && tail.length) text += '\n' + [].concat(tail).join('\n');
   $('banner-text').textContent = text;
   $('banner').hidden = false;
 }

@@ -8,11 +8,18 @@ import { barChart, breakdown, worldMap } from './charts.js';
 const RANGES = ['24h', '7d', '30d', '365d'];
 let dashRange = '24h'; // kept while the page is open
 
+// Range buttons; the pressed one follows clicks in place (a redraw would take the keyboard focus away).
 function rangeButtons(current, pick) {
-  return h('div', { class: 'row', role: 'group', 'aria-label': 'Range' }, RANGES.map((rg) => h('button', {
-    type: 'button', class: rg === current ? 'small' : 'secondary small', 'aria-pressed': String(rg === current),
-    onclick: () => pick(rg),
-  }, rg)));
+  const group = h('div', { class: 'row', role: 'group', 'aria-label': 'Range' });
+  const mark = (now) => {
+    for (const b of group.children) {
+      b.className = b.textContent === now ? 'small' : 'secondary small';
+      b.setAttribute('aria-pressed', String(b.textContent === now));
+    }
+  };
+  group.append(...RANGES.map((rg) => h('button', { type: 'button', onclick: () => { mark(rg); pick(rg); } }, rg)));
+  mark(current);
+  return group;
 }
 
 VIEWS.dashboard = async (main, _args, ctx) => {
@@ -32,6 +39,7 @@ VIEWS.dashboard = async (main, _args, ctx) => {
     return true;
   };
   const pickRange = (rg) => { dashRange = rg; ctx.refresh().catch(showError); };
+  ranges.append(rangeButtons(dashRange, pickRange));
   ctx.refresh = async () => {
     const [s, st] = await Promise.allSettled([api('server'), api('stats', { query: { range: dashRange } })]);
     if (!alive(ctx)) return;
@@ -48,7 +56,6 @@ VIEWS.dashboard = async (main, _args, ctx) => {
           failed(s.reason));
       }
     }
-    ranges.replaceChildren(rangeButtons(dashRange, pickRange));
     if (!changed('stats', st)) return;
     if (!st.value) {
       const why = unavailable(st.reason) ? muted('Statistics are not available on this server.') : failed(st.reason);
@@ -87,11 +94,12 @@ VIEWS.history = async (main, _args, ctx) => {
       return;
     }
     if (!alive(ctx)) return;
-    stats.replaceChildren(rangeButtons(range, (rg) => { range = rg; loadStats().catch(showError); }),
-      s.trend && s.trend.length ? barChart(s.trend, range) : muted('No events in this range.'),
+    statsBody.replaceChildren(s.trend && s.trend.length ? barChart(s.trend, range) : muted('No events in this range.'),
       h('div', { class: 'grid2' }, [['By jail', s.by_jail], ['Top addresses', s.top_ips], ['Top countries', s.top_countries],
         ['By origin', s.by_origin]].filter(([, d]) => d != null).map(([t, d]) => h('div', {}, h('h3', {}, t), breakdown(d)))));
   };
+  const statsBody = h('div');
+  stats.append(rangeButtons(range, (rg) => { range = rg; loadStats().catch(showError); }), statsBody);
   main.append(box('Statistics', stats));
 
   const f = {

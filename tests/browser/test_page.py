@@ -150,8 +150,39 @@ def test_ban_unban_and_ip_view(seeded_server: Any, browser: Any) -> None:
     b.go("#/bans")
     b.wait_text("h1", "Current bans (2)")
     b.shot("bans")
+    # the same screens on a phone
+    b.size(PHONE)
+    for route, ready in (("#/jails/sshd", "section[aria-label='Banned now']"), ("#/bans", "main table"),
+                         ("#/history", "section[aria-label='Events'] tbody tr"), ("#/ips/5.9.1.1", "section[aria-label='Summary']")):
+        b.go(route)
+        b.wait(ready)
+        assert b.js("return document.documentElement.scrollWidth") <= PHONE[0] + 1, route
+        b.shot("390px-" + route.strip("#/").replace("/", "-"))
+    b.size(DESKTOP)
     b.wait_text("#who button", "Log out").click()
     b.wait_text("h1", "Log in to bangui")
+
+
+def test_keyboard_reaches_the_map_and_opens_a_country(seeded_server: Any, browser: Any) -> None:
+    server, tokens = seeded_server
+    api_call(server, tokens["admin"], "POST", "/jails/sshd/bans", json={"ips": ["5.9.1.1"]})
+    b: Browser = browser(server.url)
+    login(b)
+    b.wait(".map path.c5")
+    from selenium.webdriver.common.keys import Keys
+
+    body = b.wait("body")
+    for _ in range(80):  # Tab through the page until the one country with bans has the focus
+        body = b.driver.switch_to.active_element
+        if body.get_attribute("data-cc") == "DE":
+            break
+        body.send_keys(Keys.TAB)
+    assert b.driver.switch_to.active_element.get_attribute("data-cc") == "DE"
+    b.wait_text(".maptip", "Germany: 1 ban")
+    b.shot("map-keyboard-focus")
+    b.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    b.wait_text("h1", "History")
+    b.until(lambda: len(b.all("section[aria-label='Events'] tbody tr")) == 1, "the German event")
 
 
 def test_roles_show_only_usable_controls(seeded_server: Any, browser: Any) -> None:
