@@ -116,10 +116,14 @@ async function fileEditor(main, path, ctx) {
 function showProblem(e, ta, out) {
   if (!(e instanceof ApiError) || e.status !== 422) throw e;
   const d = e.details || {};
-  const m = /line (\d+)/i.exec(e.message + ' ' + (d.message || d.error || ''));
+  const errors = [].concat(d.errors || []).map(String);
+  const text = [e.message, ...errors.filter((x) => !e.message.includes(x))].join('\n');
+  // fail2ban's parser says "[line  3]: ..." or "line 3"; the file named must be this one when it names one
+  const m = /line\s+(\d+)/i.exec(text);
   const line = Number(d.line || (m && m[1])) || null;
-  out.replaceChildren(h('strong', {}, e.code === 'apply_failed' ? 'fail2ban could not apply this; the previous files were restored.' : 'fail2ban refused this file.'),
-    line ? h('p', {}, 'At line ' + line + ':') : null, h('pre', {}, e.message + (d.log_tail ? '\n' + [].concat(d.log_tail).join('\n') : '')));
+  out.replaceChildren(h('strong', {}, e.code === 'apply_failed' ? 'fail2ban could not apply this; the previous files were restored.' : 'fail2ban refused this file; nothing was changed.'),
+    line ? h('p', {}, 'At line ' + line + ':') : null,
+    h('pre', {}, text + (d.log_tail ? '\n' + [].concat(d.log_tail).join('\n') : '')));
   out.hidden = false;
   if (line) {
     const starts = ta.value.split('\n').slice(0, line - 1).reduce((a, l) => a + l.length + 1, 0);
@@ -135,8 +139,9 @@ async function changes(main, ctx) {
   if (!alive(ctx)) return;
   const items = r.changes || r.items || [];
   out.replaceChildren(table(items, [
-    ['When', (c) => time(c.at || c.when)], ['Who', (c) => c.actor || c.who || '—'],
-    ['What', (c) => c.summary || c.action || (c.files || []).join(', ')],
+    ['When', (c) => time(c.time || c.at)], ['Who', (c) => c.actor || '—'],
+    ['What', (c) => h('span', {}, h('span', { class: 'mono' }, c.action || 'change'), c.target ? ' ' + c.target : '')],
+    ['Files', (c) => h('span', { class: 'mono small' }, (c.files || []).join(', ') || '—'), 'hide-sm'],
     ['Diff', (c) => (c.diff ? h('details', {}, h('summary', {}, 'show'), h('pre', { class: 'diff' }, c.diff)) : '—'), 'hide-sm'],
     ['', (c) => (may('revert') && !c.reverted ? action('Revert', async () => {
       if (!confirm('Revert this change? It is validated and applied like any change.')) return;

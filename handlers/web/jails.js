@@ -87,7 +87,7 @@ function settingsForm(j) {
   const inc = j.bantime_increment || null;
   const g = inc ? {
     enabled: h('input', { type: 'checkbox', checked: !!inc.enabled }), factor: h('input', { type: 'number', step: 'any', value: inc.factor ?? '', style: 'width:6em' }),
-    maxtime: n(inc.maxtime, 0), rndtime: n(inc.rndtime, 0), overalljails: h('input', { type: 'checkbox', checked: !!inc.overalljails }),
+    maxtime: n(typeof inc.maxtime === 'number' ? inc.maxtime : null, 1), rndtime: n(typeof inc.rndtime === 'number' ? inc.rndtime : null, 0), overalljails: h('input', { type: 'checkbox', checked: !!inc.overalljails }),
     formula: h('input', { value: inc.formula ?? '', spellcheck: 'false' }), multipliers: h('input', { value: inc.multipliers ?? '', spellcheck: 'false' }),
   } : null;
   const form = h('form', { class: 'stack wide', 'aria-label': 'Change settings' },
@@ -101,9 +101,15 @@ function settingsForm(j) {
     const body = {};
     for (const k of Object.keys(f)) if (f[k].value !== '' && Number(f[k].value) !== j[k]) body[k] = Number(f[k].value);
     if (g) {
-      const b = { enabled: g.enabled.checked, overalljails: g.overalljails.checked, formula: g.formula.value, multipliers: g.multipliers.value };
-      for (const k of ['factor', 'maxtime', 'rndtime']) if (g[k].value !== '') b[k] = Number(g[k].value);
-      if (Object.keys(b).some((k) => b[k] !== inc[k])) body.bantime_increment = b;
+      // only what was changed (any subset is accepted); numbers as numbers, empty text means "leave it"
+      const b = {};
+      for (const k of ['enabled', 'overalljails']) if (g[k].checked !== !!inc[k]) b[k] = g[k].checked;
+      for (const k of ['formula', 'multipliers']) if (g[k].value.trim() !== String(inc[k] ?? '') && g[k].value.trim()) b[k] = g[k].value.trim();
+      for (const k of ['factor', 'maxtime', 'rndtime']) {
+        const v = g[k].value.trim();
+        if (v !== '' && v !== String(inc[k] ?? '')) b[k] = Number(v);
+      }
+      if (Object.keys(b).length) body.bantime_increment = b;
     }
     if (!Object.keys(body).length) throw new Error('Nothing changed.');
     await api('jailSettings', { params: { jail: j.name }, body });
