@@ -2,7 +2,7 @@
 // Tools (filter tester, fail2ban's log) and the Audit view. Every section is shown only when the server has its
 // API (issues 9 and 10) and the user's role may use it (both read from the OpenAPI document).
 import {
-  h, api, apiPath, state, alive, has, may, box, kv, num, dur, time, muted, table, field, onSubmit, action, notice,
+  h, api, apiPath, state, alive, has, may, box, kv, num, dur, time, muted, table, filtered, field, onSubmit, action, notice,
   showError, statusBadge, jailLink, ApiError, plural, VIEWS,
 } from './core.js';
 import { lineDiff } from './diff.js';
@@ -33,7 +33,7 @@ async function catalogue(main, ctx) {
   const cols = [['Jail', (j) => (j.active ? jailLink(j.name) : h('span', { class: 'mono' }, j.name)), '', (j) => j.name],
     ['State', (j) => (j.active ? h('span', { class: 'badge ok' }, 'active') : h('span', { class: 'badge' }, j.enabled ? 'enabled, not running' : 'inactive')), '', (j) => (j.active ? 0 : 1)],
     ['Filter', (j) => h('span', { class: 'mono' }, j.filter || '—'), 'hide-sm', (j) => j.filter || ''],
-    ['Log paths', (j) => (j.logpath || []).join(', ') || '—', 'hide-sm mono small'],
+    ['Log paths', (j) => h('span', { class: 'mono small' }, (j.logpath || []).join(', ') || '—'), 'hide-sm'],
     ['Defined in', (j) => h('span', { class: 'mono small' }, j.source || '—'), 'hide-sm', (j) => j.source || '']];
   if (may('activate') || may('deactivate')) {
     cols.push(['', (j) => (j.active
@@ -49,7 +49,10 @@ async function catalogue(main, ctx) {
         rerender();
       }, 'small', 'Activate ' + j.name) : ''))]);
   }
-  out.replaceChildren(table(r.jails, cols, 'No jail is defined.'));
+  // running jails first, then enabled ones, then the rest of the catalogue (a stock Debian has ~100)
+  const rank = (j) => (j.active ? 0 : j.enabled ? 1 : 2);
+  const jails = [...r.jails].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+  out.replaceChildren(filtered(jails, cols, ['name', 'filter', 'source'], 'No jail is defined.', 25));
 }
 
 async function files(main, ctx) {
@@ -60,11 +63,12 @@ async function files(main, ctx) {
   main.append(box('Files', out, may('saveConfigFile') ? form : null));
   const r = await api('configFiles');
   if (!alive(ctx)) return;
-  out.replaceChildren(table(r.files, [
+  const list = [...r.files].sort((a, b) => (b.editable - a.editable) || a.path.localeCompare(b.path));
+  out.replaceChildren(filtered(list, [
     ['File', (f) => h('a', { href: '#/config/file/' + f.path.split('/').map(encodeURIComponent).join('/'), class: 'mono' }, f.path), '', (f) => f.path],
     ['Size', (f) => num(f.size), 'num hide-sm', (f) => f.size], ['Modified', (f) => time(f.modified), 'hide-sm', (f) => f.modified || ''],
     ['', (f) => (f.editable ? h('span', { class: 'badge ok' }, 'editable') : h('span', { class: 'muted small' }, 'read-only'))],
-  ], 'No files.'));
+  ], ['path'], 'No files.', 25));
 }
 
 // A file: view or edit; Save shows the diff first, then asks the server (which validates with fail2ban's own
@@ -121,9 +125,9 @@ function showProblem(e, ta, out) {
   // fail2ban's parser says "[line  3]: ..." or "line 3"; the file named must be this one when it names one
   const m = /line\s+(\d+)/i.exec(text);
   const line = Number(d.line || (m && m[1])) || null;
-  out.replaceChildren(h('strong', {}, e.code === 'apply_failed' ? 'fail2ban could not apply this; the previous files were restored.' : 'fail2ban refused this file; nothing was changed.'),
+  out.replaceChildren(...[h('strong', {}, e.code === 'apply_failed' ? 'fail2ban could not apply this; the previous files were restored.' : 'fail2ban refused this file; nothing was changed.'),
     line ? h('p', {}, 'At line ' + line + ':') : null,
-    h('pre', {}, text + (d.log_tail ? '\n' + [].concat(d.log_tail).join('\n') : '')));
+    h('pre', {}, text + (d.log_tail ? '\n' + [].concat(d.log_tail).join('\n') : ''))].filter(Boolean));
   out.hidden = false;
   if (line) {
     const starts = ta.value.split('\n').slice(0, line - 1).reduce((a, l) => a + l.length + 1, 0);
@@ -201,10 +205,10 @@ function filterTester() {
     else body.filter = filter.value.trim();
     if (logpath.value.trim()) body.logpath = logpath.value.trim(); else body.lines = text.value.split('\n').filter((l) => l.trim());
     const r = await api('filterTest', { body });
-    out.replaceChildren(h('p', { class: 'row' }, h('strong', {}, num(r.matched) + ' matched'), num(r.ignored) + ' ignored', num(r.missed) + ' missed',
-      'of ' + num(r.lines_checked) + ' lines', h('span', { class: 'muted small' }, r.elapsed_ms + ' ms')),
+    out.replaceChildren(...[h('p', { class: 'row' }, h('strong', {}, num(r.matched) + ' matched'), h('span', {}, num(r.ignored) + ' ignored'),
+      h('span', {}, num(r.missed) + ' missed'), h('span', {}, 'of ' + plural(r.lines_checked, 'line')), h('span', { class: 'muted small' }, r.elapsed_ms + ' ms')),
     table(r.matches || [], [['Address', (m) => h('span', { class: 'mono' }, m.ip)], ['Time', (m) => time(m.time)], ['Line', (m) => h('span', { class: 'mono small' }, m.line)]], 'No line matched.'),
-    r.missed_sample && r.missed_sample.length ? h('details', {}, h('summary', {}, 'Lines that did not match'), lines(r.missed_sample.join('\n'))) : null);
+    r.missed_sample && r.missed_sample.length ? h('details', {}, h('summary', {}, 'Lines that did not match'), lines(r.missed_sample.join('\n'))) : null].filter(Boolean));
   });
   return box('Filter tester', form, out);
 }
@@ -223,7 +227,7 @@ async function logViewer(main, ctx) {
     if (!alive(ctx)) return;
     file.textContent = r.file + (r.truncated ? ' (last lines only)' : '');
     const pre = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Log lines' }, (r.lines || []).map((l) =>
-      h('span', { class: 'lvl-' + String(l.level || '').toLowerCase() }, (l.time ? l.time + ' ' : '') + (l.level ? l.level + ' ' : '') + l.text + '\n')));
+      h('span', { class: 'lvl-' + String(l.level || '').toLowerCase() }, (l.time ? String(l.time).replace('T', ' ').replace(/Z$/, ' UTC') + ' ' : '') + (l.level ? l.level + ' ' : '') + l.text + '\n')));
     out.replaceChildren(pre);
     pre.scrollTop = pre.scrollHeight;
   };

@@ -284,9 +284,9 @@ export const unbanBtn = (ip, jail, then, label = 'Unban') => action(label, async
 // columns: [label, row => cell, className?, row => sort key?]; a column with a sort key gets a header
 // button that sorts by it. At most ROW_LIMIT rows are drawn unless asked for all. Rows are built into a
 // fragment and attached once (one layout for the whole table).
-export function table(rows, columns, empty = 'Nothing here.') {
+export function table(rows, columns, empty = 'Nothing here.', first = ROW_LIMIT) {
   const wrap = h('div', { class: 'tablewrap' });
-  let sortBy = -1, desc = false, limit = ROW_LIMIT;
+  let sortBy = -1, desc = false, limit = first;
   const draw = () => {
     if (!rows.length) { wrap.replaceChildren(muted(empty)); return; }
     let list = rows;
@@ -326,13 +326,13 @@ export function table(rows, columns, empty = 'Nothing here.') {
 }
 
 // A table with a text filter above it (matches any of the given fields).
-export function filtered(rows, columns, keys, empty) {
+export function filtered(rows, columns, keys, empty, first = ROW_LIMIT) {
   const out = h('div');
   const input = h('input', { type: 'search', placeholder: 'filter', 'aria-label': 'Filter rows' });
   const draw = () => {
     const q = input.value.trim().toLowerCase();
     const sel = q ? rows.filter((r) => keys.some((k) => String(r[k] ?? '').toLowerCase().includes(q))) : rows;
-    out.replaceChildren(table(sel, columns, q ? 'No match.' : empty));
+    out.replaceChildren(table(sel, columns, q ? 'No match.' : empty, first));
   };
   input.addEventListener('input', draw);
   draw();

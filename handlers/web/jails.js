@@ -5,6 +5,7 @@ import {
 } from './core.js';
 
 const rerender = () => state.route();
+const idleSet = {}; // jail -> idle as last set from this page (fail2ban 1.0 cannot be asked)
 const list = (xs) => (xs && xs.length ? h('ul', {}, xs.map((x) => h('li', { class: 'mono' }, x))) : '—');
 const yes = (b) => (b == null ? '—' : b ? 'yes' : 'no');
 
@@ -13,6 +14,8 @@ VIEWS.jails = async (main, args, ctx) => {
   if (!name) { location.hash = '#/'; return; }
   const j = await api('jail', { params: { jail: name } });
   if (!alive(ctx)) return;
+  if (j.idle == null && j.active !== false && name in idleSet) j.idle = idleSet[name];
+  if (j.active === false) delete idleSet[name];
   const state_ = j.active === false ? h('span', { class: 'badge bad' }, 'stopped')
     : j.idle ? h('span', { class: 'badge warn' }, 'idle') : j.active ? h('span', { class: 'badge ok' }, 'running') : null;
   main.append(h('p', {}, link('← Dashboard', '')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, j.name), state_),
@@ -72,11 +75,15 @@ function controls(j) {
   }
   if (may('jailReload') && j.active !== false) btns.push(run(() => api('jailReload', { params }), 'Reload', 'Reloaded ' + j.name, 'secondary small'));
   if (may('jailIdle') && j.active !== false) {
-    btns.push(action(j.idle ? 'Resume (leave idle)' : 'Set idle', async () => {
-      const r = await api('jailIdle', { params: { jail: j.name }, body: { idle: !j.idle } });
+    const setIdle = (idle, label) => action(label, async () => {
+      const r = await api('jailIdle', { params, body: { idle } });
+      idleSet[j.name] = r.idle;
       notice(j.name + (r.idle ? ' is idle: it bans nobody until resumed.' : ' is watching again.'));
       rerender();
-    }, 'secondary small'));
+    }, 'secondary small');
+    // fail2ban cannot say whether a jail is idle: when the API does not know, both ways are offered
+    if (j.idle !== true) btns.push(setIdle(true, 'Set idle'));
+    if (j.idle !== false) btns.push(setIdle(false, 'Resume (leave idle)'));
   }
   return btns.length ? h('div', { class: 'row controls', role: 'group', 'aria-label': 'Jail controls' }, btns) : '';
 }

@@ -61,7 +61,6 @@ def test_jail_controls_settings_ignore_list_and_unban_all(config_server: Any, br
     if not any(has.values()):
         pytest.skip("no jail control or settings API in this build")
     b: Browser = browser(server.url)
-    b.accept_confirms()
     login(b)
     b.go("#/jails/sshd")
     b.wait_text("h1", "sshd")
@@ -113,11 +112,11 @@ def test_file_editor_shows_fail2bans_error_diff_and_revert(config_server: Any, b
     if not _has(server, tokens["admin"], "PUT", "/config/files/{path}"):
         pytest.skip("no configuration file API in this build")
     b: Browser = browser(server.url)
-    b.accept_confirms()
     login(b)
+    b.accept_confirms()
     b.wait_text("nav a", "Configuration").click()
     b.wait_text("section[aria-label=\"Jails fail2ban's configuration defines\"]", "sshd")
-    b.wait_text("section[aria-label='Files']", "filter.d/sshd.conf")
+    b.wait_text("section[aria-label='Files']", "jail.local")
     b.shot("configuration")
     # a broken filter: fail2ban's own message, nothing changed
     b.go("#/config/file/filter.d/sshd.local")
