@@ -30,7 +30,7 @@ export function barChart(trend, range) {
     chart.append(rect);
   });
   const when = (p) => { const d = p && toDate(p.start ?? p.at); return d ? fmtDate(d, style) : ''; };
-  return h('figure', { class: 'trend' }, h('div', { class: 'row spread muted small' }, h('span', {}, 'peak ' + num(max)),
+  return h('figure', { class: 'trend' }, h('div', { class: 'row spread muted small' }, h('span', {}, 'peak ' + num(total ? max : 0)),
     h('span', {}, 'total ' + num(total))), chart, h('figcaption', { class: 'row spread muted small' },
     h('span', {}, when(trend[0])), h('span', {}, when(trend[trend.length - 1]))));
 }

@@ -53,7 +53,7 @@ VIEWS.dashboard = async (main, _args, ctx) => {
           card(v.currently_failed, 'failing now'), card(v.total_failed, 'failures in total'));
       } else {
         cards.replaceChildren(h('div', { class: 'card' }, h('div', { class: 'n bad' }, 'down'), h('div', { class: 'l' }, 'fail2ban')),
-          failed(s.reason));
+          h('p', { class: 'bad wide' }, (s.reason && s.reason.message) || 'fail2ban does not answer.'));
       }
     }
     if (!changed('stats', st)) return;

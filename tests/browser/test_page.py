@@ -274,3 +274,20 @@ def test_audit_view_filters_csv_and_chain(seeded_server: Any, browser: Any) -> N
     b.wait_text("#who button", "Log out").click()
     login(b, "operator")
     assert "Audit" not in b.wait("nav").text
+
+
+def test_banner_when_fail2ban_is_unreachable(seeded_server: Any, fail2ban: Any, browser: Any) -> None:
+    server, _ = seeded_server
+    b: Browser = browser(server.url)
+    login(b)
+    b.wait_text("section[aria-label='fail2ban']", "up")
+    assert not b.wait("#f2b", visible=False).is_displayed()
+    b.expect_5xx = True
+    fail2ban.kill()
+    banner = b.wait_text("#f2b", "fail2ban is unreachable", timeout=20)
+    assert "cannot be shown or changed" in banner.text
+    b.wait_text("section[aria-label='fail2ban']", "down", timeout=20)
+    b.shot("fail2ban-down")
+    b.go("#/history")  # the banner stays on every page
+    b.wait("section[aria-label='Events']")
+    assert b.wait("#f2b").is_displayed()
