@@ -128,6 +128,8 @@ def test_ban_unban_and_ip_view(seeded_server: Any, browser: Any) -> None:
     b.wait_text("section[aria-label='Banned now'] h2", "Banned now (3)")
     cards = b.wait(".cards").text
     assert "3\nbanned now" in cards, cards
+    rows = [r.text for r in b.all("section[aria-label='Banned now'] tbody tr")]
+    assert any("5.9.1.1" in r and "Germany" in r for r in rows), rows  # country names, not codes
     b.shot("jail-after-ban")
     # unban one: the list AND the counters follow
     b.wait("button[aria-label='Unban 8.8.8.8 in sshd']").click()

@@ -39,3 +39,12 @@ def test_server_overview_counts(api: Api) -> None:
     assert body["jail_count"] == 3
     assert body["currently_banned"] == 2 and body["total_banned"] == 2
     assert body["version"].startswith("1.")
+
+
+def test_current_bans_carry_the_country(api: Api) -> None:
+    r = api.call("admin", "POST", "/jails/sshd/bans", json={"ips": ["8.8.8.8", "192.0.2.1"]})
+    assert r.status_code == 200, r.text
+    by_ip = {b["ip"]: b for b in api.call("viewer", "GET", "/bans").json()["bans"]}
+    assert by_ip["8.8.8.8"]["country"] == "US" and by_ip["192.0.2.1"]["country"] is None
+    by_ip = {b["ip"]: b for b in api.call("viewer", "GET", "/jails/sshd").json()["banned"]}
+    assert by_ip["8.8.8.8"]["country"] == "US" and by_ip["192.0.2.1"]["country"] is None
