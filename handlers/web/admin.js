@@ -69,7 +69,7 @@ VIEWS.blocklists = async (main, _args, ctx) => {
     const cols = [['Name', (b) => h('div', {}, h('span', { class: 'mono' }, b.name), h('div', { class: 'mono small url muted' }, b.url)), '', (b) => b.name],
       ['Jail', (b) => jailLink(b.jail), '', (b) => b.jail],
       ['Every', (b) => h('span', {}, dur(b.interval_s), b.enabled ? '' : [' ', h('span', { class: 'badge warn' }, 'off')]), 'hide-sm', (b) => b.interval_s],
-      ['Last run', (b) => h('div', {}, statusBadge(b.last_status), ' ', time(b.last_run, 'never')), '', (b) => b.last_run || ''],
+      ['Last run', (b) => (b.last_run ? h('div', {}, statusBadge(b.last_status), ' ', time(b.last_run)) : h('span', { class: 'muted' }, 'never')), '', (b) => b.last_run || ''],
       ['Last import', lastImport, 'hide-sm'],
       ['Next due', (b) => (b.next_due ? rel(b.next_due) : b.enabled ? 'at the next check' : '—'), 'hide-sm'],
       ['Last error', (b) => (b.last_error ? h('pre', { class: 'err' }, b.last_error) : '—')]];
