@@ -161,6 +161,12 @@ def test_ban_unban_and_ip_view(seeded_server: Any, browser: Any) -> None:
         assert b.js("return document.documentElement.scrollWidth") <= PHONE[0] + 1, route
         b.shot("390px-" + route.strip("#/").replace("/", "-"))
     b.size(DESKTOP)
+    b.dark()
+    for route, ready in (("#/jails/sshd", "section[aria-label='Banned now']"), ("#/history", "section[aria-label='Events'] tbody tr")):
+        b.go(route)
+        b.wait(ready)
+        b.shot("dark-" + route.strip("#/").replace("/", "-"))
+    b.dark(False)
     b.wait_text("#who button", "Log out").click()
     b.wait_text("h1", "Log in to bangui")
 
