@@ -189,7 +189,10 @@ async function networkFallback(net) {
   const inside = new Set(events.map((e) => e.ip));
   const current = bans.bans.filter((b) => b.ip === net || inside.has(b.ip) || inCidr(b.ip, net));
   const bansOnly = events.filter((e) => e.event === 'ban');
-  return { ip: net, network: true, current_bans: current, events, bans: bansOnly.length,
+  const jails = {};
+  for (const e of bansOnly) jails[e.jail] = (jails[e.jail] || 0) + 1;
+  return { ip: net, network: true, current_bans: current, events, truncated: !!hist.next_cursor,
+    totals: { bans: bansOnly.length, unbans: events.length - bansOnly.length, jails },
     first_seen: events.length ? events[events.length - 1].at : null, last_seen: events.length ? events[0].at : null };
 }
 
@@ -211,15 +214,14 @@ function renderIp(main, r, asked) {
     ? h('span', { class: 'badge bad' }, (net ? plural(bans.length, 'ban') + ' now' : 'banned now in ' + plural(bans.length, 'jail')))
     : h('span', { class: 'badge ok' }, 'not banned now')));
   const events = r.events || [];
-  const banCount = r.bans ?? r.ban_count ?? r.bancount ?? events.filter((e) => e.event === 'ban').length;
-  const perJail = r.by_jail || r.jails || r.per_jail;
+  const totals = r.totals || {};
+  const banCount = totals.bans ?? r.bans ?? events.filter((e) => e.event === 'ban').length;
   const facts = [net ? 'Network' : 'Address', h('span', { class: 'mono' }, ip)];
-  if (r.country !== undefined) facts.push('Country', country(r.country));
+  if (r.country !== undefined && !net) facts.push('Country', country(r.country));
   facts.push('Times banned', num(banCount));
-  if (perJail && typeof perJail === 'object') {
-    const pairs = Array.isArray(perJail) ? perJail.map((x) => [x.jail, x.bans ?? x.count]) : Object.entries(perJail);
-    if (pairs.length) facts.push('Bans per jail', h('span', {}, pairs.map(([jl, c], i) => [i ? ', ' : '', jailLink(jl), ' ' + num(c)])));
-  }
+  if (totals.unbans != null) facts.push('Times unbanned', num(totals.unbans));
+  const perJail = Object.entries(totals.jails || {}).sort((a, b) => b[1] - a[1]);
+  if (perJail.length) facts.push('Bans per jail', h('span', {}, perJail.map(([jl, c], i) => [i ? ', ' : '', jailLink(jl), ' ' + num(c)])));
   facts.push('First seen', time(r.first_seen, 'never'), 'Last seen', time(r.last_seen, 'never'));
   if (r.ends_at !== undefined) facts.push('Current ban ends', r.ends_at ? time(r.ends_at) : 'not banned');
   main.append(box('Summary', kv(...facts)));
@@ -230,7 +232,7 @@ function renderIp(main, r, asked) {
     main.append(box('Current bans', table(bans, cols)));
     if (!net && may('unbanAll', 'operator') && bans.length > 1) main.append(h('p', {}, unbanBtn(ip, null, rerender, 'Unban everywhere')));
   }
-  main.append(box('History (' + plural(events.length, 'event') + ')', table(events, [
+  main.append(box('History (' + plural(events.length, 'event') + (r.truncated ? ', the newest only' : '') + ')', table(events, [
     ['When', (e) => time(e.at)], ['Event', (e) => statusBadge(e.event)], ...(net ? [['Address', (e) => ipLink(e.ip)]] : []),
     ['Jail', (e) => jailLink(e.jail)], ['Ban time', (e) => (e.event === 'ban' ? dur(e.bantime) : '—'), 'hide-sm'],
     ['Ends', (e) => (e.event === 'ban' ? (e.ends_at ? time(e.ends_at) : e.bantime < 0 ? 'never' : '—') : '—'), 'hide-sm'],
