@@ -160,9 +160,9 @@ function lockFor(btn, seconds) {
 }
 
 // After login: which routes this server has (sections for missing ones stay hidden), then the view.
-async function loggedIn(me) {
+async function loggedIn(me, openapi = null) {
   state.me = me;
-  try { state.paths = (await api('openapi')).paths || null; } catch (_) { state.paths = null; }
+  try { state.paths = ((openapi || await api('openapi')) || {}).paths || null; } catch (_) { state.paths = null; }
   setChrome();
   route();
   watchFail2ban();
@@ -172,17 +172,18 @@ async function start() {
   $('banner-close').addEventListener('click', hideBanner);
   // the skip link must not change the hash (that is the router's)
   document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDefault(); $('main').focus(); });
-  let me;
+  let me, doc;
   try {
     const s = await api('setupState');
     if (s && s.complete === false) { renderSetup(); return; }
-    me = await api('session');
+    // the session and the route list together: one round trip less before the first view
+    [me, doc] = await Promise.all([api('session'), api('openapi').catch(() => null)]);
   } catch (e) {
     if (e.status === 401) return; // the login form is up (sessionEnded)
     renderLogin();
     showError(e);
     return;
   }
-  await loggedIn(me);
+  await loggedIn(me, doc);
 }
 start();

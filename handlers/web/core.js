@@ -203,6 +203,8 @@ export class ApiError extends Error {
   }
 }
 
+// calls whose 401 means "not logged in (yet)", not "your session ended"
+const QUIET_401 = new Set(['login', 'setup', 'setupState', 'openapi']);
 const SLASHED = new Set(['ip', 'path', 'entry']); // networks and config paths keep their '/'
 export function apiPath(key, params = {}, query = null) {
   const path = EP[key][1].replace(/\{(\w+)\}/g, (_, name) => {
@@ -241,7 +243,7 @@ export async function api(key, { params, query, body, headers, text: asText } = 
     const err = (data && data.error) || {};
     const e = new ApiError(r.status, err.code || 'http_' + r.status,
       err.message || 'request failed: HTTP ' + r.status, err.details, r.headers.get('Retry-After'));
-    if (r.status === 401 && key !== 'login' && key !== 'setup' && key !== 'setupState') {
+    if (r.status === 401 && !QUIET_401.has(key)) {
       e.handled = true;
       state.sessionEnded();
     }

@@ -81,6 +81,12 @@ def test_dashboard_trend_map_and_country_history(seeded_server: Any, browser: An
                "dashboard drawn, since navigation start": b.measured_at("dashboard"),
                "DOMContentLoaded": b.js("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")}
     report("dashboard timings (ms)", timings)
+    # what the reload cost on the wire: versioned assets come from the cache (immutable), the page revalidates
+    assets = b.js("return performance.getEntriesByType('resource').filter(r => r.name.includes('/assets/'))"
+                  ".map(r => [r.name.split('/').pop(), r.transferSize, r.encodedBodySize, r.decodedBodySize])")
+    report("assets on reload [name, transferred, encoded, decoded]", assets)
+    assert assets and all(t == 0 for _, t, _, _ in assets), assets  # nothing fetched again
+    assert sum(e for _, _, e, _ in assets) < sum(d for _, _, _, d in assets) / 2  # sent gzipped
     assert timings["map, all countries"] is not None and timings["map, all countries"] < 2000  # generous: the target is 100 ms
     b.shot("dashboard")
     # hover tells country and count
