@@ -236,9 +236,14 @@ def test_history_of_a_thousand_events_renders_fast(seeded_server: Any, browser: 
     b.button("Apply").click()
     b.until(lambda: len(b.all("section[aria-label='Events'] tbody tr")) == 1000, "1000 rows drawn")
     first = b.until(lambda: b.measure("history-render"), "render measured")
-    t = b.js("const t0 = performance.now(); document.querySelector('section[aria-label=Events] th button').click(); "
-             "document.body.offsetHeight; return performance.now() - t0")
-    report("history render (ms)", {"1000 rows, DOM built": b.measure("history-build"),"1000 rows, DOM + layout": first, "sort 1000 rows, redraw + layout": t})
+    sort = b.driver.execute_async_script(
+        "const done = arguments[0], t0 = performance.now();"
+        "document.querySelector('section[aria-label=Events] th button').click();"
+        "const first = (document.body.offsetHeight, performance.now() - t0);"
+        "requestAnimationFrame(() => setTimeout(() => done([first, performance.now() - t0])));")
+    report("history render (ms)", {"1000 rows, DOM built": b.measure("history-build"),
+                                   "1000 rows, DOM + layout + next frame": first,
+                                   "sort 1000 rows: DOM + layout": sort[0], "sort: to the next frame": sort[1]})
     assert first is not None and first < 3000  # generous: the target is 300 ms for 1,000 rows
     b.shot("history-1000", full=False)
 
