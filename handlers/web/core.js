@@ -181,8 +181,9 @@ export function showError(e) {
   if (e && e.code === 'apply_failed') text = 'The change failed and was rolled back; fail2ban runs the previous configuration.\n' + text;
   if (e && e.code === 'config_invalid') text = 'fail2ban refused the change; nothing was changed.\n' + text;
   const tail = e && e.details && e.details.log_tail;
-  if (tail && tail.length) text += '\n' + [].concat(tail).join('\n');
-  $('banner-text').textContent = text;
+  const log = tail && tail.length ? h('details', { class: 'tail' }, h('summary', {}, "The end of fail2ban's log"),
+    h('pre', {}, [].concat(tail).join('\n'))) : null;
+  $('banner-text').replaceChildren(text, ...(log ? [log] : []));
   $('banner').hidden = false;
 }
 export function hideBanner() { $('banner').hidden = true; }

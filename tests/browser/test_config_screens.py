@@ -167,3 +167,30 @@ def test_filter_tester_and_log_viewer(config_server: Any, browser: Any) -> None:
     if logs:
         b.wait_text("section[aria-label='fail2ban log']", "fail2ban")
     b.shot("tools")
+
+
+def test_activation_that_fails_is_rolled_back_and_server_settings(config_server: Any, browser: Any) -> None:
+    server, tokens, _ = config_server
+    if not _has(server, tokens["admin"], "POST", "/config/jails/{jail}/activate"):
+        pytest.skip("no jail activation API in this build")
+    if Path("/var/log/3proxy.log").exists():
+        pytest.skip("this host has /var/log/3proxy.log: the 3proxy jail would start")
+    b: Browser = browser(server.url)
+    login(b)
+    b.accept_confirms()
+    b.go("#/config")
+    b.wait("button[aria-label='Activate 3proxy']").click()
+    banner = b.wait_text("#banner", "rolled back", timeout=40).text
+    assert "fail2ban" in banner, banner
+    running = {j["name"] for j in api_call(server, tokens["admin"], "GET", "/jails")["jails"]}
+    assert running == {"sshd", "nginx-http-auth"}, running  # every previous jail still there, 3proxy not
+    b.shot("activation-rolled-back")
+    if _has(server, tokens["admin"], "PATCH", "/server/settings"):
+        b.wait_text("section[aria-label='fail2ban server'] summary", "Change").click()
+        b.js("const s = [...document.querySelectorAll('select')].find(x => x.labels[0] && x.labels[0].textContent === 'Log level');"
+             "s.value = 'DEBUG'; s.dispatchEvent(new Event('change'))")
+        b.wait_text("section[aria-label='fail2ban server'] button", "Save").click()
+        b.wait_text("#notice", "Saved")
+        assert api_call(server, tokens["admin"], "GET", "/server/settings")["loglevel"] == "DEBUG"
+        b.wait_text("section[aria-label='fail2ban server']", "DEBUG")
+        b.shot("server-settings")
