@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             await offload(first_start.bootstrap, store, settings.admin_password)
             async with anyio.create_task_group() as tg:
-                await tg.start(run_candidate, deps)
+                if settings.leader_candidate:
+                    await tg.start(run_candidate, deps)
                 yield {"deps": deps}
                 tg.cancel_scope.cancel()
         finally:

@@ -69,6 +69,8 @@ FIELDS: tuple[Field, ...] = (
           "headers are honoured."),
     Field("max_body_bytes", "int", 1_048_576, "Largest accepted request body.", minimum=1024),
     Field("log_level", "choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error")),
+    Field("leader_candidate", "bool", True, "Stand in the leader election (the leader runs the background "
+          "jobs); 0 for a process that only serves requests."),
     Field("heartbeat_seconds", "float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1),
     Field("leader_stale_seconds", "float", 15.0, "Heartbeat age after which health reports 'degraded'.",
           minimum=1),
@@ -160,6 +162,7 @@ class Settings:
     trusted_proxies: tuple[str, ...]
     max_body_bytes: int
     log_level: str
+    leader_candidate: bool
     heartbeat_seconds: float
     leader_stale_seconds: float
     snapshot_seconds: float
@@ -215,10 +218,6 @@ class Settings:
             else:
                 out[field.env] = str(value)
         return out
-
-    @property
-    def data_path(self) -> Path:
-        return Path(self.data_dir)
 
 
 def _raw_value(field: Field, env: Mapping[str, str], overrides: Mapping[str, str]

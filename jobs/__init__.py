@@ -1,7 +1,11 @@
 """Background work that runs on exactly one process per data dir (the elected leader).
 
-- `jobs.leader`: the flock election (`run_candidate`, started in every worker's lifespan).
-- `jobs.scheduler`: the interval scheduler the leader runs (jitter, no overlap, persisted schedule).
-- `jobs.definitions`: the JOBS table (`Job`, `JobContext`, `load_jobs`) and the snapshot job.
-- `jobs.cleanup`: the store cleanup job. docs/election.md explains the design and its failure modes.
+- `jobs.leader`: the flock election (`run_candidate`, started in every worker's lifespan when
+  BANGUI_LEADER_CANDIDATE is on).
+- `jobs.scheduler`: the interval scheduler the leader runs (jitter, no overlap, persisted schedule;
+  the one handler of `store.leader.NotLeader`).
+- `jobs.definitions`: the JOBS table (`Job`, `JobContext`, `load_jobs`).
+- One module per job body: `snapshot`, `cleanup`, `archive` (history sync, history and audit retention),
+  `history_sync` (the copy of fail2ban's database), `blocklists` (imports through the ban action).
+docs/election.md explains the design and its failure modes.
 """

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.processes",
     "tests.fixtures.clock",
+    "tests.fixtures.blocklist_server",
 ]

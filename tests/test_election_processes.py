@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.fixtures.processes import ServerProcess
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.processes
 REPO = Path(__file__).resolve().parents[1]
@@ -102,16 +102,6 @@ def assert_runs_never_overlap(runs: list[Run], interval: float, killed: dict[int
         assert end is not None, f"run {i} {run} has no end, was not killed, and is not the last"
         assert nxt.start >= end, f"runs overlap: {run} and {nxt}"
         assert nxt.start - run.start >= interval - 1e-3, f"two runs within one interval: {run} then {nxt}"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, pause: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(pause)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def owner(servers: list[ServerProcess], pid: int) -> ServerProcess:

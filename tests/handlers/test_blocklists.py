@@ -5,7 +5,6 @@ private targets, except where the refusal itself is under test."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,15 @@ import pytest
 
 from settings import Settings
 from tests.fixtures.app import Api, make_settings
-from tests.jobs.test_blocklists import EXPECTED, ListServer
+from tests.fixtures.blocklist_server import EXPECTED, ListServer
+from tests.fixtures.waiting import wait_for
 
 
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path, fail2ban: Any) -> Settings:
     """The app's settings: private targets allowed unless a test passes its own changes (indirect)."""
     changes = getattr(request, "param", {"blocklist_allow_private": True})
-    return make_settings(tmp_path / "data", str(fail2ban.socket), **changes)
+    return make_settings(tmp_path / "data", str(fail2ban.socket), leader_candidate=True, **changes)
 
 
 @pytest.fixture
@@ -29,15 +29,6 @@ def lists() -> Iterator[ListServer]:
     server = ListServer()  # serving LIST at /list.txt
     yield server
     server.close()
-
-
-def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def one(api: Api, name: str) -> dict[str, Any]:
@@ -50,7 +41,7 @@ def run_and_wait(api: Api, name: str) -> dict[str, Any]:
     runs = one(api, name)["runs"]
     r = api.call("operator", "POST", f"/blocklists/{name}/run")
     assert r.status_code == 202 and r.json()["name"] == name, r.text
-    return wait_for(lambda: (rec := one(api, name))["runs"] > runs and rec)
+    return wait_for(timeout=15.0, predicate=lambda: (rec := one(api, name))["runs"] > runs and rec)
 
 
 def test_import_bans_every_entry_and_records_history(api: Api, lists: ListServer) -> None:

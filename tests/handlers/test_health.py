@@ -6,6 +6,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
@@ -20,6 +21,7 @@ def test_liveness_and_readiness_are_public(api: Api) -> None:
     assert ready.json()["fail2ban"]["reachable"] is True
 
 
+@pytest.mark.with_jobs
 def test_health_names_this_worker_and_fail2ban(api: Api) -> None:
     body = api.call("viewer", "GET", "/health").json()
     assert body["worker_pid"] == os.getpid()
@@ -29,6 +31,7 @@ def test_health_names_this_worker_and_fail2ban(api: Api) -> None:
     assert body["leader"]["epoch"] >= 1
 
 
+@pytest.mark.with_jobs
 def test_health_shows_the_leaders_snapshot(api: Api) -> None:
     import time
 

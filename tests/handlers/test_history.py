@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from typing import Any
 
+import pytest
+
 from tests.fixtures.app import Api
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from tests.fixtures.waiting import wait_for
 
 
 def test_manual_ban_and_unban_are_both_in_history(api: Api) -> None:
@@ -30,6 +22,7 @@ def test_manual_ban_and_unban_are_both_in_history(api: Api) -> None:
     assert items[1]["at"].endswith("Z") and items[1]["ends_at"] == items[0]["at"]
 
 
+@pytest.mark.with_jobs
 def test_auto_ban_reaches_history_with_matches_through_the_sync_job(api: Api, fail2ban: Any) -> None:
     fail2ban.append_failures("sshd", "203.0.113.9", 3)
     wait_for(lambda: api.call("viewer", "GET", "/bans").json()["bans"])

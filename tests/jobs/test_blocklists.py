@@ -3,10 +3,8 @@ network is closed), the store's schedule, the job on a real fail2ban (bad lists 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,68 +21,8 @@ from store.base import open_cache
 from store.blocklists import Blocklists, check_url, forbidden_reason
 from store.leader import NotLeader
 from tests.fixtures.app import make_settings
+from tests.fixtures.blocklist_server import EXPECTED, LIST, ListServer
 from tests.fixtures.clock import ManualClock
-
-LIST = b"""# a test blocklist: IPv4, IPv6, CIDR, comments, garbage
-192.0.2.1
-192.0.2.2 # trailing comment
-198.51.100.0/24 ; SBL123 (spamhaus DROP style)
-2001:db8::1\tseen 3 times
-2001:db8:1::/48
-; a semicolon comment
-
-not-an-ip
-192.0.2.1
-999.1.1.1
-0.0.0.0/0
-"""
-EXPECTED = ["192.0.2.1", "192.0.2.2", "198.51.100.0/24", "2001:db8::1", "2001:db8:1::/48"]
-
-
-class ListServer:
-    """A real HTTP/1.0 server on 127.0.0.1 in a thread. `routes[path] = (status, headers, body)`; a
-    `None` Content-Length header means "send none" (the body ends when the connection closes)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, dict[str, Any], bytes]] = {"/list.txt": (200, {}, LIST)}
-        self.seen: list[tuple[str, str | None]] = []  # (path, Host header) of every request received
-        self.delay, self.hook = 0.0, lambda: None  # hook: called on every request
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                server.seen.append((self.path, self.headers.get("Host")))
-                server.hook()
-                status, headers, body = server.routes.get(self.path, (404, {}, b"no such list\n"))
-                self.send_response(status)
-                for key, value in {"Content-Length": str(len(body)), **headers}.items():
-                    if value is not None:
-                        self.send_header(key, value)
-                self.end_headers()
-                time.sleep(server.delay)
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def lists() -> Iterator[ListServer]:
-    server = ListServer()  # serving LIST at /list.txt
-    yield server
-    server.close()
 
 
 def local(**changes: Any) -> Settings:

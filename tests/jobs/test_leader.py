@@ -22,6 +22,7 @@ from jobs.leader import LOCK_NAME, LeaderLock, run_candidate
 from settings import ConfigError
 from store.base import open_cache
 from store.leader import LeaderState
+from tests.fixtures.waiting import wait_for_async
 from tests.jobs.candidate import make_deps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,15 +48,6 @@ def make(data: Path) -> Iterator[Callable[..., Deps]]:
         deps.store.close()
 
 
-async def wait_for(predicate: Callable[[], Any]) -> Any:
-    """Poll a store read (state written by another connection) for up to 2 s."""
-    for _ in range(400):
-        if value := predicate():
-            return value
-        await anyio.sleep(0.005)
-    raise AssertionError("condition not met within 2 s")
-
-
 @pytest.mark.anyio
 async def test_one_candidate_leads_and_a_waiting_one_takes_over_when_it_stops(make: Callable[..., Deps]) -> None:
     first, second = make(), make()
@@ -67,14 +59,14 @@ async def test_one_candidate_leads_and_a_waiting_one_takes_over_when_it_stops(ma
                 await run_candidate(first)
 
         tg.start_soon(lead_first)
-        record = await wait_for(first.store.leader.current)
+        record = await wait_for_async(first.store.leader.current)
         assert record["epoch"] == 1 and record["pid"] == os.getpid()
         await tg.start(run_candidate, second)
         await anyio.sleep(0.1)
         assert first.store.leader.current()["epoch"] == 1  # the second one waits
         scope_first.cancel()
         started = time.monotonic()
-        record = await wait_for(lambda: (r := second.store.leader.current()) and r["epoch"] == 2 and r)
+        record = await wait_for_async(lambda: (r := second.store.leader.current()) and r["epoch"] == 2 and r)
         assert time.monotonic() - started < 0.5
         tg.cancel_scope.cancel()
     assert second.store.leader.current() is None  # withdrawn at shutdown
@@ -131,7 +123,7 @@ async def test_a_lock_file_replaced_under_a_waiter_is_not_trusted(data: Path, ma
         await anyio.sleep(0.05)
         path.unlink()  # an operator "cleans up" the lock file: the waiter must lock the new one
         holder.release()
-        await wait_for(lambda: got)
+        await wait_for_async(lambda: got)
     assert os.fstat(got[0].fd).st_ino == path.stat().st_ino
     got[0].release()
 
@@ -143,9 +135,9 @@ async def test_a_leader_whose_epoch_is_taken_steps_down_and_stands_again(
     deps = make()
     async with anyio.create_task_group() as tg:
         await tg.start(run_candidate, deps)
-        await wait_for(deps.store.leader.current)
+        await wait_for_async(deps.store.leader.current)
         LeaderState(deps.store.cache, time.time).claim(pid=1, host="elsewhere")  # split brain: epoch 2
-        record = await wait_for(lambda: (r := deps.store.leader.current()) and r["epoch"] == 3 and r)
+        record = await wait_for_async(lambda: (r := deps.store.leader.current()) and r["epoch"] == 3 and r)
         assert record["pid"] == os.getpid()
         tg.cancel_scope.cancel()
 
