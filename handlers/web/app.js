@@ -5,6 +5,7 @@ import './dashboard.js';
 import './jails.js';
 import './admin.js';
 import './config.js';
+import './fleet.js';
 
 function sessionEnded(msg) {
   const wasIn = !!state.me;
@@ -25,6 +26,7 @@ function setChrome() {
   if (can('operator') && (has('filterTest') || has('logs'))) items.push(['Tools', 'tools']);
   if (can('admin') && has('configJails')) items.push(['Configuration', 'config']);
   if (can('admin') && has('audit')) items.push(['Audit', 'audit']);
+  if (state.paths && has('fleetHosts')) items.push(['Hosts', 'hosts']);
   items.push(['Tokens', 'tokens']);
   if (can('admin')) items.push(['Users', 'users']);
   for (const [label, name] of items) nav.append(h('a', { href: name ? hash(name) : '#/', 'data-view': name || 'dashboard' }, label));

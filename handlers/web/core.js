@@ -63,6 +63,11 @@ export const EP = {
   // issue 9: audit log
   audit: ['GET', '/audit'],
   auditVerify: ['GET', '/audit/verify'],
+  // issue 14: fleet mode
+  fleetHosts: ['GET', '/fleet/hosts'],
+  fleetBan: ['POST', '/fleet/bans'],
+  fleetUnban: ['POST', '/fleet/unbans'],
+  fleetBanState: ['GET', '/fleet/bans/{id}'],
 };
 export const ROLES = ['viewer', 'operator', 'admin'];
 const ROW_LIMIT = 1000;
@@ -356,7 +361,7 @@ export function matches(lines) {
   d.addEventListener('toggle', () => { if (!pre.firstChild) pre.textContent = lines.map(String).join('\n'); });
   return d;
 }
-const BADGE = { ok: 'ok', running: 'warn', degraded: 'bad', error: 'bad', timeout: 'bad', ban: 'bad', unban: 'ok',
+const BADGE = { ok: 'ok', applied: 'ok', pending: 'warn', running: 'warn', degraded: 'bad', error: 'bad', timeout: 'bad', ban: 'bad', unban: 'ok',
   denied: 'warn', failed: 'bad' };
 export const statusBadge = (s) => h('span', { class: 'badge ' + (BADGE[s] || '') }, s == null ? 'never' : s);
 export const card = (n, label) => h('div', { class: 'card' }, h('div', { class: 'n' }, num(n)), h('div', { class: 'l' }, label));

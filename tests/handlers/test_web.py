@@ -18,7 +18,8 @@ OPTIONAL = {"GET /history", "GET /stats", "GET /audit", "GET /audit/verify", "GE
             "PUT /config/files/{path}", "DELETE /config/files/{path}", "GET /config/changes",
             "POST /config/changes/{id}/revert", "POST /filters/test", "GET /logs", "POST /jails/{jail}/start",
             "POST /jails/{jail}/stop", "POST /jails/{jail}/reload", "PUT /jails/{jail}/idle", "DELETE /jails/{jail}/bans",
-            "PATCH /jails/{jail}", "POST /jails/{jail}/ignoreip", "DELETE /jails/{jail}/ignoreip/{entry}"}
+            "PATCH /jails/{jail}", "POST /jails/{jail}/ignoreip", "DELETE /jails/{jail}/ignoreip/{entry}",
+            "GET /fleet/hosts", "POST /fleet/bans", "POST /fleet/unbans", "GET /fleet/bans/{id}"}
 ASSET = re.compile(r'(?:href|src)="(/assets/[\w.-]+)"')
 
 
