@@ -22,13 +22,15 @@ VIEWS.jails = async (main, args, ctx) => {
     h('div', { class: 'cards' }, card(j.currently_banned, 'banned now'), card(j.total_banned, 'banned in total'),
       card(j.currently_failed, 'failing now'), card(j.total_failed, 'failures in total')));
   main.append(controls(j));
+  const running = j.active !== false;
   const inc = j.bantime_increment;
   main.append(box('Settings', kv('Ban time', dur(j.bantime), 'Find time', dur(j.findtime), 'Max retry', num(j.maxretry),
     ...(inc ? ['Ban time increment', inc.enabled ? 'on, factor ' + inc.factor + (inc.maxtime ? ', at most ' + dur(inc.maxtime) : '') : 'off'] : []),
     ...(j.filter ? ['Filter', h('span', { class: 'mono' }, j.filter)] : []), ...(j.backend ? ['Backend', j.backend] : []),
-    'Log paths', list(j.logpaths), 'Actions', list(j.actions)), may('jailSettings') ? settingsForm(j) : null));
-  main.append(ignoreList(j));
-  if (may('ban', 'operator')) {
+    'Log paths', list(j.logpaths), 'Actions', list(j.actions)), may('jailSettings') && running ? settingsForm(j) : null));
+  // a stopped jail has no runtime to change: start it first (its settings and ignore list live in its files)
+  if (running) main.append(ignoreList(j));
+  if (running && may('ban', 'operator')) {
     const ta = h('textarea', { id: 'ban-ips', rows: 4, spellcheck: 'false', placeholder: '203.0.113.7\n198.51.100.0/24' });
     const form = h('form', {}, h('label', { for: 'ban-ips' }, 'Addresses or networks to ban, one per line'), ta,
       h('p', {}, h('button', { type: 'submit' }, 'Ban in ' + j.name)));
