@@ -25,11 +25,12 @@ function rangeButtons(current, pick) {
 VIEWS.dashboard = async (main, _args, ctx) => {
   performance.mark('dashboard-start');
   const cards = h('div', { class: 'cards' }), trend = h('div'), jails = h('div'), countries = h('div'), map = h('div');
+  const jailList = h('div');
   const ranges = h('div'), stamp = h('p', { class: 'muted small' });
   main.append(h('h1', {}, 'Dashboard'), box('fail2ban', cards),
     h('section', { class: 'box', 'aria-label': 'Bans over time' }, h('div', { class: 'row spread' }, h('h2', {}, 'Bans over time'), ranges), trend),
     h('div', { class: 'grid2' }, box('Bans by jail', jails), box('Top countries', countries)),
-    box('Bans by country', map), stamp);
+    box('Bans by country', map), box('Jails', jailList), stamp);
   const last = {};
   // Redraw a section only when its data changed: keeps the DOM (and keyboard focus) otherwise.
   const changed = (key, x) => {
@@ -41,7 +42,7 @@ VIEWS.dashboard = async (main, _args, ctx) => {
   const pickRange = (rg) => { dashRange = rg; ctx.refresh().catch(showError); };
   ranges.append(rangeButtons(dashRange, pickRange));
   ctx.refresh = async () => {
-    const [s, st] = await Promise.allSettled([api('server'), api('stats', { query: { range: dashRange } })]);
+    const [s, st, jl] = await Promise.allSettled([api('server'), api('stats', { query: { range: dashRange } }), api('jails')]);
     if (!alive(ctx)) return;
     stamp.textContent = 'Updated ' + new Date().toLocaleTimeString() + '; refreshes every 5 s while this tab is visible.';
     if (changed('server', s)) {
@@ -55,6 +56,15 @@ VIEWS.dashboard = async (main, _args, ctx) => {
         cards.replaceChildren(h('div', { class: 'card' }, h('div', { class: 'n bad' }, 'down'), h('div', { class: 'l' }, 'fail2ban')),
           h('p', { class: 'bad wide' }, (s.reason && s.reason.message) || 'fail2ban does not answer.'));
       }
+    }
+    if (changed('jails', jl)) {
+      jailList.replaceChildren(jl.value ? table(jl.value.jails, [
+        ['Jail', (r) => jailLink(r.name), '', (r) => r.name],
+        ['Banned now', (r) => num(r.currently_banned), 'num', (r) => r.currently_banned],
+        ['Banned total', (r) => num(r.total_banned), 'num hide-sm', (r) => r.total_banned],
+        ['Failing now', (r) => num(r.currently_failed), 'num', (r) => r.currently_failed],
+        ['Failures total', (r) => num(r.total_failed), 'num hide-sm', (r) => r.total_failed],
+      ], 'fail2ban has no jails.') : failed(jl.reason));
     }
     if (!changed('stats', st)) return;
     if (!st.value) {
