@@ -59,6 +59,12 @@ function parseHash() {
   return [segs, Object.fromEntries(new URLSearchParams(qs || ''))];
 }
 
+// a view may hold something open (the log stream): let it go before the next view or the login form
+function leaveView() {
+  const old = state.current;
+  if (old && old.cleanup) { try { old.cleanup(); } catch (_) { /* closing only */ } }
+}
+
 function route() {
   if (!state.me) return;
   const [segs, query] = parseHash();
@@ -67,6 +73,7 @@ function route() {
   for (const a of $('nav').querySelectorAll('a')) {
     if (a.dataset.view === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
+  leaveView();
   const ctx = state.current = { refresh: null, busy: false, query };
   const main = $('main');
   main.replaceChildren();
@@ -129,6 +136,7 @@ function renderSetup() {
 }
 
 function renderLogin() {
+  leaveView();
   state.current = {};
   setChrome();
   $('f2b').hidden = true;

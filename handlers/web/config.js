@@ -222,16 +222,38 @@ async function logViewer(main, ctx) {
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load().catch(showError); });
   form.addEventListener('change', () => load().catch(showError));
   main.append(box('fail2ban log', form, file, out));
+  const MAX_LINES = 2000; // the oldest go when following for long
+  const line = (l) => h('span', { class: 'lvl-' + String(l.level || '').toLowerCase() },
+    (l.time ? String(l.time).replace('T', ' ').replace(/Z$/, ' UTC') + ' ' : '') + (l.level ? l.level + ' ' : '') + l.text + '\n');
+  let stream = null;
+  const stop = () => { if (stream) { stream.close(); stream = null; } };
+  ctx.cleanup = stop; // leaving the view closes the stream (the server caps streams per worker)
   const load = async () => {
-    const r = await api('logs', { query: { lines: 200, grep: grep.value, level: level.value } });
+    stop();
+    const query = { lines: 200, grep: grep.value, level: level.value };
+    const r = await api('logs', { query });
     if (!alive(ctx)) return;
-    file.textContent = r.file + (r.truncated ? ' (last lines only)' : '');
-    const pre = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Log lines' }, (r.lines || []).map((l) =>
-      h('span', { class: 'lvl-' + String(l.level || '').toLowerCase() }, (l.time ? String(l.time).replace('T', ' ').replace(/Z$/, ' UTC') + ' ' : '') + (l.level ? l.level + ' ' : '') + l.text + '\n')));
+    file.textContent = r.file + (r.truncated ? ' (last lines only)' : '') + (follow.checked ? '; following' : '');
+    const pre = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Log lines' }, (r.lines || []).map(line));
     out.replaceChildren(pre);
     pre.scrollTop = pre.scrollHeight;
+    if (!follow.checked) return;
+    if (has('logStream')) {
+      // live: server-sent events from the end of the file on (polling below when the server has no stream)
+      stream = new EventSource(apiPath('logStream', {}, { grep: query.grep, level: query.level }));
+      stream.onmessage = (ev) => {
+        if (!alive(ctx)) { stop(); return; }
+        let l;
+        try { l = JSON.parse(ev.data); } catch (_) { return; }
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+        pre.append(line(l));
+        while (pre.childNodes.length > MAX_LINES) pre.firstChild.remove();
+        if (atEnd) pre.scrollTop = pre.scrollHeight;
+      };
+      stream.addEventListener('end', stop);
+    }
   };
-  ctx.refresh = () => (follow.checked ? load() : Promise.resolve()); // polled every 5 s while visible
+  ctx.refresh = () => (follow.checked && !has('logStream') ? load() : Promise.resolve()); // polled every 5 s while visible
   await load();
 }
 

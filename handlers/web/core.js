@@ -60,6 +60,7 @@ export const EP = {
   revert: ['POST', '/config/changes/{id}/revert'],
   filterTest: ['POST', '/filters/test'],
   logs: ['GET', '/logs'],
+  logStream: ['GET', '/logs/stream'],
   // issue 9: audit log
   audit: ['GET', '/audit'],
   auditVerify: ['GET', '/audit/verify'],

@@ -166,7 +166,12 @@ def test_filter_tester_and_log_viewer(config_server: Any, browser: Any) -> None:
         assert "2 matched" in result and "203.0.113.5" in result and "203.0.113.6" in result, result
     if logs:
         b.wait_text("section[aria-label='fail2ban log']", "fail2ban")
+        # following: a ban made now shows up in the viewer (live stream, or the 5 s poll without one)
+        api_call(server, tokens["operator"], "POST", "/jails/sshd/bans", json={"ips": ["203.0.113.77"]})
+        b.wait_text("section[aria-label='fail2ban log'] pre", "Ban 203.0.113.77", timeout=20)
     b.shot("tools")
+    b.go("#/")  # leaving the view closes the stream: no console error, nothing left open
+    b.wait_text("h1", "Dashboard")
 
 
 def test_activation_that_fails_is_rolled_back_and_server_settings(config_server: Any, browser: Any) -> None:

@@ -19,7 +19,7 @@ OPTIONAL = {"GET /history", "GET /stats", "GET /audit", "GET /audit/verify", "GE
             "POST /config/changes/{id}/revert", "POST /filters/test", "GET /logs", "POST /jails/{jail}/start",
             "POST /jails/{jail}/stop", "POST /jails/{jail}/reload", "PUT /jails/{jail}/idle", "DELETE /jails/{jail}/bans",
             "PATCH /jails/{jail}", "POST /jails/{jail}/ignoreip", "DELETE /jails/{jail}/ignoreip/{entry}",
-            "GET /fleet/hosts", "POST /fleet/bans", "POST /fleet/unbans", "GET /fleet/bans/{id}"}
+            "GET /logs/stream", "GET /fleet/hosts", "POST /fleet/bans", "POST /fleet/unbans", "GET /fleet/bans/{id}"}
 ASSET = re.compile(r'(?:href|src)="(/assets/[\w.-]+)"')
 
 
@@ -164,8 +164,10 @@ def test_page_references_only_same_origin_resources(api: Api) -> None:
     assert "export const API = '/api/v1';" in js
     # modules import only their siblings, by relative name
     assert set(re.findall(r"^import .*? from '([^']+)';", js, re.M)) <= {f"./{p.name}" for p in WEB.glob("*.js")}
-    for word in ("XMLHttpRequest", "WebSocket", "EventSource", "sendBeacon", "import(", "importScripts"):
+    for word in ("XMLHttpRequest", "WebSocket", "sendBeacon", "import(", "importScripts"):
         assert word not in js, word
+    # the one stream (fail2ban's log, live) opens an API path too
+    assert re.findall(r"new EventSource\(([^,]+),", js) == ["apiPath('logStream'"]
 
 
 def test_page_never_turns_data_into_html(api: Api) -> None:
