@@ -192,13 +192,23 @@ VIEWS.tools = async (main, _args, ctx) => {
 };
 
 function filterTester() {
-  const filter = h('input', { spellcheck: 'false', placeholder: 'name in filter.d' });
+  const filter = h('input', { spellcheck: 'false', placeholder: 'name in filter.d', list: 'jail-filters' });
+  const filters = h('datalist', { id: 'jail-filters' });
   const regex = h('textarea', { rows: 2, spellcheck: 'false', placeholder: 'or your own failregex, one per line (<HOST> marks the address)' });
   const text = h('textarea', { rows: 6, spellcheck: 'false', placeholder: 'log lines to test' });
-  const logpath = h('input', { spellcheck: 'false', placeholder: '/var/log/auth.log' });
+  const logpath = h('input', { spellcheck: 'false', placeholder: '/var/log/auth.log', list: 'jail-logs' });
+  const logs = h('datalist', { id: 'jail-logs' });
+  // the jails' own filters and log files are offered (any file under BANGUI_LOG_DIRS may be typed)
+  api('jails').then((r) => Promise.all(r.jails.map((j) => api('jail', { params: { jail: j.name } }).catch(() => null)))).then((details) => {
+    const seen = new Set();
+    for (const j of details.filter(Boolean)) {
+      if (j.filter && !seen.has('f:' + j.filter)) { seen.add('f:' + j.filter); filters.append(h('option', { value: j.filter }, j.name)); }
+      for (const p of j.logpaths || []) if (!seen.has(p)) { seen.add(p); logs.append(h('option', { value: p }, j.name)); }
+    }
+  }, () => {});
   const out = h('div', { 'aria-live': 'polite' });
   const form = h('form', { class: 'stack wide' }, field('Filter', filter, 'A filter name from filter.d, or regexes below.'), field('Fail regex', regex),
-    field('Log lines', text), field('…or a log file a jail watches', logpath), h('div', {}, h('button', { type: 'submit' }, 'Test')));
+    field('Log lines', text), field('…or a log file a jail watches', logpath), h('div', {}, h('button', { type: 'submit' }, 'Test')), filters, logs);
   onSubmit(form, async () => {
     const body = {};
     if (regex.value.trim()) body.failregex = regex.value.split('\n').filter((l) => l.trim());

@@ -164,6 +164,13 @@ def test_filter_tester_and_log_viewer(config_server: Any, browser: Any) -> None:
         b.button("Test").click()
         result = b.wait_text("section[aria-label='Filter tester']", "matched").text
         assert "2 matched" in result and "203.0.113.5" in result and "203.0.113.6" in result, result
+        # a jail's log file, offered by the page: the sshd jail's (empty here: 0 lines, no error)
+        offered = b.js("return [...document.querySelectorAll('#jail-logs option')].map(o => o.value)")
+        sshd_log = next(p for p in offered if p.endswith("sshd.log"))
+        Path(sshd_log).write_text("\n".join(SSHD_FAILURES) + "\n")
+        b.fill("…or a log file a jail watches", sshd_log)
+        b.button("Test").click()
+        b.wait_text("section[aria-label='Filter tester']", "of 3 lines")
     if logs:
         b.wait_text("section[aria-label='fail2ban log']", "fail2ban")
         # following: a ban made now shows up in the viewer (live stream, or the 5 s poll without one)
