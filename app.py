@@ -24,8 +24,10 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    filters,
     health,
     history,
+    jail_control,
     jails,
     jobs,
     openapi,
@@ -35,6 +37,7 @@ from handlers import (
     users,
     web,
 )
+from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
 from handlers.middleware import SecurityHeaders, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
@@ -48,6 +51,7 @@ API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *audit.routes, *openapi.routes,
+    *jail_control.routes, *filters.routes, *fail2ban_log.routes,
 ]
 
 

@@ -200,16 +200,24 @@ class Archive:
     def record_unban(self, jail: str, ip: str, actor: str | None = None, at: float | None = None,
                      origin: str = "manual") -> bool:
         """Record an unban bangui just made (fail2ban deletes its own rows of it); True if it was new."""
+        return self.record_unbans(jail, [ip], actor, at, origin) > 0
+
+    def record_unbans(self, jail: str, ips: Iterable[str], actor: str | None = None, at: float | None = None,
+                      origin: str = "manual") -> int:
+        """Record unbans of many addresses at once (one transaction: unban-all, jail stop); returns how many
+        events were new."""
         if origin not in ORIGINS or origin == "auto":
             raise ValueError(f"record_unban origin must be manual or blocklist, not {origin!r}")
         when = self.clock() if at is None else float(at)
-        text, key, valid = normalise_ip(ip)
+        added = 0
         with self._write() as conn:
-            added = conn.execute(
-                "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country) "
-                "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?)",
-                (jail, text, key, when, origin, actor, self._country(text, valid))).rowcount
-        return added > 0
+            for ip in ips:
+                text, key, valid = normalise_ip(ip)
+                added += conn.execute(
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country) "
+                    "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?)",
+                    (jail, text, key, when, origin, actor, self._country(text, valid))).rowcount
+        return added
 
     def import_session(self) -> ImportSession:
         """A bulk import through a connection of its own (`with archive.import_session() as session:`)."""

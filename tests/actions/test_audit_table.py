@@ -34,6 +34,12 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("DELETE", "/blocklists/{name}"): ("admin", "/blocklists/nope", None),
     ("POST", "/blocklists/{name}/run"): ("operator", "/blocklists/nope/run", None),
     ("POST", "/jobs/{name}/run"): ("operator", "/jobs/cleanup/run", None),
+    ("POST", "/jails/{jail}/stop"): ("admin", "/jails/sshd/stop", None),
+    ("POST", "/jails/{jail}/start"): ("admin", "/jails/sshd/start", None),
+    ("POST", "/jails/{jail}/reload"): ("admin", "/jails/sshd/reload", None),
+    ("PUT", "/jails/{jail}/idle"): ("admin", "/jails/sshd/idle", {"idle": True}),
+    ("DELETE", "/jails/{jail}/bans"): ("admin", "/jails/sshd/bans", None),
+    ("POST", "/filters/test"): ("operator", "/filters/test", {"filter": "sshd", "lines": ["x"]}),
 }
 SECRETS: list[str] = [PASSWORD, NEW_PASSWORD]
 
