@@ -12,12 +12,21 @@ const yes = (b) => (b == null ? '—' : b ? 'yes' : 'no');
 VIEWS.jails = async (main, args, ctx) => {
   const name = args[0];
   if (!name) { location.hash = '#/'; return; }
-  const j = await api('jail', { params: { jail: name } });
+  let j;
+  try { j = await api('jail', { params: { jail: name } }); } catch (e) {
+    // a stopped jail is not in fail2ban any more: say so, and offer to start it (its configuration defines it)
+    if (e.status !== 404 || !alive(ctx)) throw e;
+    main.append(h('p', {}, link('← Dashboard', '')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, name),
+      h('span', { class: 'badge bad' }, 'not running')), h('p', {}, e.message), controls({ name, active: false }));
+    return;
+  }
   if (!alive(ctx)) return;
   if (j.idle == null && j.active !== false && name in idleSet) j.idle = idleSet[name];
   if (j.active === false) delete idleSet[name];
+  // fail2ban answers only for a running jail; `active` false (a configured jail that is stopped) comes from builds
+  // that also read the configuration
   const state_ = j.active === false ? h('span', { class: 'badge bad' }, 'stopped')
-    : j.idle ? h('span', { class: 'badge warn' }, 'idle') : j.active ? h('span', { class: 'badge ok' }, 'running') : null;
+    : j.idle ? h('span', { class: 'badge warn' }, 'idle') : h('span', { class: 'badge ok' }, 'running');
   main.append(h('p', {}, link('← Dashboard', '')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, j.name), state_),
     h('div', { class: 'cards' }, card(j.currently_banned, 'banned now'), card(j.total_banned, 'banned in total'),
       card(j.currently_failed, 'failing now'), card(j.total_failed, 'failures in total')));
