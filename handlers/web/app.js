@@ -1,6 +1,6 @@
 // bangui web page, entry point: session, header, routing, setup and login. Talks only to the JSON API under
 // /api/v1 with the session cookie. Views live in their own modules and register themselves in VIEWS.
-import { $, h, api, can, has, state, hash, link, field, notice, showError, hideBanner, onSubmit, VIEWS } from './core.js';
+import { $, h, api, can, may, state, hash, link, field, notice, showError, hideBanner, onSubmit, VIEWS } from './core.js';
 import './dashboard.js';
 import './jails.js';
 import './admin.js';
@@ -23,10 +23,11 @@ function setChrome() {
   if (!me) return;
   const items = [['Dashboard', ''], ['Bans', 'bans'], ['IP lookup', 'ips'], ['History', 'history'],
     ['Jobs', 'jobs'], ['Blocklists', 'blocklists']];
-  if (can('operator') && (has('filterTest') || has('logs'))) items.push(['Tools', 'tools']);
-  if (can('admin') && has('configJails')) items.push(['Configuration', 'config']);
-  if (can('admin') && has('audit')) items.push(['Audit', 'audit']);
-  if (state.paths && has('fleetHosts')) items.push(['Hosts', 'hosts']);
+  // sections for APIs this server has and this role may use (OpenAPI x-required-role)
+  if (may('logs', 'viewer') || may('filterTest', 'operator')) items.push(['Tools', 'tools']);
+  if (may('configJails') || may('configFiles')) items.push(['Configuration', 'config']);
+  if (may('audit')) items.push(['Audit', 'audit']);
+  if (state.paths && may('fleetHosts', 'viewer')) items.push(['Hosts', 'hosts']);
   items.push(['Tokens', 'tokens']);
   if (can('admin')) items.push(['Users', 'users']);
   for (const [label, name] of items) nav.append(h('a', { href: name ? hash(name) : '#/', 'data-view': name || 'dashboard' }, label));
