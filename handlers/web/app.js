@@ -183,18 +183,14 @@ async function start() {
   $('banner-close').addEventListener('click', hideBanner);
   // the skip link must not change the hash (that is the router's)
   document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDefault(); $('main').focus(); });
-  let me, doc;
-  try {
-    const s = await api('setupState');
-    if (s && s.complete === false) { renderSetup(); return; }
-    // the session and the route list together: one round trip less before the first view
-    [me, doc] = await Promise.all([api('session'), api('openapi').catch(() => null)]);
-  } catch (e) {
-    if (e.status === 401) return; // the login form is up (sessionEnded)
+  // setup state, session and route list at once: one round trip before the first view
+  const [setup, me, doc] = await Promise.allSettled([api('setupState'), api('session'), api('openapi')]);
+  if (setup.status === 'fulfilled' && setup.value && setup.value.complete === false) { renderSetup(); return; }
+  if (me.status === 'rejected') {
     renderLogin();
-    showError(e);
+    if (me.reason.status !== 401) showError(me.reason);
     return;
   }
-  await loggedIn(me, doc);
+  await loggedIn(me.value, doc.status === 'fulfilled' ? doc.value : null);
 }
 start();

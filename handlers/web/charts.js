@@ -96,4 +96,3 @@ export function worldMap(counts, onPick) {
     [1, 2, 3, 4, 5].map((i) => h('span', { class: 'swatch c' + i, 'aria-hidden': 'true' })), 'more bans (max ' + num(max) + ')');
   return h('figure', { class: 'mapfig' }, map, h('figcaption', { class: 'row spread' }, tip, legend));
 }
-export const MAP_SHAPES = SHAPES.length;

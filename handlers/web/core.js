@@ -211,7 +211,7 @@ export class ApiError extends Error {
 }
 
 // calls whose 401 means "not logged in (yet)", not "your session ended"
-const QUIET_401 = new Set(['login', 'setup', 'setupState', 'openapi']);
+const QUIET_401 = new Set(['login', 'setup', 'setupState', 'session', 'openapi']);
 const SLASHED = new Set(['ip', 'path', 'entry']); // networks and config paths keep their '/'
 export function apiPath(key, params = {}, query = null) {
   const path = EP[key][1].replace(/\{(\w+)\}/g, (_, name) => {
