@@ -32,8 +32,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from store import history_query
-from store.history_import import BUSY_TIMEOUT_S, MERGE_WINDOW_S, MMAP_BYTES, ImportResult, ImportSession, Transaction
-from store.history_schema import DAY_S, ORIGINS, aggregate, drop_empty, migrate, next_id, normalise_ip
+from store.history_import import (
+    BUSY_TIMEOUT_S,
+    MERGE_WINDOW_S,
+    MMAP_BYTES,
+    SYNC_CACHE_KIB,
+    ImportResult,
+    ImportSession,
+    Transaction,
+)
+from store.history_schema import DAY_S, ORIGINS, address_with_key, aggregate, drop_empty, migrate, next_id
 
 if TYPE_CHECKING:
     from geo import CountryLookup
@@ -174,7 +182,7 @@ class Archive:
         with self._write() as conn:
             first_new = next_id(conn)
             for raw in ips:
-                ip, key, valid = normalise_ip(raw)
+                ip, key, valid = address_with_key(raw)
                 # Only fail2ban's copy is claimed: another record of ours nearby is another ban (a re-ban right
                 # after an unban), never this one (an exact repeat is a no-op of the unique key).
                 row = conn.execute(
@@ -212,7 +220,7 @@ class Archive:
         added = 0
         with self._write() as conn:
             for ip in ips:
-                text, key, valid = normalise_ip(ip)
+                text, key, valid = address_with_key(ip)
                 added += conn.execute(
                     "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country) "
                     "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?)",
@@ -221,7 +229,7 @@ class Archive:
 
     def import_session(self) -> ImportSession:
         """A bulk import through a connection of its own (`with archive.import_session() as session:`)."""
-        return ImportSession(self)
+        return ImportSession(self._connect(cache_kib=SYNC_CACHE_KIB), self.clock, self.geo)
 
     def import_bans(self, bans: Iterable[Sequence[Any]], marks: Mapping[tuple[str, str], float],
                     commit_if: Callable[[], bool] = lambda: True) -> ImportResult | None:
