@@ -7,6 +7,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.app import Api
 
 WEB = Path(__file__).resolve().parents[2] / "handlers" / "web"
@@ -213,3 +215,28 @@ def test_page_has_the_blocklists_view_and_its_calls() -> None:
             ("DELETE", "/blocklists/{name}")} <= endpoints
     js = _js()
     assert "VIEWS.blocklists = " in js and "['Blocklists', 'blocklists']" in js
+
+
+def test_versioned_names_follow_the_imports(tmp_path: Path) -> None:
+    """A change in a module renames it AND every module importing it; a broken graph stops the server at start."""
+    from handlers.web import _build
+
+    (tmp_path / "index.html").write_text('<head><script type="module" src="/assets/a.js"></script></head>')
+    (tmp_path / "a.js").write_text("import { x } from './b.js';\nx();\n")
+    (tmp_path / "b.js").write_text("export const x = () => 1;\n")
+    (tmp_path / "c.css").write_text("body {}\n")
+    page, assets = _build(tmp_path)
+    names = {Path(u).name.split(".")[0]: u for u in assets}
+    assert set(names) == {"a", "b", "c"}
+    assert f"'./{Path(names['b']).name}'" in assets[names["a"]].body.decode()
+    assert names["a"] in page.body.decode() and f'rel="modulepreload" href="{names["b"]}"' in page.body.decode()
+    (tmp_path / "b.js").write_text("export const x = () => 2;\n")
+    _, again = _build(tmp_path)
+    changed = {Path(u).name.split(".")[0] for u in set(again) - set(assets)}
+    assert changed == {"a", "b"}  # c.css kept its name
+    (tmp_path / "b.js").write_text("import { y } from './a.js';\nexport const x = () => y;\n")
+    with pytest.raises(RuntimeError, match="import cycle"):
+        _build(tmp_path)
+    (tmp_path / "b.js").write_text("import { y } from './gone.js';\nexport const x = y;\n")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        _build(tmp_path)
