@@ -92,7 +92,12 @@ export function worldMap(counts, onPick) {
     const cc = target(ev);
     if (cc && counts[cc] && (ev.key === 'Enter' || ev.key === ' ')) { ev.preventDefault(); onPick(cc); }
   });
+  // small countries (Singapore, Malta, ...) have no shape at 1:110m: named under the map instead
+  const drawn = new Set(SHAPES.map((x) => x[0]));
+  const unmapped = Object.entries(counts).filter(([cc, n]) => n && !drawn.has(cc)).sort((a, b) => b[1] - a[1]);
+  const also = unmapped.length ? h('p', { class: 'muted small' }, 'Too small for this map: ',
+    unmapped.map(([cc, n], i) => [i ? ', ' : '', countryName(cc) + ' (' + num(n) + ')'])) : null;
   const legend = h('div', { class: 'row muted small legend' }, 'fewer',
     [1, 2, 3, 4, 5].map((i) => h('span', { class: 'swatch c' + i, 'aria-hidden': 'true' })), 'more bans (max ' + num(max) + ')');
-  return h('figure', { class: 'mapfig' }, map, h('figcaption', { class: 'row spread' }, tip, legend));
+  return h('figure', { class: 'mapfig' }, map, h('figcaption', { class: 'row spread' }, tip, legend), also);
 }
