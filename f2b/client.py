@@ -219,10 +219,6 @@ class Fail2Ban:
                                    details={"command": command, "fail2ban_error": name})
 
     # ---- server ----------------------------------------------------------------------------------
-    async def ping(self) -> bool:
-        """True when fail2ban answers ``pong``; raises `Fail2BanUnavailable` (with the reason) otherwise."""
-        return bool(await self.call("ping") == "pong")
-
     async def version(self) -> str:
         return str(await self.call("version"))
 
@@ -296,19 +292,6 @@ class Fail2Ban:
         """Seconds allowed for a ban of ``count`` addresses (see the module docstring)."""
         return self.timeout + count * PER_ADDRESS_S
 
-    async def is_banned(self, jail: str, ip: str) -> bool:
-        """Exact-entry check: an address inside a banned CIDR is NOT reported (fail2ban 1.0.2)."""
-        return bool(await self.call("get", jail, "banned", ip))
-
-    async def banned_in(self, jail: str, ips: Sequence[str]) -> list[str]:
-        """Those of ``ips`` currently banned in ``jail``, in one call (``get <jail> banned ip...``)."""
-        if not ips:
-            return []
-        flags = await self.call("get", jail, "banned", *ips)
-        if not isinstance(flags, list):  # fail2ban answers a bare 0/1 for a single address
-            flags = [flags]
-        return [ip for ip, flag in zip(ips, flags, strict=True) if flag]
-
     async def unban(self, jail: str, ip: str) -> bool:
         """Unban ``ip`` in ``jail``; False when it was not banned there."""
         cmd = ("set", jail, "unbanip", "--report-absent", ip)
@@ -336,11 +319,6 @@ class Fail2Ban:
             elif not (isinstance(result, UnknownJail) or protocol.is_not_banned(result)):  # lost a race: fine
                 self._raise_for(cmd, result)
         return removed
-
-    async def banned_everywhere(self) -> list[tuple[str, str]]:
-        """Every current ban as ``(ip, jail)``."""
-        return [(str(ip), str(jail)) for entry in await self.call("banned")
-                for jail, ips in entry.items() for ip in ips]
 
     async def banned_with_times(self, jail: str) -> list[BanTime]:
         """Current bans of ``jail`` with start and end (see the module docstring for the format)."""
