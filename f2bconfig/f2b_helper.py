@@ -75,6 +75,9 @@ def check(base):
         if cmd[0] in ("start", "config-error", "server-status"):
             continue
         if cmd[0] == "set" and len(cmd) > 1 and cmd[1] in _SERVER_SKIP:
+            problem = _server_option_error(cmd)
+            if problem:
+                errors.append(problem)
             continue
         if cmd[0] == "set" and len(cmd) > 2 and cmd[2] in _JAIL_SKIP:
             continue
@@ -97,6 +100,25 @@ def _brief(conf):
                               "backend": str(r.options.get("backend") or "auto")} for r in readers}
     except Exception:
         return {}
+
+
+def _server_option_error(cmd):
+    """fail2ban.conf/.local values the server would reject, checked with fail2ban's own converters
+    (these commands are not replayed: they would open files and databases)."""
+    from fail2ban.helpers import str2LogLevel
+    from fail2ban.server.mytime import MyTime
+
+    key, value = cmd[1], cmd[2] if len(cmd) > 2 else ""
+    try:
+        if key == "loglevel":
+            str2LogLevel(value)
+        elif key == "dbpurgeage":
+            MyTime.str2seconds(value)
+        elif key == "dbmaxmatches":
+            int(value)
+    except Exception as exc:
+        return f"fail2ban.conf/.local: {key} = {value!r}: {exc}"
+    return None
 
 
 def _effective_values(stream):
