@@ -2,6 +2,7 @@
 importable only there. Prints one JSON document on stdout.
 
     python3 f2b_helper.py check DIR       -> {"ok", "errors": [...], "jails": [enabled jail names]}
+    python3 f2b_helper.py serve   (a warm spare: imports fail2ban, then reads ["check"|"catalogue", DIR, ...])
     python3 f2b_helper.py catalogue DIR [JAIL]
         -> {"jails": [{name, enabled, filter, logpath, backend, settings, source, error}]} (every jail, or one)
 
@@ -203,8 +204,19 @@ def catalogue(base, only=None):
 
 
 def main():
-    mode, base = sys.argv[1], os.path.abspath(sys.argv[2])
-    result = check(base) if mode == "check" else catalogue(base, sys.argv[3] if len(sys.argv) > 3 else None)
+    args = sys.argv[1:]
+    if args == ["serve"]:  # a warm spare: import now, then wait for ONE request line on stdin
+        import fail2ban.client.configurator  # noqa: F401
+        import fail2ban.client.jailreader  # noqa: F401
+        import fail2ban.server.server  # noqa: F401
+        import fail2ban.server.transmitter  # noqa: F401
+
+        line = sys.stdin.readline()
+        if not line:
+            return  # bangui went away or closed us
+        args = json.loads(line)
+    mode, base = args[0], os.path.abspath(args[1])
+    result = check(base) if mode == "check" else catalogue(base, args[2] if len(args) > 2 else None)
     sys.stdout.write(json.dumps(result, default=str))
 
 
