@@ -12,13 +12,12 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
 from core.deps import Deps
-from errors import AppError, render_error
+from errors import exception_handlers
 from f2b.client import Fail2Ban
 from handlers import (
     audit,
@@ -40,12 +39,13 @@ from handlers.api import ApiRoute
 from handlers.filters import routes as filter_routes
 from handlers.jail_control import routes as jail_control_routes
 from handlers.logs import routes as log_routes
-from handlers.middleware import SecurityHeaders
+from handlers.middleware import SecurityHeaders, StoreGuard
+from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
 from settings import Settings
 from store import Store
 from store import setup as first_start
-from store.base import offload
+from store.base import configure_threads, offload
 
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
@@ -59,9 +59,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
         settings = Settings.load()
         logs.configure(settings.log_level)
+        install_error_bodies()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        configure_threads()
         store = await offload(Store, settings)
         client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
         deps = Deps(settings, store, client)
@@ -80,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={AppError: render_error, HTTPException: render_error, Exception: render_error},
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
+        exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

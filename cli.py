@@ -29,6 +29,7 @@ from core.actor import cli as cli_actor
 from core.deps import Deps
 from core.roles import ROLE_NAMES
 from f2b.client import Fail2Ban
+from handlers import transport
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
 
@@ -161,6 +162,7 @@ def serve(settings: Settings) -> int:
         config.application_path = "app:create_app()"
         config.graceful_timeout = 5.0
         config.accesslog = None
+        transport.configure(config)  # no server header, read timeout (issue 8 items 13, 17)
         host = settings.bind.rsplit(":", 1)[0].strip("[]")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         print(f"bangui: serving http://{shown}:{settings.bind.rsplit(':', 1)[1]}/ with {settings.workers} "

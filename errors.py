@@ -70,6 +70,29 @@ class Unavailable(AppError):
     status, code = 503, "unavailable"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of every route on this path (Starlette's own 405 names only the first route's)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", []):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """What app.py installs: everything below `Exception` is rendered inside the middleware stack (security
+    headers, no re-raise); `Exception` itself by Starlette's outermost ServerErrorMiddleware."""
+    import sqlite3
+
+    import diskcache
+
+    return {cls: render_error for cls in (AppError, HTTPException, ExceptionGroup, diskcache.Timeout,
+                                          sqlite3.Error, OSError, Exception)}
+
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
 
 
@@ -79,7 +102,34 @@ def envelope(status: int, code: str, message: str, details: dict[str, Any] | Non
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# Every response carries these (handlers/middleware.py adds them; errors rendered outside it, the 500s of
+# Starlette's outermost ServerErrorMiddleware, add them here).
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+
+
+def first_app_error(exc: BaseException) -> AppError | None:
+    """The first AppError inside (nested) exception groups: a task group wraps a handler's 404/503."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_app_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 async def render_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, BaseExceptionGroup):
+        exc = first_app_error(exc) or exc
+    from store.faults import translated  # late: store modules import this one
+
+    exc = translated(exc) or exc
     if isinstance(exc, AppError):
         return envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
     if isinstance(exc, HTTPException):
@@ -87,8 +137,11 @@ async def render_error(request: Request, exc: Exception) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:
             message = f"no route for {request.url.path}"
-        elif exc.status_code == 405:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
-        return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+        return envelope(exc.status_code, code, message, headers=headers or None)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return envelope(500, "internal_error", "internal error; the server log has the details")
+    return envelope(500, "internal_error", "internal error; the server log has the details",
+                    headers=SECURITY_HEADERS)

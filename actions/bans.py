@@ -7,14 +7,19 @@ through the leader's sync of fail2ban's database.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actions.base import Act, action
+from core import refusals
+from core.actor import Actor
 from core.addresses import ip_list, jail_name, one_ip
+from core.refusals import refusal_reason
 from core.roles import Role
-from errors import NotFound
+from errors import Forbidden, InvalidInput, NotFound
+from settings import Settings
 from store.base import offload
 
 if TYPE_CHECKING:
@@ -28,25 +33,57 @@ async def _history(write: Callable[..., Any], *args: Any) -> None:
     try:
         await offload(write, *args)
     except Exception:
-        log.exception("could not record %s%r in history", write.__name__, args[:2])
+        log.exception("could not record %r in history", args[:2])
 
 
 def _audit_ips(act: Act, ips: list[str]) -> None:
     act.details.update(ips=ips[:AUDITED_IPS], count=len(ips))
 
 
+@functools.lru_cache(maxsize=4)
+def protected_addresses(settings: Settings) -> frozenset[str]:
+    """bangui's own addresses and its proxies (core/refusals.py); a few /proc reads, once per process."""
+    return frozenset(refusals.protected_addresses(settings))
+
+
+def check_refusals(settings: Settings, actor: Actor, raw: list[str], force: bool) -> None:
+    """400 `refused_address` naming every entry that must not be banned (core/refusals.py). `force` (admins
+    only, audited) lifts only the self-lockout part: the caller's own address and bangui's own."""
+    protected = protected_addresses(settings) | ({actor.source_ip} if actor.source_ip else set())
+    refused = {}
+    for entry in raw:
+        reason = refusal_reason(entry, protected)
+        if reason and force and refusal_reason(entry) is None:
+            continue  # only self-lockout protection refused it, and an admin insists
+        if reason:
+            refused[entry[:100]] = reason
+    if refused:
+        first, why = next(iter(refused.items()))
+        raise InvalidInput(f"refusing to ban {first}: {why}", code="refused_address",
+                           details={"refused": refused})
+
+
 @action("jail.ban", Role.operator, target="jail")
-async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual",
+async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", force: bool = False,
               client: Fail2Ban | None = None) -> dict[str, list[str]]:
     """Ban every address/network (all valid or none); `{"banned": fresh, "already_banned": [...]}`.
-    `client`: a fail2ban client with a longer timeout for large imports (blocklists)."""
-    jail, ips = jail_name(jail), ip_list(ips)
+    `force`: an admin overrides self-lockout protection (see check_refusals). `client`: a fail2ban
+    client with a longer timeout for large imports (blocklists)."""
+    jail = jail_name(jail)
+    if force:
+        act.details["force"] = True
+        if act.actor.role is not Role.admin:
+            raise Forbidden('"force" needs the admin role')
+    check_refusals(act.deps.settings, act.actor, ips, force)
+    ips = ip_list(ips)
     _audit_ips(act, ips)
+    started = act.deps.store.clock()  # a bulk ban lasts seconds: history matches fail2ban's rows in its span
     already = set(await (client or act.deps.fail2ban).ban_new(jail, ips))  # one round trip for the set
     fresh = [ip for ip in ips if ip not in already]
     act.details["banned"] = len(fresh)
     if fresh:
-        await _history(act.deps.store.history.record_ban, jail, fresh, origin, act.actor.name)
+        await _history(functools.partial(act.deps.store.history.record_ban, since=started), jail, fresh, origin,
+                       act.actor.name)
     return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
 
 

@@ -48,7 +48,8 @@ class JailSpec:
     """One jail of a private server. ``filter``: ``sshd`` or ``nginx-http-auth``.
 
     ``action``: ``noop`` (empty commands), ``dummy`` (stock action writing ``+ip``/``-ip`` lines to
-    ``<base_dir>/<jail>.dummy``) or None for the server-wide default.
+    ``<base_dir>/<jail>.dummy``), ``slow`` (a shell ``sleep 0.002`` per ban/unban: bulk bans that take fail2ban
+    seconds) or None for the server-wide default.
     """
 
     name: str
@@ -151,6 +152,7 @@ class PrivateServer:
             self._install("filter.d", name)
         self._install("action.d", "noop", stock=False)
         self._install("action.d", "dummy")
+        self._install("action.d", "slow", stock=False)
         (self.conf_dir / "fail2ban.conf").write_text(
             "[Definition]\nloglevel = INFO\n"
             f"logtarget = {self.logfile}\nsyslogsocket = auto\nsocket = {self.socket}\n"
@@ -244,9 +246,9 @@ class PrivateServer:
         action = spec.action or self.action
         if action == "dummy":
             return f'dummy[target="{self.dummy_target(spec.name)}"]'  # its default target is under /var/run
-        if action != "noop":
-            raise ValueError(f"unsupported action {action!r} for a private server: use 'noop' or 'dummy'")
-        return "noop"
+        if action not in ("noop", "slow"):
+            raise ValueError(f"unsupported action {action!r} for a private server: use noop, dummy or slow")
+        return action
 
     def _install(self, sub: str, name: str, stock: bool = True) -> None:
         source = self.stock_dir / sub / f"{name}.conf" if stock and self.stock_dir else None

@@ -39,10 +39,13 @@ async def unban_everywhere(call: Call) -> dict[str, list[str]]:
 
 
 async def get_ip(call: Call) -> dict[str, Any]:
+    """An address, or a network (`/ips/198.51.100.0/24`): current bans of that exact entry (fail2ban keeps a
+    network as one entry and does not match addresses inside it) and the history of everything inside it."""
     ip = one_ip(call.param("ip"))
     jails = await call.deps.fail2ban.jails_banning(ip)
     current = [b for b in await _current_bans(call, jails) if b.ip == ip]
-    timeline = await offload(call.deps.store.history.ip_timeline, ip)
+    history = call.deps.store.history
+    timeline = await offload(history.network_timeline if "/" in ip else history.ip_timeline, ip)
     return dict(timeline, ip=ip, banned_now=bool(current), current_bans=current,
                 first_seen=iso(timeline["first_seen"]), last_seen=iso(timeline["last_seen"]),
                 events=[shown(e) for e in timeline["events"]])

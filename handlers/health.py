@@ -27,6 +27,7 @@ class Health(msgspec.Struct):
     leader: dict[str, Any] | None
     store: bool
     snapshot: dict[str, Any] | None  # the leader's latest fail2ban snapshot, the same for every worker
+    store_error: str | None = None  # why the store cannot serve (deleted/replaced file, disk full, no answer)
 
 
 async def live(call: Call) -> dict[str, str]:
@@ -44,27 +45,32 @@ async def _fail2ban_health(call: Call) -> Fail2BanHealth:
 
 
 async def ready(call: Call) -> Any:
-    store_ok = call.deps.store.usable()
+    problem = call.deps.store.problem()  # a stat, a statvfs and a one-key read: inline
+    store_ok = problem is None
     f2b = await _fail2ban_health(call)
     body = {"ready": store_ok, "store": store_ok, "fail2ban": msgspec.to_builtins(f2b)}
+    if problem is not None:
+        body["store_error"] = problem
     return json_response(body, 200 if store_ok else 503)
 
 
 async def health(call: Call) -> Health:
     store, settings = call.deps.store, call.deps.settings
     f2b = await _fail2ban_health(call)
-    store_ok = store.usable()
+    problem = store.problem()
+    store_ok = problem is None
     degraded = not (f2b.reachable and store_ok) or heartbeat_is_stale(store, settings)
     snap = store.runtime.current()
     if snap is not None:
         snap = {"at": iso(snap["at"]), "age_s": round(store.clock() - snap["at"], 3),
                 "reachable": snap["reachable"], "jails": [j["name"] for j in snap["jails"]]}
-    return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok, snap)
+    return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok, snap,
+                  problem)
 
 
 routes = [
     route("GET", "/health/live", live, None, "Liveness: 200 while the process serves."),
-    route("GET", "/health/ready", ready, None, "Readiness: 200 when the store is usable, else 503."),
+    route("GET", "/health/ready", ready, None, "Readiness: 200 when the store can read and write, else 503."),
     route("GET", "/health", health, Role.viewer, "Health: fail2ban, store, this worker and the leader.",
           response=Health),
 ]

@@ -42,6 +42,7 @@ class JailDetail(JailSummary):
 class BanRequest(msgspec.Struct, forbid_unknown_fields=True):
     ips: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]],
                    msgspec.Meta(min_length=1, max_length=MAX_IPS_PER_REQUEST)]
+    force: bool = False  # admin only: ban even the caller's own address or bangui's (audited)
 
 
 class BanResult(msgspec.Struct):
@@ -86,7 +87,7 @@ async def get_jail(call: Call) -> JailDetail:
 
 async def ban_ips(call: Call) -> BanResult:
     body: BanRequest = call.body
-    result = await actions.ban(call.deps, call.actor, call.param("jail"), body.ips)
+    result = await actions.ban(call.deps, call.actor, call.param("jail"), body.ips, force=body.force)
     return BanResult(result["banned"], result["already_banned"])
 
 

@@ -17,6 +17,36 @@ _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}}
 
 
+# Schemas of path and query parameters, so that clients and fuzzers know the values the server accepts (every other
+# value is answered 400 by the handlers' own checks, which stay the authority). Keyed by name; `name` depends on
+# the path's first segment.
+_NAME = "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+_PARAMS: dict[str, dict[str, Any]] = {
+    "jail": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
+    "ip": {"type": "string", "minLength": 2, "maxLength": 64, "pattern": "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$"},
+    "id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
+    "since": {"type": "string", "maxLength": 40}, "until": {"type": "string", "maxLength": 40},
+    "origin": {"type": "string", "enum": ["auto", "manual", "blocklist"]},
+    "event": {"type": "string", "enum": ["ban", "unban"]},
+    "country": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "cursor": {"type": "string", "maxLength": 200},
+    "format": {"type": "string", "enum": ["csv", "json"]},
+    "range": {"type": "string", "enum": ["24h", "7d", "30d", "365d"]},
+}
+_NAMES = {
+    "users": {"type": "string", "pattern": _NAME},
+    "blocklists": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+    "jobs": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+}
+
+
+def param_schema(path: str, name: str) -> dict[str, Any]:
+    if name == "name":
+        return _NAMES.get(path.removeprefix("/api/v1/").split("/")[0], {"type": "string"})
+    return _PARAMS.get(name, {"type": "string"})
+
+
 def api_routes(app: Any) -> list[ApiRoute]:
     return [r.endpoint.__self__ for r in app.routes
             if isinstance(getattr(getattr(r, "endpoint", None), "__self__", None), ApiRoute)]
@@ -33,10 +63,10 @@ def document(routes: list[ApiRoute]) -> dict[str, Any]:
         op: dict[str, Any] = {"summary": r.summary, "operationId": r.handler.__name__,
                               "security": [] if r.role is None else [{"bearer": []}, {"session": []}],
                               "x-required-role": r.role.name if r.role is not None else "public"}
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        params = [{"name": n, "in": "path", "required": True, "schema": param_schema(r.path, n)}
                   for n in re.findall(r"\{(\w+)", r.path)]
-        params += [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
-                   for n, d in r.query.items()]
+        params += [{"name": n, "in": "query", "required": False, "description": d,
+                    "schema": param_schema(r.path, n)} for n, d in r.query.items()]
         if params:
             op["parameters"] = params
         if r.body is not None:

@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
@@ -24,6 +25,7 @@ from core.roles import Role
 from errors import Forbidden
 from settings import Settings
 from store.base import offload
+from store.faults import StorageFull
 
 if TYPE_CHECKING:
     from core.deps import Deps
@@ -45,7 +47,7 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Actor:
         if record is None:
             return anonymous(source)
         if store.tokens.needs_touch(record):
-            await offload(store.tokens.touch, token.strip())
+            await _touch(store.tokens.touch, token.strip())
         return Actor(f"token:{record['name']}", Role[record["role"]], "token", source, user=record["owner"],
                      token_id=record["id"], expires_at=record["expires_at"])
     session_id = request.cookies.get(SESSION_COOKIE)
@@ -53,9 +55,15 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Actor:
     if record is None or session_id is None:
         return anonymous(source)
     if store.sessions.needs_touch(record):
-        await offload(store.sessions.touch, session_id, record)
+        await _touch(store.sessions.touch, session_id, record)
     return Actor(record["user"], Role[record["role"]], "cookie", source, user=record["user"],
                  session_id=session_id, expires_at=record["expires_at"])
+
+
+async def _touch(func: Any, *args: Any) -> None:
+    """Refresh last-used/idle times; on a full disk reads go on without it (issue 8 item 14)."""
+    with contextlib.suppress(StorageFull):
+        await offload(func, *args)
 
 
 @lru_cache(maxsize=64)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
 import logging
 import socket
 import ssl
@@ -31,8 +30,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio.to_thread
 
 from actions import bans
+from actions.bans import protected_addresses
 from core.actor import job as job_actor
 from core.addresses import canonical_ip
+from core.refusals import refusal_reason
 from errors import AppError
 from f2b.client import Fail2Ban
 from settings import Settings
@@ -47,8 +48,6 @@ log = logging.getLogger("bangui.jobs.blocklists")
 MAX_ENTRIES = 100_000
 MAX_REDIRECTS = 3
 MAX_EXAMPLES = 5
-# Broader networks count as invalid lines: one "0.0.0.0/0" in a list would lock everyone out, the admin too.
-MIN_PREFIX = {4: 8, 6: 16}
 # fail2ban runs every action of every ban inside the one `banip` call: 100,000 entries took ~3 s with no-op
 # actions (measured), far longer with firewall actions. The job's own timeout (600 s) still bounds it.
 BAN_TIMEOUT_S = 480.0
@@ -170,8 +169,9 @@ def fetch(url: str, settings: Settings) -> bytes:
     raise BlocklistError(f"more than {MAX_REDIRECTS} redirects")
 
 
-def parse(text: str, limit: int = MAX_ENTRIES) -> Parsed:
-    """The entries of a list (see the module docstring); BlocklistError beyond `limit` entries."""
+def parse(text: str, limit: int = MAX_ENTRIES, protected: frozenset[str] = frozenset()) -> Parsed:
+    """The entries of a list (see the module docstring); BlocklistError beyond `limit` entries. Entries the
+    ban action would refuse (core/refusals.py: loopback, too wide, covering `protected`...) count as invalid."""
     entries: dict[str, None] = {}
     invalid, examples = 0, list[str]()
     for line in text.splitlines():
@@ -179,7 +179,7 @@ def parse(text: str, limit: int = MAX_ENTRIES) -> Parsed:
         if not words:
             continue
         value = canonical_ip(words[0])
-        if value is None or (net := ipaddress.ip_network(value)).prefixlen < MIN_PREFIX[net.version]:
+        if value is None or refusal_reason(words[0], protected) is not None:
             invalid += 1
             if len(examples) < MAX_EXAMPLES:
                 examples.append(line.strip()[:100])
@@ -213,7 +213,9 @@ async def import_list(deps: Deps, record: dict[str, Any], now: float) -> dict[st
                                "last_added": 0, "last_invalid": 0, "last_invalid_examples": []}
     try:
         url, settings = record["url"], deps.settings  # parsed in the thread too: 100,000 lines would stall the loop
-        parsed = await anyio.to_thread.run_sync(lambda: parse(fetch(url, settings).decode(errors="replace")))
+        protected = protected_addresses(settings)
+        parsed = await anyio.to_thread.run_sync(
+            lambda: parse(fetch(url, settings).decode(errors="replace"), protected=protected))
         outcome.update(last_count=len(parsed.entries), last_invalid=parsed.invalid,
                        last_invalid_examples=parsed.examples)
         if parsed.invalid and not parsed.entries:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from geo import CountryLookup
 from settings import Settings
+from store import faults, identity
 from store.audit import AuditLog
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
@@ -28,7 +29,14 @@ class Store:
     def __init__(self, settings: Settings, clock: Clock = time.time) -> None:
         self.settings = settings
         self.path = prepare_data_dir(Path(settings.data_dir))
-        self.cache = open_cache(self.path / "state")
+        try:
+            identity.check_before_open(self.path, self.path / "state")
+            self.cache = open_cache(self.path / "state")
+            self.opened = identity.adopt(self.path, self.path / "state", self.cache)
+        except identity.StoreMissing as exc:
+            if hasattr(self, "cache"):
+                self.cache.close()
+            raise StoreError(str(exc)) from None
         self.cache.create_tag_index()  # makes Sessions.end_all (evict by tag) an index lookup
         self.clock = clock
         self.users = Users(self.cache, clock)
@@ -51,6 +59,20 @@ class Store:
         except Exception:
             return False
         return True
+
+    def identity_problem(self) -> str | None:
+        """Why the store file this process opened is no longer the data dir's (None: it still is): one stat."""
+        return identity.problem(self.path / "state", self.opened)
+
+    def problem(self) -> str | None:
+        """Why the store cannot serve now (None: it can): its file was deleted or replaced under us, it does not
+        answer a read, or it cannot take writes (disk full). For readiness and health."""
+        moved = self.identity_problem()
+        if moved is not None:
+            return moved
+        if not self.usable():
+            return "the store does not answer a read (locked or damaged); see the server log"
+        return faults.write_problem(self.path)
 
     def close(self) -> None:
         self.history.close()

@@ -70,6 +70,7 @@ class AuditLog:
         conn.executescript(_SCHEMA)
         if created:
             os.chmod(self.path, 0o600)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- connection per thread (SQLite connections must not cross threads or forks) ------------------
     def _conn(self) -> sqlite3.Connection:
@@ -78,6 +79,10 @@ class AuditLog:
             conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Small, frequent checkpoints and a WAL that shrinks back: audit rows are small, and a large WAL
+            # on a small disk would fill it (issue 8 item 14; the store's cache does the same).
+            conn.execute("PRAGMA wal_autocheckpoint=100")
+            conn.execute(f"PRAGMA journal_size_limit={1 << 20}")
             conn.row_factory = sqlite3.Row
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
@@ -243,7 +248,7 @@ def _public(row: sqlite3.Row) -> dict[str, Any]:
 def _load_key(path: Path) -> bytes:
     """The chain's HMAC key, created once (first writer wins, every process then reads the same key)."""
     if not path.exists():
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
         write_secret_file(tmp, base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
         try:
             os.link(tmp, path)  # atomic create-if-absent: a concurrent creator's key is kept

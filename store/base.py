@@ -12,8 +12,8 @@ Guarantees:
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import diskcache
 import msgspec
+from anyio.lowlevel import RunVar
 from diskcache.core import MODE_PICKLE
 
-from errors import Unavailable
+from store.faults import StoreBusy as StoreBusy  # re-exported: the store's 503
+from store.faults import StoreReplaced, translated
 
 TIMEOUT_S = 2.0
 # Filesystems on which SQLite's POSIX locks are unreliable (sqlite.org/faq.html#q5).
@@ -37,10 +39,6 @@ Clock = Callable[[], float]
 
 class StoreError(Exception):
     """The data dir or the store cannot be used; the message says what and how to fix it."""
-
-
-class StoreBusy(Unavailable):
-    code = "store_busy"
 
 
 class JsonDisk(diskcache.Disk):
@@ -108,47 +106,85 @@ def filesystem_type(path: Path, mounts_text: str | None = None) -> str:
     return best_type
 
 
+# The store's WAL is checkpointed every ~400 KiB (SQLite's default: 1000 pages, 4 MiB) and truncated back to
+# 1 MiB after that: on a small disk, a WAL that grew to the default checkpoint size kept every write failing with
+# SQLITE_FULL until the mount was enlarged (issue 8 item 14). The store's records are small: checkpoints are cheap.
+WAL_SETTINGS = {"sqlite_wal_autocheckpoint": 100, "sqlite_journal_size_limit": 1 << 20}
+
+
+class GuardedCache(diskcache.Cache):
+    """diskcache opens a connection per thread on first use, and SQLite creates a missing file on connect: after the
+    store file was deleted, a new thread would silently start a second, empty store (issue 8 item 15). Once open,
+    a new connection is refused when the file is gone."""
+
+    _guarded = False
+
+    @property
+    def _con(self) -> Any:
+        if self._guarded and getattr(self._local, "con", None) is None \
+                and not os.path.exists(os.path.join(self.directory, "cache.db")):
+            raise StoreReplaced(f"the store file {self.directory}/cache.db was deleted while bangui runs: "
+                                "restore it and restart bangui")
+        return super()._con
+
+
 def open_cache(directory: Path) -> diskcache.Cache:
     """Open (creating) one shared diskcache below the data dir, reporting the real SQLite error."""
     try:
-        cache = diskcache.Cache(str(directory), disk=JsonDisk, timeout=TIMEOUT_S,
-                                eviction_policy="none", size_limit=2**40)
+        cache = GuardedCache(str(directory), disk=JsonDisk, timeout=TIMEOUT_S,
+                             eviction_policy="none", size_limit=2**40, **WAL_SETTINGS)
     except Exception as exc:  # sqlite3.Error, OSError: report it as is, with the path
         raise StoreError(f"store at {directory} cannot be opened: {type(exc).__name__}: {exc}") from None
     for name in os.listdir(directory):
         if name.startswith("cache.db"):
             os.chmod(directory / name, 0o600)
+    cache._guarded = True
     return cache
 
 
 def write_secret_file(path: Path, text: str) -> None:
-    """Write a file only the owner can read (0600), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a file only the owner can read (0600), atomically. The temp name is per process and call:
+    workers bootstrapping at once each write their own (a shared `.tmp` made one's rename fail)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
 
 
-# argon2id hashes take 19 MiB and ~50 ms each: at most this many at once per process, whatever the
-# thread pool's size (40), so a burst of logins cannot take 760 MiB on a small VPS.
-HASH_CONCURRENCY = 2
-_hashing = threading.BoundedSemaphore(HASH_CONCURRENCY)
+async def offload(func: Callable[..., T], *args: Any) -> T:
+    """Run blocking store work in a worker thread; a lock wait beyond TIMEOUT_S becomes 503 store_busy, a full
+    disk 507 storage_full (store.faults)."""
+    try:
+        return await anyio.to_thread.run_sync(func, *args)
+    except Exception as exc:
+        error = translated(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
-def _bounded(func: Callable[..., T], *args: Any) -> T:
-    with _hashing:
-        return func(*args)
+# Threads for blocking work, per worker process: anyio's default is 40. Deliberate: enough for store I/O while
+# a few slow calls wait on locks, few enough that 40 concurrent requests cannot each hold a thread.
+THREADS = 16
+# argon2 hashes (19 MiB and ~50 ms of CPU each) at once, per worker process: at most 2 (2 cores is common); more
+# only queue in memory. A separate limiter, so logins waiting to hash never starve ordinary store reads.
+HEAVY_THREADS = 2
+_heavy: RunVar[anyio.CapacityLimiter] = RunVar("bangui_heavy_limiter")  # one per event loop
+
+
+def configure_threads() -> None:
+    """Set the worker thread limit (call once per process, in the event loop, at lifespan start)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
 
 
 async def offload_heavy(func: Callable[..., T], *args: Any) -> T:
-    """`offload` for password hashing and verifying: at most HASH_CONCURRENCY at once per process."""
-    return await offload(_bounded, func, *args)
-
-
-async def offload(func: Callable[..., T], *args: Any) -> T:
-    """Run blocking store work in a worker thread; a lock wait beyond TIMEOUT_S becomes 503 store_busy."""
+    """`offload` for CPU- and memory-heavy work (argon2 hashing and verifying): at most HEAVY_THREADS at once."""
     try:
-        return await anyio.to_thread.run_sync(func, *args)
-    except diskcache.Timeout:
-        raise StoreBusy("the shared store is busy; retry shortly") from None
+        limiter = _heavy.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(HEAVY_THREADS)
+        _heavy.set(limiter)
+    async with limiter:
+        return await offload(func, *args)
+

@@ -11,8 +11,10 @@ Contracts:
   duplicates a row (`INSERT OR IGNORE`).
 - A ban bangui made itself (`record_ban`, origin manual/blocklist) and fail2ban's copy of the same ban (the sync
   sees it as an ordinary row) are ONE event: whichever arrives second is merged into the first when jail and ip are
-  equal and the times are within `MERGE_WINDOW_S` (the origin and actor of bangui's record win; fail2ban's
-  failures, matches, bancount and bantime are added).
+  equal and fail2ban's time lies within [since, at] of bangui's record, give or take `MERGE_WINDOW_S` (`since`:
+  when the ban call started, `at`: when fail2ban answered; a bulk ban runs its actions address by address, so its
+  rows carry any time in between). The origin and actor of bangui's record win; fail2ban's failures, matches,
+  bancount and bantime are added.
 - The sync's high-water marks live in the same transaction as the rows they cover: a crash or a lost leadership
   (`commit_if` answering False) loses neither.
 - Reads never block writers (WAL). Queries are in `store.history_query` and exposed as methods here.
@@ -46,6 +48,19 @@ WAL_LIMIT_BYTES = 64 << 20
 # Connections inherited through a fork: kept referenced forever so that the child never closes (and so never
 # releases the parent's POSIX locks through) a connection it does not own. Empty under spawn (hypercorn).
 _ABANDONED: list[sqlite3.Connection] = []
+
+
+def wal_sizes(path: Path) -> tuple[int, int]:
+    """(checkpoint interval, WAL size limit) in bytes: CHECKPOINT_BYTES/WAL_LIMIT_BYTES, but at most an eighth of
+    the free space of the archive's disk (at least 256 KiB): on a small disk a 40 MB WAL filled it and then every
+    write of the store failed too (issue 8 item 14)."""
+    try:
+        st = os.statvfs(path.parent)
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        return CHECKPOINT_BYTES, WAL_LIMIT_BYTES
+    cap = max(256 << 10, free // 8)
+    return min(CHECKPOINT_BYTES, cap), min(WAL_LIMIT_BYTES, cap)
 
 
 class SyncedBan(NamedTuple):
@@ -118,8 +133,9 @@ class Archive:
         conn.execute("PRAGMA temp_store = MEMORY")
         # Checkpoint every ~40 MB rather than 4 MB: a page the sync rewrites in several batches is copied once.
         page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
-        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BYTES // page_bytes}")
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")  # the WAL shrinks back after a backfill
+        checkpoint, limit = wal_sizes(self.path)
+        conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint // page_bytes}")
+        conn.execute(f"PRAGMA journal_size_limit = {limit}")  # the WAL shrinks back after a backfill
         # Reads through a memory map (shared by every process, no per-read syscall); a bigger page cache keeps
         # the upper levels of the random-order unique index hot while the sync inserts.
         conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
@@ -142,38 +158,42 @@ class Archive:
         return self.geo.country(ip) if self.geo is not None and valid else None
 
     def record_ban(self, jail: str, ips: Iterable[str], origin: str = "manual", actor: str | None = None,
-                   at: float | None = None, bantime: int | None = None) -> int:
+                   at: float | None = None, bantime: int | None = None, since: float | None = None) -> int:
         """Record bans bangui just made; returns how many events were added or claimed.
 
-        If the sync already copied fail2ban's row of the same ban (origin auto, within MERGE_WINDOW_S), that row
-        becomes this origin and actor instead of a second event.
+        `since`: when the ban call to fail2ban started (pass it for every ban: a bulk ban lasts seconds); `at`:
+        when it returned (default now). If the sync already copied fail2ban's row of the same ban (origin auto,
+        within [since, at] give or take MERGE_WINDOW_S), that row becomes this origin and actor instead of a
+        second event.
         """
         if origin not in ORIGINS or origin == "auto":
             raise ValueError(f"record_ban origin must be manual or blocklist, not {origin!r}")
         when = self.clock() if at is None else float(at)
+        start = min(when, when if since is None else float(since))
         count = 0
         with self._write() as conn:
             first_new = next_id(conn)
             for raw in ips:
                 ip, key, valid = normalise_ip(raw)
+                # Only fail2ban's copy is claimed: another record of ours nearby is another ban (a re-ban right
+                # after an unban), never this one (an exact repeat is a no-op of the unique key).
                 row = conn.execute(
-                    "SELECT id, origin FROM events WHERE ipkey = ? AND jail = ? AND event = 'ban' "
-                    "AND at BETWEEN ? AND ? ORDER BY abs(at - ?) LIMIT 1",
-                    (key, jail, when - MERGE_WINDOW_S, when + MERGE_WINDOW_S, when)).fetchone()
+                    "SELECT id FROM events WHERE ipkey = ? AND jail = ? AND event = 'ban' "
+                    "AND origin = 'auto' AND at BETWEEN ? AND ? ORDER BY abs(at - ?) LIMIT 1",
+                    (key, jail, start - MERGE_WINDOW_S, when + MERGE_WINDOW_S, when)).fetchone()
                 if row is not None:
-                    if row[1] == "auto":
-                        aggregate(conn, "id = ?", (row[0],), -1)
-                        # Our clock, not fail2ban's whole second (which may round past a quick unban of ours).
-                        conn.execute("UPDATE OR IGNORE events SET origin = ?, actor = ?, at = ?, "
-                                     "bantime = coalesce(bantime, ?) WHERE id = ?",
-                                     (origin, actor, when, bantime, row[0]))
-                        aggregate(conn, "id = ?", (row[0],), +1)
-                        count += 1
+                    aggregate(conn, "id = ?", (row[0],), -1)
+                    # Our clock, not fail2ban's whole second (which may round past a quick unban of ours).
+                    conn.execute("UPDATE OR IGNORE events SET origin = ?, actor = ?, at = ?, since = ?, "
+                                 "bantime = coalesce(bantime, ?) WHERE id = ?",
+                                 (origin, actor, when, start, bantime, row[0]))
+                    aggregate(conn, "id = ?", (row[0],), +1)
+                    count += 1
                     continue
                 count += conn.execute(
-                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, bantime, origin, actor, country) "
-                    "VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (jail, ip, key, when, bantime, origin, actor, self._country(ip, valid))).rowcount
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, country) "
+                    "VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid))).rowcount
             aggregate(conn, "id >= ?", (first_new,), +1)
         return count
 
@@ -252,6 +272,10 @@ class Archive:
     def ip_timeline(self, ip: str) -> dict[str, Any]:
         """See `history_query.ip_timeline`."""
         return history_query.ip_timeline(self._conn(), ip, self.geo)
+
+    def network_timeline(self, network: str) -> dict[str, Any]:
+        """See `history_query.network_timeline`."""
+        return history_query.network_timeline(self._conn(), network, self.geo)
 
     def stats(self, range_: str = "24h", jail: str | None = None, origin: str | None = None,
               now: float | None = None) -> dict[str, Any]:

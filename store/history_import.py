@@ -15,13 +15,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from store.faults import is_disk_full
 from store.history_schema import aggregate, next_id, normalise_ip
 
 if TYPE_CHECKING:
     from store.history import Archive
 
 BUSY_TIMEOUT_S = 5.0
-MERGE_WINDOW_S = 2.0
+MERGE_WINDOW_S = 2.0  # slack around [since, at] of bangui's own ban (fail2ban stores whole seconds)
+# The longest a ban call of bangui can last (f2b.client's budget for the largest request, with margin): how far
+# before a synced row's time the sync looks for bangui's own record of the same ban, which is stamped at its end.
+MAX_BAN_SPAN_S = 3600.0
 MMAP_BYTES = 1 << 30
 SYNC_CACHE_KIB = 262144
 SOURCE = "src"  # the schema name of the database attached to an ImportSession
@@ -49,7 +53,23 @@ class Transaction:
         return self.conn
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._after_failure(error)
+                raise
+            return
+        self._after_failure(exc)
+
+    def _after_failure(self, exc: BaseException | None) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        if exc is not None and is_disk_full(exc):
+            # Give the WAL's space back to the disk (best effort: readers may hold it), so that a full disk does
+            # not stay full because of our own WAL once the cause is gone.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # The staged rows of one batch, in the order they arrived (rowid), as `Archive.import_bans` takes them; then the
@@ -196,7 +216,7 @@ class ImportSession:
             found = self._mapped[raw] = (ip, key, geo.country(ip) if geo is not None and valid else None)
         return found
 
-    def _merge(self, own: dict[tuple[bytes, str], list[tuple[float, int]]]) -> int:
+    def _merge(self, own: OwnBans) -> int:
         """Fold the staged rows that are fail2ban's copies of bans bangui recorded itself into those events (and
         take them out of the batch); returns how many events changed."""
         conn = self.conn
@@ -222,22 +242,32 @@ class ImportSession:
         return merged
 
 
-def _own_bans(conn: sqlite3.Connection, lo: float, hi: float) -> dict[tuple[bytes, str], list[tuple[float, int]]]:
-    """bangui's own ban records near [lo, hi], by (ipkey, jail): the candidates a synced row may merge into."""
-    found: dict[tuple[bytes, str], list[tuple[float, int]]] = {}
+OwnBans = dict[tuple[bytes, str], list[tuple[float, float, int]]]
+
+
+def _own_bans(conn: sqlite3.Connection, lo: float, hi: float) -> OwnBans:
+    """bangui's own ban records that may cover [lo, hi], by (ipkey, jail): the candidates a synced row may merge
+    into, as (since, at, id). A record is stamped at the END of its ban call, so it may lie up to MAX_BAN_SPAN_S
+    after the rows fail2ban wrote during that call."""
+    found: OwnBans = {}
     rows = conn.execute(
-        "SELECT ipkey, jail, at, id FROM events INDEXED BY events_own_at "
+        "SELECT ipkey, jail, coalesce(since, at), at, id FROM events INDEXED BY events_own_at "
         "WHERE origin IN ('manual', 'blocklist') AND origin != 'auto' AND at BETWEEN ? AND ? AND event = 'ban'",
-        (lo - MERGE_WINDOW_S, hi + MERGE_WINDOW_S))
-    for key, jail, at, event_id in rows:
-        found.setdefault((key, jail), []).append((at, event_id))
+        (lo - MERGE_WINDOW_S, hi + MERGE_WINDOW_S + MAX_BAN_SPAN_S))
+    for key, jail, since, at, event_id in rows:
+        found.setdefault((key, jail), []).append((since, at, event_id))
     return found
 
 
-def _closest(candidates: Iterable[tuple[float, int]], at: float) -> int | None:
+def span_gap(since: float, until: float, at: float) -> float:
+    """How far `at` lies outside [since, until] (0 inside)."""
+    return max(since - at, at - until, 0.0)
+
+
+def _closest(candidates: Iterable[tuple[float, float, int]], at: float) -> int | None:
     best = None
-    for cand_at, event_id in candidates:
-        gap = abs(cand_at - at)
+    for since, until, event_id in candidates:
+        gap = span_gap(since, until, at)
         if gap <= MERGE_WINDOW_S and (best is None or gap < best[0]):
             best = (gap, event_id)
     return best[1] if best else None

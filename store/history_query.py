@@ -191,6 +191,40 @@ def ip_timeline(conn: sqlite3.Connection, ip: str, geo: Any = None) -> dict[str,
     }
 
 
+NETWORK_EVENTS = 1000  # a network's timeline lists this many newest events; its totals count every one
+
+
+def network_timeline(conn: sqlite3.Connection, network: str, geo: Any = None) -> dict[str, Any]:
+    """What the archive knows about a CIDR network (issue 8 item 10): bans of that exact network entry (fail2ban
+    keeps it as one opaque text) and events of every address inside it; the same shape as `ip_timeline`, with
+    the newest NETWORK_EVENTS events and `truncated` when there are more."""
+    lo, hi = key_range(network)  # raises InvalidInput for anything but an address or a network
+    _, own_key, _ = normalise_ip(network)
+    where = "(e.ipkey BETWEEN ? AND ? OR e.ipkey = ?)"
+    params = (lo, hi, own_key)
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM events e WHERE {where} ORDER BY e.at DESC, e.id DESC LIMIT ?",
+                        (*params, NETWORK_EVENTS + 1)).fetchall()
+    events = [_item(row) for row in rows[:NETWORK_EVENTS]]
+    jails: dict[str, int] = {}
+    unbans = 0
+    for jail, event, count in conn.execute(
+            f"SELECT e.jail, e.event, count(*) FROM events e WHERE {where} GROUP BY 1, 2", params):
+        if event == "ban":
+            jails[jail] = count
+        else:
+            unbans += count
+    first, last = conn.execute(f"SELECT min(e.at), max(e.at) FROM events e WHERE {where}", params).fetchone()
+    return {
+        "ip": network,
+        "country": None,
+        "first_seen": first,
+        "last_seen": last,
+        "totals": {"bans": sum(jails.values()), "unbans": unbans, "jails": jails},
+        "events": events,
+        "truncated": len(rows) > NETWORK_EVENTS,
+    }
+
+
 def _bucket_start(t: float, width: int) -> int:
     offset = WEEK_OFFSET_S if width == WEEK_S else 0
     return math.floor((t - offset) / width) * width + offset
@@ -358,10 +392,11 @@ def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LI
         writer.writerow(values)
         return buffer.getvalue()
 
+    # The first page is read before the header is yielded: bad filters raise before the first byte (and so before
+    # the 200) rather than cutting a started stream (issue 8 item 12).
+    items, cursor = history(connect(), limit=page_size, cursor=None, **filters)
     yield line(CSV_HEADER)
-    cursor: str | None = None
     while True:
-        items, cursor = history(connect(), limit=page_size, cursor=cursor, **filters)
         for it in items:
             when = datetime.fromtimestamp(it["at"], UTC).isoformat().replace("+00:00", "Z")
             yield line([when, it["at"], it["event"], it["jail"], it["ip"], it["origin"], it["actor"] or "",
@@ -369,6 +404,7 @@ def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LI
                         _blank(it["ends_at"]), "\n".join(it["matches"])])
         if cursor is None:
             return
+        items, cursor = history(connect(), limit=page_size, cursor=cursor, **filters)
 
 
 def _blank(value: Any) -> Any:

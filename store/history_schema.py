@@ -115,6 +115,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "INSERT INTO agg_ip SELECT ipkey, count(*) FROM events WHERE event = 'ban' GROUP BY ipkey",
     ),
+    (
+        # Version 3 (issue 8 item 9): when a ban bangui made itself STARTED. `at` is when fail2ban answered; a bulk
+        # ban runs the jail's actions address by address, so fail2ban's own row of the same ban (which the sync
+        # merges into ours) may carry any time in [since, at]: one timestamp and a 2 s window counted a
+        # 700-address ban twice. NULL for fail2ban's rows and for older records (then `at` is both ends).
+        "ALTER TABLE events ADD COLUMN since REAL",
+    ),
 )
 
 

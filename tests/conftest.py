@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.clock",
     "tests.fixtures.blocklist_server",
+    "tests.fixtures.disk",
 ]

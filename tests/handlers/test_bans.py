@@ -39,3 +39,19 @@ def test_server_overview_counts(api: Api) -> None:
     assert body["jail_count"] == 3
     assert body["currently_banned"] == 2 and body["total_banned"] == 2
     assert body["version"].startswith("1.")
+
+
+def test_ip_lookup_of_a_network(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["198.51.100.0/24", "198.51.100.7"]})
+    api.call("operator", "POST", "/jails/nginx-http-auth/bans", json={"ips": ["198.51.100.9", "192.0.2.1"]})
+    r = api.call("viewer", "GET", "/ips/198.51.100.0/24")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ip"] == "198.51.100.0/24" and body["banned_now"] is True
+    assert [(b["ip"], b["jail"]) for b in body["current_bans"]] == [("198.51.100.0/24", "sshd")]
+    assert sorted(e["ip"] for e in body["events"]) == ["198.51.100.0/24", "198.51.100.7", "198.51.100.9"]
+    assert body["totals"] == {"bans": 3, "unbans": 0, "jails": {"sshd": 2, "nginx-http-auth": 1}}
+    assert body["first_seen"] and body["last_seen"] and body["truncated"] is False
+    other = api.call("viewer", "GET", "/ips/203.0.113.0/24").json()
+    assert other["banned_now"] is False and other["events"] == [] and other["first_seen"] is None
+    assert api.call("viewer", "GET", "/ips/198.51.100.0/99").status_code == 400

@@ -56,3 +56,51 @@ def test_unknown_route_and_wrong_method(api: Api) -> None:
     assert r.status_code == 405 and envelope(r)["code"] == "method_not_allowed"
     r = api.client.get("/totally/elsewhere")
     assert r.status_code == 404 and envelope(r)["code"] == "not_found"
+
+
+def test_exception_group_unknown_jail_in_bans_is_404(api: Api) -> None:
+    r = api.call("viewer", "GET", "/bans?jail=AAA")
+    assert r.status_code == 404 and envelope(r)["code"] == "jail_not_found"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_exception_group_fail2ban_down_in_bans_is_503(api: Api, fail2ban) -> None:  # type: ignore[no-untyped-def]
+    fail2ban.kill()
+    r = api.call("viewer", "GET", "/bans?jail=sshd")
+    assert r.status_code == 503 and envelope(r)["code"] == "fail2ban_unavailable"
+    r = api.call("viewer", "GET", "/bans")
+    assert r.status_code == 503 and envelope(r)["code"] == "fail2ban_unavailable"
+
+
+def test_security_headers_on_500(settings) -> None:  # type: ignore[no-untyped-def]
+    from starlette.testclient import TestClient
+
+    from app import create_app
+
+    async def boom(request):  # type: ignore[no-untyped-def]
+        raise RuntimeError("unexpected")
+
+    app = create_app(settings)
+    app.add_route("/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500 and envelope(r)["code"] == "internal_error"
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_history_csv_with_bad_filter_is_400_before_the_first_byte(api: Api) -> None:
+    r = api.call("viewer", "GET", "/history?event=AAA&format=csv")
+    assert r.status_code == 400 and envelope(r)["code"]
+    r = api.call("viewer", "GET", "/history?origin=AAA", headers={"Accept": "text/csv"})
+    assert r.status_code == 400
+    r = api.call("viewer", "GET", "/history?format=csv")
+    assert r.status_code == 200 and r.text.startswith("time,at,event,")
+
+
+def test_405_allow_lists_every_method_of_the_path(api: Api) -> None:
+    r = api.call("viewer", "PUT", "/blocklists")
+    assert r.status_code == 405 and envelope(r)["code"] == "method_not_allowed"
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    r = api.call("viewer", "OPTIONS", "/jails/sshd/bans")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"

@@ -1,0 +1,154 @@
+"""Addresses bangui refuses to ban (issue 8 item 7): pure functions, no I/O but reading the host's own addresses.
+
+A ban of `0.0.0.0/0` is stored by fail2ban as `0.0.0.0` and its unban then removes every IPv4 ban of the jail;
+a ban of loopback or of the address bangui is reached through locks the operator out. So an entry is refused
+when it is (or, for IPv4-mapped/compatible IPv6, embeds):
+
+- loopback, unspecified, multicast, the IPv4 broadcast address, a link-local address with a zone (`fe80::1%eth0`);
+- written in netmask/hostmask notation (`1.2.3.4/0.0.0.0` silently becomes `0.0.0.0/0`): prefixes are digits only;
+- a network wider than `MIN_PREFIX` (/8 for IPv4, /16 for IPv6; blocklist entries obey the same rules);
+- a network containing (or an address inside) one of the `protected` addresses/networks: the addresses bangui
+  listens on, its trusted proxies and, added by the ban action, the caller's own address.
+
+`refusal_reason` answers why (a short sentence for the 400 `refused_address`), or None when the entry may be banned.
+The ban action lets an admin override with `"force": true` (audited); the list here never changes by request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+MIN_PREFIX = {4: 8, 6: 16}
+_PREFIX = re.compile(r"[0-9]{1,3}")
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+# IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) IPv6: both reach the embedded IPv4 address.
+_EMBEDDING = (ipaddress.IPv6Network("::ffff:0:0/96"), ipaddress.IPv6Network("::/96"))
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def refusal_reason(entry: str, protected: Iterable[str] = ()) -> str | None:
+    """Why `entry` (an address or network as a caller wrote it) must not be banned, or None if it may be."""
+    text = entry.strip()
+    address, sep, prefix = text.partition("/")
+    if "%" in address:
+        return "a zoned (link-local) address names an interface, not a host"
+    if sep and not _PREFIX.fullmatch(prefix):
+        return "netmask notation is refused: write the network as a prefix length (e.g. 192.0.2.0/24)"
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None  # not an address at all: the caller's validation answers invalid_ip
+    for candidate in _forms(network):
+        reason = _refused_form(candidate)
+        if reason is not None:
+            return reason
+    for raw in protected:
+        guarded = _as_network(raw)
+        if guarded is None:
+            continue
+        pairs = ((c, g) for c in _forms(network) for g in _forms(guarded))
+        if any(c.version == g.version and c.overlaps(g) for c, g in pairs):
+            return f"{text} covers {raw}, which bangui must stay reachable from or through"
+    return None
+
+
+def _forms(network: _Network) -> list[_Network]:
+    """The network itself plus, for IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) IPv6, the IPv4
+    network it embeds (so `::ffff:127.0.0.1` is loopback and `::ffff:0.0.0.0/96` is 0.0.0.0/0)."""
+    forms: list[_Network] = [network]
+    if isinstance(network, ipaddress.IPv6Network):
+        for space in _EMBEDDING:
+            if not network.overlaps(space):
+                continue
+            if network.prefixlen <= space.prefixlen:  # covers every embedded IPv4 address
+                forms.append(ipaddress.IPv4Network("0.0.0.0/0"))
+                continue
+            v4 = ipaddress.IPv4Address(int(network.network_address) & 0xFFFFFFFF)
+            if space is _EMBEDDING[1] and network.prefixlen == 128 and int(v4) <= 1:
+                continue  # :: and ::1 are IPv6's own unspecified/loopback, checked as such
+            forms.append(ipaddress.IPv4Network(f"{v4}/{network.prefixlen - 96}"))
+    return forms
+
+
+def _refused_form(network: _Network) -> str | None:
+    first = network.network_address
+    if network.prefixlen < MIN_PREFIX[network.version]:
+        return (f"/{network.prefixlen} is wider than the /{MIN_PREFIX[network.version]} limit for "
+                f"IPv{network.version} networks")
+    if first.is_unspecified or (network.num_addresses > 1 and network.overlaps(_UNSPECIFIED[network.version])):
+        return "the unspecified address (0.0.0.0 or ::) stands for every address"
+    if network.overlaps(_LOOPBACK[network.version]):
+        return "loopback addresses are this host itself"
+    if network.overlaps(_MULTICAST[network.version]):
+        return "multicast addresses are groups, not hosts"
+    if network.version == 4 and _BROADCAST in network:
+        return "the broadcast address is every host of the network"
+    return None
+
+
+_UNSPECIFIED = {4: ipaddress.ip_network("0.0.0.0/32"), 6: ipaddress.ip_network("::/128")}
+_LOOPBACK = {4: ipaddress.ip_network("127.0.0.0/8"), 6: ipaddress.ip_network("::1/128")}
+_MULTICAST = {4: ipaddress.ip_network("224.0.0.0/4"), 6: ipaddress.ip_network("ff00::/8")}
+
+
+def _as_network(raw: str) -> _Network | None:
+    try:
+        return ipaddress.ip_network(raw.strip().split("%")[0], strict=False)
+    except ValueError:
+        return None
+
+
+def protected_addresses(settings: Any) -> set[str]:
+    """Addresses a ban must not cover, from settings alone: the address bangui listens on (the host's own
+    interface addresses when it listens on 0.0.0.0 or ::), and its trusted proxies. Cheap: a few /proc reads."""
+    out: set[str] = set(getattr(settings, "trusted_proxies", ()) or ())
+    host = str(getattr(settings, "bind", "")).rpartition(":")[0].strip("[]")
+    try:
+        bound = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        bound = None
+        out.update(_resolve(host))
+    if bound is not None and bound.is_unspecified:
+        out.update(host_addresses())
+    elif bound is not None:
+        out.add(str(bound))
+    return {a for a in out if a}
+
+
+def _resolve(host: str) -> set[str]:
+    """A bind host name's numeric addresses (e.g. `localhost`); a name that does not resolve protects nothing."""
+    if not host:
+        return set()
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return set()
+    return {str(info[4][0]).split("%")[0] for info in infos}
+
+
+def host_addresses(proc: Path = Path("/proc/net")) -> set[str]:
+    """The host's own unicast addresses (Linux: /proc/net/fib_trie LOCAL entries and /proc/net/if_inet6)."""
+    found: set[str] = set()
+    try:
+        last = None
+        for line in (proc / "fib_trie").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] in ("|--", "+--"):
+                last = parts[1]
+            elif "host LOCAL" in line and last is not None:
+                found.add(last)
+    except OSError:
+        pass
+    try:
+        for line in (proc / "if_inet6").read_text().splitlines():
+            raw = line.split()[0] if line.split() else ""
+            if len(raw) == 32:
+                found.add(str(ipaddress.IPv6Address(int(raw, 16))))
+    except (OSError, ValueError):
+        pass
+    return {a for a in found if not ipaddress.ip_address(a).is_loopback}

@@ -1,0 +1,109 @@
+"""HTTP/1.1 connection policy under hypercorn (issue 8 items 13 and 17).
+
+- `configure(config)`: no `server: hypercorn-h11` header; a read timeout, so a client that stops sending mid-request
+  (slowloris) loses its connection; keep-alive and header-size limits stated, not inherited.
+- `BodyPolicy` (ASGI middleware), drain-or-close: a response sent before the request body was read to its end
+  (a GET with `Content-Length: 100000000`, a 413, a 401 before the body) carries `connection: close`, so hypercorn
+  closes the connection after it instead of keeping it for the next request while the rest of an unread body
+  arrives (hypercorn's per-request queue holds 10 chunks; once the app is done nothing empties it, and the
+  connection's reader would wait on it forever).
+- `install_error_bodies()`: hypercorn answers requests h11 cannot parse (`Content-Length: -1`, a NUL in a header,
+  a byte 0xFF in the path) itself, before any app code, with an empty 400. It is replaced, in the worker, by the
+  same status with bangui's JSON error envelope and security headers. hypercorn has no hook for this: the method
+  is swapped only if it is the one this was written against (hypercorn 0.17-0.18), else left alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from itertools import chain
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from errors import SECURITY_HEADERS
+
+READ_TIMEOUT_S = 30  # a client silent this long mid-connection is dropped
+KEEP_ALIVE_S = 5.0
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def configure(config: Any) -> None:
+    """Apply the connection policy to a hypercorn Config."""
+    config.include_server_header = False
+    config.read_timeout = READ_TIMEOUT_S
+    config.keep_alive_timeout = KEEP_ALIVE_S
+    config.h11_max_incomplete_size = MAX_HEADER_BYTES
+
+
+class BodyPolicy:
+    """Adds `connection: close` to a response that starts before the request body was read to its end."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        done = False
+
+        async def tracking_receive() -> Message:
+            nonlocal done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            return message
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not done:
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, tracking_receive, closing_send)
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
+
+
+ERROR_BODY = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large", 501: "not_implemented"}
+
+
+def error_body(status: int) -> bytes:
+    code = ERROR_BODY.get(status, "bad_request")
+    message = ("the request is not valid HTTP/1.1 (a malformed request line, header or Content-Length); "
+               "it was not processed")
+    return json.dumps({"error": {"code": code, "message": message, "details": {"status": status}}}).encode()
+
+
+def install_error_bodies() -> bool:
+    """Give hypercorn's own HTTP/1.1 error responses bangui's JSON envelope; False when hypercorn's method is not
+    the known one (then its empty responses stay)."""
+    try:
+        import h11
+        from hypercorn.protocol.h11 import H11Protocol
+    except ImportError:
+        return False
+    original = H11Protocol._send_error_response
+    if getattr(original, "_bangui", False):
+        return True
+    if list(inspect.signature(original).parameters) != ["self", "status_code"]:
+        return False
+
+    async def _send_error_response(self: Any, status_code: int) -> None:
+        body = error_body(status_code)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close"), *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())]
+        await self._send_h11_event(h11.Response(status_code=status_code, headers=list(
+            chain(headers, self.config.response_headers("h11")))))
+        await self._send_h11_event(h11.Data(data=body))
+        await self._send_h11_event(h11.EndOfMessage())
+
+    _send_error_response._bangui = True  # type: ignore[attr-defined]
+    H11Protocol._send_error_response = _send_error_response  # type: ignore[method-assign]
+    return True

@@ -1,0 +1,109 @@
+"""Hostile input over real sockets: addresses that must never be banned, requests hypercorn rejects itself, and
+the slow-body attack that used to pin connections open forever (issue 8 items 7, 13, 17)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from core.refusals import refusal_reason
+from tests.core.test_refusals import ISSUE_EXAMPLES
+from tests.reliability.helpers import ADMIN_ENV, admin_token, raw_exchange, server_side_connections, until
+
+pytestmark = pytest.mark.reliability
+
+
+@pytest.fixture
+def server(bangui_server: Any) -> Any:
+    return bangui_server(workers=2, env=ADMIN_ENV)
+
+
+def test_hostile_addresses_are_refused_and_nothing_is_banned(server: Any, fail2ban: Any) -> None:
+    token = admin_token(server.data_dir)
+    headers = {"Authorization": f"Bearer {token}"}
+    for entry in [*ISSUE_EXAMPLES, "::ffff:127.0.0.1", "10.0.0.0/7"]:
+        assert refusal_reason(entry) is not None
+        r = httpx.post(f"{server.url}/api/v1/jails/sshd/bans", json={"ips": [entry]}, headers=headers, timeout=10)
+        assert r.status_code == 400, (entry, r.status_code, r.text)
+        assert r.json()["error"]["code"] == "refused_address", (entry, r.text)
+    bans = httpx.get(f"{server.url}/api/v1/bans", headers=headers, timeout=10).json()["bans"]
+    assert bans == []
+    # The caller's own address (loopback here) is refused too; an ordinary one goes through.
+    ok = httpx.post(f"{server.url}/api/v1/jails/sshd/bans", json={"ips": ["192.0.2.10"]}, headers=headers,
+                    timeout=10)
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
+    b"GET /api/v1/health/\xfflive HTTP/1.1\r\nHost: x\r\n\r\n",
+], ids=["negative-content-length", "nul-in-header", "0xff-in-path"])
+def test_transport_errors_have_the_json_envelope(server: Any, request_bytes: bytes) -> None:
+    raw = raw_exchange(server.port, request_bytes)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), raw[:200]
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request" and error["message"]
+    headers = head.lower()
+    assert b"content-type: application/json" in headers and b"x-content-type-options: nosniff" in headers
+    assert b"server:" not in headers
+
+
+def test_no_server_header(server: Any) -> None:
+    r = httpx.get(server.url + "/api/v1/health/live", timeout=10)
+    assert "server" not in r.headers
+
+
+def _slow_body_attack(port: int) -> tuple[bytes, int]:
+    """GET with Content-Length: 100000000; read the answer; keep sending until the server stops reading; close."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /api/v1/health/ready HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+    answer = sock.recv(65536)
+    sock.setblocking(False)
+    sent, last = 0, time.monotonic()
+    while time.monotonic() - last < 2.0 and sent < 100_000_000:
+        try:
+            sent += sock.send(b"x" * 65536)
+            last = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.05)
+        except OSError:
+            break
+    sock.close()
+    return answer, sent
+
+
+def test_slow_body_connections_are_not_pinned(server: Any) -> None:
+    answers = [_slow_body_attack(server.port) for _ in range(5)]
+    for answer, _ in answers:
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower()
+    assert until(lambda: "ESTABLISHED" not in server_side_connections(server.port), timeout=15), \
+        server_side_connections(server.port)
+    # The server still serves, and stops cleanly (no connection left to wait for at shutdown).
+    assert httpx.get(server.url + "/api/v1/health/live", timeout=10).status_code == 200
+    started = time.monotonic()
+    assert server.stop() in (0, None)
+    assert time.monotonic() - started < 5.0
+    assert "CancelledError" not in server.output()
+
+
+def test_slowloris_header_is_dropped_after_the_read_timeout(server: Any) -> None:
+    """A client that opens a request and goes silent does not hold its connection beyond the read timeout."""
+    from handlers.transport import READ_TIMEOUT_S
+
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT_S + 20)
+    sock.sendall(b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\n")  # never finished
+    started = time.monotonic()
+    data = sock.recv(1024)  # the server closes: b"" (or an error answer)
+    waited = time.monotonic() - started
+    sock.close()
+    assert waited < READ_TIMEOUT_S + 15, waited
+    assert data == b"" or data.startswith(b"HTTP/1.1 4")
+
+
