@@ -24,8 +24,10 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    filters,
     health,
     history,
+    jail_control,
     jails,
     jobs,
     openapi,
@@ -35,10 +37,8 @@ from handlers import (
     users,
     web,
 )
+from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
-from handlers.filters import routes as filter_routes
-from handlers.jail_control import routes as jail_control_routes
-from handlers.logs import routes as log_routes
 from handlers.middleware import SecurityHeaders, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
@@ -51,7 +51,7 @@ API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *audit.routes, *openapi.routes,
-    *jail_control_routes, *filter_routes, *log_routes,
+    *jail_control.routes, *filters.routes, *fail2ban_log.routes,
 ]
 
 
