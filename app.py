@@ -24,14 +24,17 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    config,
     filters,
     health,
     history,
+    jail_config,
     jail_control,
     jails,
     jobs,
     openapi,
     server,
+    server_settings,
     setup,
     tokens,
     users,
@@ -52,6 +55,7 @@ API_ROUTES: list[ApiRoute] = [
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *audit.routes, *openapi.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
+    *jail_config.routes, *server_settings.routes, *config.routes,
 ]
 
 
