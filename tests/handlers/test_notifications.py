@@ -30,7 +30,7 @@ def receiver() -> Iterator[Receiver]:
 def private_api(tmp_path: Path, fail2ban: Any) -> Iterator[Api]:
     """The app allowed to notify loopback receivers (BANGUI_NOTIFY_ALLOW_PRIVATE=1)."""
     settings = make_settings(tmp_path / "data", str(fail2ban.socket), notify_allow_private=True,
-                             leader_candidate=True)
+                             leader_candidate=True, fail2ban_config_dir=str(fail2ban.conf_dir))
     store = Store(settings)
     tokens = seed_users(store)
     with TestClient(create_app(settings), base_url="http://testserver") as client:
