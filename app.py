@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         configure_threads()
         store = await offload(Store, settings)
-        client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
+        client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls,
+                          busy_file=str(store.path / "fail2ban-busy"))
         deps = Deps(settings, store, client)
         try:
             if settings.fleet_url:

@@ -2,8 +2,8 @@
 
 Event sources, each read from where it already lives (nothing is written twice for notifications):
 - the history archive (ids only grow): `ban` and `unban`, every origin (fail2ban's own, the API's, blocklists);
-- the audit log (ids only grow): `login.failed` (auth.login refused), `config.change` (any successful
-  `config.*` action);
+- the audit log (ids only grow): `login.failed` (auth.login refused), `config.change` (a successful `config.*`
+  action, jail setting, ignore-list or server setting change);
 - the leader record: `leader.change` when the epoch moves; the leader's fail2ban snapshot: `fail2ban.down` and
   `fail2ban.up` when reachability flips; blocklist records: `blocklist.failed` for each failed import.
 The first run ever starts from "now" (the past is not replayed). Routing: a target gets the events it asked for,
@@ -33,6 +33,8 @@ BATCH = 500
 MESSAGES_PER_RUN = 3
 BACKOFF_S, MAX_BACKOFF_S = 5.0, 600.0
 JAIL_EVENTS = ("ban", "unban")
+# Audited actions that change fail2ban's configuration (files or runtime settings): `config.change`.
+CONFIG_ACTIONS = ("jail.update", "jail.ignoreip_add", "jail.ignoreip_remove", "server.settings_update")
 
 
 def _start_cursor(store: Store) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def collect(store: Store) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if entry["action"] == "auth.login" and entry["outcome"] != "ok":
             events.append({"id": f"a{entry['id']}", "event": "login.failed", "at": entry["at"],
                            "ip": entry["source_ip"], "detail": f"user {entry['target']!r} from {entry['source_ip']}"})
-        elif entry["action"].startswith("config.") and entry["outcome"] == "ok":
+        elif (entry["action"].startswith("config.") or entry["action"] in CONFIG_ACTIONS) and entry["outcome"] == "ok":
             events.append({"id": f"a{entry['id']}", "event": "config.change", "at": entry["at"],
                            "actor": entry["actor"], "detail": f"{entry['action']} {entry['target'] or ''} by "
                            f"{entry['actor']}".replace("  ", " ")})

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -86,10 +86,13 @@ class Scheduler:
     """Runs `jobs` for the leader of `epoch` until cancelled or until the epoch is found stale."""
 
     def __init__(self, deps: Deps, epoch: int, jobs: Sequence[Job], *, clock: Clock = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
                  poll_s: float = POLL_S, grace_s: float = GRACE_S,
                  rng: Callable[[], float] = random.random) -> None:
         self.deps, self.epoch, self.jobs = deps, epoch, list(jobs)
-        self.clock, self.poll_s, self.grace_s, self.rng = clock, poll_s, grace_s, rng
+        # `clock` and `sleep` are injected together: tests run the schedule on a manual clock (time passes
+        # when the scheduler sleeps), so intervals and backoff are checked exactly, not against wall time.
+        self.clock, self.sleep, self.poll_s, self.grace_s, self.rng = clock, sleep, poll_s, grace_s, rng
         self.state = deps.store.jobs
         self.records: dict[str, Record | None] = {}
         self.running: dict[str, anyio.CancelScope] = {}
@@ -127,7 +130,7 @@ class Scheduler:
                             raise
                         except Exception:
                             log.exception("scheduler tick failed; retrying in %gs", ERROR_BACKOFF_S)
-                            await anyio.sleep(ERROR_BACKOFF_S)
+                            await self.sleep(ERROR_BACKOFF_S)
             finally:
                 self._stop_running()
 
@@ -146,7 +149,7 @@ class Scheduler:
             scope = anyio.CancelScope(shield=True, deadline=anyio.current_time() + job.timeout)
             self.running[job.name] = scope
             tg.start_soon(self._run_one, job, scope, last_error, name=f"job:{job.name}")
-        await anyio.sleep(seconds_to_next(self.jobs, self.records, self.running, self.clock(), self.poll_s))
+        await self.sleep(seconds_to_next(self.jobs, self.records, self.running, self.clock(), self.poll_s))
 
     async def _run_one(self, job: Job, scope: anyio.CancelScope, last_error: str | None = None) -> None:
         status, error = "ok", None

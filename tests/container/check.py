@@ -302,6 +302,15 @@ def prove(checks: Checks, run: Run) -> None:
 
     checks.run("history sync", history_sync)
 
+    def filter_test() -> str:
+        line = "2026-11-30T04:00:00+00:00 host sshd[42]: Failed password for root from 192.0.2.77 port 40000 ssh2"
+        reply = run.api("POST", "/filters/test", json={"filter": "sshd", "lines": [line]})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["matched"] == 1 and reply.json()["matches"][0]["ip"] == "192.0.2.77", reply.text
+        return "POST /filters/test with the image's Debian sshd filter, run by fail2ban's own code"
+
+    checks.run("filter test", filter_test)
+
     def metrics() -> str:
         scraper = podman("exec", NAME, "bangui", "token", "create", "--name", "prometheus", "--role",
                          "metrics").stdout.strip()

@@ -30,7 +30,7 @@ def receiver() -> Iterator[Receiver]:
 def private_api(tmp_path: Path, fail2ban: Any) -> Iterator[Api]:
     """The app allowed to notify loopback receivers (BANGUI_NOTIFY_ALLOW_PRIVATE=1)."""
     settings = make_settings(tmp_path / "data", str(fail2ban.socket), notify_allow_private=True,
-                             leader_candidate=True)
+                             leader_candidate=True, fail2ban_config_dir=str(fail2ban.conf_dir))
     store = Store(settings)
     tokens = seed_users(store)
     with TestClient(create_app(settings), base_url="http://testserver") as client:
@@ -131,3 +131,18 @@ def test_a_loopback_receiver_is_refused_by_default_and_retried_with_backoff(api:
     assert "loopback" in info["last_error"] and "BANGUI_NOTIFY_ALLOW_PRIVATE" in info["last_error"]
     assert info["pending"] == 1 and info["next_attempt"] is not None
     assert receiver.messages == []
+
+
+def test_config_changes_and_failed_logins_are_notified(private_api: Api, receiver: Receiver) -> None:
+    api = private_api
+    target(api, name="ops", url=receiver.url + "/", events=["config.change", "login.failed"], min_interval_s=0)
+    api.call("admin", "POST", "/jobs/notifications/run")
+    receiver.wait(lambda: api.store.notifications.cursor() is not None)
+    reply = api.call("admin", "PATCH", "/jails/sshd", json={"maxretry": 4})
+    assert reply.status_code == 200, reply.text
+    assert api.login("admin", "not the password").status_code == 401
+    receiver.wait(lambda: len(receiver.events()) >= 2)
+    got = {e["event"]: e for e in receiver.events()}
+    assert set(got) == {"config.change", "login.failed"}
+    assert got["config.change"]["detail"] == "jail.update sshd by token:admin-token"
+    assert got["login.failed"]["detail"].startswith("user 'admin' from ")

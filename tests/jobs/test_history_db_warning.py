@@ -109,7 +109,8 @@ def test_health_shows_the_history_sync_failing(tmp_path: Path, fail2ban: Any) ->
     from store import Store
 
     settings = make_settings(tmp_path / "data", str(fail2ban.socket), fail2ban_db=str(tmp_path / "missing.sqlite3"),
-                             history_sync_seconds=1.0, leader_candidate=True)
+                             history_sync_seconds=1.0, leader_candidate=True,
+                             fail2ban_config_dir=str(fail2ban.conf_dir))
     store = Store(settings)
     token = seed_users(store)["viewer"]
     try:
