@@ -44,7 +44,10 @@ def test_hosts_and_health(shared_fleet: Fleet) -> None:
     hosts = wait_for(lambda: (r := httpx.get(h1.url + "/api/v1/fleet/hosts", headers=shared_fleet.headers(),
                                               timeout=10).json()["hosts"]) and len(r) == 3 and r, what="3 hosts")
     assert [(h["name"], h["status"]) for h in hosts] == [("web1", "up"), ("web2", "up"), ("web3", "up")]
-    assert all(h["fail2ban"]["reachable"] for h in hosts) or True  # the snapshot job may not have run yet
+    hosts = wait_for(lambda: (r := httpx.get(h1.url + "/api/v1/fleet/hosts", headers=shared_fleet.headers(),
+                                              timeout=10).json()["hosts"]) and all(h["fail2ban"]["reachable"] for h in r)
+                     and r, what="every host's fail2ban snapshot published")  # the snapshot job runs every 5 s
+    assert all("sshd" in {j["name"] for j in h["jails"]} for h in hosts)
     health = wait_for(lambda: (b := httpx.get(h1.url + "/api/v1/health", headers=shared_fleet.headers(),
                                               timeout=10).json())["fleet"]["leader"] and b, what="a fleet leader")
     assert health["fleet"]["connected"] is True and health["fleet"]["leader"] in {"web1", "web2", "web3"}
