@@ -21,17 +21,22 @@ from core.roles import Role
 from errors import Forbidden, InvalidInput, NotFound
 from settings import Settings
 from store.base import offload
+from store.inline import write
 
 if TYPE_CHECKING:
     from f2b.client import Fail2Ban
 
 log = logging.getLogger("bangui.history")
 AUDITED_IPS = 100  # the audit entry lists this many addresses and counts the rest
+INLINE_EVENTS = 16  # history records of up to this many events may be written on the event loop (store/inline.py)
 
 
-async def _history(write: Callable[..., Any], *args: Any) -> None:
+async def _history(act: Act, record: Callable[..., Any], *args: Any, events: int = 1) -> None:
     try:
-        await offload(write, *args)
+        if events <= INLINE_EVENTS:
+            await write(act.deps.store.history.nowait, record, *args)
+        else:
+            await offload(record, *args)
     except Exception:
         log.exception("could not record %r in history", args[:2])
 
@@ -82,8 +87,8 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
     fresh = [ip for ip in ips if ip not in already]
     act.details["banned"] = len(fresh)
     if fresh:
-        await _history(functools.partial(act.deps.store.history.record_ban, since=started), jail, fresh, origin,
-                       act.actor.name)
+        await _history(act, functools.partial(act.deps.store.history.record_ban, since=started), jail, fresh,
+                       origin, act.actor.name, events=len(fresh))
     return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
 
 
@@ -93,7 +98,7 @@ async def unban(act: Act, jail: str, ip: str) -> dict[str, str]:
     act.details["ip"] = ip
     if not await act.deps.fail2ban.unban(jail, ip):
         raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
-    await _history(act.deps.store.history.record_unban, jail, ip, act.actor.name)
+    await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name)
     return {"unbanned": ip, "jail": jail}
 
 
@@ -105,5 +110,5 @@ async def unban_everywhere(act: Act, ip: str) -> dict[str, list[str]]:
     if not jails:
         raise NotFound(f"{ip} is not banned in any jail", code="not_banned")
     for jail in jails:
-        await _history(act.deps.store.history.record_unban, jail, ip, act.actor.name)
+        await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name)
     return {"unbanned_from": jails}

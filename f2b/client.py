@@ -281,6 +281,8 @@ class Fail2Ban:
         """
         if not ips:
             return []
+        if len(ips) == 1:  # `banip` itself answers how many were new: 0 means it was banned already
+            return [] if await self.ban(jail, ips) else list(ips)
         if len(ips) <= FEW_ADDRESSES:
             flags, _ = await self.pipeline([("get", jail, "banned", *ips), ("set", jail, "banip", *ips)],
                                            self.ban_budget(len(ips)))

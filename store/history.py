@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from store import history_query
 from store.history_import import BUSY_TIMEOUT_S, MERGE_WINDOW_S, MMAP_BYTES, ImportResult, ImportSession, Transaction
 from store.history_schema import DAY_S, ORIGINS, aggregate, drop_empty, migrate, next_id, normalise_ip
+from store.inline import NoWait
 
 if TYPE_CHECKING:
     from geo import CountryLookup
@@ -84,6 +85,7 @@ class Archive:
         self.clock = clock
         self.geo = geo
         self._local = threading.local()
+        self.nowait = NoWait(self._connect)  # store/inline.py: small records on the event loop when nothing waits
         self._create_file()
         migrate(self._conn())
 
@@ -107,6 +109,8 @@ class Archive:
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again in a forked child)."""
+        if self.nowait.active():
+            return self.nowait.conn()
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == os.getpid():
@@ -148,6 +152,7 @@ class Archive:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local.conn = None
+        self.nowait.close()
 
     def _write(self) -> Transaction:
         return Transaction(self._conn())
