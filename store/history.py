@@ -178,6 +178,17 @@ class Archive:
         count = 0
         with self._write() as conn:
             first_new = next_id(conn)
+            # fail2ban's copies can only be there if the sync ran during this ban's span: one probe of the span
+            # first, and a bulk ban (a blocklist of 100,000) with nothing to claim skips the query per address.
+            if conn.execute("SELECT 1 FROM events WHERE jail = ? AND at BETWEEN ? AND ? AND origin = 'auto' "
+                            "AND event = 'ban' LIMIT 1",
+                            (jail, start - MERGE_WINDOW_S, when + MERGE_WINDOW_S)).fetchone() is None:
+                count = conn.executemany(
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, "
+                    "country) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid))
+                     for ip, key, valid in map(normalise_ip, ips))).rowcount
+                ips = ()
             for raw in ips:
                 ip, key, valid = normalise_ip(raw)
                 # Only fail2ban's copy is claimed: another record of ours nearby is another ban (a re-ban right
