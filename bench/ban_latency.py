@@ -15,7 +15,9 @@ Per jail and per iteration, one fresh address each through:
       `set <jail> unbanip <ip>` (encode_command/decode_reply, blocking socket);
   (c) `fail2ban-client -s <socket> set <jail> banip <ip>` then `... unbanip <ip>` as programs, once
       every --client-every iterations (they cost ~40 ms per call).
-a, a2, p, p2 and b alternate within every iteration (their order rotates each iteration, and the jail
+  (a0) with `--baseline DIR` (another checkout, e.g. `git archive <commit> | tar -x -C DIR`): that code's
+      `bangui serve` beside this one, through http.client, to show what a change gained in the same run;
+a, a2, p, p2 and b (and a0) alternate within every iteration (their order rotates each iteration, and the jail
 order flips), so machine noise hits all alike. Targets (issue 13): api/socket <= 1.25 (dummy), <= 4.5
 (no-op), and bangui ahead of the peer (api/peer <= 1), each with the same client on both servers (httpx:
 a/b, a/p; http.client: a2/b, a2/p2); issue 2's c/a >= 20 is printed too. Prints medians/p90 and the
@@ -35,13 +37,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx2 as httpx
 
 from bench.common import (
     REPO,
     JailSpec,
+    ServerProcess,
     bangui,
+    cpu_seconds,
     create_token,
     f2b_env,
     free_port,
@@ -143,8 +148,27 @@ def client_pair(sock: str, jail: str, ip: str) -> None:
 
 
 @contextlib.contextmanager
-def peer(fail2ban_socket: str) -> Iterator[int]:
-    """bench/peer.py on a free port; its port."""
+def baseline_server(code: Path | None, data_dir: Path, fail2ban_socket: str,
+                    ) -> Iterator[tuple[int, int] | None]:
+    """`bangui serve --workers 1` from another checkout (its code first on sys.path, inherited by hypercorn's
+    spawned workers); (port, pid), or None without one."""
+    if code is None:
+        yield None
+        return
+    server = ServerProcess(data_dir, fail2ban_socket, 1, data_dir.parent)
+    boot = f"import runpy, sys; sys.path.insert(0, {str(code)!r}); runpy.run_module('cli', run_name='__main__')"
+    server.args[1:3] = ["-c", boot]
+    server.start()
+    try:
+        assert server.proc is not None
+        yield server.port, server.proc.pid
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def peer(fail2ban_socket: str) -> Iterator[tuple[int, int]]:
+    """bench/peer.py on a free port; (port, pid)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.peer", "--port", str(port), "--socket", fail2ban_socket],
                             stdout=subprocess.PIPE, cwd=REPO)
@@ -152,29 +176,37 @@ def peer(fail2ban_socket: str) -> Iterator[int]:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != b"ready":
             raise RuntimeError("bench.peer did not start")
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-PATHS = ("a", "a2", "p", "p2", "b", "c")
+PATHS = ("a", "a2", "p", "p2", "b", "c", "a0")
 INTERLEAVED = PATHS[:5]
 LABELS = {"a": "(a) bangui, httpx keep-alive, Bearer", "a2": "(a2) bangui, http.client keep-alive",
           "p": "(p) peer, httpx keep-alive", "p2": "(p2) peer, http.client keep-alive",
-          "b": "(b) raw socket, persistent", "c": "(c) fail2ban-client programs"}
+          "b": "(b) raw socket, persistent", "c": "(c) fail2ban-client programs",
+          "a0": "(a0) --baseline bangui, http.client"}
 
 
-def run(iterations: int, warmup: int, client_every: int) -> int:
+def run(iterations: int, warmup: int, client_every: int, baseline: Path | None = None) -> int:
     ips = addresses()
     samples: dict[tuple[str, str], list[float]] = {(j.name, p): [] for j in JAILS for p in PATHS}
     print(f"# ban_latency: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     with (work_dir("bench-ban-") as tmp, started(tmp / "f2b", JAILS) as f2b,
-          bangui(tmp / "data", f2b.socket, workers=1, retry_for=300) as server, peer(f2b.socket) as peer_port):
+          bangui(tmp / "data", f2b.socket, workers=1, retry_for=300) as server, peer(f2b.socket) as (peer_port, peer_pid),
+          baseline_server(baseline, tmp / "base", f2b.socket) as base):
         token = create_token(tmp / "data", "operator")
         raw = RawSocket(f2b.socket)
         lean = LeanHttp(server.port, token)
         lean_peer = LeanHttp(peer_port, token)
+        lean_base = LeanHttp(base[0], create_token(tmp / "base", "operator")) if base else None
+        assert server.proc is not None
+        pids = {"bangui (a, a2)": server.proc.pid, "peer (p, p2)": peer_pid}
+        if base:
+            pids["baseline (a0)"] = base[1]
+        cpu: dict[str, float] = {}
         headers = {"Authorization": f"Bearer {token}"}
         with (httpx.Client(base_url=server.url, headers=headers, timeout=10) as http,
               httpx.Client(base_url=f"http://127.0.0.1:{peer_port}", headers=headers, timeout=10) as http_peer):
@@ -186,10 +218,16 @@ def run(iterations: int, warmup: int, client_every: int) -> int:
                 "b": lambda jail, ip: raw_pair(raw, jail, ip),
                 "c": lambda jail, ip: client_pair(f2b.socket, jail, ip),
             }
-            n = len(INTERLEAVED)
-            rotations = [INTERLEAVED[k:] + INTERLEAVED[:k] for k in range(n)]
+            interleaved = INTERLEAVED
+            if lean_base is not None:
+                paths["a0"] = lean_base.pair
+                interleaved += ("a0",)
+            n = len(interleaved)
+            rotations = [interleaved[k:] + interleaved[:k] for k in range(n)]
             rotations += [r[::-1] for r in rotations]  # each path first, last and in between in turn
             for i in range(-warmup, iterations):
+                if i == 0:
+                    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 jails = JAILS if i % 2 == 0 else JAILS[::-1]  # flip the jail order every iteration
                 order = list(rotations[i % len(rotations)])
                 if i % client_every == client_every // 2 or i == -1:  # i == -1: warm fail2ban-client
@@ -202,10 +240,18 @@ def run(iterations: int, warmup: int, client_every: int) -> int:
                         elapsed_ms = (time.perf_counter() - start) * 1000.0
                         if i >= 0:
                             samples[(spec.name, path)].append(elapsed_ms)
+        pairs = {"bangui (a, a2)": 4 * iterations, "peer (p, p2)": 4 * iterations, "baseline (a0)": 2 * iterations}
+        cpu_ms = {name: (cpu_seconds(pid) - cpu[name]) * 1000 / pairs[name] for name, pid in pids.items()}
         lean.close()
         lean_peer.close()
+        if lean_base is not None:
+            lean_base.close()
         raw.close()
-    return report(samples)
+    report(samples)
+    print("\nserver CPU per ban+unban pair (all its processes, from /proc; both jails; less sensitive to other load "
+          "than latency)")
+    print(table(["server", "CPU ms per pair"], [[name, f"{ms:.2f}"] for name, ms in cpu_ms.items()]))
+    return 0
 
 
 def report(samples: dict[tuple[str, str], list[float]]) -> int:
@@ -214,6 +260,8 @@ def report(samples: dict[tuple[str, str], list[float]]) -> int:
     for spec in JAILS:
         for path in PATHS:
             values = samples[(spec.name, path)]
+            if not values:  # a0 without --baseline
+                continue
             med, p90 = summary(values)
             medians[(spec.name, path)] = med
             rows.append([f"{spec.name} ({ACTION[spec.name]})", LABELS[path], len(values), f"{med:.3f}",
@@ -223,7 +271,7 @@ def report(samples: dict[tuple[str, str], list[float]]) -> int:
     ratio_rows = []
     for spec in JAILS:
         name, jail = spec.name, f"{spec.name} ({ACTION[spec.name]})"
-        a, a2, p, p2, b, c = (medians[(name, path)] for path in PATHS)
+        a, a2, p, p2, b, c = (medians[(name, path)] for path in PATHS[:6])
         limit, ahead = A_OVER_B_TARGET[name], A_OVER_PEER_TARGET
         ratio_rows += [
             [jail, "a/b (httpx)", f"{a / b:.3f}", f"<= {limit:g}", verdict(a / b, limit, False)],
@@ -235,6 +283,10 @@ def report(samples: dict[tuple[str, str], list[float]]) -> int:
             [jail, "c/a", f"{c / a:.1f}", f">= {C_OVER_A_TARGET:g}", verdict(c / a, C_OVER_A_TARGET, True)],
             [jail, "a-b, a2-b (overhead)", f"{a - b:.3f} ms, {a2 - b:.3f} ms", "", ""],
         ]
+        if (name, "a0") in medians:
+            a0 = medians[(name, "a0")]
+            ratio_rows += [[jail, "a2/a0 (this code / --baseline)", f"{a2 / a0:.3f}", "", ""],
+                           [jail, "a0/b, a0/p2 (baseline, info)", f"{a0 / b:.3f}, {a0 / p2:.3f}", "", ""]]
     print("\nratios of medians (same run, interleaved)")
     print(table(["jail (action)", "ratio", "measured", "target", "result"], ratio_rows))
     return 0  # a missed target is reported in the table, not as an exit status (./dev bench runs them all)
@@ -247,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="unrecorded iterations first")
     parser.add_argument("--client-every", type=int, default=15,
                         help="one fail2ban-client pair per jail every N iterations (300/15 = 20 samples)")
+    parser.add_argument("--baseline", type=Path, help="another checkout to run beside this one (a0)")
     args, _ = parser.parse_known_args(argv)  # `./dev bench ARGS` hands the same ARGS to every benchmark
-    return run(args.iterations, args.warmup, max(1, args.client_every))
+    return run(args.iterations, args.warmup, max(1, args.client_every), args.baseline)
 
 
 if __name__ == "__main__":
