@@ -24,17 +24,23 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    config,
+    filters,
     health,
     history,
+    jail_config,
+    jail_control,
     jails,
     jobs,
     openapi,
     server,
+    server_settings,
     setup,
     tokens,
     users,
     web,
 )
+from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
 from handlers.middleware import SecurityHeaders, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
@@ -48,6 +54,8 @@ API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *audit.routes, *openapi.routes,
+    *jail_control.routes, *filters.routes, *fail2ban_log.routes,
+    *jail_config.routes, *server_settings.routes, *config.routes,
 ]
 
 

@@ -115,7 +115,7 @@ def _demo_fail2ban(settings: Settings) -> Iterator[Settings]:
     log.warning("no fail2ban at %s: started a private demo fail2ban-server (socket %s; it changes no "
                 "firewall) and fed it a few failed ssh logins", settings.fail2ban_socket, server.socket)
     try:
-        yield replace(settings, fail2ban_socket=str(server.socket))
+        yield replace(settings, fail2ban_socket=str(server.socket), fail2ban_config_dir=str(server.conf_dir))
     finally:
         server.stop()
 

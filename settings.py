@@ -86,6 +86,11 @@ FIELDS: tuple[Field, ...] = (
     Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
     Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
           "included.", minimum=1),
+    Field("fail2ban_config_dir", "path", "/etc/fail2ban", "fail2ban's configuration directory."),
+    Field("log_dirs", "str", "/var/log", "Comma-separated directories whose files the filter tester may read "
+          "(besides the files jails watch)."),
+    Field("filter_test_seconds", "float", 15.0, "Time allowed for one filter test; a slower one (e.g. a "
+          "catastrophic regex) is stopped.", minimum=0.5),
 )
 
 
@@ -174,6 +179,9 @@ class Settings:
     blocklist_allow_private: bool
     blocklist_max_bytes: int
     blocklist_timeout_seconds: float
+    fail2ban_config_dir: str
+    log_dirs: str
+    filter_test_seconds: float
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None,

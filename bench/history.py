@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/history.py` from the root
 
 from geo import CountryLookup  # noqa: E402
-from jobs.history_sync import sync_once  # noqa: E402
 from store import history_query  # noqa: E402
+from store.fail2ban_copy import sync_once  # noqa: E402
 from store.history import Archive  # noqa: E402
 from tests.fixtures.f2b_db import F2B_INDEXES, F2B_TABLES  # noqa: E402
 

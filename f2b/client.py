@@ -121,10 +121,10 @@ class Fail2Ban:
         for conn in idle:
             await self._discard(conn, polite=True)
 
-    async def _run(self, commands: Sequence[Sequence[str]], budget: float | None = None
-                   ) -> list[tuple[int, Any]]:
+    async def _run(self, commands: Sequence[Sequence[Any]], budget: float | None = None,
+                   encode: Any = protocol.encode_command) -> list[tuple[int, Any]]:
         """Exchange raw ``(code, result)`` replies for ``commands`` within one timeout (or ``budget``)."""
-        payload = b"".join(protocol.encode_command(c) for c in commands)
+        payload = b"".join(encode(c) for c in commands)
         if self._limiter is None:  # created lazily: needs no event loop at construction time
             self._limiter = anyio.CapacityLimiter(self.max_calls)
         async with self._limiter:
@@ -210,19 +210,15 @@ class Fail2Ban:
         return Fail2BanUnavailable(message, details={"socket": self.socket_path, "reason": reason})
 
     @staticmethod
-    def _raise_for(cmd: Sequence[str], result: Any) -> NoReturn:
+    def _raise_for(cmd: Sequence[Any], result: Any) -> NoReturn:
         if isinstance(result, UnknownJail):
             raise JailNotFound(f"fail2ban has no jail named {result.jail!r}", details={"jail": result.jail})
         name = getattr(result, "remote_name", type(result).__name__)
-        command = " ".join(cmd[:3])
+        command = " ".join(str(part) for part in cmd[:3])
         raise Fail2BanCommandError(f"fail2ban rejected '{command}': {result or name}",
                                    details={"command": command, "fail2ban_error": name})
 
     # ---- server ----------------------------------------------------------------------------------
-    async def ping(self) -> bool:
-        """True when fail2ban answers ``pong``; raises `Fail2BanUnavailable` (with the reason) otherwise."""
-        return bool(await self.call("ping") == "pong")
-
     async def version(self) -> str:
         return str(await self.call("version"))
 
@@ -303,19 +299,6 @@ class Fail2Ban:
         """Seconds allowed for a ban of ``count`` addresses (see the module docstring)."""
         return self.timeout + count * PER_ADDRESS_S
 
-    async def is_banned(self, jail: str, ip: str) -> bool:
-        """Exact-entry check: an address inside a banned CIDR is NOT reported (fail2ban 1.0.2)."""
-        return bool(await self.call("get", jail, "banned", ip))
-
-    async def banned_in(self, jail: str, ips: Sequence[str]) -> list[str]:
-        """Those of ``ips`` currently banned in ``jail``, in one call (``get <jail> banned ip...``)."""
-        if not ips:
-            return []
-        flags = await self.call("get", jail, "banned", *ips)
-        if not isinstance(flags, list):  # fail2ban answers a bare 0/1 for a single address
-            flags = [flags]
-        return [ip for ip, flag in zip(ips, flags, strict=True) if flag]
-
     async def unban(self, jail: str, ip: str) -> bool:
         """Unban ``ip`` in ``jail``; False when it was not banned there."""
         cmd = ("set", jail, "unbanip", "--report-absent", ip)
@@ -344,11 +327,6 @@ class Fail2Ban:
                 self._raise_for(cmd, result)
         return removed
 
-    async def banned_everywhere(self) -> list[tuple[str, str]]:
-        """Every current ban as ``(ip, jail)``."""
-        return [(str(ip), str(jail)) for entry in await self.call("banned")
-                for jail, ips in entry.items() for ip in ips]
-
     async def banned_with_times(self, jail: str) -> list[BanTime]:
         """Current bans of ``jail`` with start and end (see the module docstring for the format)."""
         out = []
@@ -359,3 +337,45 @@ class Fail2Ban:
             out.append(parsed)
         return out
 
+    # ---- jail control ----------------------------------------------------------------------------
+    # fail2ban 1.0.2: `stop <jail>` deletes the jail from the server (it is then unknown, as if never
+    # started); its bans are lifted by the actions' stop and restored from the database at a later start.
+    async def stop_jail(self, jail: str) -> None:
+        """Stop ``jail``; `JailNotFound` when fail2ban does not run it."""
+        await self.call("stop", jail)
+
+    async def start_jail(self, jail: str) -> None:
+        """Start a jail fail2ban already knows (added, not started); `JailNotFound` otherwise."""
+        await self.call("start", jail)
+
+    async def reload_jail(self, jail: str, stream: Sequence[Any], *, if_exists: bool = False) -> None:
+        """Send ``reload <jail> [--if-exists] <stream>``: what `fail2ban-client reload <jail>` sends.
+
+        ``stream`` is the jail's command stream from fail2ban's config readers (add, set ..., start). A
+        running jail keeps its bans; with ``if_exists`` an unknown jail is created and started instead of
+        raising `JailNotFound`. An EMPTY stream deletes the jail: refused here.
+        """
+        if not any(cmd and cmd[0] == "start" for cmd in stream):
+            raise ValueError(f"refusing to reload {jail!r} without a stream that starts it")
+        cmd = ["reload", jail, ["--if-exists"] if if_exists else [], [list(c) for c in stream]]
+        (code, result), = await self._run([cmd], encode=protocol.encode_stream_command)
+        if code != 0:
+            self._raise_for(cmd, result)
+
+    async def set_idle(self, jail: str, idle: bool) -> bool:
+        """Put ``jail`` in or out of idle (it reads its logs but bans nobody); returns the new state."""
+        return bool(await self.call("set", jail, "idle", "on" if idle else "off"))
+
+    async def banned_ips(self, jail: str) -> list[str]:
+        """Every entry currently banned in ``jail`` (one call, linear: fine for 100,000)."""
+        return [str(ip) for ip in await self.call("get", jail, "banip")]
+
+    async def unban_many(self, jail: str, ips: Sequence[str]) -> int:
+        """Unban ``ips`` in ``jail`` in one call; returns how many were banned (absent ones are skipped)."""
+        if not ips:
+            return 0
+        return int(await self.call("set", jail, "unbanip", *ips))
+
+    async def logtarget(self) -> str:
+        """Where fail2ban logs: a file path, or SYSLOG, STDOUT, STDERR, SYSTEMD-JOURNAL."""
+        return str(await self.call("get", "logtarget"))

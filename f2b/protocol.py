@@ -112,6 +112,20 @@ def encode_command(args: Sequence[str]) -> bytes:
     return pickle.dumps(items, pickle.HIGHEST_PROTOCOL) + TERMINATOR
 
 
+def encode_stream_command(args: Sequence[Any]) -> bytes:
+    """Frame a command whose arguments nest lists (``reload <jail> [opts] <stream>``): the stream that
+    fail2ban's config readers produce, made of str/int/float/bool/None and lists of them, nothing else."""
+    def check(value: Any) -> None:
+        if isinstance(value, list | tuple):
+            for item in value:
+                check(item)
+        elif not (value is None or isinstance(value, str | int | float | bool)):
+            raise TypeError(f"a fail2ban command stream holds no {type(value).__name__}")
+
+    check(list(args))
+    return pickle.dumps(list(args), pickle.HIGHEST_PROTOCOL) + TERMINATOR
+
+
 def restricted_loads(data: bytes) -> Any:
     """``pickle.loads`` through `RestrictedUnpickler`; raises ``pickle.UnpicklingError`` on anything else."""
     try:

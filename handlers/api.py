@@ -64,6 +64,7 @@ class ApiRoute:
     status: int = 200
     query: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> description
     action: Action[Any] | None = None  # the audited action this route performs (state-changing routes)
+    max_body_bytes: int | None = None  # this route's body limit (default: the max_body_bytes setting)
     _decoder: msgspec.json.Decoder[Any] | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,7 +84,7 @@ class ApiRoute:
             if call.actor.via != "token":
                 check_csrf(request, deps.settings)
             if self._decoder is not None:
-                call.body = await self._decode_body(request, deps.settings.max_body_bytes)
+                call.body = await self._decode_body(request, self.max_body_bytes or deps.settings.max_body_bytes)
         except AppError as exc:
             if self.action is not None:
                 await record_refusal(deps, call.actor, self.action.name, self._target(request), exc)

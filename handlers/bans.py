@@ -10,7 +10,7 @@ from actions import bans as actions
 from core.addresses import jail_name, one_ip
 from core.roles import Role
 from handlers.api import Call, iso, route
-from handlers.history import shown
+from handlers.history import shown_event
 from handlers.jails import gather
 from store.base import offload
 
@@ -48,7 +48,7 @@ async def get_ip(call: Call) -> dict[str, Any]:
     timeline = await offload(history.network_timeline if "/" in ip else history.ip_timeline, ip)
     return dict(timeline, ip=ip, banned_now=bool(current), current_bans=current,
                 first_seen=iso(timeline["first_seen"]), last_seen=iso(timeline["last_seen"]),
-                events=[shown(e) for e in timeline["events"]])
+                events=[shown_event(e) for e in timeline["events"]])
 
 
 routes = [

@@ -57,7 +57,8 @@ class BlocklistRunRequested(msgspec.Struct):
     leader_pid: int | None  # null: no leader now; the next one will run it
 
 
-def shown(r: dict[str, Any]) -> BlocklistInfo:
+def blocklist_info(r: dict[str, Any]) -> BlocklistInfo:
+    """A blocklist record as the API shows it (next_due derived)."""
     due = r["last_run"] + r["interval_s"] if r.get("last_run") is not None and r["enabled"] else None
     return BlocklistInfo(r["name"], r["url"], r["jail"], r["interval_s"], r["enabled"], iso(r["created"]),
                          r.get("created_by"), int(r.get("runs") or 0), iso(r.get("last_run")),
@@ -67,12 +68,12 @@ def shown(r: dict[str, Any]) -> BlocklistInfo:
 
 async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
     records = await offload(call.deps.store.blocklists.all)
-    return {"blocklists": [shown(r) for r in records]}
+    return {"blocklists": [blocklist_info(r) for r in records]}
 
 
 async def create_blocklist(call: Call) -> BlocklistInfo:
     body: NewBlocklist = call.body
-    return shown(await actions.create_blocklist(call.deps, call.actor, body.name, body.url, body.jail,
+    return blocklist_info(await actions.create_blocklist(call.deps, call.actor, body.name, body.url, body.jail,
                                                 body.interval_s, body.enabled))
 
 

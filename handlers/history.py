@@ -63,7 +63,8 @@ def _filters(call: Call) -> dict[str, Any]:
     return filters
 
 
-def shown(item: dict[str, Any]) -> dict[str, Any]:
+def shown_event(item: dict[str, Any]) -> dict[str, Any]:
+    """A history event with API times."""
     return dict(item, at=iso(item["at"]), ends_at=iso(item.get("ends_at")))
 
 
@@ -77,7 +78,7 @@ async def list_history(call: Call) -> Any:
         return StreamingResponse(_chain(first, lines), media_type="text/csv; charset=utf-8",
                                  headers={"content-disposition": 'attachment; filename="bangui-history.csv"'})
     items, cursor = await offload(lambda: archive.history(**filters))
-    return {"items": [shown(i) for i in items], "next_cursor": cursor}
+    return {"items": [shown_event(i) for i in items], "next_cursor": cursor}
 
 
 def _chain(first: str, rest: Any) -> Any:

@@ -10,7 +10,9 @@ import msgspec
 from actions import bans as actions
 from core.addresses import jail_name
 from core.roles import Role
+from f2b.client import JailNotFound
 from handlers.api import Call, iso, route
+from handlers.jail_extras import BantimeIncrement, inactive_jail, jail_extras
 
 MAX_IPS_PER_REQUEST = 10_000
 
@@ -37,6 +39,11 @@ class JailDetail(JailSummary):
     logpaths: list[str]
     actions: list[str]
     banned: list[BanEntry]
+    active: bool = True
+    idle: bool | None = None
+    bantime_increment: BantimeIncrement | None = None
+    filter: str | None = None
+    backend: str | None = None
 
 
 class BanRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,13 +83,18 @@ async def list_jails(call: Call) -> dict[str, list[JailSummary]]:
 
 async def get_jail(call: Call) -> JailDetail:
     client, jail = call.deps.fail2ban, jail_name(call.param("jail"))
-    status = await client.jail_status(jail)
+    try:
+        status = await client.jail_status(jail)
+    except JailNotFound:
+        if (inactive := await inactive_jail(call.deps, jail)) is None:  # configured, not running: active false
+            raise
+        return JailDetail(**inactive)
     config = await client.jail_config(jail)
     banned = [BanEntry(b.ip, iso(b.banned_at), iso(b.expires_at)) for b in await client.banned_with_times(jail)]
     s = _summary(status)
     return JailDetail(s.name, s.currently_banned, s.total_banned, s.currently_failed, s.total_failed,
                       config.bantime, config.findtime, config.maxretry, config.ignoreip, config.logpaths,
-                      config.actions, banned)
+                      config.actions, banned, **await jail_extras(call.deps, jail))
 
 
 async def ban_ips(call: Call) -> BanResult:

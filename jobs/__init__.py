@@ -5,7 +5,7 @@
 - `jobs.scheduler`: the interval scheduler the leader runs (jitter, no overlap, persisted schedule;
   the one handler of `store.leader.NotLeader`).
 - `jobs.definitions`: the JOBS table (`Job`, `JobContext`, `load_jobs`).
-- One module per job body: `snapshot`, `cleanup`, `archive` (history sync, history and audit retention),
-  `history_sync` (the copy of fail2ban's database), `blocklists` (imports through the ban action).
+- One module per job body: `snapshot`, `cleanup`, `archive` (history sync: one call of
+  store.fail2ban_copy.sync_once; history and audit retention), `blocklists` (imports through the ban action).
 docs/election.md explains the design and its failure modes.
 """

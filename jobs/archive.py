@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from jobs.history_sync import sync_once
 from store.base import offload
+from store.fail2ban_copy import sync_once
 
 if TYPE_CHECKING:
     from jobs.definitions import JobContext

@@ -32,8 +32,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from store import history_query
-from store.history_import import BUSY_TIMEOUT_S, MERGE_WINDOW_S, MMAP_BYTES, ImportResult, ImportSession, Transaction
-from store.history_schema import DAY_S, ORIGINS, aggregate, drop_empty, migrate, next_id, normalise_ip
+from store.history_import import (
+    BUSY_TIMEOUT_S,
+    MERGE_WINDOW_S,
+    MMAP_BYTES,
+    SYNC_CACHE_KIB,
+    ImportResult,
+    ImportSession,
+    Transaction,
+)
+from store.history_schema import DAY_S, ORIGINS, address_with_key, aggregate, drop_empty, migrate, next_id
 from store.inline import NoWait
 
 if TYPE_CHECKING:
@@ -187,10 +195,10 @@ class Archive:
                     "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, "
                     "country) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     ((jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid))
-                     for ip, key, valid in map(normalise_ip, ips))).rowcount
+                     for ip, key, valid in map(address_with_key, ips))).rowcount
                 ips = ()
             for raw in ips:
-                ip, key, valid = normalise_ip(raw)
+                ip, key, valid = address_with_key(raw)
                 # Only fail2ban's copy is claimed: another record of ours nearby is another ban (a re-ban right
                 # after an unban), never this one (an exact repeat is a no-op of the unique key).
                 row = conn.execute(
@@ -216,20 +224,28 @@ class Archive:
     def record_unban(self, jail: str, ip: str, actor: str | None = None, at: float | None = None,
                      origin: str = "manual") -> bool:
         """Record an unban bangui just made (fail2ban deletes its own rows of it); True if it was new."""
+        return self.record_unbans(jail, [ip], actor, at, origin) > 0
+
+    def record_unbans(self, jail: str, ips: Iterable[str], actor: str | None = None, at: float | None = None,
+                      origin: str = "manual") -> int:
+        """Record unbans of many addresses at once (one transaction: unban-all, jail stop); returns how many
+        events were new."""
         if origin not in ORIGINS or origin == "auto":
             raise ValueError(f"record_unban origin must be manual or blocklist, not {origin!r}")
         when = self.clock() if at is None else float(at)
-        text, key, valid = normalise_ip(ip)
+        added = 0
         with self._write() as conn:
-            added = conn.execute(
-                "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country) "
-                "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?)",
-                (jail, text, key, when, origin, actor, self._country(text, valid))).rowcount
-        return added > 0
+            for ip in ips:
+                text, key, valid = address_with_key(ip)
+                added += conn.execute(
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country) "
+                    "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?)",
+                    (jail, text, key, when, origin, actor, self._country(text, valid))).rowcount
+        return added
 
     def import_session(self) -> ImportSession:
         """A bulk import through a connection of its own (`with archive.import_session() as session:`)."""
-        return ImportSession(self)
+        return ImportSession(self._connect(cache_kib=SYNC_CACHE_KIB), self.clock, self.geo)
 
     def import_bans(self, bans: Iterable[Sequence[Any]], marks: Mapping[tuple[str, str], float],
                     commit_if: Callable[[], bool] = lambda: True) -> ImportResult | None:

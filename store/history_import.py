@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from store.faults import is_disk_full
-from store.history_schema import aggregate, next_id, normalise_ip
+from store.history_schema import address_with_key, aggregate, next_id
 
 if TYPE_CHECKING:
-    from store.history import Archive
+    pass
 
 BUSY_TIMEOUT_S = 5.0
 MERGE_WINDOW_S = 2.0  # slack around [since, at] of bangui's own ban (fail2ban stores whole seconds)
@@ -102,11 +102,12 @@ class ImportSession:
     Closing the session closes its connection, which frees the temp tables (a backfill stages ~40 MB a batch).
     """
 
-    def __init__(self, archive: Archive) -> None:
-        self.archive = archive
-        # A bigger page cache: the rows of a batch land at random places of the ip-keyed unique index, and with
-        # the default cache every batch rewrote most of that index to the WAL.
-        self.conn = archive._connect(cache_kib=SYNC_CACHE_KIB)
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float], geo: Any) -> None:
+        """`conn`: a connection of the session's own (Archive.import_session opens it with a bigger page
+        cache: the rows of a batch land at random places of the ip-keyed unique index, and with the default
+        cache every batch rewrote most of that index to the WAL)."""
+        self.clock, self.geo = clock, geo
+        self.conn = conn
         for statement in _SESSION_DDL:
             self.conn.execute(statement)
         self._source_uri: str | None = None
@@ -190,7 +191,7 @@ class ImportSession:
                     inserted = conn.execute(_INSERT_STAGED).rowcount
                     if inserted:
                         aggregate(conn, "id >= ?", (first_new,), +1)
-                now = self.archive.clock()
+                now = self.clock()
                 conn.executemany(
                     "INSERT INTO sync_marks (source, jail, hwm, updated) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT DO UPDATE SET hwm = max(hwm, excluded.hwm), updated = excluded.updated",
@@ -211,8 +212,8 @@ class ImportSession:
     def _address(self, raw: str) -> tuple[str, bytes, str | None]:
         found = self._mapped.get(raw)
         if found is None:
-            ip, key, valid = normalise_ip(raw)
-            geo = self.archive.geo
+            ip, key, valid = address_with_key(raw)
+            geo = self.geo
             found = self._mapped[raw] = (ip, key, geo.country(ip) if geo is not None and valid else None)
         return found
 

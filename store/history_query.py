@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from errors import InvalidInput
-from store.history_schema import DAY_S, ORIGINS, WEEK_OFFSET_S, WEEK_S, key_range, normalise_ip
+from store.history_schema import DAY_S, ORIGINS, WEEK_OFFSET_S, WEEK_S, address_with_key, key_range
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -167,7 +167,7 @@ def history(conn: sqlite3.Connection, since: float | None = None, until: float |
 def ip_timeline(conn: sqlite3.Connection, ip: str, geo: Any = None) -> dict[str, Any]:
     """Everything the archive knows about one address: {ip, country, first_seen, last_seen,
     totals: {bans, unbans, jails: {jail: bans}}, events: [items, newest first]}."""
-    text, key, valid = normalise_ip(ip)
+    text, key, valid = address_with_key(ip)
     if not valid:
         raise InvalidInput(f"{ip!r} is not an IP address", details={"field": "ip"})
     rows = conn.execute(f"SELECT {_COLUMNS} FROM events e WHERE e.ipkey = ? ORDER BY e.at DESC, e.id DESC",
@@ -199,7 +199,7 @@ def network_timeline(conn: sqlite3.Connection, network: str, geo: Any = None) ->
     keeps it as one opaque text) and events of every address inside it; the same shape as `ip_timeline`, with
     the newest NETWORK_EVENTS events and `truncated` when there are more."""
     lo, hi = key_range(network)  # raises InvalidInput for anything but an address or a network
-    _, own_key, _ = normalise_ip(network)
+    _, own_key, _ = address_with_key(network)
     where = "(e.ipkey BETWEEN ? AND ? OR e.ipkey = ?)"
     params = (lo, hi, own_key)
     rows = conn.execute(f"SELECT {_COLUMNS} FROM events e WHERE {where} ORDER BY e.at DESC, e.id DESC LIMIT ?",

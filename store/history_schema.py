@@ -5,7 +5,7 @@ Contracts:
   Migrations only ever get appended (never edited once released); `migrate()` applies the missing ones in one
   write transaction, so several processes opening the archive at once migrate it exactly once.
 - An archive written by a newer bangui (user_version > len(MIGRATIONS)) is refused, not guessed at.
-- `normalise_ip()` maps every address to a BLOB key that sorts like the address (family byte + packed
+- `address_with_key()` maps every address to a BLOB key that sorts like the address (family byte + packed
   address; IPv4-mapped IPv6 counts as IPv4) so that a CIDR is one `ipkey BETWEEN lo AND hi` range on an index;
   strings that are not addresses (fail2ban's `banip` accepts anything) get keys after every address, so they
   never fall inside a CIDR range.
@@ -149,7 +149,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     return target
 
 
-def normalise_ip(text: str) -> tuple[str, bytes, bool]:
+def address_with_key(text: str) -> tuple[str, bytes, bool]:
     """(canonical text, sort key, is an address) of an address as fail2ban reports it.
 
     IPv4-mapped IPv6 addresses become plain IPv4 (fail2ban may report either form for the same client).

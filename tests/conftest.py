@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.clock",
     "tests.fixtures.blocklist_server",
     "tests.fixtures.disk",
+    "tests.fixtures.f2b_config",
 ]

@@ -34,6 +34,23 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("DELETE", "/blocklists/{name}"): ("admin", "/blocklists/nope", None),
     ("POST", "/blocklists/{name}/run"): ("operator", "/blocklists/nope/run", None),
     ("POST", "/jobs/{name}/run"): ("operator", "/jobs/cleanup/run", None),
+    ("POST", "/jails/{jail}/stop"): ("admin", "/jails/sshd/stop", None),
+    ("POST", "/jails/{jail}/start"): ("admin", "/jails/sshd/start", None),
+    ("POST", "/jails/{jail}/reload"): ("admin", "/jails/sshd/reload", None),
+    ("PUT", "/jails/{jail}/idle"): ("admin", "/jails/sshd/idle", {"idle": True}),
+    ("DELETE", "/jails/{jail}/bans"): ("admin", "/jails/sshd/bans", None),
+    ("POST", "/filters/test"): ("operator", "/filters/test", {"filter": "sshd", "lines": ["x"]}),
+    ("PATCH", "/jails/{jail}"): ("admin", "/jails/sshd", {"maxretry": 4}),
+    ("POST", "/jails/{jail}/ignoreip"): ("operator", "/jails/sshd/ignoreip", {"entries": ["192.0.2.60"]}),
+    ("DELETE", "/jails/{jail}/ignoreip/{entry:path}"): ("operator", "/jails/sshd/ignoreip/192.0.2.61", None),
+    ("PATCH", "/server/settings"): ("admin", "/server/settings", {"dbmaxmatches": 5}),
+    ("POST", "/server/reload"): ("admin", "/server/reload", None),
+    ("POST", "/config/jails/{jail}/activate"): ("admin", "/config/jails/sshd/activate", None),
+    ("POST", "/config/jails/{jail}/deactivate"): ("admin", "/config/jails/nginx-http-auth/deactivate", None),
+    ("PUT", "/config/files/{path:path}"): ("admin", "/config/files/jail.d/audit.local",
+                                           {"content": "[sshd]\nmaxretry = 4\n"}),
+    ("DELETE", "/config/files/{path:path}"): ("admin", "/config/files/jail.d/nope.local", None),
+    ("POST", "/config/changes/{id}/revert"): ("admin", "/config/changes/nope/revert", None),
 }
 SECRETS: list[str] = [PASSWORD, NEW_PASSWORD]
 

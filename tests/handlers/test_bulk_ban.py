@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from app import create_app
 from f2b.instance import DEFAULT_JAILS, JailSpec, PrivateServer, started
-from jobs.history_sync import sync_once
 from settings import Settings
 from store import Store
+from store.fail2ban_copy import sync_once
 from tests.fixtures.app import Api, seed_users
 
 COUNT = 700

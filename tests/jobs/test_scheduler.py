@@ -191,7 +191,7 @@ async def test_shutdown_cancels_a_job_that_outlives_the_grace_period(deps: Deps)
     job = Job("long", every=60.0, timeout=30, run=recording([], seconds=10))
     started = time.monotonic()
     await run_for(deps, [job], 0.1, grace_s=0.2)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # far less than the job's 10 s: it was cancelled, not awaited
     assert deps.store.jobs.get("long")["last_status"] == "cancelled"
 
 

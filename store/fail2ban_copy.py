@@ -1,8 +1,8 @@
-"""Copy fail2ban's ban rows into the archive, incrementally: the body of the history sync job (issue 5).
+"""Copy fail2ban's ban rows into the archive, incrementally (issue 5). The store owns this SQL; the leader's
+`history_sync` job (jobs/archive.py) calls `sync_once` in a thread, on the elected leader only.
 
-fail2ban keeps a ban's row only until the IP is unbanned or `dbpurgeage` (1 day by default) passes; this job
-copies every row into bangui's archive before that happens. It is a plain synchronous function: the scheduler
-runs it in a thread, on the elected leader only.
+fail2ban keeps a ban's row only until the IP is unbanned or `dbpurgeage` (1 day by default) passes; this copies
+every row into bangui's archive before that happens.
 
 Contracts:
 - fail2ban's database is opened read-only (`mode=ro`); bangui never writes it. It is attached to the archive's
@@ -38,7 +38,7 @@ from store.history import Archive
 from store.history_import import SOURCE, ImportSession
 from store.leader import NotLeader
 
-log = logging.getLogger("bangui.jobs.history_sync")
+log = logging.getLogger("bangui.history.sync")
 
 BATCH = 100_000
 LOOKBACK_S = 3600.0

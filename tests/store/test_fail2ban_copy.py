@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.history_sync import SyncError, sync_once
+from store.fail2ban_copy import SyncError, sync_once
 from store.history import Archive
 from store.leader import NotLeader
 from tests.fixtures.f2b_db import F2B_SCHEMA

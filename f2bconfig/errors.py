@@ -1,0 +1,43 @@
+"""The errors of configuration changes (all in the API's one envelope)."""
+
+from __future__ import annotations
+
+from errors import AppError, Conflict, Forbidden, InvalidInput
+
+
+class PathRefused(InvalidInput):
+    code = "invalid_path"
+
+
+class PathForbidden(Forbidden):
+    code = "path_forbidden"
+
+
+class BodyTooLarge(AppError):
+    status, code = 413, "body_too_large"
+
+
+class PreconditionFailed(AppError):
+    status, code = 412, "precondition_failed"
+
+
+class ConfigBusy(Conflict):
+    code = "config_busy"
+
+
+class ConfigInvalid(AppError):
+    """fail2ban's own readers/engine rejected the staged configuration; nothing was changed."""
+
+    status, code = 422, "config_invalid"
+
+
+class ApplyFailed(AppError):
+    """The change was written and applied but fail2ban did not come back as expected: rolled back."""
+
+    status, code = 422, "apply_failed"
+
+
+class ConfigOverridden(Conflict):
+    """A file fail2ban reads after bangui's override sets the same option: the change would not persist."""
+
+    code = "config_overridden"
