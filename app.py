@@ -32,6 +32,8 @@ from handlers import (
     jail_control,
     jails,
     jobs,
+    metrics,
+    notifications,
     openapi,
     server,
     server_settings,
@@ -42,9 +44,10 @@ from handlers import (
 )
 from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
-from handlers.middleware import SecurityHeaders, StoreGuard
+from handlers.middleware import RequestId, SecurityHeaders, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
+from metrics.http import HttpMetrics
 from settings import Settings
 from store import Store
 from store import setup as first_start
@@ -53,7 +56,7 @@ from store.base import configure_threads, offload
 API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
-    *audit.routes, *openapi.routes,
+    *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
     *jail_config.routes, *server_settings.routes, *config.routes,
 ]
@@ -62,14 +65,15 @@ API_ROUTES: list[ApiRoute] = [
 def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
         settings = Settings.load()
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
         install_error_bodies()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         configure_threads()
         store = await offload(Store, settings)
-        client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls)
+        client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls,
+                          busy_file=str(store.path / "fail2ban-busy"))
         deps = Deps(settings, store, client)
         try:
             await offload(first_start.bootstrap, store, settings.admin_password)
@@ -86,7 +90,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
+        middleware=[Middleware(RequestId, trusted_proxies=settings.trusted_proxies), Middleware(HttpMetrics),
+                    Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

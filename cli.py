@@ -1,4 +1,5 @@
-"""The `bangui` command: `serve`, `user add|passwd|list|delete`, `token create|list|revoke`, `audit verify`.
+"""The `bangui` command: `serve`, `healthcheck`, `user add|passwd|list|delete`, `token create|list|revoke`,
+`audit verify`.
 
 Every subcommand takes the same configuration (flags from settings.FIELDS, or BANGUI_* variables) and
 works while servers are running: they all share the store in the data dir. Changes go through the
@@ -23,13 +24,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+import healthcheck
 import logs
 from actions import tokens, users
 from core.actor import cli as cli_actor
 from core.deps import Deps
-from core.roles import ROLE_NAMES
+from core.roles import ROLE_NAMES, TOKEN_ROLE_NAMES
 from f2b.client import Fail2Ban
 from handlers import transport
+from metrics.files import multiprocess_dir
 from settings import FIELDS, ConfigError, Settings
 from store import Store, StoreError
 
@@ -52,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     epilog = "Every setting: " + ", ".join(f.env for f in FIELDS)
     serve = sub.add_parser("serve", help="run the API under hypercorn", epilog=epilog)
     _add_settings_flags(serve)
+    check = sub.add_parser("healthcheck", help="exit 0 when the local server answers, else 1 (container "
+                           "HEALTHCHECK)", epilog=epilog)
+    check.add_argument("--ready", action="store_true", help="ask /api/v1/health/ready instead of /live")
+    check.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    _add_settings_flags(check)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="create a user (password from a prompt or stdin)")
@@ -66,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
     create = token.add_parser("create", help="create a token and print it alone on stdout")
     create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True, choices=ROLE_NAMES)
+    create.add_argument("--role", required=True, choices=TOKEN_ROLE_NAMES)
     create.add_argument("--expires-in-days", type=int)
     token.add_parser("list", help="list tokens (no secrets)")
     revoke = token.add_parser("revoke", help="revoke a token by id")
@@ -106,10 +114,15 @@ def _demo_fail2ban(settings: Settings) -> Iterator[Settings]:
     if settings.demo != "auto" or _socket_answers(settings.fail2ban_socket):
         yield settings
         return
-    from f2b.instance import PrivateServer
+    from f2b.instance import PrivateServer, PrivateServerError
 
     server = PrivateServer(Path(settings.data_dir).resolve() / "demo-fail2ban")
-    server.start()
+    try:
+        server.start()
+    except PrivateServerError as exc:
+        raise ConfigError(f"--demo auto: no fail2ban answers at {settings.fail2ban_socket} and no demo "
+                          f"fail2ban could be started: {exc}. Mount the host's fail2ban socket directory "
+                          "(BANGUI_FAIL2BAN_SOCKET) or install Debian's fail2ban package") from None
     for ip in ("203.0.113.5", "198.51.100.23"):  # documentation addresses: something to look at at once
         server.append_failures("sshd", ip, 3)
     log.warning("no fail2ban at %s: started a private demo fail2ban-server (socket %s; it changes no "
@@ -154,7 +167,7 @@ def serve(settings: Settings) -> int:
     from hypercorn.config import Config
 
     Store(settings).close()  # fail here, once, with the clear line, rather than in every worker
-    with _demo_fail2ban(settings) as settings:
+    with _demo_fail2ban(settings) as settings, multiprocess_dir(settings.data_dir):
         os.environ.update(settings.to_env())  # spawned workers rebuild exactly these settings
         config = Config()
         config.bind = [settings.bind]
@@ -163,6 +176,8 @@ def serve(settings: Settings) -> int:
         config.graceful_timeout = 5.0
         config.accesslog = None
         transport.configure(config)  # no server header, read timeout (issue 8 items 13, 17)
+        if settings.log_format == "json":  # hypercorn's own lines through our handler, as JSON too
+            config.errorlog = logging.getLogger("hypercorn.error")
         host = settings.bind.rsplit(":", 1)[0].strip("[]")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         print(f"bangui: serving http://{shown}:{settings.bind.rsplit(':', 1)[1]}/ with {settings.workers} "
@@ -214,11 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything bangui creates (store, archive, setup token, demo files) is private
     args = build_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
+    if args.command == "healthcheck":  # the flags of the server we check count too (a --bind argument)
+        overrides = {**healthcheck.serve_flags(build_parser()), **overrides}
     try:
         settings = Settings.load(overrides=overrides)
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
         if args.command == "serve":
             return serve(settings)
+        if args.command == "healthcheck":
+            return healthcheck.check(settings, args.ready, args.timeout)
         store = Store(settings)
         try:
             return manage(args, store)

@@ -1,9 +1,9 @@
 """The one configuration object: built once from `BANGUI_*` variables and CLI flags, validated at start.
 
-Every setting is declared once in `FIELDS` (name, type, default, help). That table drives the
-environment parsing, the CLI flags, `--help` and the README's configuration table (a test checks the
-README against it). A bad value stops the program with one line naming the variable and the fix.
-Secrets also accept `<NAME>_FILE` (read from a file, e.g. a container secret).
+Every setting is declared once, as a field of `Settings` with its `setting(kind, default, help, ...)`;
+`FIELDS` (derived from those fields) drives the environment parsing, the CLI flags, `--help` and the
+README's configuration table (a test checks the README against it). A bad value stops the program with
+one line naming the variable and the fix. Secrets also accept `<NAME>_FILE` (read from a file, e.g. a container secret).
 """
 
 from __future__ import annotations
@@ -43,55 +43,6 @@ class Field:
         return "--" + self.name.replace("_", "-")
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("bind", "bind", "127.0.0.1:8080", "HOST:PORT to listen on.", flag=True),
-    Field("workers", "int", 1, "Number of hypercorn worker processes.", flag=True, minimum=1),
-    Field("data_dir", "path", "/var/lib/bangui", "Directory for all state (created 0700; local disk only).",
-          flag=True),
-    Field("fail2ban_socket", "path", "/var/run/fail2ban/fail2ban.sock", "fail2ban's control socket.",
-          flag=True),
-    Field("fail2ban_timeout", "float", 5.0, "Seconds to wait for one fail2ban socket reply.", minimum=0.1),
-    Field("fail2ban_max_calls", "int", 16, "Concurrent fail2ban socket calls per process.", minimum=1),
-    Field("fail2ban_db", "path", "", "fail2ban's SQLite database for history sync (default: ask fail2ban)."),
-    Field("demo", "choice", "off", "auto: start a private demo fail2ban when the socket is unreachable.",
-          flag=True, choices=("off", "auto")),
-    Field("admin_password", "str", "", "Creates user 'admin' at first start when no user exists.",
-          secret=True),
-    Field("cookie_secure", "bool", False, "Always mark the session cookie Secure (else only over https)."),
-    Field("session_idle_minutes", "int", 60, "A session ends after this long without requests.", minimum=1),
-    Field("session_lifetime_hours", "int", 12, "A session ends this long after login, active or not.",
-          minimum=1),
-    Field("login_max_failures", "int", 5, "Failed logins allowed per client address per window.", minimum=1),
-    Field("login_user_max_failures", "int", 50, "Failed logins allowed per username per window, from all "
-          "addresses together (higher, so that strangers cannot easily lock an account out).", minimum=1),
-    Field("login_window_seconds", "int", 900, "The failed-login counting window.", minimum=1),
-    Field("trusted_proxies", "networks", "", "Comma-separated proxy addresses/CIDRs whose X-Forwarded-* "
-          "headers are honoured."),
-    Field("max_body_bytes", "int", 1_048_576, "Largest accepted request body.", minimum=1024),
-    Field("log_level", "choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error")),
-    Field("leader_candidate", "bool", True, "Stand in the leader election (the leader runs the background "
-          "jobs); 0 for a process that only serves requests."),
-    Field("heartbeat_seconds", "float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1),
-    Field("leader_stale_seconds", "float", 15.0, "Heartbeat age after which health reports 'degraded'.",
-          minimum=1),
-    Field("snapshot_seconds", "float", 5.0, "Interval of the fail2ban health snapshot job.", minimum=0.5),
-    Field("history_sync_seconds", "float", 10.0, "Interval of the history sync job.", minimum=1),
-    Field("history_retention_days", "int", 365, "Archived bans older than this are purged.", minimum=1),
-    Field("audit_retention_days", "int", 400, "Audit entries older than this are purged (a signed checkpoint "
-          "keeps the rest verifiable).", minimum=1),
-    Field("geoip_db", "path", "", "A MaxMind/DB-IP country .mmdb file (default: the bundled offline data)."),
-    Field("jobs_module", "str", "", "Python module whose JOBS list adds background jobs (module:attribute)."),
-    Field("blocklist_allow_private", "bool", False, "Let blocklist URLs reach loopback, private, link-local "
-          "and reserved addresses (off: refused, against SSRF)."),
-    Field("blocklist_max_bytes", "int", 5_242_880, "Largest blocklist download accepted.", minimum=1024),
-    Field("blocklist_timeout_seconds", "float", 30.0, "Time allowed for one blocklist download, redirects "
-          "included.", minimum=1),
-    Field("fail2ban_config_dir", "path", "/etc/fail2ban", "fail2ban's configuration directory."),
-    Field("log_dirs", "str", "/var/log", "Comma-separated directories whose files the filter tester may read "
-          "(besides the files jails watch)."),
-    Field("filter_test_seconds", "float", 15.0, "Time allowed for one filter test; a slower one (e.g. a "
-          "catastrophic regex) is stopped.", minimum=0.5),
-)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -147,41 +98,76 @@ def _parser(field: Field) -> Callable[[str], Any]:
     return lambda raw: raw.strip() if field.kind == "path" else raw
 
 
+_SETTING = "bangui_setting"
+
+
+def setting(kind: str, default: Any, help: str, *, flag: bool = False, secret: bool = False,
+            choices: tuple[str, ...] = (), minimum: float | None = None) -> Any:
+    """A field of `Settings`: its kind, documented default and help (the name is the field's)."""
+    spec = Field("", kind, default, help, flag, secret, choices, minimum)
+    return dataclasses.field(repr=not secret, metadata={_SETTING: spec})
+
+
 @dataclass(frozen=True)
 class Settings:
-    bind: str
-    workers: int
-    data_dir: str
-    fail2ban_socket: str
-    fail2ban_timeout: float
-    fail2ban_max_calls: int
-    fail2ban_db: str
-    demo: str
-    admin_password: str = dataclasses.field(repr=False)
-    cookie_secure: bool
-    session_idle_minutes: int
-    session_lifetime_hours: int
-    login_max_failures: int
-    login_user_max_failures: int
-    login_window_seconds: int
-    trusted_proxies: tuple[str, ...]
-    max_body_bytes: int
-    log_level: str
-    leader_candidate: bool
-    heartbeat_seconds: float
-    leader_stale_seconds: float
-    snapshot_seconds: float
-    history_sync_seconds: float
-    history_retention_days: int
-    audit_retention_days: int
-    geoip_db: str
-    jobs_module: str
-    blocklist_allow_private: bool
-    blocklist_max_bytes: int
-    blocklist_timeout_seconds: float
-    fail2ban_config_dir: str
-    log_dirs: str
-    filter_test_seconds: float
+    bind: str = setting("bind", "127.0.0.1:8080", "HOST:PORT to listen on.", flag=True)
+    workers: int = setting("int", 1, "Number of hypercorn worker processes.", flag=True, minimum=1)
+    data_dir: str = setting(
+        "path", "/var/lib/bangui", "Directory for all state (created 0700; local disk only).", flag=True)
+    fail2ban_socket: str = setting("path", "/var/run/fail2ban/fail2ban.sock", "fail2ban's control socket.", flag=True)
+    fail2ban_timeout: float = setting("float", 5.0, "Seconds to wait for one fail2ban socket reply.", minimum=0.1)
+    fail2ban_max_calls: int = setting("int", 16, "Concurrent fail2ban socket calls per process.", minimum=1)
+    fail2ban_db: str = setting("path", "", "fail2ban's SQLite database for history sync (default: ask fail2ban).")
+    demo: str = setting("choice", "off", "auto: start a private demo fail2ban when the socket is unreachable.",
+                        flag=True, choices=("off", "auto"))
+    admin_password: str = setting("str", "", "Creates user 'admin' at first start when no user exists.", secret=True)
+    cookie_secure: bool = setting("bool", False, "Always mark the session cookie Secure (else only over https).")
+    session_idle_minutes: int = setting("int", 60, "A session ends after this long without requests.", minimum=1)
+    session_lifetime_hours: int = setting("int", 12, "A session ends this long after login, active or not.", minimum=1)
+    login_max_failures: int = setting("int", 5, "Failed logins allowed per client address per window.", minimum=1)
+    login_user_max_failures: int = setting(
+        "int", 50, "Failed logins allowed per username per window, from all "
+        "addresses together (higher, so that strangers cannot easily lock an account out).", minimum=1)
+    login_window_seconds: int = setting("int", 900, "The failed-login counting window.", minimum=1)
+    trusted_proxies: tuple[str, ...] = setting(
+        "networks", "", "Comma-separated proxy addresses/CIDRs whose X-Forwarded-* "
+        "headers are honoured.")
+    max_body_bytes: int = setting("int", 1_048_576, "Largest accepted request body.", minimum=1024)
+    log_level: str = setting("choice", "info", "Log verbosity.", choices=("debug", "info", "warning", "error"))
+    log_format: str = setting(
+        "choice", "text", "Log lines as text, or json: one JSON object per line (time, level, "
+        "logger, message, request_id, actor).", choices=("text", "json"))
+    leader_candidate: bool = setting(
+        "bool", True, "Stand in the leader election (the leader runs the background "
+        "jobs); 0 for a process that only serves requests.")
+    heartbeat_seconds: float = setting("float", 2.0, "How often the leader refreshes its heartbeat.", minimum=0.1)
+    leader_stale_seconds: float = setting(
+        "float", 15.0, "Heartbeat age after which health reports 'degraded'.", minimum=1)
+    snapshot_seconds: float = setting("float", 5.0, "Interval of the fail2ban health snapshot job.", minimum=0.5)
+    history_sync_seconds: float = setting("float", 10.0, "Interval of the history sync job.", minimum=1)
+    history_retention_days: int = setting("int", 365, "Archived bans older than this are purged.", minimum=1)
+    audit_retention_days: int = setting(
+        "int", 400, "Audit entries older than this are purged (a signed checkpoint "
+        "keeps the rest verifiable).", minimum=1)
+    geoip_db: str = setting("path", "", "A MaxMind/DB-IP country .mmdb file (default: the bundled offline data).")
+    jobs_module: str = setting("str", "", "Python module whose JOBS list adds background jobs (module:attribute).")
+    blocklist_allow_private: bool = setting(
+        "bool", False, "Let blocklist URLs reach loopback, private, link-local "
+        "and reserved addresses (off: refused, against SSRF).")
+    blocklist_max_bytes: int = setting("int", 5_242_880, "Largest blocklist download accepted.", minimum=1024)
+    notify_allow_private: bool = setting(
+        "bool", False, "Let notification URLs reach loopback, private, link-local and "
+        "reserved addresses (off: refused, against SSRF; a receiver on your own network needs it).")
+    blocklist_timeout_seconds: float = setting(
+        "float", 30.0, "Time allowed for one blocklist download, redirects "
+        "included.", minimum=1)
+    fail2ban_config_dir: str = setting("path", "/etc/fail2ban", "fail2ban's configuration directory.")
+    log_dirs: str = setting(
+        "str", "/var/log", "Comma-separated directories whose files the filter tester may read "
+        "(besides the files jails watch).")
+    filter_test_seconds: float = setting(
+        "float", 15.0, "Time allowed for one filter test; a slower one (e.g. a "
+        "catastrophic regex) is stopped.", minimum=0.5)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None,
@@ -226,6 +212,10 @@ class Settings:
             else:
                 out[field.env] = str(value)
         return out
+
+
+FIELDS: tuple[Field, ...] = tuple(dataclasses.replace(f.metadata[_SETTING], name=f.name)
+                                  for f in dataclasses.fields(Settings))
 
 
 def _raw_value(field: Field, env: Mapping[str, str], overrides: Mapping[str, str]

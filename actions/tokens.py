@@ -12,7 +12,7 @@ from typing import Any
 
 from actions.base import Act, action
 from core.actor import Actor
-from core.roles import Role, parse_role
+from core.roles import TOKEN_ROLE_NAMES, Role, parse_role
 from errors import Forbidden, NotFound, Unauthorized
 from store.base import offload
 from store.tokens import cli_owned
@@ -31,7 +31,7 @@ async def create_token(act: Act, name: str, role: str, expires_in_days: int | No
     actor, store = act.actor, act.deps.store
     act.details.update(role=role, expires_in_days=expires_in_days)
     assert actor.role is not None  # authorised above
-    if parse_role(role) > actor.role:
+    if parse_role(role, TOKEN_ROLE_NAMES) > actor.role:
         raise Forbidden(f"a token's role cannot exceed yours ({actor.role.name})")
     if actor.user is None:
         raise Unauthorized("this credential belongs to no user")

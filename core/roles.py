@@ -1,4 +1,8 @@
-"""Roles, least to most privileged. Every route and every action declares the least role it needs."""
+"""Roles, least to most privileged. Every route and every action declares the least role it needs.
+
+`metrics` is below `viewer` and for API tokens only (a Prometheus scraper's credential): the one route that
+asks for it is `GET /metrics`, every other route needs at least `viewer`, and no user has it.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,18 @@ from errors import InvalidInput
 
 
 class Role(enum.IntEnum):
+    metrics = -1
     viewer = 0
     operator = 1
     admin = 2
 
 
-ROLE_NAMES = tuple(r.name for r in Role)
+ROLE_NAMES = tuple(r.name for r in Role if r >= Role.viewer)  # a user's roles
+TOKEN_ROLE_NAMES = tuple(r.name for r in Role)  # a token's: also `metrics`
 
 
-def parse_role(name: str) -> Role:
-    """The role named `name`; 400 `invalid_role` otherwise."""
-    try:
-        return Role[name]
-    except KeyError:
-        raise InvalidInput(f"role must be one of {', '.join(ROLE_NAMES)}", code="invalid_role") from None
+def parse_role(name: str, allowed: tuple[str, ...] = ROLE_NAMES) -> Role:
+    """The role named `name` if it is one of `allowed`; 400 `invalid_role` otherwise."""
+    if name not in allowed:
+        raise InvalidInput(f"role must be one of {', '.join(allowed)}", code="invalid_role")
+    return Role[name]

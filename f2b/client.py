@@ -8,7 +8,8 @@ Contracts:
   A ban of n addresses gets ``timeout + n * PER_ADDRESS_S`` (fail2ban runs the jail's actions for every address
   before it answers: a shell action took ~5 s for 10,000), and while such a long call is in flight every other
   call may wait for it too (fail2ban answers one command at a time), so none is reported unavailable merely
-  because fail2ban is busy with our own bulk ban.
+  because fail2ban is busy with our own bulk ban. Other processes (hypercorn workers) learn of it through
+  ``busy_file``: its mtime is the bulk call's deadline (one stat per call).
 - Up to ``max_idle`` Unix connections stay open for reuse. A connection that failed, timed out or was
   cancelled mid-reply is closed, never reused; a pooled one found dead (fail2ban restarted) is replaced
   once, only when no reply byte had arrived. Replies are read up to their terminator (no 64 KiB limit:
@@ -30,7 +31,9 @@ call); ``fail2ban-client status sshd`` 39 ms (interpreter start + imports).
 
 from __future__ import annotations
 
+import os
 import pickle
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -90,9 +93,10 @@ FEW_ADDRESSES = 32  # up to this many, ban_new checks each address; beyond, it r
 class Fail2Ban:
     """Client for the fail2ban socket at ``socket_path`` (see the module docstring for the contracts)."""
 
-    def __init__(self, socket_path: str, timeout: float = 5.0, max_calls: int = 16, *, max_idle: int = 4
-                 ) -> None:
+    def __init__(self, socket_path: str, timeout: float = 5.0, max_calls: int = 16, *, max_idle: int = 4,
+                 busy_file: str | None = None) -> None:
         self.socket_path = str(socket_path)
+        self.busy_file = busy_file
         self.timeout = timeout
         self.max_calls = max_calls
         self.max_idle = max_idle
@@ -132,10 +136,12 @@ class Fail2Ban:
             allowed = max(self.timeout, budget or 0.0)
             with anyio.CancelScope(deadline=start + allowed) as scope:
                 # A bulk call of ours in flight: fail2ban answers this one after it (see the module docstring).
-                scope.deadline = max([scope.deadline, *(d + self.timeout for d in self._long_calls.values())])
+                scope.deadline = max([scope.deadline, *(d + self.timeout for d in self._long_calls.values()),
+                                      start + self._elsewhere_busy() + self.timeout])
                 self._waiting.add(scope)
                 if allowed > self.timeout:
                     self._long_calls[scope] = scope.deadline
+                    self._announce(allowed)
                     for other in self._waiting - {scope}:
                         other.deadline = max(other.deadline, scope.deadline + self.timeout)
                 try:
@@ -151,6 +157,27 @@ class Fail2Ban:
             return [protocol.decode_reply(r) for r in raw]
         except pickle.UnpicklingError as exc:
             raise Fail2BanCommandError(f"unexpected reply from fail2ban: {exc}") from None
+
+    def _elsewhere_busy(self) -> float:
+        """Seconds until another process's bulk call on this fail2ban ends (0: none): the busy file's mtime."""
+        if self.busy_file is None:
+            return 0.0
+        try:
+            return max(0.0, os.stat(self.busy_file).st_mtime - time.time())
+        except OSError:
+            return 0.0
+
+    def _announce(self, seconds: float) -> None:
+        """Tell other processes a bulk call runs for up to `seconds` (a tiny file: its mtime is the deadline)."""
+        if self.busy_file is None:
+            return
+        try:
+            fd = os.open(self.busy_file, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
+            deadline = max(time.time() + seconds, time.time() + self._elsewhere_busy())
+            os.utime(self.busy_file, (deadline, deadline))
+        except OSError:
+            pass  # only a courtesy to the other workers
 
     async def _exchange(self, payload: bytes, count: int) -> list[bytes]:
         for attempt in range(2):

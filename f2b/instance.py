@@ -67,8 +67,9 @@ DEFAULT_JAILS: tuple[JailSpec, ...] = (
 )
 
 
-def find_server_binary(fallback: str = FALLBACK_BINARY) -> str:
+def find_server_binary(fallback: str | None = None) -> str:
     """fail2ban-server on PATH, else Debian's path (PATH may lack /usr/bin under some service managers)."""
+    fallback = FALLBACK_BINARY if fallback is None else fallback
     found = shutil.which("fail2ban-server")
     if not found and os.access(fallback, os.X_OK):
         found = fallback

@@ -78,14 +78,33 @@ def tail(path: str, count: int, grep: str | None = None, min_level: int | None =
 
 class Follower:
     """Reads what is appended to a file, reopening it when it is rotated (a new file at the path) or
-    truncated (copytruncate). Starts at the current end."""
+    truncated (copytruncate). Starts at the current end, or at a `cursor` a previous Follower gave
+    (``"<inode>:<offset>"``: the same file from that offset; another file, i.e. rotated meanwhile: its start)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, resume: str | None = None) -> None:
         self.path = path
         self._fh: BinaryIO | None = None
         self._partial = b""
         self._level: str | None = None
         self._open(at_end=True)
+        if resume and self._fh is not None:
+            self._resume(resume)
+
+    def _resume(self, cursor: str) -> None:
+        assert self._fh is not None
+        inode, _, offset = cursor.partition(":")
+        if not (inode.isdigit() and offset.isdigit()):
+            return  # not one of ours: follow from the end
+        info = os.fstat(self._fh.fileno())
+        same = int(inode) == info.st_ino and int(offset) <= info.st_size
+        self._fh.seek(int(offset) if same else 0)
+
+    @property
+    def cursor(self) -> str | None:
+        """Where the next read starts (after the last complete line returned)."""
+        if self._fh is None:
+            return None
+        return f"{os.fstat(self._fh.fileno()).st_ino}:{self._fh.tell() - len(self._partial)}"
 
     def _open(self, at_end: bool) -> None:
         self.close()

@@ -38,7 +38,8 @@ class StockConfigServer(PrivateServer):
         if self.stock_dir is None or not (self.stock_dir / "jail.conf").is_file():
             raise PrivateServerError(f"no stock fail2ban configuration at {self.stock_dir}: install fail2ban "
                                      "(apt-get install fail2ban)")
-        shutil.copytree(self.stock_dir, self.conf_dir, symlinks=True)
+        # the package's files only: a host's own .local files (bangui's overrides included) stay out
+        shutil.copytree(self.stock_dir, self.conf_dir, symlinks=True, ignore=shutil.ignore_patterns("*.local"))
         shutil.copyfile(DEMO_DIR / "action.d" / "noop.conf", self.conf_dir / "action.d" / "noop.conf")
         (self.conf_dir / "fail2ban.local").write_text(
             f"[Definition]\nloglevel = INFO\nlogtarget = {self.logfile}\nsocket = {self.socket}\n"

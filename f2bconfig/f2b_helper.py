@@ -2,6 +2,7 @@
 importable only there. Prints one JSON document on stdout.
 
     python3 f2b_helper.py check DIR       -> {"ok", "errors": [...], "jails": [enabled jail names]}
+    python3 f2b_helper.py serve   (a warm spare: imports fail2ban, then reads ["check"|"catalogue", DIR, ...])
     python3 f2b_helper.py catalogue DIR [JAIL]
         -> {"jails": [{name, enabled, filter, logpath, backend, settings, source, error}]} (every jail, or one)
 
@@ -75,6 +76,9 @@ def check(base):
         if cmd[0] in ("start", "config-error", "server-status"):
             continue
         if cmd[0] == "set" and len(cmd) > 1 and cmd[1] in _SERVER_SKIP:
+            problem = _server_option_error(cmd)
+            if problem:
+                errors.append(problem)
             continue
         if cmd[0] == "set" and len(cmd) > 2 and cmd[2] in _JAIL_SKIP:
             continue
@@ -97,6 +101,25 @@ def _brief(conf):
                               "backend": str(r.options.get("backend") or "auto")} for r in readers}
     except Exception:
         return {}
+
+
+def _server_option_error(cmd):
+    """fail2ban.conf/.local values the server would reject, checked with fail2ban's own converters
+    (these commands are not replayed: they would open files and databases)."""
+    from fail2ban.helpers import str2LogLevel
+    from fail2ban.server.mytime import MyTime
+
+    key, value = cmd[1], cmd[2] if len(cmd) > 2 else ""
+    try:
+        if key == "loglevel":
+            str2LogLevel(value)
+        elif key == "dbpurgeage":
+            MyTime.str2seconds(value)
+        elif key == "dbmaxmatches":
+            int(value)
+    except Exception as exc:
+        return f"fail2ban.conf/.local: {key} = {value!r}: {exc}"
+    return None
 
 
 def _effective_values(stream):
@@ -181,8 +204,19 @@ def catalogue(base, only=None):
 
 
 def main():
-    mode, base = sys.argv[1], os.path.abspath(sys.argv[2])
-    result = check(base) if mode == "check" else catalogue(base, sys.argv[3] if len(sys.argv) > 3 else None)
+    args = sys.argv[1:]
+    if args == ["serve"]:  # a warm spare: import now, then wait for ONE request line on stdin
+        import fail2ban.client.configurator  # noqa: F401
+        import fail2ban.client.jailreader  # noqa: F401
+        import fail2ban.server.server  # noqa: F401
+        import fail2ban.server.transmitter  # noqa: F401
+
+        line = sys.stdin.readline()
+        if not line:
+            return  # bangui went away or closed us
+        args = json.loads(line)
+    mode, base = args[0], os.path.abspath(args[1])
+    result = check(base) if mode == "check" else catalogue(base, args[2] if len(args) > 2 else None)
     sys.stdout.write(json.dumps(result, default=str))
 
 

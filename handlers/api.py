@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import logs
 from actions.base import Action, authorise, record_refusal
 from core.actor import Actor
 from core.deps import Deps
@@ -79,6 +80,8 @@ class ApiRoute:
     async def __call__(self, request: Request) -> Response:
         deps: Deps = request.state.deps
         call = Call(request, deps, await authenticate(request, deps))
+        if call.actor.role is not None:
+            logs.actor.set(call.actor.name)  # for the log lines of this request (reset by RequestId)
         try:
             authorise(call.actor, self.role)
             if call.actor.via != "token":

@@ -17,7 +17,7 @@ from starlette.responses import StreamingResponse
 from core.roles import Role
 from errors import InvalidInput
 from handlers.api import Call, iso, route
-from handlers.history import parse_time
+from handlers.history import query_window
 from store.audit import FIELDS, MAX_LIMIT, OUTCOMES
 from store.base import offload
 
@@ -30,13 +30,7 @@ _AUDIT_QUERY = {
 
 
 def _filters(call: Call) -> dict[str, Any]:
-    query = call.request.query_params
-    unknown = sorted(set(query) - set(_AUDIT_QUERY))
-    if unknown:
-        raise InvalidInput(f"unknown query parameter {unknown[0]!r}", code="invalid_query",
-                           details={"allowed": sorted(_AUDIT_QUERY)})
-    filters: dict[str, Any] = {"since": parse_time("since", query.get("since")),
-                               "until": parse_time("until", query.get("until"))}
+    query, filters = query_window(call, _AUDIT_QUERY)
     for name in ("actor", "action", "target"):
         filters[name] = query.get(name) or None
     outcome = query.get("outcome") or None

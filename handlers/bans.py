@@ -11,7 +11,7 @@ from core.addresses import jail_name, one_ip
 from core.roles import Role
 from handlers.api import Call, iso, route
 from handlers.history import shown_event
-from handlers.jails import gather
+from handlers.jails import countries, gather
 from store.base import offload
 
 
@@ -20,12 +20,15 @@ class CurrentBan(msgspec.Struct):
     jail: str
     banned_at: str | None
     expires_at: str | None
+    country: str | None = None  # ISO 3166-1 alpha-2 (offline lookup, geo.py); None for private/unknown
 
 
 async def _current_bans(call: Call, jails: list[str]) -> list[CurrentBan]:
     per_jail = await gather(call.deps.fail2ban.banned_with_times, jails)
-    return [CurrentBan(b.ip, jail, iso(b.banned_at), iso(b.expires_at))
-            for jail, bans in zip(jails, per_jail, strict=True) for b in bans]
+    flat = [(jail, b) for jail, bans in zip(jails, per_jail, strict=True) for b in bans]
+    where = await offload(countries, call, [b.ip for _, b in flat])
+    return [CurrentBan(b.ip, jail, iso(b.banned_at), iso(b.expires_at), cc)
+            for (jail, b), cc in zip(flat, where, strict=True)]
 
 
 async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:

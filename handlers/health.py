@@ -28,6 +28,8 @@ class Health(msgspec.Struct):
     store: bool
     snapshot: dict[str, Any] | None  # the leader's latest fail2ban snapshot, the same for every worker
     store_error: str | None = None  # why the store cannot serve (deleted/replaced file, disk full, no answer)
+    # {status: ok | failing | running | pending, error, last_finished}: e.g. fail2ban's DB is not mounted
+    history_sync: dict[str, Any] | None = None
 
 
 async def live(call: Call) -> dict[str, str]:
@@ -65,7 +67,14 @@ async def health(call: Call) -> Health:
         snap = {"at": iso(snap["at"]), "age_s": round(store.clock() - snap["at"], 3),
                 "reachable": snap["reachable"], "jails": [j["name"] for j in snap["jails"]]}
     return Health("degraded" if degraded else "ok", f2b, os.getpid(), leader_summary(store), store_ok, snap,
-                  problem)
+                  problem, _history_sync(store) if store_ok else None)
+
+
+def _history_sync(store: Any) -> dict[str, Any]:
+    record = store.jobs.get("history_sync") or {}
+    status = record.get("last_status")
+    shown = {"error": "failing", "timeout": "failing", "ok": "ok", None: "pending"}.get(status, status)
+    return {"status": shown, "error": record.get("last_error"), "last_finished": iso(record.get("last_finished"))}
 
 
 routes = [

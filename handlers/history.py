@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.responses import StreamingResponse
 
 from core.addresses import jail_name
@@ -42,14 +43,20 @@ def parse_time(name: str, raw: str | None) -> float | None:
     return parsed.timestamp()
 
 
-def _filters(call: Call) -> dict[str, Any]:
+def query_window(call: Call, allowed: dict[str, str]) -> tuple[QueryParams, dict[str, Any]]:
+    """The request's query (400 `invalid_query` for a parameter not in `allowed`) and its since/until
+    window as epoch seconds: the start of every filtered listing (history, audit)."""
     query = call.request.query_params
-    unknown = sorted(set(query) - set(_HISTORY_QUERY))
+    unknown = sorted(set(query) - set(allowed))
     if unknown:
         raise InvalidInput(f"unknown query parameter {unknown[0]!r}", code="invalid_query",
-                           details={"allowed": sorted(_HISTORY_QUERY)})
-    filters: dict[str, Any] = {"since": parse_time("since", query.get("since")),
-                               "until": parse_time("until", query.get("until"))}
+                           details={"allowed": sorted(allowed)})
+    return query, {"since": parse_time("since", query.get("since")),
+                   "until": parse_time("until", query.get("until"))}
+
+
+def _filters(call: Call) -> dict[str, Any]:
+    query, filters = query_window(call, _HISTORY_QUERY)
     for name in ("ip", "origin", "event", "cursor"):
         filters[name] = query.get(name) or None
     if query.get("jail"):

@@ -13,6 +13,7 @@ from core.roles import Role
 from f2b.client import JailNotFound
 from handlers.api import Call, iso, route
 from handlers.jail_extras import BantimeIncrement, inactive_jail, jail_extras
+from store.base import offload
 
 MAX_IPS_PER_REQUEST = 10_000
 
@@ -29,6 +30,7 @@ class BanEntry(msgspec.Struct):
     ip: str
     banned_at: str | None
     expires_at: str | None
+    country: str | None = None  # ISO 3166-1 alpha-2 (offline lookup, geo.py); None for private/unknown
 
 
 class JailDetail(JailSummary):
@@ -75,6 +77,12 @@ async def gather(func: Any, items: list[str]) -> list[Any]:
     return results
 
 
+def countries(call: Call, ips: list[str]) -> list[str | None]:
+    """Country of each address (cached per process; callers run it in a thread: a ban list can be long)."""
+    geo = call.deps.store.history.geo
+    return [geo.country(ip) if geo is not None else None for ip in ips]
+
+
 async def list_jails(call: Call) -> dict[str, list[JailSummary]]:
     client = call.deps.fail2ban
     statuses = await gather(client.jail_status, await client.jail_names())
@@ -90,7 +98,9 @@ async def get_jail(call: Call) -> JailDetail:
             raise
         return JailDetail(**inactive)
     config = await client.jail_config(jail)
-    banned = [BanEntry(b.ip, iso(b.banned_at), iso(b.expires_at)) for b in await client.banned_with_times(jail)]
+    bans = await client.banned_with_times(jail)
+    where = await offload(countries, call, [b.ip for b in bans])
+    banned = [BanEntry(b.ip, iso(b.banned_at), iso(b.expires_at), cc) for b, cc in zip(bans, where, strict=True)]
     s = _summary(status)
     return JailDetail(s.name, s.currently_banned, s.total_banned, s.currently_failed, s.total_failed,
                       config.bantime, config.findtime, config.maxretry, config.ignoreip, config.logpaths,

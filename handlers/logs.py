@@ -4,6 +4,9 @@ nothing else is readable this way), and the same file followed live as server-se
 The stream sends one `data: {"time","level","text"}` event per line, a comment every KEEPALIVE_S (so a
 gone client is noticed at the next write), follows rotation and truncation, and ends cleanly when the
 client disconnects, after `max_seconds`, or when the server shuts down (see `_server_stopping`).
+Events carry ids (file inode and offset): a client that reconnects with `Last-Event-ID` (EventSource does
+it by itself, after `retry` ms) or `?after=` resumes where it left off. Reconnects happen: the server
+drops a connection whose client sent nothing for its read timeout, streaming responses included.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from store.base import offload
 MAX_LINES = 5000
 POLL_S = 0.25
 KEEPALIVE_S = 10.0
+RETRY_MS = 1000  # how soon an EventSource reconnects (the server's read timeout ends idle connections)
 MAX_STREAMS = 64  # open streams per worker process (each holds a file and polls it)
 _open_streams = [0]
 _encode = msgspec.json.Encoder().encode
@@ -85,11 +89,11 @@ def _server_stopping() -> Callable[[], bool]:
     return is_set if callable(is_set) else (lambda: False)
 
 
-async def _events(path: str, grep: str | None, level: int | None, max_seconds: float | None
-                  ) -> AsyncIterator[bytes]:
+async def _events(path: str, grep: str | None, level: int | None, max_seconds: float | None,
+                  resume: str | None) -> AsyncIterator[bytes]:
     _open_streams[0] += 1
     try:
-        follower = await offload(logfile.Follower, path)
+        follower = await offload(logfile.Follower, path, resume)
     except BaseException:
         _open_streams[0] -= 1
         raise
@@ -98,13 +102,15 @@ async def _events(path: str, grep: str | None, level: int | None, max_seconds: f
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     quiet_since = time.monotonic()
     try:
-        yield f": following {path}\n\n".encode()
+        yield f"retry: {RETRY_MS}\n: following {path}\n\n".encode()
         while not stopping() and (deadline is None or time.monotonic() < deadline):
             entries = await offload(follower.read)
-            out = b"".join(b"data: " + _encode(_shown(e)) + b"\n\n" for e in entries
-                           if logfile.wanted(e, needle, level))
-            if out:
-                yield out
+            events = [b"data: " + _encode(_shown(e)) + b"\n" for e in entries if logfile.wanted(e, needle, level)]
+            if events:
+                # The last event carries the position after this batch: a reconnecting client (EventSource
+                # sends Last-Event-ID by itself) resumes there and misses no line.
+                events[-1] += f"id: {follower.cursor}\n".encode()
+                yield b"\n".join(events) + b"\n"
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= KEEPALIVE_S:
                 yield b": keepalive\n\n"
@@ -131,7 +137,8 @@ async def stream_log(call: Call) -> StreamingResponse:
         raise InvalidInput("max_seconds: a number of seconds from 0 to 86400", code="invalid_query",
                            details={"field": "max_seconds"})
     path = await _log_file(call)
-    return StreamingResponse(_events(path, grep, level, max_seconds), media_type="text/event-stream",
+    resume = call.request.headers.get("last-event-id") or call.query("after")
+    return StreamingResponse(_events(path, grep, level, max_seconds, resume), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
@@ -141,5 +148,6 @@ routes = [
     route("GET", "/logs/stream", stream_log, Role.viewer,
           "fail2ban's log followed live (server-sent events: one JSON line per event).",
           query={"grep": _LOG_QUERY["grep"], "level": _LOG_QUERY["level"],
-                 "max_seconds": "end the stream after this long (default: until the client leaves)"}),
+                 "max_seconds": "end the stream after this long (default: until the client leaves)",
+                 "after": "resume after this event id (as the Last-Event-ID header does)"}),
 ]

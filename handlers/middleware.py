@@ -1,13 +1,18 @@
-"""Pure-ASGI middleware: headers every response carries (the web page is same-origin only), and the guard that
-refuses to serve from a store file that was deleted or replaced under this process."""
+"""Pure-ASGI middleware: headers every response carries (the web page is same-origin only), the request id,
+and the guard that refuses to serve from a store file that was deleted or replaced under this process."""
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import logs
 from errors import SECURITY_HEADERS, envelope
+from handlers.security import _trusted
 
 _HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
@@ -34,23 +39,69 @@ class SecurityHeaders:
 class StoreGuard:
     """Every request but liveness gets 503 `store_replaced` once the store file this worker opened was deleted or
     replaced (store/identity.py): serving on would split users, tokens and sessions between two files. One stat
-    per CHECK_S at most."""
-
-    CHECK_S = 1.0
+    per request (~1 us, against ~300 us for the request)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._checked = 0.0
-        self._problem: str | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deps = scope.get("state", {}).get("deps") if scope["type"] == "http" else None
         if deps is not None and not scope["path"].endswith("/health/live"):
-            now = time.monotonic()
-            if now - self._checked >= self.CHECK_S:
-                self._checked, self._problem = now, deps.store.identity_problem()
-            if self._problem is not None:
-                response = envelope(503, "store_replaced", self._problem)
+            problem = deps.store.identity_problem()
+            if problem is not None:
+                response = envelope(503, "store_replaced", problem)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+access_log = logging.getLogger("bangui.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+
+class RequestId:
+    """Every request gets an id, echoed in `X-Request-Id` and carried by every log line of the request (a
+    context variable read by logs.JsonFormatter). A client's `X-Request-Id` is taken only from a trusted proxy
+    (BANGUI_TRUSTED_PROXIES) and only when it is short and plain; otherwise bangui makes one (16 hex digits).
+    With BANGUI_LOG_LEVEL=debug it also logs one access line per request (method, path, status, duration)."""
+
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.trusted_proxies = trusted_proxies
+
+    def _incoming(self, scope: Scope) -> str | None:
+        client = scope.get("client")
+        if not self.trusted_proxies or not client or not _trusted(client[0], self.trusted_proxies):
+            return None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                text = value.decode("latin-1").strip()
+                return text if _REQUEST_ID.match(text) else None
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = self._incoming(scope) or secrets.token_hex(8)
+        header = (b"x-request-id", rid.encode("latin-1"))
+        id_token, actor_token = logs.request_id.set(rid), logs.actor.set(None)
+
+        status = 0
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.DEBUG):
+                access_log.debug("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                                 (time.perf_counter() - started) * 1000)
+            logs.request_id.reset(id_token)
+            logs.actor.reset(actor_token)

@@ -1,7 +1,11 @@
 """HTTP/1.1 connection policy under hypercorn (issue 8 items 13 and 17).
 
-- `configure(config)`: no `server: hypercorn-h11` header; a read timeout, so a client that stops sending mid-request
-  (slowloris) loses its connection; keep-alive and header-size limits stated, not inherited.
+- `configure(config)`: no `server: hypercorn-h11` header; keep-alive and header-size limits stated, not inherited.
+  A client that stops sending before its headers are complete is dropped by hypercorn's keep-alive timer (it runs
+  until a request is parsed). No hypercorn `read_timeout`: it also cut long responses (a log stream, a CSV
+  download) whose client, rightly, sends nothing meanwhile.
+- A client that stops sending mid-body gets 408 `body_timeout` after BODY_CHUNK_TIMEOUT_S without a chunk (in
+  `BodyPolicy`), so a stalled upload does not hold its connection and a worker task forever.
 - `BodyPolicy` (ASGI middleware), drain-or-close: a response sent before the request body was read to its end
   (a GET with `Content-Length: 100000000`, a 413, a 401 before the body) carries `connection: close`, so hypercorn
   closes the connection after it instead of keeping it for the next request while the rest of an unread body
@@ -20,11 +24,12 @@ import json
 from itertools import chain
 from typing import Any
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from errors import SECURITY_HEADERS
+from errors import SECURITY_HEADERS, AppError
 
-READ_TIMEOUT_S = 30  # a client silent this long mid-connection is dropped
+BODY_CHUNK_TIMEOUT_S = 10.0  # the longest wait for the next chunk of a request body
 KEEP_ALIVE_S = 5.0
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -32,13 +37,14 @@ MAX_HEADER_BYTES = 16 * 1024
 def configure(config: Any) -> None:
     """Apply the connection policy to a hypercorn Config."""
     config.include_server_header = False
-    config.read_timeout = READ_TIMEOUT_S
+    config.read_timeout = None
     config.keep_alive_timeout = KEEP_ALIVE_S
     config.h11_max_incomplete_size = MAX_HEADER_BYTES
 
 
 class BodyPolicy:
-    """Adds `connection: close` to a response that starts before the request body was read to its end."""
+    """Adds `connection: close` to a response that starts before the request body was read to its end, and
+    answers 408 when the body stalls."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,7 +57,14 @@ class BodyPolicy:
 
         async def tracking_receive() -> Message:
             nonlocal done
-            message = await receive()
+            if done:  # e.g. a streaming response waiting for the disconnect: no limit
+                return await receive()
+            try:
+                with anyio.fail_after(BODY_CHUNK_TIMEOUT_S):
+                    message = await receive()
+            except TimeoutError:
+                raise AppError(f"no request body data for {BODY_CHUNK_TIMEOUT_S:g} s", code="body_timeout",
+                               status=408) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             return message

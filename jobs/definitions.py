@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobs.archive import audit_retention, history_retention, history_sync
 from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
+from jobs.errors import JobFailed
+from jobs.notify import notifications
 from jobs.snapshot import snapshot
 from settings import ConfigError, Settings
 from store.base import Clock, offload
@@ -28,6 +30,7 @@ from store.base import Clock, offload
 if TYPE_CHECKING:
     from core.deps import Deps
 
+__all__ = ["Job", "JobContext", "JobFailed", "builtin_jobs", "load_jobs"]
 T = TypeVar("T")
 JobFunc = Callable[["JobContext"], Awaitable[None]]
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: no trailing newline
@@ -77,6 +80,7 @@ def builtin_jobs() -> list[Job]:
         Job("history_retention", every=3600.0, timeout=600.0, run=history_retention),
         Job("audit_retention", every=3600.0, timeout=600.0, run=audit_retention),
         Job("blocklists", every=60.0, timeout=600.0, run=blocklists),
+        Job("notifications", every=2.0, timeout=120.0, run=notifications),
     ]
 
 

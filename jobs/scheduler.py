@@ -15,6 +15,8 @@ Guarantees (while the leader's epoch is current):
 - Losing leadership has one signal: store.leader.NotLeader, raised by any fenced write (the schedule's
   own records, a job's `ctx.fenced` writes, the history sync's commits) and handled in one place,
   `Scheduler._leadership`: the scheduler stops and cancels its running jobs at once.
+- Logging a failure: a traceback only when the error differs from the job's previous one (a job failing the
+  same way every run logs one line a run); none for `JobFailed` (the job explained it in the log already).
 Failure modes: store errors in the loop are logged and retried after `ERROR_BACKOFF_S`.
 """
 
@@ -24,13 +26,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
-from jobs.definitions import Job, JobContext
+from jobs.definitions import Job, JobContext, JobFailed
+from metrics import process as metrics
 from store.base import Clock, offload
 from store.leader import NotLeader
 
@@ -83,10 +86,13 @@ class Scheduler:
     """Runs `jobs` for the leader of `epoch` until cancelled or until the epoch is found stale."""
 
     def __init__(self, deps: Deps, epoch: int, jobs: Sequence[Job], *, clock: Clock = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
                  poll_s: float = POLL_S, grace_s: float = GRACE_S,
                  rng: Callable[[], float] = random.random) -> None:
         self.deps, self.epoch, self.jobs = deps, epoch, list(jobs)
-        self.clock, self.poll_s, self.grace_s, self.rng = clock, poll_s, grace_s, rng
+        # `clock` and `sleep` are injected together: tests run the schedule on a manual clock (time passes
+        # when the scheduler sleeps), so intervals and backoff are checked exactly, not against wall time.
+        self.clock, self.sleep, self.poll_s, self.grace_s, self.rng = clock, sleep, poll_s, grace_s, rng
         self.state = deps.store.jobs
         self.records: dict[str, Record | None] = {}
         self.running: dict[str, anyio.CancelScope] = {}
@@ -124,7 +130,7 @@ class Scheduler:
                             raise
                         except Exception:
                             log.exception("scheduler tick failed; retrying in %gs", ERROR_BACKOFF_S)
-                            await anyio.sleep(ERROR_BACKOFF_S)
+                            await self.sleep(ERROR_BACKOFF_S)
             finally:
                 self._stop_running()
 
@@ -134,6 +140,7 @@ class Scheduler:
         requested = self.state.requested(idle) if idle else set()
         for job in due_jobs(self.jobs, self.records, requested, self.running, self.clock()):
             interval = job.interval_s(self.deps.settings)
+            last_error = (self.records.get(job.name) or {}).get("last_error")  # `start` clears it
             record = await offload(self.state.start, job.name, self.epoch,
                                    next_in(interval, job.jitter, self.rng))
             self.records[job.name] = record
@@ -141,11 +148,12 @@ class Scheduler:
             # the deadline to the grace period instead. The deadline is the job's own timeout.
             scope = anyio.CancelScope(shield=True, deadline=anyio.current_time() + job.timeout)
             self.running[job.name] = scope
-            tg.start_soon(self._run_one, job, scope, name=f"job:{job.name}")
-        await anyio.sleep(seconds_to_next(self.jobs, self.records, self.running, self.clock(), self.poll_s))
+            tg.start_soon(self._run_one, job, scope, last_error, name=f"job:{job.name}")
+        await self.sleep(seconds_to_next(self.jobs, self.records, self.running, self.clock(), self.poll_s))
 
-    async def _run_one(self, job: Job, scope: anyio.CancelScope) -> None:
+    async def _run_one(self, job: Job, scope: anyio.CancelScope, last_error: str | None = None) -> None:
         status, error = "ok", None
+        started = time.monotonic()
         try:
             with scope, self._leadership():
                 await job.run(JobContext(self.deps, self.epoch, job, self.clock))
@@ -154,9 +162,15 @@ class Scheduler:
                 error = "stopped by the leader's shutdown" if self._stopping else \
                     f"exceeded its timeout of {job.timeout:g}s"
                 log.warning("job %s %s", job.name, error)
+        except JobFailed as exc:
+            status, error = "error", str(exc)
         except Exception as exc:  # never let a job's failure leave the task group
             status, error = "error", f"{type(exc).__name__}: {exc}"
-            log.exception("job %s failed", job.name)
+            if error == last_error:  # the same failure again: its traceback is in the log already
+                log.error("job %s failed again: %s", job.name, error)
+            else:
+                log.exception("job %s failed", job.name)
+        metrics.observe_job(job.name, status, time.monotonic() - started)
         try:
             if not self.lost:  # else our write would be refused: the successor marks the run interrupted
                 await self._record_finish(job, status, error)

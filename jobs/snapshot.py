@@ -15,8 +15,19 @@ if TYPE_CHECKING:
 _COUNTERS = ("currently_failed", "total_failed", "currently_banned", "total_banned")
 
 
+_CONNECT_REASONS = {"missing", "permission", "refused", "error"}  # Fail2BanUnavailable's details.reason
+
+
 async def snapshot(ctx: JobContext) -> None:
     snap = await fail2ban_snapshot(ctx.deps.fail2ban, ctx.clock)
+    # Errors since the data dir's first snapshot, by the fail2ban exporter's kinds (its `f2b_errors{type}`).
+    previous = ctx.deps.store.runtime.current() or {}
+    errors = {"socket_conn": 0, "socket_req": 0, **(previous.get("errors") or {})}
+    if snap.pop("error_kind", None) is not None:
+        kind = "socket_conn" if snap.get("error_reason") in _CONNECT_REASONS else "socket_req"
+        errors[kind] += 1
+    snap.pop("error_reason", None)
+    snap["errors"] = errors
     await ctx.fenced(ctx.deps.store.runtime.publish, snap)
 
 
@@ -26,7 +37,7 @@ async def fail2ban_snapshot(client: Fail2Ban, clock: Clock) -> dict[str, Any]:
     try:
         summary = await client.server_summary()
     except AppError as exc:
-        snap["error"] = exc.message
+        snap.update(error=exc.message, error_kind=exc.code, error_reason=exc.details.get("reason"))
         return snap
     jails = [{"name": j.name, **{k: getattr(j, k) for k in _COUNTERS}} for j in summary.jails]
     snap.update(reachable=True, version=summary.version, jails=jails)

@@ -14,6 +14,7 @@ from store.blocklists import Blocklists
 from store.history import Archive
 from store.jobstate import JobState
 from store.leader import LeaderState
+from store.notifications import Notifications
 from store.ratelimit import LoginLimiter
 from store.runtime import RuntimeState
 from store.sessions import Sessions
@@ -49,6 +50,7 @@ class Store:
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
         self.blocklists = Blocklists(self.cache, clock)
+        self.notifications = Notifications(self.cache, clock)
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
 

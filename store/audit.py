@@ -185,6 +185,10 @@ class AuditLog:
                                     (last_id, limit)).fetchall()
         return [_public(r) for r in rows]
 
+    def last_id(self) -> int:
+        """Entries ever appended (ids only grow; retention removes old rows, not ids): one index seek."""
+        return int(self._conn().execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0])
+
     def count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM entries").fetchone()[0])
 

@@ -289,6 +289,21 @@ class Archive:
 
     # -- queries (store.history_query) ---------------------------------------------------------------------
 
+    def events_after(self, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Events with id > last_id, oldest first (ids only grow: for consumers that follow the archive)."""
+        rows = self._conn().execute("SELECT id, event, jail, ip, at, origin, actor FROM events WHERE id > ? "
+                                    "ORDER BY id LIMIT ?", (last_id, limit)).fetchall()
+        keys = ("id", "event", "jail", "ip", "at", "origin", "actor")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def last_event_id(self) -> int:
+        return int(self._conn().execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    def events_by_origin(self) -> dict[str, int]:
+        """Ban events in the archive per origin, from the per-day aggregate (a few rows per day, not per event)."""
+        rows = self._conn().execute("SELECT origin, sum(bans) FROM agg_day GROUP BY origin").fetchall()
+        return {origin: int(total) for origin, total in rows}
+
     def history(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
         """See `history_query.history`."""
         return history_query.history(self._conn(), **filters)

@@ -33,6 +33,7 @@ from store.history_schema import DAY_S, ORIGINS, WEEK_OFFSET_S, WEEK_S, address_
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 TOP_N = 10
+MAX_COUNTRIES = 300
 # Candidates `_top_ips_bounded` counts exactly, per attempt, before it falls back to a scan.
 BOUNDED_CANDIDATES = (256, 4096)
 # range -> (bucket seconds, number of buckets)
@@ -235,7 +236,7 @@ def stats(conn: sqlite3.Connection, range_: str, jail: str | None = None, origin
     """Dashboard figures for ban events in the window of `range_` ("24h", "7d", "30d", "365d") ending at
     `now`: {range, since, until, bucket_seconds, total, trend: [{start, bans}] (zero-filled),
     by_jail: [{jail, bans}], by_origin: {origin: bans}, top_ips: [{ip, country, bans}],
-    top_countries: [{country, bans}]}."""
+    top_countries: [{country, bans}], by_country: [{country, bans}] (every country: the web page's map)}."""
     if range_ not in RANGES:
         raise InvalidInput(f"range must be one of {', '.join(RANGES)}", details={"field": "range"})
     _check_origin(origin)
@@ -251,6 +252,7 @@ def stats(conn: sqlite3.Connection, range_: str, jail: str | None = None, origin
         fparams.append(origin)
     w = _Window(since, end, width, count, filters, fparams)
     trend, by_jail, by_origin = _trend(conn, w)
+    by_country = [{"country": cc, "bans": c} for cc, c in _top_countries(conn, w)]
     top_ips = []
     for key, bans in _top_ips(conn, w):  # text and country of the winners only
         ip, country = conn.execute("SELECT ip, country FROM events WHERE ipkey = ? ORDER BY at DESC LIMIT 1",
@@ -263,7 +265,8 @@ def stats(conn: sqlite3.Connection, range_: str, jail: str | None = None, origin
                     if c > 0],
         "by_origin": {o: by_origin.get(o, 0) for o in ORIGINS},
         "top_ips": top_ips,
-        "top_countries": [{"country": cc, "bans": c} for cc, c in _top_countries(conn, w)],
+        "top_countries": by_country[:TOP_N],
+        "by_country": by_country,
     }
 
 
@@ -302,13 +305,14 @@ def _trend(conn: sqlite3.Connection, w: _Window) -> tuple[list[int], Counter[str
 
 
 def _top_countries(conn: sqlite3.Connection, w: _Window) -> list[tuple[str, int]]:
+    """Every country with bans in the window, most first (ISO 3166 has < 300 codes: the LIMIT is a guard)."""
     if w.width == WEEK_S:  # a year: the weekly per-country aggregate
         first = (w.since - WEEK_OFFSET_S) // WEEK_S
         sql = (f"SELECT country, sum(bans) AS c FROM agg_week_country WHERE week >= ? AND week < ?{w.filters} "
-               f"GROUP BY country HAVING c > 0 ORDER BY c DESC, country LIMIT {TOP_N}")
+               f"GROUP BY country HAVING c > 0 ORDER BY c DESC, country LIMIT {MAX_COUNTRIES}")
         return conn.execute(sql, [first, first + w.count, *w.fparams]).fetchall()
     sql = (f"SELECT country, count(*) AS c {_RAW} AND country IS NOT NULL{w.filters} "
-           f"GROUP BY country ORDER BY c DESC, country LIMIT {TOP_N}")
+           f"GROUP BY country ORDER BY c DESC, country LIMIT {MAX_COUNTRIES}")
     return conn.execute(sql, [w.since, w.end, *w.fparams]).fetchall()
 
 

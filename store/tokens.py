@@ -19,10 +19,10 @@ from typing import Any
 
 import diskcache
 
-from core.roles import Role
+from core.roles import TOKEN_ROLE_NAMES, Role, parse_role
 from errors import InvalidInput, NotFound
 from store.base import Clock
-from store.users import Users, check_role
+from store.users import Users
 
 PREFIX = "bgt_"
 _KEY = "token:"
@@ -51,7 +51,7 @@ class Tokens:
 
     def create(self, name: str, role: str, owner: str, owner_uid: str | None,
                expires_in_days: int | None = None) -> tuple[str, dict[str, Any]]:
-        check_role(role)
+        parse_role(role, TOKEN_ROLE_NAMES)
         if not name or len(name) > 64 or not name.isprintable():
             raise InvalidInput("token name: 1-64 printable characters", code="invalid_token_name")
         if expires_in_days is not None and not 1 <= expires_in_days <= 3650:

@@ -51,8 +51,11 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
                                            {"content": "[sshd]\nmaxretry = 4\n"}),
     ("DELETE", "/config/files/{path:path}"): ("admin", "/config/files/jail.d/nope.local", None),
     ("POST", "/config/changes/{id}/revert"): ("admin", "/config/changes/nope/revert", None),
+    ("POST", "/notifications"): ("admin", "/notifications", {"name": "hook", "url": "https://h.example/x?t=s3cr3t-tok"}),
+    ("DELETE", "/notifications/{name}"): ("admin", "/notifications/nope", None),
+    ("POST", "/notifications/{name}/test"): ("admin", "/notifications/nope/test", None),
 }
-SECRETS: list[str] = [PASSWORD, NEW_PASSWORD]
+SECRETS: list[str] = [PASSWORD, NEW_PASSWORD, "s3cr3t-tok"]
 
 
 def entries(api: Api) -> list[dict[str, Any]]:

@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.refusals import host_addresses, protected_addresses, refusal_reason
-
-# Every example of issue 8 item 7, accepted with 200 before.
-ISSUE_EXAMPLES = ["0.0.0.0/0", "::/0", "128.0.0.0/1", "::/1", "127.0.0.1", "::1", "127.0.0.0/8", "224.0.0.1",
-                  "255.255.255.255", "fe80::1%eth0", "1.2.3.4/0.0.0.0"]
+from tests.reliability.helpers import ISSUE_EXAMPLES
 
 
 @pytest.mark.parametrize("entry", ISSUE_EXAMPLES)

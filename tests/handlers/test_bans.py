@@ -41,6 +41,16 @@ def test_server_overview_counts(api: Api) -> None:
     assert body["version"].startswith("1.")
 
 
+def test_current_bans_carry_the_country(api: Api) -> None:
+    r = api.call("admin", "POST", "/jails/sshd/bans", json={"ips": ["8.8.8.8", "192.0.2.1"]})
+    assert r.status_code == 200, r.text
+    by_ip = {b["ip"]: b for b in api.call("viewer", "GET", "/bans").json()["bans"]}
+    assert by_ip["8.8.8.8"]["country"] == "US" and by_ip["192.0.2.1"]["country"] is None
+    by_ip = {b["ip"]: b for b in api.call("viewer", "GET", "/jails/sshd").json()["banned"]}
+    assert by_ip["8.8.8.8"]["country"] == "US" and by_ip["192.0.2.1"]["country"] is None
+
+
+
 def test_ip_lookup_of_a_network(api: Api) -> None:
     api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["198.51.100.0/24", "198.51.100.7"]})
     api.call("operator", "POST", "/jails/nginx-http-auth/bans", json={"ips": ["198.51.100.9", "192.0.2.1"]})

@@ -275,3 +275,12 @@ def test_a_jail_that_fails_inside_fail2ban_stops_every_jail_and_is_rolled_back(
     assert all(len(line) <= 510 for line in details["log_tail"])
     assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
     assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()
+
+
+def test_a_server_setting_fail2ban_would_reject_is_invalid(config_api: Api, stock_fail2ban: StockConfigServer) -> None:
+    for text, words in ((b"[Definition]\nloglevel = LOUD\n", ("log level", "LOUD")),
+                        (b"[Definition]\ndbpurgeage = soon\n", ("dbpurgeage", "soon"))):
+        r = config_api.call("admin", "PUT", "/config/files/fail2ban.d/mine.local", content=text)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "config_invalid", r.text
+        assert all(w in r.json()["error"]["message"] for w in words), r.json()["error"]["message"]
+    assert not (stock_fail2ban.conf_dir / "fail2ban.d" / "mine.local").exists()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,29 @@ def test_stream_with_max_seconds_ends_by_itself(api: Api) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.text.endswith("event: end\ndata: {}\n\n")
+
+
+def sse(text: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The data events of an SSE body (as JSON) and the last id."""
+    data = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {\"")]
+    ids = [line[4:] for line in text.splitlines() if line.startswith("id: ")]
+    return data, ids[-1] if ids else None
+
+
+def test_stream_resumes_after_the_last_event_id(api: Api, fail2ban: PrivateServer) -> None:
+    ban(fail2ban, "192.0.2.81")
+    inode = fail2ban.logfile.stat().st_ino
+    everything, last = sse(api.call("viewer", "GET", f"/logs/stream?after={inode}:0&max_seconds=0.5").text)
+    assert everything[0]["text"].startswith("----") and everything[-1]["text"] == "[sshd] Ban 192.0.2.81"
+    assert last == f"{inode}:{fail2ban.logfile.stat().st_size}"
+    ban(fail2ban, "192.0.2.82")
+    ban(fail2ban, "192.0.2.83")
+    resumed, _ = sse(api.call("viewer", "GET", "/logs/stream?max_seconds=0.5",
+                              headers={"Last-Event-ID": last}).text)
+    assert [e["text"] for e in resumed] == ["[sshd] Ban 192.0.2.82", "[sshd] Ban 192.0.2.83"]
+    rotated, _ = sse(api.call("viewer", "GET", "/logs/stream?max_seconds=0.5",
+                              headers={"Last-Event-ID": f"{inode + 1}:5"}).text)  # another file: from its start
+    assert len(rotated) == len(fail2ban.logfile.read_text().splitlines())
 
 
 # ---- the live stream from a real server process ---------------------------------------------------------

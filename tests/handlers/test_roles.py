@@ -12,16 +12,17 @@ from core.roles import Role
 from handlers.api import ApiRoute
 from tests.fixtures.app import Api
 
-PERSONAS = {"anonymous": None, "viewer": Role.viewer, "operator": Role.operator, "admin": Role.admin}
+PERSONAS = {"anonymous": None, "metrics": Role.metrics, "viewer": Role.viewer, "operator": Role.operator,
+            "admin": Role.admin}
 SAMPLE = {"jail": "sshd", "ip": "192.0.2.1", "name": "ghost", "id": "no-such-token"}
 QUERY = {"/api/v1/logs/stream": "?max_seconds=0"}  # a stream must end for the test client to return
 PUBLIC = {("GET", "/api/v1/health/live"), ("GET", "/api/v1/health/ready"), ("GET", "/api/v1/setup"),
           ("POST", "/api/v1/setup"), ("POST", "/api/v1/auth/login")}
 
 
-def concrete(route: ApiRoute) -> str:
+def concrete(route: ApiRoute, full: bool = False) -> str:
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: SAMPLE.get(m[1], "snapshot"), route.path)
-    return path.removeprefix("/api/v1")
+    return path if full else path.removeprefix("/api/v1")
 
 
 def expected(route: ApiRoute, persona: str) -> set[int] | None:
@@ -34,6 +35,10 @@ def expected(route: ApiRoute, persona: str) -> set[int] | None:
     return {403} if rank < route.role else None
 
 
+def test_the_metrics_role_reads_only_metrics() -> None:
+    assert [(r.method, r.path) for r in API_ROUTES if r.role is Role.metrics] == [("GET", "/metrics")]
+
+
 def test_only_liveness_readiness_setup_and_login_are_public() -> None:
     assert {(r.method, r.path) for r in API_ROUTES if r.role is None} == PUBLIC
 
@@ -42,7 +47,8 @@ def test_only_liveness_readiness_setup_and_login_are_public() -> None:
 def test_route_role_table(api: Api, route: ApiRoute) -> None:
     for persona in PERSONAS:
         kw = {"json": {}} if route.body is not None else {}
-        r = api.call(persona, route.method, concrete(route) + QUERY.get(route.path, ""), **kw)
+        r = api.client.request(route.method, concrete(route, full=True) + QUERY.get(route.path, ""),
+                               headers=api.as_(persona), **kw)
         want = expected(route, persona)
         if want is None:
             assert r.status_code not in (401, 403), (persona, r.status_code, r.text)

@@ -44,10 +44,12 @@ async def probe(ctx: JobContext) -> None:
 JOBS = [Job("probe", every=PROBE_INTERVAL, timeout=30.0, run=probe)]
 
 
-def make_deps(data_dir: Path, **changes: Any) -> Deps:
-    """Deps with a real store on `data_dir` and no fail2ban client (the snapshot job tolerates that)."""
+def make_deps(data_dir: Path, clock: Any = None, **changes: Any) -> Deps:
+    """Deps with a real store on `data_dir` (on `clock` if given) and no fail2ban client (the snapshot job
+    tolerates that)."""
     settings = Settings.for_tests(data_dir=str(data_dir), **changes)
-    return Deps(settings, Store(settings), None)  # type: ignore[arg-type]
+    store = Store(settings, clock=clock) if clock is not None else Store(settings)
+    return Deps(settings, store, None)  # type: ignore[arg-type]
 
 
 async def main(data_dir: Path) -> None:

@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "reliability password"
 ADMIN_ENV = {"BANGUI_ADMIN_PASSWORD": PASSWORD}
 
+# Every example of issue 8 item 7 (each was banned with 200 before).
+ISSUE_EXAMPLES = ["0.0.0.0/0", "::/0", "128.0.0.0/1", "::/1", "127.0.0.1", "::1", "127.0.0.0/8", "224.0.0.1",
+                  "255.255.255.255", "fe80::1%eth0", "1.2.3.4/0.0.0.0"]
+
 _TCP_STATES = {"01": "ESTABLISHED", "08": "CLOSE_WAIT", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "06": "TIME_WAIT"}
 
 

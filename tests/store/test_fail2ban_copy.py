@@ -1,4 +1,4 @@
-"""jobs.history_sync: copying fail2ban's bans into the archive, against hand-built fail2ban v4 databases and
+"""store.fail2ban_copy: copying fail2ban's bans into the archive, against hand-built fail2ban v4 databases and
 once against a real private fail2ban-server."""
 
 from __future__ import annotations

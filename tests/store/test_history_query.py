@@ -11,6 +11,7 @@ import pytest
 
 from errors import InvalidInput
 from store.history import Archive
+from tests.fixtures.clock import ManualClock
 from tests.store.archive_helpers import (
     DAY,
     NOW,
@@ -163,8 +164,24 @@ def test_stats_windows_all_agree_with_the_events(archive: Archive) -> None:
             assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == top, (range_, jail, origin)
             countries = conn.execute(f"SELECT country, count(*) c FROM events WHERE {where} AND country "
                                      "IS NOT NULL GROUP BY country ORDER BY c DESC, country", params).fetchall()
-            assert [(t["country"], t["bans"]) for t in stats["top_countries"]] == countries
+            assert [(t["country"], t["bans"]) for t in stats["top_countries"]] == countries[:10]
+            assert [(t["country"], t["bans"]) for t in stats["by_country"]] == countries  # the map: all of them
     assert_aggregates_exact(archive)
+
+
+def test_stats_by_country_has_every_country_top_countries_ten(tmp_path: Path, clock: ManualClock) -> None:
+    codes = ["US", "AU", "DE", "RU", "BR", "JP", "GB", "CN", "ZA", "FR", "NL", "SE"]
+
+    class TwelveGeo:  # first octet n -> the n-th country
+        def country(self, ip: str) -> str | None:
+            return codes[int(ip.split(".")[0]) - 1]
+
+    archive = Archive.in_dir(tmp_path, clock=clock, geo=TwelveGeo())  # type: ignore[arg-type]
+    # country n gets 13 - n bans: all different, so the order is fixed
+    archive.record_ban("sshd", [f"{n}.0.0.{k}" for n in range(1, 13) for k in range(13 - n)], at=NOW - 3600)
+    stats = archive.stats("24h", now=NOW)
+    assert [(t["country"], t["bans"]) for t in stats["by_country"]] == [(c, 12 - i) for i, c in enumerate(codes)]
+    assert stats["top_countries"] == stats["by_country"][:10]
 
 
 def _top_recount(archive: Archive, stats: dict, origin: str | None = None) -> list[tuple[str, int]]:

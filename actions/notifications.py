@@ -1,0 +1,38 @@
+"""Notification targets: create, delete, and "send a test" (delivery itself runs on the leader: jobs/notify.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actions.base import Act, action
+from core.roles import Role
+from store.base import offload
+from store.notifications import masked_url
+
+JOB = "notifications"
+
+
+@action("notification.create", Role.admin, target="name")
+async def create_target(act: Act, name: str, url: str, fmt: str, events: list[str], jails: list[str],
+                        min_interval_s: int, enabled: bool) -> dict[str, Any]:
+    act.details.update(url=masked_url(url), format=fmt, events=events, jails=jails, min_interval_s=min_interval_s,
+                       enabled=enabled)  # never the full URL: it carries the receiver's secret
+    act.status = 201
+    return await offload(act.deps.store.notifications.create, name, url, fmt, events, jails, min_interval_s,
+                         enabled, act.actor.name)
+
+
+@action("notification.delete", Role.admin, target="name")
+async def delete_target(act: Act, name: str) -> None:
+    act.status = 204
+    await offload(act.deps.store.notifications.delete, name)
+
+
+@action("notification.test", Role.admin, target="name")
+async def test_target(act: Act, name: str) -> dict[str, Any]:
+    """Ask the leader to send a test message to the target now; the request record."""
+    store = act.deps.store
+    act.status = 202
+    request = await offload(store.notifications.request_test, name, act.actor.name)  # 404 for an unknown target
+    await offload(store.jobs.request, JOB, act.actor.name)
+    return request

@@ -1,0 +1,253 @@
+// One jail (counters, controls, settings, ignore list, bans), current bans, and the IP view.
+import {
+  h, api, state, alive, may, box, card, kv, num, dur, time, expires, muted, table, filtered, field, onSubmit, action,
+  notice, unbanBtn, ipLink, jailLink, link, hash, country, statusBadge, matches, plural, VIEWS,
+} from './core.js';
+
+const rerender = () => state.route();
+const idleSet = {}; // jail -> idle as last set from this page (fail2ban 1.0 cannot be asked)
+const list = (xs) => (xs && xs.length ? h('ul', {}, xs.map((x) => h('li', { class: 'mono' }, x))) : '—');
+const yes = (b) => (b == null ? '—' : b ? 'yes' : 'no');
+
+VIEWS.jails = async (main, args, ctx) => {
+  const name = args[0];
+  if (!name) { location.hash = '#/'; return; }
+  let j;
+  try { j = await api('jail', { params: { jail: name } }); } catch (e) {
+    // a stopped jail is not in fail2ban any more: say so, and offer to start it (its configuration defines it)
+    if (e.status !== 404 || !alive(ctx)) throw e;
+    main.append(h('p', {}, link('← Dashboard', '')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, name),
+      h('span', { class: 'badge bad' }, 'not running')), h('p', {}, e.message), controls({ name, active: false }));
+    return;
+  }
+  if (!alive(ctx)) return;
+  if (j.idle == null && j.active !== false && name in idleSet) j.idle = idleSet[name];
+  if (j.active === false) delete idleSet[name];
+  // fail2ban answers only for a running jail; `active` false (a configured jail that is stopped) comes from builds
+  // that also read the configuration
+  const state_ = j.active === false ? h('span', { class: 'badge bad' }, 'stopped')
+    : j.idle ? h('span', { class: 'badge warn' }, 'idle') : h('span', { class: 'badge ok' }, 'running');
+  main.append(h('p', {}, link('← Dashboard', '')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, j.name), state_),
+    h('div', { class: 'cards' }, card(j.currently_banned, 'banned now'), card(j.total_banned, 'banned in total'),
+      card(j.currently_failed, 'failing now'), card(j.total_failed, 'failures in total')));
+  main.append(controls(j));
+  const running = j.active !== false;
+  const inc = j.bantime_increment;
+  main.append(box('Settings', kv('Ban time', dur(j.bantime), 'Find time', dur(j.findtime), 'Max retry', num(j.maxretry),
+    ...(inc ? ['Ban time increment', inc.enabled ? 'on, factor ' + inc.factor + (inc.maxtime ? ', at most ' + dur(inc.maxtime) : '') : 'off'] : []),
+    ...(j.filter ? ['Filter', h('span', { class: 'mono' }, j.filter)] : []), ...(j.backend ? ['Backend', j.backend] : []),
+    'Log paths', list(j.logpaths), 'Actions', list(j.actions)), may('jailSettings') && running ? settingsForm(j) : null));
+  // a stopped jail has no runtime to change: start it first (its settings and ignore list live in its files)
+  if (running) main.append(ignoreList(j));
+  if (running && may('ban', 'operator')) {
+    const ta = h('textarea', { id: 'ban-ips', rows: 4, spellcheck: 'false', placeholder: '203.0.113.7\n198.51.100.0/24' });
+    const form = h('form', {}, h('label', { for: 'ban-ips' }, 'Addresses or networks to ban, one per line'), ta,
+      h('p', {}, h('button', { type: 'submit' }, 'Ban in ' + j.name)));
+    onSubmit(form, async () => {
+      const ips = ta.value.split(/[\n,]+/).map((s) => s.trim()).filter(Boolean);
+      if (!ips.length) throw new Error('Enter at least one address or network.');
+      const r = await api('ban', { params: { jail: j.name }, body: { ips } });
+      rerender();
+      notice('Banned ' + r.banned.length + (r.banned.length ? ': ' + r.banned.join(', ') : '') +
+        (r.already_banned.length ? '. Already banned: ' + r.already_banned.join(', ') : '') + '.');
+    });
+    main.append(box('Ban', form));
+  }
+  const cols = [['Address', (r) => ipLink(r.ip), '', (r) => r.ip],
+    ...(j.banned.some((r) => 'country' in r) ? [['Country', (r) => country(r.country), 'hide-sm', (r) => r.country || '']] : []),
+    ['Banned', (r) => time(r.banned_at), 'hide-sm', (r) => r.banned_at || ''], ['Expires', (r) => expires(r.expires_at), '', (r) => r.expires_at || '~']];
+  if (may('unban', 'operator')) cols.push(['', (r) => unbanBtn(r.ip, j.name, rerender)]);
+  const head = h('div', { class: 'row spread' }, h('h2', {}, 'Banned now (' + num(j.banned.length) + ')'),
+    j.banned.length && may('jailUnbanAll') ? action('Unban all', async () => {
+      if (!confirm('Unban all ' + j.banned.length + ' addresses in ' + j.name + '?')) return;
+      const r = await api('jailUnbanAll', { params: { jail: j.name } });
+      notice('Unbanned ' + num(r.unbanned) + ' in ' + j.name + '.');
+      rerender();
+    }, 'danger small', 'Unban every address in ' + j.name) : null);
+  main.append(h('section', { class: 'box', 'aria-label': 'Banned now' }, head,
+    filtered(j.banned, cols, ['ip', 'country'], 'No address is banned in this jail.')));
+};
+
+function controls(j) {
+  const btns = [];
+  const params = { jail: j.name };
+  const run = (call, label, msg, cls = 'small') => action(label, async () => {
+    const r = await call();
+    notice(msg + (r && r.active === false ? ' (stopped).' : '.'));
+    rerender();
+  }, cls, label + ' jail ' + j.name);
+  if (j.active === false) { if (may('jailStart')) btns.push(run(() => api('jailStart', { params }), 'Start', 'Started ' + j.name)); } else if (may('jailStop')) {
+    btns.push(action('Stop', async () => {
+      if (!confirm('Stop ' + j.name + '? Its bans are lifted and it stops watching its logs until started again.')) return;
+      await api('jailStop', { params: { jail: j.name } });
+      notice('Stopped ' + j.name + '.');
+      rerender();
+    }, 'danger small', 'Stop jail ' + j.name));
+  }
+  if (may('jailReload') && j.active !== false) btns.push(run(() => api('jailReload', { params }), 'Reload', 'Reloaded ' + j.name, 'secondary small'));
+  if (may('jailIdle') && j.active !== false) {
+    const setIdle = (idle, label) => action(label, async () => {
+      const r = await api('jailIdle', { params, body: { idle } });
+      idleSet[j.name] = r.idle;
+      notice(j.name + (r.idle ? ' is idle: it bans nobody until resumed.' : ' is watching again.'));
+      rerender();
+    }, 'secondary small');
+    // fail2ban cannot say whether a jail is idle: when the API does not know, both ways are offered
+    if (j.idle !== true) btns.push(setIdle(true, 'Set idle'));
+    if (j.idle !== false) btns.push(setIdle(false, 'Resume (leave idle)'));
+  }
+  return btns.length ? h('div', { class: 'row controls', role: 'group', 'aria-label': 'Jail controls' }, btns) : '';
+}
+
+function settingsForm(j) {
+  const n = (v, min) => h('input', { type: 'number', value: v ?? '', min, step: 1, style: 'width:8em' });
+  const f = { bantime: n(j.bantime, -1), findtime: n(j.findtime, 1), maxretry: n(j.maxretry, 1) };
+  const inc = j.bantime_increment || null;
+  const g = inc ? {
+    enabled: h('input', { type: 'checkbox', checked: !!inc.enabled }), factor: h('input', { type: 'number', step: 'any', value: inc.factor ?? '', style: 'width:6em' }),
+    maxtime: n(typeof inc.maxtime === 'number' ? inc.maxtime : null, 1), rndtime: n(typeof inc.rndtime === 'number' ? inc.rndtime : null, 0), overalljails: h('input', { type: 'checkbox', checked: !!inc.overalljails }),
+    formula: h('input', { value: inc.formula ?? '', spellcheck: 'false' }), multipliers: h('input', { value: inc.multipliers ?? '', spellcheck: 'false' }),
+  } : null;
+  const form = h('form', { class: 'stack wide', 'aria-label': 'Change settings' },
+    h('div', { class: 'inline' }, field('Ban time (s, -1 = permanent)', f.bantime), field('Find time (s)', f.findtime),
+      field('Max retry', f.maxretry)),
+    g ? h('fieldset', {}, h('legend', {}, 'Ban time increment'), h('div', { class: 'inline' }, field('Enabled', g.enabled),
+      field('Factor', g.factor), field('Max time (s)', g.maxtime), field('Random extra (s)', g.rndtime),
+      field('Across all jails', g.overalljails), field('Formula', g.formula), field('Multipliers', g.multipliers))) : null,
+    h('div', {}, h('button', { type: 'submit' }, 'Save settings')));
+  onSubmit(form, async () => {
+    const body = {};
+    for (const k of Object.keys(f)) if (f[k].value !== '' && Number(f[k].value) !== j[k]) body[k] = Number(f[k].value);
+    if (g) {
+      // only what was changed (any subset is accepted); numbers as numbers, empty text means "leave it"
+      const b = {};
+      for (const k of ['enabled', 'overalljails']) if (g[k].checked !== !!inc[k]) b[k] = g[k].checked;
+      for (const k of ['formula', 'multipliers']) if (g[k].value.trim() !== String(inc[k] ?? '') && g[k].value.trim()) b[k] = g[k].value.trim();
+      for (const k of ['factor', 'maxtime', 'rndtime']) {
+        const v = g[k].value.trim();
+        if (v !== '' && v !== String(inc[k] ?? '')) b[k] = Number(v);
+      }
+      if (Object.keys(b).length) body.bantime_increment = b;
+    }
+    if (!Object.keys(body).length) throw new Error('Nothing changed.');
+    await api('jailSettings', { params: { jail: j.name }, body });
+    notice('Saved ' + Object.keys(body).join(', ') + ' for ' + j.name + ' (applied and kept across reloads).');
+    rerender();
+  });
+  return h('details', { class: 'edit' }, h('summary', {}, 'Change settings'), form);
+}
+
+function ignoreList(j) {
+  const entries = j.ignoreip || [];
+  const editable = may('ignoreAdd', 'operator');
+  const rows = entries.map((e) => h('li', { class: 'row' }, h('span', { class: 'mono' }, e),
+    editable && may('ignoreRemove', 'operator') ? action('Remove', async () => {
+      await api('ignoreRemove', { params: { jail: j.name, entry: e } });
+      notice('Removed ' + e + ' from the ignore list of ' + j.name + '.');
+      rerender();
+    }, 'danger small', 'Remove ' + e + ' from the ignore list') : null));
+  let form = null;
+  if (editable) {
+    const input = h('input', { spellcheck: 'false', required: true, placeholder: '192.0.2.0/24 2001:db8::1' });
+    form = h('form', { class: 'inline' }, field('Add addresses or networks (space or comma separated)', input),
+      h('button', { type: 'submit' }, 'Add to ignore list'));
+    onSubmit(form, async () => {
+      const add = input.value.split(/[\s,]+/).filter(Boolean);
+      await api('ignoreAdd', { params: { jail: j.name }, body: { entries: add } });
+      notice('Added ' + add.join(', ') + ' to the ignore list of ' + j.name + '.');
+      rerender();
+    });
+  }
+  return box('Ignore list (never banned)', rows.length ? h('ul', { class: 'plain' }, rows) : muted('Empty.'), form);
+}
+
+VIEWS.bans = async (main, _args, ctx) => {
+  const r = await api('bans');
+  if (!alive(ctx)) return;
+  const cols = [['Address', (b) => ipLink(b.ip), '', (b) => b.ip], ['Jail', (b) => jailLink(b.jail), '', (b) => b.jail],
+    ...(r.bans.some((b) => 'country' in b) ? [['Country', (b) => country(b.country), 'hide-sm', (b) => b.country || '']] : []),
+    ['Banned', (b) => time(b.banned_at), 'hide-sm', (b) => b.banned_at || ''], ['Expires', (b) => expires(b.expires_at), '', (b) => b.expires_at || '~']];
+  if (may('unban', 'operator')) {
+    cols.push(['', (b) => h('div', { class: 'row' }, unbanBtn(b.ip, b.jail, rerender), unbanBtn(b.ip, null, rerender, 'Everywhere'))]);
+  }
+  main.append(h('h1', {}, 'Current bans (' + num(r.bans.length) + ')'),
+    filtered(r.bans, cols, ['ip', 'jail', 'country'], 'No address is banned right now.'));
+};
+
+// --- IP view: an address or a network, in words ---
+const isNetwork = (s) => s.includes('/');
+
+VIEWS.ips = async (main, args, ctx) => {
+  const input = h('input', { required: true, value: args.join('/') || '', spellcheck: 'false', autocapitalize: 'none', placeholder: '203.0.113.7 or 198.51.100.0/24' });
+  const form = h('form', { class: 'inline', role: 'search' }, field('IP address or network', input), h('button', { type: 'submit' }, 'Look up'));
+  onSubmit(form, async () => { location.hash = hash('ips') + '/' + input.value.trim().split('/').map(encodeURIComponent).join('/'); });
+  main.append(h('h1', {}, 'IP lookup'), form);
+  const ip = args.join('/');
+  if (!ip) { input.focus(); return; }
+  let r;
+  try { r = await api('ip', { params: { ip } }); } catch (e) {
+    // older servers refuse networks here: show what the network's bans and history say instead
+    if (!(isNetwork(ip) && e.status === 400)) throw e;
+    r = await networkFallback(ip);
+  }
+  if (!alive(ctx)) return;
+  renderIp(main, r, ip);
+};
+
+async function networkFallback(net) {
+  const [bans, hist] = await Promise.all([api('bans'), api('history', { query: { ip: net, limit: 1000 } }).catch(() => ({ items: [] }))]);
+  const events = hist.items || [];
+  const inside = new Set(events.map((e) => e.ip));
+  const current = bans.bans.filter((b) => b.ip === net || inside.has(b.ip) || inCidr(b.ip, net));
+  const bansOnly = events.filter((e) => e.event === 'ban');
+  const jails = {};
+  for (const e of bansOnly) jails[e.jail] = (jails[e.jail] || 0) + 1;
+  return { ip: net, network: true, current_bans: current, events, truncated: !!hist.next_cursor,
+    totals: { bans: bansOnly.length, unbans: events.length - bansOnly.length, jails },
+    first_seen: events.length ? events[events.length - 1].at : null, last_seen: events.length ? events[0].at : null };
+}
+
+// IPv4 CIDR membership (IPv6 networks rely on the history match above)
+function inCidr(ip, net) {
+  const v4 = (s) => { const p = s.split('.').map(Number); return p.length === 4 && p.every((x) => x >= 0 && x < 256) ? ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0 : null; };
+  const [base, bits] = net.split('/');
+  const a = v4(ip), b = v4(base), n = Number(bits);
+  if (a == null || b == null || !(n >= 0 && n <= 32)) return false;
+  const mask = n === 0 ? 0 : (~0 << (32 - n)) >>> 0;
+  return ((a & mask) >>> 0) === ((b & mask) >>> 0);
+}
+
+function renderIp(main, r, asked) {
+  const ip = r.ip || asked;
+  const bans = r.current_bans || [];
+  const net = r.network || isNetwork(ip);
+  main.append(h('h2', { class: 'row ipt' }, h('span', { class: 'mono' }, ip), bans.length
+    ? h('span', { class: 'badge bad' }, (net ? plural(bans.length, 'ban') + ' now' : 'banned now in ' + plural(bans.length, 'jail')))
+    : h('span', { class: 'badge ok' }, 'not banned now')));
+  const events = r.events || [];
+  const totals = r.totals || {};
+  const banCount = totals.bans ?? r.bans ?? events.filter((e) => e.event === 'ban').length;
+  const facts = [net ? 'Network' : 'Address', h('span', { class: 'mono' }, ip)];
+  if (r.country !== undefined && !net) facts.push('Country', country(r.country));
+  facts.push('Times banned', num(banCount));
+  if (totals.unbans != null) facts.push('Times unbanned', num(totals.unbans));
+  const perJail = Object.entries(totals.jails || {}).sort((a, b) => b[1] - a[1]);
+  if (perJail.length) facts.push('Bans per jail', h('span', {}, perJail.map(([jl, c], i) => [i ? ', ' : '', jailLink(jl), ' ' + num(c)])));
+  facts.push('First seen', time(r.first_seen, 'never'), 'Last seen', time(r.last_seen, 'never'));
+  if (r.ends_at !== undefined) facts.push('Current ban ends', r.ends_at ? time(r.ends_at) : 'not banned');
+  main.append(box('Summary', kv(...facts)));
+  if (bans.length) {
+    const cols = [['Jail', (b) => jailLink(b.jail)], ['Banned', (b) => time(b.banned_at)], ['Expires', (b) => expires(b.expires_at)]];
+    if (net) cols.unshift(['Address', (b) => ipLink(b.ip)]);
+    if (may('unban', 'operator')) cols.push(['', (b) => unbanBtn(b.ip || ip, b.jail, rerender)]);
+    main.append(box('Current bans', table(bans, cols)));
+    if (!net && may('unbanAll', 'operator') && bans.length > 1) main.append(h('p', {}, unbanBtn(ip, null, rerender, 'Unban everywhere')));
+  }
+  main.append(box('History (' + plural(events.length, 'event') + (r.truncated ? ', the newest only' : '') + ')', table(events, [
+    ['When', (e) => time(e.at)], ['Event', (e) => statusBadge(e.event)], ...(net ? [['Address', (e) => ipLink(e.ip)]] : []),
+    ['Jail', (e) => jailLink(e.jail)], ['Ban time', (e) => (e.event === 'ban' ? dur(e.bantime) : '—'), 'hide-sm'],
+    ['Ends', (e) => (e.event === 'ban' ? (e.ends_at ? time(e.ends_at) : e.bantime < 0 ? 'never' : '—') : '—'), 'hide-sm'],
+    ['Times banned', (e) => num(e.bancount), 'num hide-sm'], ['Origin', (e) => e.origin || '—', 'hide-sm'],
+    ['By', (e) => e.actor || '—', 'hide-sm'], ['Log lines', (e) => matches(e.matches), 'hide-sm'],
+  ], 'Nothing recorded.')));
+}

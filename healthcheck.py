@@ -1,0 +1,86 @@
+"""`bangui healthcheck`: exit 0 when the local bangui answers its liveness (or readiness) route, else 1.
+
+It is the container's HEALTHCHECK (exec form, no shell, no curl in the image). It reads the same settings as
+`bangui serve`: the BANGUI_* environment, its own flags, and the flags of the `bangui serve` running in the
+container (`podman run IMAGE --bind [::1]:9000`), so the address is right for any bind. A wildcard bind
+(0.0.0.0, ::) is checked on the matching loopback address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import sys
+from pathlib import Path
+
+from settings import FIELDS, Settings
+
+_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1", "*": "127.0.0.1"}
+
+
+def target(bind: str) -> tuple[str, int]:
+    """(host to connect to, port) for a HOST:PORT bind, IPv6 in brackets or not."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return _WILDCARD.get(host, host), int(port)
+
+
+def _serve_argv(proc: Path) -> list[str]:
+    """The argv of the oldest `bangui serve` process visible here: PID 1 in a container, or PID 1's child
+    under an init (`--init`, compose's `init: true`); [] when there is none."""
+    try:
+        pids = sorted(int(p.name) for p in proc.iterdir() if p.name.isdigit())
+    except OSError:
+        return []
+    for pid in pids:
+        try:
+            raw = (proc / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            continue
+        argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        if "serve" in argv and any(Path(a).name in ("bangui", "cli", "cli.py") for a in argv[:3]):
+            return argv
+    return []
+
+
+def in_container() -> bool:
+    return Path("/run/.containerenv").exists() or Path("/.dockerenv").exists()
+
+
+def serve_flags(parser: argparse.ArgumentParser, proc: Path = Path("/proc"), container: bool | None = None,
+                ) -> dict[str, str]:
+    """Inside a container: the settings flags given to its `bangui serve` (see _serve_argv). Elsewhere
+    nothing: a host may run several servers, and the flags or environment given to us decide."""
+    if not (in_container() if container is None else container):
+        return {}
+    argv = _serve_argv(proc)
+    if not argv:
+        return {}
+    try:
+        args, _ = parser.parse_known_args(argv[argv.index("serve"):])
+    except SystemExit:  # unparseable: the server would not have started with it either
+        return {}
+    return {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
+
+
+def check(settings: Settings, ready: bool = False, timeout: float = 3.0) -> int:
+    host, port = target(settings.bind)
+    path = "/api/v1/health/ready" if ready else "/api/v1/health/live"
+    shown = f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}"
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"User-Agent": f"bangui-healthcheck/{os.getpid()}"})
+        status = conn.getresponse().status
+    except OSError as exc:
+        print(f"bangui healthcheck: {shown}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    if status != 200:
+        print(f"bangui healthcheck: {shown}: HTTP {status}", file=sys.stderr)
+        return 1
+    print(f"bangui healthcheck: {shown}: ok")
+    return 0

@@ -1,0 +1,115 @@
+"""One notification message: its payload in the target's format, and the SSRF-guarded POST that carries it.
+
+The POST follows the blocklists' fetch rules (jobs/blocklists.py): http(s) only, the host resolved once and
+refused if any of its addresses is loopback, private, link-local, reserved... (BANGUI_NOTIFY_ALLOW_PRIVATE=1 for
+a receiver on your own network), the connection pinned to the checked addresses (no DNS rebinding), TLS checked
+against the name. No redirects are followed (a webhook that moved is an error to fix), the whole exchange ends
+within TIMEOUT_S, and at most 64 KiB of the answer is read. Blocking http.client: run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import socket
+import time
+import urllib.parse
+from datetime import UTC, datetime
+from typing import Any
+
+from jobs.blocklists import _PinnedHTTP, _PinnedHTTPS  # the blocklists' pinned connections (SSRF guard)
+from store.blocklists import forbidden_reason
+
+TIMEOUT_S = 10.0
+MAX_LINES = 20  # text formats list this many events, then count the rest
+MAX_ANSWER = 65536
+
+
+class DeliveryError(Exception):
+    """The message was not accepted; the message says why (shown as the target's last_error)."""
+
+
+def message_id(target: str, events: list[dict[str, Any]]) -> str:
+    """The same for the same batch: a leader that resends after a takeover sends the same id."""
+    raw = f"{target}|{events[0]['id']}|{events[-1]['id']}|{len(events)}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _line(event: dict[str, Any]) -> str:
+    kind = event["event"]
+    if kind in ("ban", "unban"):
+        who = f" by {event['actor']}" if event.get("actor") else ""
+        return f"{kind} {event['ip']} in {event['jail']} ({event.get('origin')}{who})"
+    return f"{kind}: {event.get('detail') or ''}".rstrip(": ")
+
+
+def title(events: list[dict[str, Any]]) -> str:
+    kinds: dict[str, int] = {}
+    for event in events:
+        kinds[event["event"]] = kinds.get(event["event"], 0) + 1
+    return "bangui on " + socket.gethostname() + ": " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+
+
+def text(events: list[dict[str, Any]]) -> str:
+    lines = [_line(e) for e in events[:MAX_LINES]]
+    if len(events) > MAX_LINES:
+        lines.append(f"... and {len(events) - MAX_LINES} more")
+    return "\n".join(lines)
+
+
+def payload(fmt: str, msg_id: str, events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+    """(body, headers) of one message in `fmt`."""
+    head, body = title(events), text(events)
+    if fmt == "ntfy":
+        return body.encode(), {"Content-Type": "text/plain; charset=utf-8", "Title": head, "Tags": "bangui"}
+    if fmt == "gotify":
+        data: dict[str, Any] = {"title": head, "message": body, "priority": 5}
+    elif fmt == "slack":
+        data = {"text": f"*{head}*\n{body}"}
+    elif fmt == "discord":
+        data = {"content": f"**{head}**\n{body}"[:2000]}
+    else:  # json: every event, for scripts
+        shown = [dict(e, at=datetime.fromtimestamp(e["at"], tz=UTC).isoformat(timespec="seconds")
+                      .replace("+00:00", "Z")) for e in events]
+        data = {"id": msg_id, "source": "bangui", "host": socket.gethostname(), "title": head, "events": shown}
+    return json.dumps(data).encode(), {"Content-Type": "application/json"}
+
+
+def _addresses(host: str, port: int, allow_private: bool) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise DeliveryError(f"cannot resolve {host}: {exc}") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in [] if allow_private else addresses:
+        if reason := forbidden_reason(address):
+            raise DeliveryError(f"refused: {host} is (or resolves to) a {reason} address "
+                                "(BANGUI_NOTIFY_ALLOW_PRIVATE=1 allows such receivers)")
+    return addresses
+
+
+def post(url: str, body: bytes, headers: dict[str, str], msg_id: str, allow_private: bool) -> int:
+    """POST one message; the HTTP status (2xx), else DeliveryError."""
+    parts = urllib.parse.urlsplit(url)
+    https = parts.scheme.lower() == "https"
+    port = parts.port or (443 if https else 80)
+    deadline = time.monotonic() + TIMEOUT_S
+    addresses = _addresses(str(parts.hostname), port, allow_private)
+    conn = (_PinnedHTTPS if https else _PinnedHTTP)(str(parts.hostname), port, addresses, deadline)
+    target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    try:
+        conn.request("POST", target, body=body, headers={**headers, "User-Agent": "bangui-notify/1",
+                                                          "Idempotency-Key": msg_id, "X-Bangui-Message-Id": msg_id})
+        with conn.getresponse() as resp:
+            resp.read(MAX_ANSWER)
+            status = resp.status
+    except (OSError, http.client.HTTPException) as exc:
+        raise DeliveryError(f"posting to {parts.hostname}: {exc or type(exc).__name__}") from None
+    except Exception as exc:  # the pinned connection's deadline (BlocklistError) and the like
+        raise DeliveryError(f"posting to {parts.hostname}: {exc}") from None
+    finally:
+        conn.close()
+    if not 200 <= status < 300:
+        raise DeliveryError(f"HTTP {status} from {parts.hostname}")
+    return status

@@ -1,0 +1,86 @@
+"""`bangui healthcheck` (the container's HEALTHCHECK) against real servers: IPv4, IPv6, wildcard binds, a
+`--bind` given to the `serve` it checks, and a dead port; `--demo auto` without fail2ban-server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cli
+import healthcheck
+from f2b import instance
+from tests.fixtures.processes import ServerProcess, free_port
+
+pytestmark = pytest.mark.processes
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_check(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli", "healthcheck", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(("bind", "expected"), [
+    ("127.0.0.1:8080", ("127.0.0.1", 8080)), ("0.0.0.0:81", ("127.0.0.1", 81)), ("[::]:82", ("::1", 82)),
+    ("[::1]:9000", ("::1", 9000)), ("::1:9001", ("::1", 9001)), ("localhost:5", ("localhost", 5)),
+])
+def test_target_maps_binds_to_a_connectable_address(bind: str, expected: tuple[str, int]) -> None:
+    assert healthcheck.target(bind) == expected
+
+
+def test_serve_flags_come_from_the_running_bangui_serve(tmp_path: Path) -> None:
+    def process(pid: int, argv: bytes) -> None:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(argv)
+
+    process(1, b"/sbin/init\0--bind\0x\0")  # an init (--init) is PID 1; the server is its child
+    assert healthcheck.serve_flags(cli.build_parser(), tmp_path, container=True) == {}
+    process(7, b"/opt/bangui/bin/python3\0/opt/bangui/bin/bangui\0serve\0--bind\0[::1]:9000\0--workers\0" b"3\0")
+    process(12, b"/opt/bangui/bin/python3\0-c\0from multiprocessing.spawn import spawn_main\0")
+    assert healthcheck.serve_flags(cli.build_parser(), tmp_path, container=True) == {"bind": "[::1]:9000",
+                                                                                      "workers": "3"}
+    assert healthcheck.serve_flags(cli.build_parser(), tmp_path, container=False) == {}  # a host: flags/env only
+    assert healthcheck.serve_flags(cli.build_parser(), tmp_path / "missing", container=True) == {}
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "wildcard6"])
+def test_healthcheck_exit_status_follows_the_server(tmp_path: Path, fail2ban: Any, family: str) -> None:
+    server = ServerProcess(tmp_path / "data", str(fail2ban.socket), 1, tmp_path)
+    bind = {"ipv4": f"127.0.0.1:{server.port}", "ipv6": f"[::1]:{server.port}",
+            "wildcard6": f"[::]:{server.port}"}[family]
+    server.args[server.args.index("--bind") + 1] = bind
+    if family == "ipv6":
+        server.url = f"http://[::1]:{server.port}"
+    try:
+        server.start()
+        live = run_check("--bind", bind, env={**server.env, "BANGUI_DATA_DIR": str(tmp_path / "data")})
+        assert live.returncode == 0, live.stderr
+        assert "ok" in live.stdout
+        ready = run_check("--ready", env={**server.env, "BANGUI_BIND": bind})
+        assert ready.returncode == 0, ready.stderr
+    finally:
+        server.stop()
+    dead = run_check("--bind", bind, env=server.env)
+    assert dead.returncode == 1
+    assert f":{server.port}/api/v1/health/live" in dead.stderr and "Traceback" not in dead.stderr
+
+
+def test_healthcheck_fails_on_a_port_nobody_serves() -> None:
+    result = run_check("--bind", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "refused" in result.stderr.lower()
+
+
+def test_demo_auto_without_fail2ban_server_is_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no fail2ban-server on PATH, and none at the fallback path
+    monkeypatch.setattr(instance, "FALLBACK_BINARY", str(tmp_path / "fail2ban-server"))
+    status = cli.main(["serve", "--demo", "auto", "--data-dir", str(tmp_path / "data"),
+                       "--fail2ban-socket", str(tmp_path / "none.sock"), "--bind", f"127.0.0.1:{free_port()}"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "--demo auto" in err and "fail2ban-server not found" in err and "socket directory" in err
