@@ -5,8 +5,8 @@ The stream sends one `data: {"time","level","text"}` event per line, a comment e
 gone client is noticed at the next write), follows rotation and truncation, and ends cleanly when the
 client disconnects, after `max_seconds`, or when the server shuts down (see `_server_stopping`).
 Events carry ids (file inode and offset): a client that reconnects with `Last-Event-ID` (EventSource does
-it by itself, after `retry` ms) or `?after=` resumes where it left off. Reconnects happen: the server
-drops a connection whose client sent nothing for its read timeout, streaming responses included.
+it by itself, after `retry` ms) or `?after=` resumes where it left off, so a dropped connection (a proxy's
+idle timeout, a network change) loses no line.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from store.base import offload
 MAX_LINES = 5000
 POLL_S = 0.25
 KEEPALIVE_S = 10.0
-RETRY_MS = 1000  # how soon an EventSource reconnects (the server's read timeout ends idle connections)
+RETRY_MS = 1000  # how soon an EventSource reconnects after a dropped connection
 MAX_STREAMS = 64  # open streams per worker process (each holds a file and polls it)
 _open_streams = [0]
 _encode = msgspec.json.Encoder().encode

@@ -209,7 +209,7 @@ def test_a_gracefully_stopped_leader_hands_over_without_a_timeout(bangui_server:
 
 @pytest.mark.timeout(60)
 def test_job_state_survives_a_crash_of_the_whole_server_without_a_burst(bangui_server: Any, tmp_path: Path) -> None:
-    data_dir, probe_file, interval = tmp_path / "data", tmp_path / "probe.log", 4.0
+    data_dir, probe_file, interval = tmp_path / "data", tmp_path / "probe.log", 8.0
     auth = create_token(data_dir, "viewer")
     env = probe_env(probe_file, interval, 0.1)
     server = bangui_server(workers=2, data_dir=data_dir, env=env)

@@ -108,10 +108,17 @@ def test_cli_tokens_have_an_owner_and_a_viewer_cli_token_cannot_manage_admin_one
 
 def test_cli_changes_are_audited_as_the_os_user(api: Api) -> None:
     assert _cli(api, "user", "add", "carol", "--role", "viewer", stdin=PASSWORD + "\n").returncode == 0
+    assert _cli(api, "user", "passwd", "carol", stdin="a new long password\n").returncode == 0
+    token = _cli(api, "token", "create", "--name", "t", "--role", "viewer").stdout.strip()
+    token_id = next(t["id"] for t in api.store.tokens.list() if t["name"] == "t")
+    assert _cli(api, "token", "revoke", token_id).returncode == 0
     assert _cli(api, "user", "delete", "operator").returncode == 0
     entries = list(api.store.audit.iter_all())
-    assert [(e["action"], e["outcome"], e["via"]) for e in entries[:2]] == [
-        ("user.delete", "ok", "cli"), ("user.create", "ok", "cli")]
+    assert [(e["action"], e["outcome"], e["via"]) for e in entries[:5]] == [
+        ("user.delete", "ok", "cli"), ("token.revoke", "ok", "cli"), ("token.create", "ok", "cli"),
+        ("user.update", "ok", "cli"), ("user.create", "ok", "cli")]
+    stored = b"".join(p.read_bytes() for p in api.store.path.glob("audit.db*"))
+    assert token.encode() not in stored and b"a new long password" not in stored
     assert entries[0]["actor"] == f"cli:{getpass.getuser()}"
     assert _cli(api, "user", "delete", "nobody").returncode == 1
     assert list(api.store.audit.iter_all())[0]["outcome"] == "failed"
