@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from actions.base import Act, action
 from core import refusals
 from core.actor import Actor
@@ -21,17 +23,24 @@ from core.roles import Role
 from errors import Forbidden, InvalidInput, NotFound
 from settings import Settings
 from store.base import offload
+from store.inline import write
 
 if TYPE_CHECKING:
     from f2b.client import Fail2Ban
 
 log = logging.getLogger("bangui.history")
 AUDITED_IPS = 100  # the audit entry lists this many addresses and counts the rest
+BULK_CHUNK = 10_000  # a larger ban goes to fail2ban in chunks of this many (see _bulk_ban)
+INLINE_CHECKS = 1000  # more addresses than this are checked in a worker thread
+INLINE_EVENTS = 16  # history records of up to this many events may be written on the event loop (store/inline.py)
 
 
-async def _history(write: Callable[..., Any], *args: Any) -> None:
+async def _history(act: Act, record: Callable[..., Any], *args: Any, events: int = 1) -> None:
     try:
-        await offload(write, *args)
+        if events <= INLINE_EVENTS:
+            await write(act.deps.store.history.nowait, record, *args)
+        else:
+            await offload(record, *args)
     except Exception:
         log.exception("could not record %r in history", args[:2])
 
@@ -63,6 +72,11 @@ def check_refusals(settings: Settings, actor: Actor, raw: list[str], force: bool
                            details={"refused": refused})
 
 
+def _checked(settings: Settings, actor: Actor, raw: list[str], force: bool) -> list[str]:
+    check_refusals(settings, actor, raw, force)
+    return ip_list(raw)
+
+
 @action("jail.ban", Role.operator, target="jail")
 async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", force: bool = False,
               client: Fail2Ban | None = None) -> dict[str, list[str]]:
@@ -74,17 +88,54 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
         act.details["force"] = True
         if act.actor.role is not Role.admin:
             raise Forbidden('"force" needs the admin role')
-    check_refusals(act.deps.settings, act.actor, ips, force)
-    ips = ip_list(ips)
+    if len(ips) > INLINE_CHECKS:  # a blocklist: 100,000 entries would hold the event loop for a while
+        ips = await offload(_checked, act.deps.settings, act.actor, ips, force)
+    else:
+        ips = _checked(act.deps.settings, act.actor, ips, force)
     _audit_ips(act, ips)
+    client = client or act.deps.fail2ban
+    if len(ips) > BULK_CHUNK:
+        already = await _bulk_ban(act, client, jail, ips, origin)
+        fresh = [ip for ip in ips if ip not in already]
+        act.details["banned"] = len(fresh)
+        return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
     started = act.deps.store.clock()  # a bulk ban lasts seconds: history matches fail2ban's rows in its span
-    already = set(await (client or act.deps.fail2ban).ban_new(jail, ips))  # one round trip for the set
+    already = set(await client.ban_new(jail, ips))  # one round trip for the set
     fresh = [ip for ip in ips if ip not in already]
     act.details["banned"] = len(fresh)
     if fresh:
-        await _history(functools.partial(act.deps.store.history.record_ban, since=started), jail, fresh, origin,
-                       act.actor.name)
+        await _history(act, functools.partial(act.deps.store.history.record_ban, since=started), jail, fresh,
+                       origin, act.actor.name, events=len(fresh))
     return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
+
+
+async def _bulk_ban(act: Act, client: Fail2Ban, jail: str, ips: list[str], origin: str) -> set[str]:
+    """Ban a large list in chunks of BULK_CHUNK; return the entries banned before. Each chunk's new bans go to
+    history (in a worker thread, one chunk after the other) while fail2ban bans the next chunk: a blocklist of
+    100,000 takes fail2ban seconds, and writing its history afterwards took nearly as long again. A chunk's
+    history is written only once fail2ban banned it, with that chunk's own span, and all of it before return."""
+    record = act.deps.store.history.record_ban
+    in_order = anyio.Lock()  # FIFO: history writes queue here, never on SQLite's busy timeout
+
+    async def remember(new: list[str], since: float) -> None:
+        # shielded: when a later chunk fails, the chunks fail2ban did ban still reach history
+        with anyio.CancelScope(shield=True):
+            async with in_order:
+                await _history(act, functools.partial(record, since=since), jail, new, origin,
+                               act.actor.name, events=len(new))
+
+    already: set[str] = set()
+    async with anyio.create_task_group() as tg:
+        for start in range(0, len(ips), BULK_CHUNK):
+            chunk, since = ips[start:start + BULK_CHUNK], act.deps.store.clock()
+            if start == 0:  # the ban list as it was, read in the same round trip as the first chunk's ban
+                already = await client.ban_listing(jail, chunk)
+            else:
+                await client.ban(jail, chunk)
+            new = [ip for ip in chunk if ip not in already]
+            if new:
+                tg.start_soon(remember, new, since)
+    return already
 
 
 @action("jail.unban", Role.operator, target="jail")
@@ -93,7 +144,7 @@ async def unban(act: Act, jail: str, ip: str) -> dict[str, str]:
     act.details["ip"] = ip
     if not await act.deps.fail2ban.unban(jail, ip):
         raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
-    await _history(act.deps.store.history.record_unban, jail, ip, act.actor.name)
+    await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name)
     return {"unbanned": ip, "jail": jail}
 
 
@@ -105,5 +156,5 @@ async def unban_everywhere(act: Act, ip: str) -> dict[str, list[str]]:
     if not jails:
         raise NotFound(f"{ip} is not banned in any jail", code="not_banned")
     for jail in jails:
-        await _history(act.deps.store.history.record_unban, jail, ip, act.actor.name)
+        await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name)
     return {"unbanned_from": jails}

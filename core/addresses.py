@@ -11,6 +11,9 @@ import re
 from errors import InvalidInput
 
 JAIL_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# A plain IPv4 address exactly as `ipaddress` writes it (no leading zeros): already canonical, a fast path.
+DOTTED_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def jail_name(name: str) -> str:
@@ -24,6 +27,8 @@ def canonical_ip(entry: str) -> str | None:
     """The canonical form of an address or CIDR network ("198.51.100.7/24" -> "198.51.100.0/24",
     "2001:DB8::1/128" -> "2001:db8::1"), or None when it is neither."""
     text = entry.strip()
+    if DOTTED_V4.fullmatch(text):
+        return text
     if not text or len(text) > 64:
         return None
     try:

@@ -20,8 +20,11 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from core.addresses import DOTTED_V4
 
 MIN_PREFIX = {4: 8, 6: 16}
 _PREFIX = re.compile(r"[0-9]{1,3}")
@@ -34,6 +37,16 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def refusal_reason(entry: str, protected: Iterable[str] = ()) -> str | None:
     """Why `entry` (an address or network as a caller wrote it) must not be banned, or None if it may be."""
     text = entry.strip()
+    guards = _guards(tuple(protected))
+    if DOTTED_V4.fullmatch(text):  # most entries of a blocklist: the same answers as below, ~20x faster
+        return _refused_v4(text, guards)
+    if ":" in text and "/" not in text and "%" not in text and "." not in text:  # a plain IPv6 address
+        try:
+            n = int(ipaddress.IPv6Address(text))
+        except ValueError:
+            return None  # not an address at all: the caller's validation answers invalid_ip
+        if n >> 32 not in (0, 0xFFFF):  # embeds no IPv4 address (those take the general path below)
+            return _refused_v6(text, n, guards)
     address, sep, prefix = text.partition("/")
     if "%" in address:
         return "a zoned (link-local) address names an interface, not a host"
@@ -47,13 +60,57 @@ def refusal_reason(entry: str, protected: Iterable[str] = ()) -> str | None:
         reason = _refused_form(candidate)
         if reason is not None:
             return reason
+    forms = _forms(network)
+    for raw, guarded, _ in guards:
+        if any(c.version == g.version and c.overlaps(g) for c in forms for g in guarded):
+            return _covers(text, raw)
+    return None
+
+
+def _covers(text: str, raw: str) -> str:
+    return f"{text} covers {raw}, which bangui must stay reachable from or through"
+
+
+@lru_cache(maxsize=64)
+def _guards(protected: tuple[str, ...]) -> tuple[tuple[str, list[_Network], list[tuple[int, int]]], ...]:
+    """Each protected entry (in the caller's order) with its networks (`_forms`) and, for the IPv4 fast path,
+    the integer ranges of its IPv4 forms; unparsable entries protect nothing."""
+    out = []
     for raw in protected:
         guarded = _as_network(raw)
-        if guarded is None:
-            continue
-        pairs = ((c, g) for c in _forms(network) for g in _forms(guarded))
-        if any(c.version == g.version and c.overlaps(g) for c, g in pairs):
-            return f"{text} covers {raw}, which bangui must stay reachable from or through"
+        if guarded is not None:
+            forms = _forms(guarded)
+            v4 = [(int(g.network_address), int(g.broadcast_address)) for g in forms if g.version == 4]
+            out.append((raw, forms, v4))
+    return tuple(out)
+
+
+def _refused_v6(text: str, n: int, guards: tuple[tuple[str, list[_Network], list[tuple[int, int]]], ...],
+                ) -> str | None:
+    """`refusal_reason` of a plain IPv6 address (a /128) that embeds no IPv4 address (so :: and ::1 are not
+    here, nor is it loopback or unspecified)."""
+    if n >> 120 == 0xFF:
+        return "multicast addresses are groups, not hosts"
+    for raw, guarded, _ in guards:
+        if any(g.version == 6 and int(g.network_address) <= n <= int(g.broadcast_address) for g in guarded):
+            return _covers(text, raw)
+    return None
+
+
+def _refused_v4(text: str, guards: tuple[tuple[str, list[_Network], list[tuple[int, int]]], ...]) -> str | None:
+    """`refusal_reason` of a plain dotted-quad IPv4 address (a /32: never too wide, never a mask)."""
+    n = int.from_bytes(socket.inet_aton(text), "big")
+    if n == 0:
+        return "the unspecified address (0.0.0.0 or ::) stands for every address"
+    if n >> 24 == 127:
+        return "loopback addresses are this host itself"
+    if n >> 28 == 14:
+        return "multicast addresses are groups, not hosts"
+    if n == 0xFFFFFFFF:
+        return "the broadcast address is every host of the network"
+    for raw, _, ranges in guards:
+        if any(low <= n <= high for low, high in ranges):
+            return _covers(text, raw)
     return None
 
 

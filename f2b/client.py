@@ -304,16 +304,23 @@ class Fail2Ban:
         """
         if not ips:
             return []
+        if len(ips) == 1:  # `banip` itself answers how many were new: 0 means it was banned already
+            return [] if await self.ban(jail, ips) else list(ips)
         if len(ips) <= FEW_ADDRESSES:
             flags, _ = await self.pipeline([("get", jail, "banned", *ips), ("set", jail, "banip", *ips)],
                                            self.ban_budget(len(ips)))
             if not isinstance(flags, list):  # fail2ban answers a bare 0/1 for a single address
                 flags = [flags]
             return [ip for ip, flag in zip(ips, flags, strict=True) if flag]
+        banned = await self.ban_listing(jail, ips)
+        return [ip for ip in ips if ip in banned]
+
+    async def ban_listing(self, jail: str, ips: Sequence[str]) -> set[str]:
+        """Ban ``ips``; return every entry of ``jail``'s ban list just before (`get <jail> banip`, pipelined with
+        the ban in one round trip)."""
         before, _ = await self.pipeline([("get", jail, "banip"), ("set", jail, "banip", *ips)],
                                         self.ban_budget(len(ips)))
-        banned = {str(ip) for ip in before}
-        return [ip for ip in ips if ip in banned]
+        return {str(ip) for ip in before}
 
     def ban_budget(self, count: int) -> float:
         """Seconds allowed for a ban of ``count`` addresses (see the module docstring)."""

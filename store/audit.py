@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from store.base import Clock, write_secret_file
+from store.inline import NoWait
 
 FIELDS = ("id", "at", "actor", "role", "via", "source_ip", "action", "target", "outcome", "status", "details")
 OUTCOMES = ("ok", "denied", "failed")
@@ -65,6 +66,7 @@ class AuditLog:
         self.clock = clock
         self._key = _load_key(data_dir / "audit-key")
         self._local = threading.local()
+        self.nowait = NoWait(self._connect)  # store/inline.py: appends on the event loop when nothing waits
         created = not self.path.exists()
         conn = self._conn()
         conn.executescript(_SCHEMA)
@@ -74,17 +76,23 @@ class AuditLog:
 
     # -- connection per thread (SQLite connections must not cross threads or forks) ------------------
     def _conn(self) -> sqlite3.Connection:
+        if self.nowait.active():
+            return self.nowait.conn()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            # Small, frequent checkpoints and a WAL that shrinks back: audit rows are small, and a large WAL
-            # on a small disk would fill it (issue 8 item 14; the store's cache does the same).
-            conn.execute("PRAGMA wal_autocheckpoint=100")
-            conn.execute(f"PRAGMA journal_size_limit={1 << 20}")
-            conn.row_factory = sqlite3.Row
+            conn = self._connect()
             self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        # Small, frequent checkpoints and a WAL that shrinks back: audit rows are small, and a large WAL
+        # on a small disk would fill it (issue 8 item 14; the store's cache does the same).
+        conn.execute("PRAGMA wal_autocheckpoint=100")
+        conn.execute(f"PRAGMA journal_size_limit={1 << 20}")
+        conn.row_factory = sqlite3.Row
         return conn
 
     def close(self) -> None:
@@ -92,6 +100,7 @@ class AuditLog:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        self.nowait.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

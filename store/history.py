@@ -42,6 +42,7 @@ from store.history_import import (
     Transaction,
 )
 from store.history_schema import DAY_S, ORIGINS, address_with_key, aggregate, drop_empty, migrate, next_id
+from store.inline import NoWait
 
 if TYPE_CHECKING:
     from geo import CountryLookup
@@ -92,6 +93,7 @@ class Archive:
         self.clock = clock
         self.geo = geo
         self._local = threading.local()
+        self.nowait = NoWait(self._connect)  # store/inline.py: small records on the event loop when nothing waits
         self._create_file()
         migrate(self._conn())
 
@@ -115,6 +117,8 @@ class Archive:
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again in a forked child)."""
+        if self.nowait.active():
+            return self.nowait.conn()
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == os.getpid():
@@ -156,6 +160,7 @@ class Archive:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local.conn = None
+        self.nowait.close()
 
     def _write(self) -> Transaction:
         return Transaction(self._conn())
@@ -181,6 +186,17 @@ class Archive:
         count = 0
         with self._write() as conn:
             first_new = next_id(conn)
+            # fail2ban's copies can only be there if the sync ran during this ban's span: one probe of the span
+            # first, and a bulk ban (a blocklist of 100,000) with nothing to claim skips the query per address.
+            if conn.execute("SELECT 1 FROM events WHERE jail = ? AND at BETWEEN ? AND ? AND origin = 'auto' "
+                            "AND event = 'ban' LIMIT 1",
+                            (jail, start - MERGE_WINDOW_S, when + MERGE_WINDOW_S)).fetchone() is None:
+                count = conn.executemany(
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, "
+                    "country) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid))
+                     for ip, key, valid in map(address_with_key, ips))).rowcount
+                ips = ()
             for raw in ips:
                 ip, key, valid = address_with_key(raw)
                 # Only fail2ban's copy is claimed: another record of ours nearby is another ban (a re-ban right

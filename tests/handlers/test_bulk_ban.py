@@ -29,7 +29,7 @@ def slow_api(tmp_path: Path) -> Iterator[tuple[Api, PrivateServer]]:
     with started(tmp_path / "fail2ban", jails) as server:
         # A 1 s socket timeout: the 700-address ban below takes fail2ban ~2-4 s (a forked `sleep` per address).
         settings = Settings.for_tests(data_dir=str(tmp_path / "data"), fail2ban_socket=server.socket,
-                                      fail2ban_timeout=1.0, history_sync_seconds=3600)
+                                      fail2ban_timeout=1.0, leader_candidate=False)  # the tests run the sync
         store = Store(settings)
         tokens = seed_users(store)
         with TestClient(create_app(settings), base_url="http://testserver") as client:

@@ -29,7 +29,8 @@ def _no_recent_disk_full() -> Iterator[None]:
 
 
 def _api_on(data_dir: Path, socket: str) -> Iterator[Api]:
-    settings = Settings.for_tests(data_dir=str(data_dir), fail2ban_socket=socket, fail2ban_timeout=2.0)
+    settings = Settings.for_tests(data_dir=str(data_dir), fail2ban_socket=socket, fail2ban_timeout=2.0,
+                                  leader_candidate=False)
     store = Store(settings)
     tokens = seed_users(store)
     with TestClient(create_app(settings), base_url="http://testserver") as client:
