@@ -1,6 +1,6 @@
 """Prometheus metrics: `GET /metrics` (token role `metrics` or any user role).
 
-- `metrics.files`: the per-server multiprocess directory (`<data dir>/metrics/<server pid>/`), set up by
+- `metrics.files`: the per-server multiprocess directory (on /dev/shm, see metrics/files.py), set up by
   `bangui serve` before its workers start (no prometheus_client import there).
 - `metrics.process`: the instruments each process updates (HTTP requests, job runs), kept by prometheus_client
   in memory-mapped files in that directory, so every worker's scrape sums the same files.
