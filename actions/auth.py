@@ -8,6 +8,7 @@ stable log line for fail2ban (contrib/fail2ban/filter.d/bangui-auth.conf):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -43,7 +44,9 @@ async def login(act: Act, username: str, password: str) -> tuple[str, dict[str, 
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     await offload(store.login_limiter.succeeded, client, username)
     session_id, record = await offload(store.sessions.create, user, client)
-    act.details.update(user=user["name"], role=user["role"])
+    # Audited as the user who logged in (the caller was anonymous until now).
+    act.actor = dataclasses.replace(act.actor, name=user["name"], role=Role[user["role"]], via="cookie",
+                                    user=user["name"])
     log.info("login: user=%s client=%s", user["name"], client)
     return session_id, record, user
 

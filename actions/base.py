@@ -122,7 +122,7 @@ class Action(Generic[R]):
             await record(deps, actor, self.name, act.target, 500,
                          dict(act.details, error="internal_error", exception=type(exc).__name__))
             raise
-        await record(deps, actor, self.name, act.target, act.status, act.details)
+        await record(deps, act.actor, self.name, act.target, act.status, act.details)  # login names its user
         return result
 
 
