@@ -81,8 +81,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             if settings.fleet_url:
                 await claim_host_name(settings, store)
-            await offload(first_start.bootstrap, store, settings.admin_password)
             async with anyio.create_task_group() as tg:
+                await tg.start(first_start.bootstrap_in_background, store, settings.admin_password)
                 if settings.leader_candidate:
                     await tg.start(run_candidate, deps)
                 yield {"deps": deps}

@@ -11,10 +11,13 @@ import hmac
 import logging
 import secrets
 from pathlib import Path
+from typing import Any
 
-from errors import Conflict, Forbidden
+import anyio
+
+from errors import Conflict, Forbidden, Unavailable
 from store import Store
-from store.base import write_secret_file
+from store.base import offload, write_secret_file
 from store.users import SETUP_COMPLETE_KEY
 
 log = logging.getLogger("bangui.setup")
@@ -47,6 +50,29 @@ def bootstrap(store: Store, admin_password: str) -> None:
         write_secret_file(token_file, str(store.shared.get(_KEY)) + "\n")
     log.warning("no user yet: finish setup with the one-time token in %s "
                 "(POST /api/v1/setup or the web page), or set BANGUI_ADMIN_PASSWORD", token_file)
+
+
+async def bootstrap_in_background(store: Store, admin_password: str, retry_s: float = 1.0, *,
+                                  task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+    """`bootstrap` at start; when the fleet store (Redis) is unreachable, serve anyway and retry until it answers.
+
+    A server (or one of its workers) starting while Redis is away must still come up: fail2ban never depends
+    on bangui, and health has to say "degraded" rather than the server being gone."""
+    started = False
+    while True:
+        try:
+            await offload(bootstrap, store, admin_password)
+            break
+        except Unavailable as exc:
+            if not started:
+                log.warning("first-start check postponed: %s; retrying every %.0f s", exc.message, retry_s)
+                task_status.started()
+                started = True
+            await anyio.sleep(retry_s)
+    if started:
+        log.info("first-start check done: the fleet store answers again")
+    else:
+        task_status.started()
 
 
 def complete(store: Store, setup_token: str, username: str, password: str) -> dict[str, object]:

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2 as httpx
@@ -107,6 +108,24 @@ def test_redis_away_for_20_s_during_automatic_bans(fresh_fleet: Fleet) -> None:
     assert sorted(published) == sorted(every)  # each ban published once: none twice
     r = httpx.get(hosts[1].url + "/api/v1/jails", headers=fresh_fleet.headers(), timeout=10)
     assert r.status_code == 200  # users and tokens survived: this Redis persists (AOF)
+
+
+def test_a_server_starting_while_redis_is_away_serves_and_finishes_setup_later(
+        redis_server: RedisServer, bangui_server: Any) -> None:
+    """CI once saw a second worker start just after Redis stopped: its first-start check raised and took the
+    whole server down. A host must come up without Redis (fail2ban never depends on bangui) and catch up."""
+    redis_server.stop()
+    server = bangui_server(workers=2, env={"BANGUI_FLEET_URL": redis_server.url, "BANGUI_HOST_NAME": "late",
+                                           "BANGUI_ADMIN_PASSWORD": "fleet admin password"})
+    wait_for(lambda: "first-start check postponed" in server.output(), timeout=20, what="the postponed check")
+    ready = httpx.get(server.url + "/api/v1/health/ready", timeout=10).json()
+    assert ready["fleet"] == {"connected": False} and ready["fail2ban"]["reachable"] is True
+    login = {"username": "admin", "password": "fleet admin password"}
+    assert httpx.post(server.url + "/api/v1/auth/login", json=login, timeout=10).status_code == 503
+    redis_server.start()
+    wait_for(lambda: httpx.post(server.url + "/api/v1/auth/login", json=login, timeout=10).status_code == 200,
+             timeout=20, what="the admin created once Redis answers")
+    assert server.proc is not None and server.proc.poll() is None and len(server.worker_pids()) == 2
 
 
 @pytest.mark.parametrize("fresh_fleet", [False], ids=["no-persistence"], indirect=True)
