@@ -52,6 +52,7 @@ PURGE_BATCH = 5000
 PAGE_BYTES = 8192
 CACHE_KIB = 16384
 CHECKPOINT_BYTES = 40 << 20
+FEW_ADDRESSES = 64  # record_ban of up to this many looks each address up; more probe the span first
 WAL_LIMIT_BYTES = 64 << 20
 
 # Connections inherited through a fork: kept referenced forever so that the child never closes (and so never
@@ -184,13 +185,17 @@ class Archive:
         when = self.clock() if at is None else float(at)
         start = min(when, when if since is None else float(since))
         count = 0
+        ips = ips if isinstance(ips, (list, tuple)) else list(ips)
         with self._write() as conn:
             first_new = next_id(conn)
-            # fail2ban's copies can only be there if the sync ran during this ban's span: one probe of the span
-            # first, and a bulk ban (a blocklist of 100,000) with nothing to claim skips the query per address.
-            if conn.execute("SELECT 1 FROM events WHERE jail = ? AND at BETWEEN ? AND ? AND origin = 'auto' "
-                            "AND event = 'ban' LIMIT 1",
-                            (jail, start - MERGE_WINDOW_S, when + MERGE_WINDOW_S)).fetchone() is None:
+            # fail2ban's copies can only be there if the sync ran during this ban's span. A bulk ban (a blocklist
+            # of 100,000) probes the span once and, with nothing to claim, skips the query per address. A few
+            # addresses go straight to the per-address lookups (an index seek each): the span probe reads every
+            # event of the jail in the span, thousands when bans arrive by the hundred per second.
+            if len(ips) > FEW_ADDRESSES and conn.execute(
+                    "SELECT 1 FROM events WHERE jail = ? AND at BETWEEN ? AND ? AND origin = 'auto' "
+                    "AND event = 'ban' LIMIT 1",
+                    (jail, start - MERGE_WINDOW_S, when + MERGE_WINDOW_S)).fetchone() is None:
                 count = conn.executemany(
                     "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, "
                     "country) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -146,6 +146,36 @@ def test_bans_further_apart_or_in_another_jail_stay_separate(archive: Archive) -
         ("nginx", "auto"), ("sshd", "auto"), ("sshd", "manual")]
 
 
+def test_recording_one_ban_does_not_read_every_ban_of_the_last_seconds(archive: Archive) -> None:
+    """A script banning hundreds of addresses a second left thousands of events in the merge window, and each
+    further ban read them all (233 -> 700 us per ban as they piled up). SQLite's instruction count is exact."""
+    def instructions_for_one_ban(ip: str) -> int:
+        steps = [0]
+
+        def tick() -> int:
+            steps[0] += 1
+            return 0
+
+        conn = archive._conn()
+        conn.set_progress_handler(tick, 100)
+        try:
+            archive.record_ban("sshd", [ip], at=NOW)
+        finally:
+            conn.set_progress_handler(None, 0)
+        return steps[0]
+
+    archive.record_ban("sshd", ["10.0.0.1"], at=NOW)
+    few = instructions_for_one_ban("10.0.1.1")
+    archive.record_ban("sshd", [f"10.1.{i >> 8}.{i & 255}" for i in range(3000)], at=NOW)
+    many = instructions_for_one_ban("10.0.1.2")
+    assert many < few * 2 + 20, (few, many)
+    archive.import_bans([synced("sshd", "10.0.1.3", NOW)], {})  # a ban fail2ban made is still claimed
+    assert archive.record_ban("sshd", ["10.0.1.3"], actor="bob", at=NOW) == 1
+    rows = archive._conn().execute("SELECT origin, actor FROM events WHERE ip = '10.0.1.3'").fetchall()
+    assert rows == [("manual", "bob")]
+    assert_aggregates_exact(archive)
+
+
 def test_import_is_idempotent_and_advances_marks_only_forward(archive: Archive) -> None:
     bans = [synced("sshd", f"8.8.8.{n}", NOW + n) for n in range(5)]
     first = archive.import_bans(bans, {("src", "sshd"): NOW + 4})
