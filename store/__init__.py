@@ -35,6 +35,7 @@ class Store:
             identity.check_before_open(self.path, self.path / "state")
             self.cache = open_cache(self.path / "state")
             self.opened = identity.adopt(self.path, self.path / "state", self.cache)
+            self._db_file = str(self.path / "state" / identity.DBNAME)
         except identity.StoreMissing as exc:
             if hasattr(self, "cache"):
                 self.cache.close()
@@ -71,7 +72,7 @@ class Store:
 
     def identity_problem(self) -> str | None:
         """Why the store file this process opened is no longer the data dir's (None: it still is): one stat."""
-        return identity.problem(self.path / "state", self.opened)
+        return identity.problem(self._db_file, self.opened)
 
     def problem(self) -> str | None:
         """Why the store cannot serve now (None: it can): its file was deleted or replaced under us, it does not
