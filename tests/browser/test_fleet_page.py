@@ -1,0 +1,193 @@
+"""The Hosts view (issue 14's fleet mode) in a real browser, against real parts: a redis-server, three private
+fail2ban servers and three `bangui serve` in fleet mode (web1..web3, started like the fleet suite's), a headless
+Chromium on web1. What a user sees and does: every host up with its fail2ban version and jails, a ban sent to two
+hosts through the form (fail2ban's own socket says who banned), the unban the same way, a host whose bangui stops
+turning stale then down; on a single-host server the view says fleet mode is off; a phone shows it without
+scrolling sideways."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from f2b.protocol import sync_call
+from tests.browser.conftest import PHONE, Browser, login, report
+from tests.fleet.conftest import PASSWORD as FLEET_PASSWORD
+from tests.fleet.conftest import Fleet, dump, start_fleet
+
+pytestmark = pytest.mark.browser
+
+ADDRESS = "203.0.113.50"  # sent to web1 and web2 through the form
+PRESET = "192.0.2.10"  # banned on web2 by fail2ban itself before the page opens (its count must show)
+HOSTS_ROWS = "section[aria-label='Hosts'] tbody tr"
+STATE_ROWS = "section[aria-label='Ban or unban on several hosts'] tbody tr"
+
+
+@pytest.fixture
+def web_fleet(tmp_path: Path) -> Iterator[Fleet]:
+    fleet = start_fleet(tmp_path, n=3)
+    try:
+        yield fleet
+    finally:
+        dump(fleet)
+        fleet.stop()
+
+
+def banned(fleet: Fleet, i: int, jail: str) -> set[str]:
+    code, result = sync_call(fleet.hosts[i].fail2ban.socket, "get", jail, "banned")
+    assert code == 0, result
+    return set(result)
+
+
+def rows(b: Browser, css: str) -> dict[str, list[str]]:
+    """A table's rows by their first cell: {"web1": [cell texts...]}."""
+    found = b.js("return [...document.querySelectorAll(arguments[0])].map(tr => [...tr.cells].map(td => td.innerText.trim()))", css)
+    return {r[0]: r for r in found}
+
+
+def counts(cell: str) -> dict[str, int]:
+    """The Jails cell, one "name count" a line -> {"sshd": 0, ...}."""
+    pairs = [line.rsplit(" ", 1) for line in cell.splitlines() if line.strip()]
+    return {name: int(n.replace(",", "")) for name, n in pairs}
+
+
+def column(b: Browser, css: str, label: str) -> int:
+    heads = b.js("const t = document.querySelector(arguments[0]); "
+                 "return t ? [...t.closest('table').tHead.rows[0].cells].map(th => th.innerText.replace(/[▲▼]/g, '').trim()) : []", css)
+    assert label in heads, (label, heads)
+    return int(heads.index(label))
+
+
+def choose_hosts(b: Browser, names: set[str]) -> None:
+    for box in b.all("section[aria-label='Ban or unban on several hosts'] fieldset input[type=checkbox]"):
+        if box.is_selected() != (box.get_attribute("value") in names):
+            box.click()
+
+
+def choose(b: Browser, label: str, option: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    field = b.js("for (const l of document.querySelectorAll('label')) if (l.textContent.trim() === arguments[0] && l.control) "
+                 "return l.control; return null", label)
+    assert field is not None, f"no field labelled {label!r}"
+    Select(field).select_by_visible_text(option)
+
+
+def no_sideways_scroll(b: Browser) -> tuple[int, int]:
+    return b.js("return [document.documentElement.scrollWidth, window.innerWidth]")
+
+
+def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, browser: Any) -> None:
+    fleet = web_fleet
+    code, version = sync_call(fleet.hosts[0].fail2ban.socket, "version")
+    assert code == 0, version
+    code, result = sync_call(fleet.hosts[1].fail2ban.socket, "set", "nginx-http-auth", "banip", PRESET)
+    assert code == 0, result
+
+    b: Browser = browser(fleet.hosts[0].url)
+    login(b, "admin", FLEET_PASSWORD)
+    b.wait_text("nav a", "Hosts").click()
+    b.wait_text("h1", "Hosts")
+    b.wait(HOSTS_ROWS)
+    status, f2b, banned_now, jails = (column(b, HOSTS_ROWS, c) for c in ("Status", "fail2ban", "Banned now", "Jails"))
+
+    # every host up with its fail2ban version and jails (hosts publish every 2 s, their fail2ban snapshot every 5 s;
+    # the page refreshes every 5 s)
+    def all_reported() -> dict[str, list[str]] | None:
+        r = rows(b, HOSTS_ROWS)
+        ok = (sorted(r) == ["web1", "web2", "web3"] and all(x[status] == "up" and version in x[f2b] for x in r.values())
+              and counts(r["web2"][jails]).get("nginx-http-auth") == 1)
+        return r if ok else None
+
+    seen = b.until(all_reported, "three hosts up with their fail2ban version and web2's ban", timeout=40)
+    report("hosts view rows", seen)
+    for name, row in seen.items():
+        assert counts(row[jails]) == {"sshd": 0, "nginx-http-auth": int(name == "web2"), "sshd-dummy": 0}, (name, row)
+        assert row[banned_now] == ("1" if name == "web2" else "0"), (name, row)
+    b.shot("hosts")
+
+    # a ban of one address in sshd, sent to web1 and web2 only
+    b.fill("Addresses or networks, one per line", ADDRESS)
+    choose(b, "Jail", "sshd")
+    choose_hosts(b, {"web1", "web2"})
+    b.button("Ban", "section[aria-label='Ban or unban on several hosts']").click()
+    b.wait_text("#notice", "sent to 2 hosts")
+    b.until(lambda: (r := rows(b, STATE_ROWS)) and sorted(r) == ["web1", "web2"] and
+            all("applied" in x for x in r.values()), "web1 and web2 applied the ban", timeout=30)
+    b.shot("ban-applied")
+    assert ADDRESS in banned(fleet, 0, "sshd") and ADDRESS in banned(fleet, 1, "sshd")
+    # the hosts' counters follow (next snapshot), and by then web3 has had every chance to get it: it did not
+    b.until(lambda: (r := rows(b, HOSTS_ROWS)) and counts(r["web1"][jails])["sshd"] == counts(r["web2"][jails])["sshd"] == 1,
+            "web1's and web2's sshd counts", timeout=30)
+    assert counts(rows(b, HOSTS_ROWS)["web3"][jails])["sshd"] == 0
+    assert ADDRESS not in banned(fleet, 2, "sshd")
+    b.shot("hosts-after-ban")
+
+    # the unban, the same way
+    b.fill("Addresses or networks, one per line", ADDRESS)
+    choose(b, "Jail", "sshd")
+    choose_hosts(b, {"web1", "web2"})
+    b.button("Unban", "section[aria-label='Ban or unban on several hosts']").click()
+    b.wait_text("#notice", "Unban sent to 2 hosts")
+    b.until(lambda: (r := rows(b, STATE_ROWS)) and sorted(r) == ["web1", "web2"] and
+            all("applied" in x for x in r.values()), "web1 and web2 applied the unban", timeout=30)
+    assert not {ADDRESS} & (banned(fleet, 0, "sshd") | banned(fleet, 1, "sshd") | banned(fleet, 2, "sshd"))
+    b.until(lambda: (r := rows(b, HOSTS_ROWS)) and all(counts(x[jails])["sshd"] == 0 for x in r.values()),
+            "sshd counts back to 0", timeout=30)
+    b.shot("unban-applied")
+
+    # a phone: nothing wider than the screen
+    b.size(PHONE)
+    b.wait(HOSTS_ROWS)
+    width = no_sideways_scroll(b)
+    b.shot("hosts-390px")
+    assert width[0] <= PHONE[0] + 1, width
+    b.dark()
+    b.shot("hosts-390px-dark")
+    b.dark(False)
+    b.size((1366, 900))
+
+    # web3's bangui stops: its row turns stale (3 missed heartbeats), then down (30 s)
+    fleet.hosts[2].server.stop()
+    b.until(lambda: rows(b, HOSTS_ROWS)["web3"][status] == "stale", "web3 stale", timeout=30)
+    assert [rows(b, HOSTS_ROWS)[n][status] for n in ("web1", "web2")] == ["up", "up"]
+    b.shot("web3-stale")
+    b.until(lambda: rows(b, HOSTS_ROWS)["web3"][status] == "down", "web3 down", timeout=60)
+    b.shot("web3-down")
+
+
+def test_viewer_sees_hosts_without_the_form(web_fleet: Fleet, browser: Any) -> None:
+    fleet = web_fleet
+    made = httpx.post(fleet.hosts[0].url + "/api/v1/users", headers=fleet.headers(), timeout=10,
+                      json={"username": "watcher", "password": "watcher password", "role": "viewer"})
+    assert made.status_code == 201, made.text
+    b: Browser = browser(fleet.hosts[1].url)  # one login for the whole fleet: the user was made on web1
+    login(b, "watcher", "watcher password")
+    b.wait_text("nav a", "Hosts").click()
+    b.until(lambda: sorted(rows(b, HOSTS_ROWS)) == ["web1", "web2", "web3"], "three hosts", timeout=30)
+    assert not b.all("section[aria-label='Ban or unban on several hosts']")
+    assert not b.all("main textarea")
+    b.shot("viewer-hosts")
+
+
+def test_single_host_server_says_fleet_mode_is_off(seeded_server: Any, browser: Any) -> None:
+    server, _ = seeded_server
+    b: Browser = browser(server.url)
+    login(b)
+    b.go("#/hosts")
+    b.wait_text("main", "Fleet mode is off")
+    b.shot("fleet-off")
+    b.check_console()
+    fleet_calls = [m for m in b.network_errors if "/fleet/" in m]
+    assert not fleet_calls, fleet_calls  # a failed load is a console error too
+    b.size(PHONE)
+    b.go("#/")
+    b.go("#/hosts")
+    b.wait_text("main", "Fleet mode is off")
+    width = no_sideways_scroll(b)
+    b.shot("fleet-off-390px")
+    assert width[0] <= PHONE[0] + 1, width
