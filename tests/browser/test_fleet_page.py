@@ -110,11 +110,24 @@ def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, 
         assert row[banned_now] == ("1" if name == "web2" else "0"), (name, row)
     b.shot("hosts")
 
+    # what the form refuses: no host chosen (said on the page), a word that is no address (said by the server)
+    form = "section[aria-label='Ban or unban on several hosts']"
+    b.fill("Addresses or networks, one per line", ADDRESS)
+    choose_hosts(b, set())
+    b.button("Ban", form).click()
+    b.wait_text("#banner", "Choose at least one host")
+    b.fill("Addresses or networks, one per line", "not-an-address")
+    choose_hosts(b, {"web1"})
+    b.button("Ban", form).click()
+    b.wait_text("#banner", "not an IP address or network:\nnot-an-address")
+    b.shot("refused")
+    assert not b.all(STATE_ROWS)
+
     # a ban of one address in sshd, sent to web1 and web2 only
     b.fill("Addresses or networks, one per line", ADDRESS)
     choose(b, "Jail", "sshd")
     choose_hosts(b, {"web1", "web2"})
-    b.button("Ban", "section[aria-label='Ban or unban on several hosts']").click()
+    b.button("Ban", form).click()
     b.wait_text("#notice", "sent to 2 hosts")
     b.until(lambda: (r := rows(b, STATE_ROWS)) and sorted(r) == ["web1", "web2"] and
             all("applied" in x for x in r.values()), "web1 and web2 applied the ban", timeout=30)
@@ -131,7 +144,7 @@ def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, 
     b.fill("Addresses or networks, one per line", ADDRESS)
     choose(b, "Jail", "sshd")
     choose_hosts(b, {"web1", "web2"})
-    b.button("Unban", "section[aria-label='Ban or unban on several hosts']").click()
+    b.button("Unban", form).click()
     b.wait_text("#notice", "Unban sent to 2 hosts")
     b.until(lambda: (r := rows(b, STATE_ROWS)) and sorted(r) == ["web1", "web2"] and
             all("applied" in x for x in r.values()), "web1 and web2 applied the unban", timeout=30)
