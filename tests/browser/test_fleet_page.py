@@ -2,7 +2,7 @@
 fail2ban servers and three `bangui serve` in fleet mode (web1..web3, started like the fleet suite's), a headless
 Chromium on web1. What a user sees and does: every host up with its fail2ban version and jails, a ban sent to two
 hosts through the form (fail2ban's own socket says who banned), the unban the same way, a host whose bangui stops
-turning stale then down; on a single-host server the view says fleet mode is off; a phone shows it without
+turning stale then down, and applying the ban it missed when it is back; on a single-host server the view says fleet mode is off; a phone shows it without
 scrolling sideways."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tests.fleet.conftest import Fleet, dump, start_fleet
 pytestmark = pytest.mark.browser
 
 ADDRESS = "203.0.113.50"  # sent to web1 and web2 through the form
+LATER = "203.0.113.51"  # sent to web1 and web3 while web3's bangui is stopped
 PRESET = "192.0.2.10"  # banned on web2 by fail2ban itself before the page opens (its count must show)
 HOSTS_ROWS = "section[aria-label='Hosts'] tbody tr"
 STATE_ROWS = "section[aria-label='Ban or unban on several hosts'] tbody tr"
@@ -171,6 +172,23 @@ def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, 
     b.shot("web3-stale")
     b.until(lambda: rows(b, HOSTS_ROWS)["web3"][status] == "down", "web3 down", timeout=60)
     b.shot("web3-down")
+
+    # a ban for web1 and web3 while web3 is down: web1 applies it, web3 stays pending until its bangui is back
+    assert "(down)" in b.wait_text(f"{form} fieldset label", "web3").text
+    b.fill("Addresses or networks, one per line", LATER)
+    choose(b, "Jail", "sshd")
+    choose_hosts(b, {"web1", "web3"})
+    b.button("Ban", form).click()
+    b.until(lambda: (r := rows(b, STATE_ROWS)) and sorted(r) == ["web1", "web3"] and "applied" in r["web1"]
+            and "pending" in r["web3"], "web1 applied, web3 pending", timeout=30)
+    b.wait_text(form, "1 host pending")
+    b.shot("web3-pending")
+    assert LATER not in banned(fleet, 2, "sshd")
+    fleet.hosts[2].server.start()
+    b.until(lambda: "applied" in rows(b, STATE_ROWS)["web3"], "web3 applied the ban it missed", timeout=60)
+    assert LATER in banned(fleet, 2, "sshd") and LATER not in banned(fleet, 1, "sshd")
+    b.until(lambda: rows(b, HOSTS_ROWS)["web3"][status] == "up", "web3 up again", timeout=30)
+    b.shot("web3-back")
 
 
 def test_viewer_sees_hosts_without_the_form(web_fleet: Fleet, browser: Any) -> None:
