@@ -214,6 +214,17 @@ def test_viewer_sees_hosts_without_the_form(web_fleet: Fleet, browser: Any) -> N
     b.until(lambda: sorted(rows(b, HOSTS_ROWS)) == ["web1", "web2", "web3"], "three hosts", timeout=30)
     assert not b.all("section[aria-label='Ban or unban on several hosts']")
     assert not b.all("main textarea")
+    # the user's order outlives the refreshes (every 5 s the table is drawn again)
+    for _ in range(2):
+        b.wait_text("section[aria-label='Hosts'] th button", "Host").click()
+    order = b.js("return [...document.querySelectorAll(arguments[0])].map(tr => tr.cells[0].innerText)", HOSTS_ROWS)
+    assert order == ["web3", "web2", "web1"], order
+    b.js("document.querySelector(\"section[aria-label='Hosts'] table\").dataset.old = '1'")
+    b.until(lambda: b.js("const t = document.querySelector(\"section[aria-label='Hosts'] table\"); return t && !t.dataset.old"),
+            "a refresh", timeout=20)
+    order = b.js("return [...document.querySelectorAll(arguments[0])].map(tr => tr.cells[0].innerText)", HOSTS_ROWS)
+    assert order == ["web3", "web2", "web1"], order
+    assert b.wait("section[aria-label='Hosts'] th[aria-sort]").get_attribute("aria-sort") == "descending"
     b.shot("viewer-hosts")
 
 
