@@ -110,7 +110,8 @@ function sendForm(hosts, out, ctx) {
     const body = { ips: ips.value.split(/[\s,]+/).filter(Boolean), jail: jail.value };
     if (chosen.length !== boxes.size) body.hosts = chosen;
     const r = unban ? await api('fleetUnban', { body }) : await api('fleetBan', { body });
-    const what = (unban ? 'Unban of ' : 'Ban of ') + (body.ips.length === 1 ? '1 address' : num(body.ips.length) + ' addresses') + ' in ' + body.jail;
+    const n = body.ips.length;
+    const what = (unban ? 'Unban of ' : 'Ban of ') + (n === 1 ? '1 address' : num(n) + ' addresses') + ' in ' + body.jail;
     notice((unban ? 'Unban' : 'Ban') + ' sent to ' + plural((r.hosts || []).length, 'host') + '.');
     if (r.id != null) follow(r.id, what, out, ctx, ++request, () => request);
   });
