@@ -8,6 +8,7 @@ import {
 
 const HOST_STATUS = { up: 'ok', stale: 'warn', down: 'bad' };
 const hostBadge = (s) => h('span', { class: 'badge ' + (HOST_STATUS[s] || '') }, s || '?');
+// (unknown, shown as "—", while the host's fail2ban does not answer: it has no jails to count then)
 const banned = (x) => (x.jails || []).reduce((a, j) => a + (j.currently_banned || 0), 0);
 const OFF = 'Fleet mode is off on this server: it manages only its own fail2ban. '
   + 'Set BANGUI_FLEET_URL on every host to manage them together.';
@@ -54,7 +55,7 @@ VIEWS.hosts = async (main, _args, ctx) => {
       ['Status', (x) => hostBadge(x.status), '', (x) => ['up', 'stale', 'down'].indexOf(x.status)],
       ['Last seen', (x) => ago(x.last_seen), 'hide-sm', (x) => x.last_seen || ''],
       ['fail2ban', f2bCell],
-      ['Banned now', (x) => asOf(x, num(banned(x))), 'num', banned],
+      ['Banned now', (x) => asOf(x, x.fail2ban && x.fail2ban.reachable ? num(banned(x)) : '—'), 'num', banned],
       ['Jails', (x) => asOf(x, jailsCell(x)), 'hide-sm'],
       ['Version', (x) => x.version || '—', 'hide-sm'],
     ], 'No host has reported yet.', undefined, sort));

@@ -2,7 +2,7 @@
 fail2ban servers and three `bangui serve` in fleet mode (web1..web3, started like the fleet suite's), a headless
 Chromium on web1. What a user sees and does: every host up with its fail2ban version and jails, a ban sent to two
 hosts through the form (fail2ban's own socket says who banned), the unban the same way, a host whose bangui stops
-turning stale then down, and applying the ban it missed when it is back; on a single-host server the view says fleet mode is off; a phone shows it without
+turning stale then down, and applying the ban it missed when it is back, a host whose fail2ban dies; on a single-host server the view says fleet mode is off; a phone shows it without
 scrolling sideways."""
 
 from __future__ import annotations
@@ -200,6 +200,14 @@ def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, 
     assert LATER in banned(fleet, 2, "sshd") and LATER not in banned(fleet, 1, "sshd")
     b.until(lambda: rows(b, HOSTS_ROWS)["web3"][status] == "up", "web3 up again", timeout=30)
     b.shot("web3-back")
+
+    # web2's fail2ban dies (its bangui stays): web2 is up, its fail2ban unreachable
+    fleet.hosts[1].fail2ban.kill()
+    b.until(lambda: rows(b, HOSTS_ROWS)["web2"][f2b] == "unreachable", "web2's fail2ban unreachable", timeout=30)
+    assert rows(b, HOSTS_ROWS)["web2"][status] == "up"
+    assert rows(b, HOSTS_ROWS)["web2"][banned_now] == "—"  # unknown, not 0
+    assert b.wait_text(HOSTS_ROWS + " td .bad", "unreachable")  # in red
+    b.shot("web2-fail2ban-down")
     report("hosts view (s)", {k: round(v, 2) for k, v in figures.items()})
 
 
