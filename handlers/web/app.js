@@ -95,7 +95,10 @@ export async function refreshNow() {
   const ctx = state.current;
   if (!ctx.refresh || ctx.busy) return;
   ctx.busy = true;
-  try { await ctx.refresh(); } catch (e) { showError(e); } finally { ctx.busy = false; }
+  try {
+    await ctx.refresh();
+    if ($('banner').dataset.from === 'refresh') hideBanner(); // what failed works again (Redis, fail2ban back)
+  } catch (e) { showError(e, 'refresh'); } finally { ctx.busy = false; }
 }
 state.refreshNow = refreshNow;
 

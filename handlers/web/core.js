@@ -194,8 +194,10 @@ export function countryName(cc) {
 export const country = (cc) => (cc ? h('span', { title: cc }, countryName(cc)) : '—');
 
 // ---------- messages ----------
-export function showError(e) {
+// `from`: who showed it ('refresh': a view's periodic refresh, whose next success takes the message away)
+export function showError(e, from = '') {
   if (e && e.status === 401 && e.handled) return;
+  $('banner').dataset.from = from;
   let text = (e && e.message) || String(e);
   const bad = e && e.details && e.details.invalid;
   if (Array.isArray(bad) && bad.length) text = 'Nothing was done: not an IP address or network:\n' + bad.join('\n');

@@ -45,7 +45,8 @@ VIEWS.hosts = async (main, _args, ctx) => {
   }
   if (!alive(ctx)) return;
   const counts = h('div', { class: 'cards' }), list = h('div'), sort = { by: -1, desc: false };
-  main.append(counts, box('Hosts', list));
+  const late = h('p', { class: 'warn', role: 'status', hidden: true }); // the list is older than it looks
+  main.append(counts, box('Hosts', late, list));
   let form = null;
   const draw = (hosts) => {
     const n = (s) => hosts.filter((x) => x.status === s).length;
@@ -61,10 +62,23 @@ VIEWS.hosts = async (main, _args, ctx) => {
     ], 'No host has reported yet.', undefined, sort));
     if (form) form.update(hosts);
   };
-  draw(r.hosts || []);
+  let last = r.hosts || [], at = new Date();
+  draw(last);
   ctx.refresh = async () => {
-    const again = await api('fleetHosts');
-    if (alive(ctx)) draw(again.hosts || []);
+    let again;
+    try { again = await api('fleetHosts'); } catch (e) {
+      // Redis (or this server) does not answer: keep the last list, its "last seen" ageing, and say so
+      if (!alive(ctx)) return;
+      draw(last);
+      late.textContent = 'Not refreshed since ' + fmtDate(at) + ': the statuses below may be out of date.';
+      late.hidden = false;
+      throw e;
+    }
+    if (!alive(ctx)) return;
+    last = again.hosts || [];
+    at = new Date();
+    late.hidden = true;
+    draw(last);
   };
   if (may('fleetBan', 'operator')) {
     const sent = h('div', { 'aria-live': 'polite' });

@@ -211,6 +211,30 @@ def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, 
     report("hosts view (s)", {k: round(v, 2) for k, v in figures.items()})
 
 
+def test_hosts_view_through_a_redis_outage(tmp_path: Path, browser: Any) -> None:
+    """Redis stops (AOF on, so sessions survive) and comes back: the view says its list is not fresh and why, then
+    recovers by itself: no reload, no message left behind."""
+    fleet = start_fleet(tmp_path, persist=True, n=2)
+    try:
+        b: Browser = browser(fleet.hosts[0].url)
+        login(b, "admin", FLEET_PASSWORD)
+        b.wait_text("nav a", "Hosts").click()
+        b.until(lambda: (r := rows(b, HOSTS_ROWS)) and sorted(r) == ["web1", "web2"], "two hosts", timeout=30)
+        b.expect_5xx = True  # 503 fleet_unavailable while Redis is away
+        fleet.redis.stop()
+        b.wait_text("#banner", "Redis", timeout=20)
+        b.wait_text("section[aria-label='Hosts'] p.warn", "Not refreshed since", timeout=20)
+        b.shot("redis-down")
+        fleet.redis.start()
+        b.until(lambda: not b.banner(), "the banner gone after Redis is back", timeout=30)
+        b.until(lambda: not b.all("section[aria-label='Hosts'] p.warn:not([hidden])"), "the warning gone", timeout=30)
+        assert [x[column(b, HOSTS_ROWS, "Status")] for x in rows(b, HOSTS_ROWS).values()] == ["up", "up"]
+        b.shot("redis-back")
+    finally:
+        dump(fleet)
+        fleet.stop()
+
+
 def test_viewer_sees_hosts_without_the_form(web_fleet: Fleet, browser: Any) -> None:
     fleet = web_fleet
     made = httpx.post(fleet.hosts[0].url + "/api/v1/users", headers=fleet.headers(), timeout=10,
