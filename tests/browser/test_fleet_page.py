@@ -1,9 +1,10 @@
 """The Hosts view (issue 14's fleet mode) in a real browser, against real parts: a redis-server, three private
 fail2ban servers and three `bangui serve` in fleet mode (web1..web3, started like the fleet suite's), a headless
-Chromium on web1. What a user sees and does: every host up with its fail2ban version and jails, a ban sent to two
-hosts through the form (fail2ban's own socket says who banned), the unban the same way, a host whose bangui stops
-turning stale then down, and applying the ban it missed when it is back, a host whose fail2ban dies; on a single-host server the view says fleet mode is off; a phone shows it without
-scrolling sideways."""
+Chromium on web1. What a user sees and does: every host up with its fail2ban version and jails; a ban sent to two
+hosts through the form (fail2ban's own socket says who banned), the unban the same way; a host whose bangui stops
+turning stale then down, and applying the ban it missed when it is back; a host whose fail2ban dies; a Redis outage;
+a viewer (no form; the sort kept across refreshes); a phone without sideways scrolling; and on a single-host server,
+"fleet mode is off" without a failing call."""
 
 from __future__ import annotations
 
