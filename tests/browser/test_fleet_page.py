@@ -96,7 +96,7 @@ def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, 
     login(b, "admin", FLEET_PASSWORD)
     b.wait_text("nav a", "Hosts").click()
     b.wait_text("h1", "Hosts")
-    b.wait(HOSTS_ROWS)
+    b.wait(HOSTS_ROWS, timeout=30)  # "No host has reported yet" until the first heartbeat
     status, f2b, banned_now, jails = (column(b, HOSTS_ROWS, c) for c in ("Status", "fail2ban", "Banned now", "Jails"))
 
     # every host up with its fail2ban version and jails (hosts publish every 2 s, their fail2ban snapshot every 5 s;
