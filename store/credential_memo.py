@@ -26,7 +26,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,18 @@ class Memo:
         self.epoch = epoch
         self.clock = clock
         self._entries: dict[str, tuple[bytes, float, dict[str, Any]]] = {}
+
+    def recall(self, key: str, read: Callable[[str], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """The memoised result for `key`, else `read(key)` from the store, filed under the epoch read before it
+        (a lookup that found nothing is not memoised: random tokens must not fill the memo)."""
+        found = self.get(key)
+        if found is not None:
+            return found
+        tag = self.tag()
+        result = read(key)
+        if result is not None:
+            self.put(key, tag, result)
+        return result
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self._entries.get(key)

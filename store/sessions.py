@@ -59,14 +59,9 @@ class Sessions:
 
     def lookup(self, session_id: str) -> dict[str, Any] | None:
         key = digest(session_id)
-        record = self.memo.get(key) if self.memo is not None else None
+        record = self.memo.recall(key, self._read) if self.memo is not None else self._read(key)
         if record is None:
-            tag = self.memo.tag() if self.memo is not None else None
-            record = self._read(key)
-            if record is None:
-                return None
-            if self.memo is not None and tag is not None:
-                self.memo.put(key, tag, record)
+            return None
         now = self.clock()
         if now >= record["expires_at"] or now - record["last_seen"] >= self.idle:
             return None

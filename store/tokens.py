@@ -75,14 +75,9 @@ class Tokens:
         if not token.startswith(PREFIX):
             return None
         key = digest(token)
-        record = self.memo.get(key) if self.memo is not None else None
+        record = self.memo.recall(key, self._read) if self.memo is not None else self._read(key)
         if record is None:
-            tag = self.memo.tag() if self.memo is not None else None
-            record = self._read(key)
-            if record is None:
-                return None
-            if self.memo is not None and tag is not None:
-                self.memo.put(key, tag, record)
+            return None
         if record["expires_at"] is not None and self.clock() >= record["expires_at"]:
             return None
         return record
