@@ -80,6 +80,7 @@ async def stop_jail(act: Act, jail: str) -> dict[str, Any]:
             raise
         act.details["was_active"] = False
         return {"jail": jail, "active": False}
+    act.deps.store.runtime.forget_idle(jail)  # a stopped jail is deleted from fail2ban, its flags with it
     ips = [str(ip) for ip in bans]
     act.details.update(was_active=True, unbanned=len(ips))
     await _record_unbans(act, jail, ips)
@@ -104,6 +105,7 @@ async def start_jail(act: Act, jail: str) -> dict[str, Any]:
                 await client.stop_jail(jail)
             raise AppError(f"fail2ban could not start {jail}: {exc.message}", code="apply_failed", status=422,
                            details=exc.details) from None
+    act.deps.store.runtime.forget_idle(jail)
     if not await _is_running(act, jail):
         raise AppError(f"fail2ban did not start {jail}; its log says why", code="apply_failed", status=422)
     return {"jail": jail, "active": True}
@@ -114,6 +116,7 @@ async def reload_jail(act: Act, jail: str) -> dict[str, Any]:
     """Re-read ``jail``'s configuration into the running jail (its bans stay)."""
     jail = jail_name(jail)
     stream = await jail_stream(act.deps.settings.fail2ban_config_dir, jail)
+    act.deps.store.runtime.forget_idle(jail)  # whether a reload keeps the flag is not documented: unknown now
     try:
         async with _slow_client(act) as client:
             await client.reload_jail(jail, stream)
@@ -126,8 +129,10 @@ async def reload_jail(act: Act, jail: str) -> dict[str, Any]:
 @action("jail.idle", Role.admin, target="jail")
 async def set_idle(act: Act, jail: str, idle: bool) -> dict[str, Any]:
     """Idle: the jail keeps reading its logs but bans nobody (fail2ban's `set <jail> idle on|off`)."""
-    now = await act.deps.fail2ban.set_idle(jail_name(jail), idle)
+    jail = jail_name(jail)
+    now = await act.deps.fail2ban.set_idle(jail, idle)
     act.details["idle"] = now
+    act.deps.store.runtime.remember_idle(jail, now, act.deps.fail2ban.server_identity())
     return {"jail": jail, "idle": now}
 
 

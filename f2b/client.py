@@ -362,6 +362,15 @@ class Fail2Ban:
         if code != 0:
             self._raise_for(cmd, result)
 
+    def server_identity(self) -> str:
+        """Which fail2ban server answers on the socket: the socket file's identity (fail2ban makes a new one at
+        every start); "" when it cannot be read."""
+        try:
+            st = os.stat(self.socket_path)
+        except OSError:
+            return ""
+        return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
+
     async def set_idle(self, jail: str, idle: bool) -> bool:
         """Put ``jail`` in or out of idle (it reads its logs but bans nobody); returns the new state."""
         return bool(await self.call("set", jail, "idle", "on" if idle else "off"))

@@ -65,13 +65,14 @@ async def configured(deps: Deps, jail: str) -> dict[str, Any] | None:
 async def jail_extras(deps: Deps, jail: str) -> dict[str, Any]:
     """active, idle, bantime_increment, filter, backend for a RUNNING jail.
 
-    fail2ban 1.0.2 has no `get <jail> idle`: idle is what bangui last set (None when unknown).
+    fail2ban 1.0.2 has no `get <jail> idle`: idle is what bangui last set (None when unknown, store/runtime.py).
     """
+    idle = deps.store.runtime.idle(jail, deps.fail2ban.server_identity())
     try:
         conf = await offload(catalogue.brief, deps.settings.fail2ban_config_dir, jail)
     except Exception:  # a missing/unreadable config dir or fail2ban tools: the runtime view still answers
         conf = None
-    return {"active": True, "idle": None, "bantime_increment": await bantime_increment(deps, jail),
+    return {"active": True, "idle": idle, "bantime_increment": await bantime_increment(deps, jail),
             "filter": conf["filter"] if conf else None, "backend": conf["backend"] if conf else None}
 
 

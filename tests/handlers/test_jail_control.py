@@ -120,6 +120,24 @@ def test_idle_on_and_off(api: Api) -> None:
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_body")
 
 
+def test_the_jail_shows_the_idle_flag_bangui_set_until_the_jail_or_fail2ban_restarts(api: Api, fail2ban: PrivateServer,
+                                                                                      ) -> None:
+    """fail2ban 1.0.2 cannot say whether a jail is idle: the jail view showed null even right after bangui set it."""
+    def idle() -> object:
+        return api.call("viewer", "GET", "/jails/sshd").json()["idle"]
+
+    assert idle() is None  # never set by bangui: unknown
+    api.call("admin", "PUT", "/jails/sshd/idle", json={"idle": True})
+    assert idle() is True
+    api.call("admin", "POST", "/jails/sshd/stop")
+    api.call("admin", "POST", "/jails/sshd/start")
+    assert idle() is None  # a restarted jail is a new jail in fail2ban
+    api.call("admin", "PUT", "/jails/sshd/idle", json={"idle": False})
+    assert idle() is False
+    fail2ban.restart()
+    assert idle() is None  # another fail2ban server: what bangui set on the last one says nothing
+
+
 def test_unban_all_lifts_every_ban_and_records_each(api: Api) -> None:
     ips = ["192.0.2.1", "2001:db8::7", "198.51.100.0/24"]
     api.call("admin", "POST", "/jails/sshd/bans", json={"ips": ips})
