@@ -120,8 +120,8 @@ def test_idle_on_and_off(api: Api) -> None:
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_body")
 
 
-def test_the_jail_shows_the_idle_flag_bangui_set_until_the_jail_or_fail2ban_restarts(api: Api, fail2ban: PrivateServer,
-                                                                                      ) -> None:
+def test_the_jail_shows_the_idle_flag_bangui_set_until_the_jail_or_fail2ban_restarts(
+        api: Api, fail2ban: PrivateServer) -> None:
     """fail2ban 1.0.2 cannot say whether a jail is idle: the jail view showed null even right after bangui set it."""
     def idle() -> object:
         return api.call("viewer", "GET", "/jails/sshd").json()["idle"]
