@@ -49,7 +49,6 @@ __all__ = ["BanTime", "Fail2Ban", "Fail2BanCommandError", "Fail2BanUnavailable",
            "JailStatus", "ServerSummary"]
 
 
-
 class Fail2BanUnavailable(errors.Unavailable):
     code = "fail2ban_unavailable"
 
