@@ -79,10 +79,11 @@ def _checked(settings: Settings, actor: Actor, raw: list[str], force: bool) -> l
 
 @action("jail.ban", Role.operator, target="jail")
 async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", force: bool = False,
-              client: Fail2Ban | None = None) -> dict[str, list[str]]:
+              client: Fail2Ban | None = None, source_host: str | None = None) -> dict[str, list[str]]:
     """Ban every address/network (all valid or none); `{"banned": fresh, "already_banned": [...]}`.
     `force`: an admin overrides self-lockout protection (see check_refusals). `client`: a fail2ban
-    client with a longer timeout for large imports (blocklists)."""
+    client with a longer timeout for large imports (blocklists). `source_host`: with origin fleet, the host
+    the ban came from (history and audit name it)."""
     jail = jail_name(jail)
     if force:
         act.details["force"] = True
@@ -93,9 +94,12 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
     else:
         ips = _checked(act.deps.settings, act.actor, ips, force)
     _audit_ips(act, ips)
+    if source_host:
+        act.details["source_host"] = source_host
     client = client or act.deps.fail2ban
+    record = functools.partial(act.deps.store.history.record_ban, source_host=source_host)
     if len(ips) > BULK_CHUNK:
-        already = await _bulk_ban(act, client, jail, ips, origin)
+        already = await _bulk_ban(act, client, jail, ips, origin, record)
         fresh = [ip for ip in ips if ip not in already]
         act.details["banned"] = len(fresh)
         return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
@@ -104,17 +108,17 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
     fresh = [ip for ip in ips if ip not in already]
     act.details["banned"] = len(fresh)
     if fresh:
-        await _history(act, functools.partial(act.deps.store.history.record_ban, since=started), jail, fresh,
-                       origin, act.actor.name, events=len(fresh))
+        await _history(act, functools.partial(record, since=started), jail, fresh, origin, act.actor.name,
+                       events=len(fresh))
     return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
 
 
-async def _bulk_ban(act: Act, client: Fail2Ban, jail: str, ips: list[str], origin: str) -> set[str]:
+async def _bulk_ban(act: Act, client: Fail2Ban, jail: str, ips: list[str], origin: str,
+                    record: Callable[..., Any]) -> set[str]:
     """Ban a large list in chunks of BULK_CHUNK; return the entries banned before. Each chunk's new bans go to
     history (in a worker thread, one chunk after the other) while fail2ban bans the next chunk: a blocklist of
     100,000 takes fail2ban seconds, and writing its history afterwards took nearly as long again. A chunk's
     history is written only once fail2ban banned it, with that chunk's own span, and all of it before return."""
-    record = act.deps.store.history.record_ban
     in_order = anyio.Lock()  # FIFO: history writes queue here, never on SQLite's busy timeout
 
     async def remember(new: list[str], since: float) -> None:
@@ -139,12 +143,16 @@ async def _bulk_ban(act: Act, client: Fail2Ban, jail: str, ips: list[str], origi
 
 
 @action("jail.unban", Role.operator, target="jail")
-async def unban(act: Act, jail: str, ip: str) -> dict[str, str]:
+async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
+                source_host: str | None = None) -> dict[str, str]:
+    """Unban one address; origin fleet with `source_host` when the fleet asked (fleet/agent.py)."""
     jail, ip = jail_name(jail), one_ip(ip)
     act.details["ip"] = ip
+    if source_host:
+        act.details["source_host"] = source_host
     if not await act.deps.fail2ban.unban(jail, ip):
         raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
-    await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name)
+    await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name, None, origin, source_host)
     return {"unbanned": ip, "jail": jail}
 
 

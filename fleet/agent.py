@@ -5,7 +5,8 @@ Four loops in one task group:
   the outbox (shared bans buffered while Redis was unreachable);
 - consume: read the fleet log through this host's consumer group (pending entries first, then new ones,
   blocking, so an entry is applied milliseconds after it was added) and apply each entry through the ban and
-  unban actions (actor `fleet:<source host>`, via "fleet"), then XACK it and record the per-host status;
+  unban actions (actor `fleet:<source host>`, via "fleet"; history origin `fleet` with `source_host`), then
+  XACK it and record the per-host status;
 - watch (shared jails only): poll fail2ban's ban lists every WATCH_S with one pipelined call and publish the
   bans fail2ban made itself. A ban this agent applied from the fleet is marked first and never published
   again: no loops;
@@ -178,11 +179,11 @@ class Agent:
             if kind == "unban":
                 for ip in item["ips"]:
                     with contextlib.suppress(NotFound):  # not banned here: the goal is reached
-                        await ban_actions.unban(self.deps, actor, jail, ip)
+                        await ban_actions.unban(self.deps, actor, jail, ip, origin="fleet", source_host=source)
             else:
                 if jail in self.watched:  # the watcher will see this ban: mark it as the fleet's, not ours
                     self.applied.update((jail, ip) for ip in item["ips"])
-                await ban_actions.ban(self.deps, actor, jail, item["ips"], origin="manual")
+                await ban_actions.ban(self.deps, actor, jail, item["ips"], origin="fleet", source_host=source)
         except AppError as exc:
             status, error = "failed", f"{exc.code}: {exc.message}"
             log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)

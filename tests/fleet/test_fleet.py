@@ -127,9 +127,30 @@ def test_history_of_another_host_through_redis(shared_fleet: Fleet) -> None:
         return r.json()  # type: ignore[no-any-return]
 
     item = wait_for(lambda: next(iter(page("web2")["items"]), None), what="web2's history of the shared ban")
-    assert (item["host"], item["event"], item["actor"]) == ("web2", "ban", "fleet:web1")  # source host in the actor
+    assert (item["host"], item["event"], item["actor"]) == ("web2", "ban", "fleet:web1")
+    assert (item["origin"], item["source_host"]) == ("fleet", "web1")
     everywhere = wait_for(lambda: (p := page("*")) and {i["host"] for i in p["items"]} >= {"web2", "web3"} and p,
                           what="the ban in every host's history")
     assert everywhere["unreachable"] == []
     r = httpx.get(h1.url + "/api/v1/history", params={"host": "ghost"}, headers=shared_fleet.headers(), timeout=10)
     assert (r.status_code, r.json()["error"]["code"]) == (504, "host_unreachable")
+
+
+def test_fleet_bans_and_unbans_are_in_each_hosts_history_as_origin_fleet_with_the_source_host(
+        shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    ip = "198.51.100.201"
+    for kind in ("bans", "unbans"):
+        r = httpx.post(h2.url + f"/api/v1/fleet/{kind}", json={"ips": [ip], "jail": "nginx-http-auth"},
+                       headers=shared_fleet.headers(), timeout=10)
+        assert r.status_code == 202, r.text
+        wait_for(lambda r=r: all(v["status"] == "applied" for v in httpx.get(
+            h1.url + f"/api/v1/fleet/bans/{r.json()['id']}", headers=shared_fleet.headers(),
+            timeout=10).json()["hosts"].values()), timeout=30, what=f"the fleet {kind} applied")
+    for host in (h1, h2, h3):
+        items = httpx.get(host.url + "/api/v1/history", params={"ip": ip, "origin": "fleet"},
+                          headers=shared_fleet.headers(), timeout=10).json()["items"]
+        assert [(i["event"], i["origin"], i["source_host"], i["actor"]) for i in items] == [
+            ("unban", "fleet", "web2", "fleet:web2"), ("ban", "fleet", "web2", "fleet:web2")], host.name
+        assert httpx.get(host.url + "/api/v1/history", params={"ip": ip, "origin": "manual"},
+                         headers=shared_fleet.headers(), timeout=10).json()["items"] == []
