@@ -7,9 +7,9 @@ Four loops in one task group:
   blocking, so an entry is applied milliseconds after it was added) and apply each entry through the ban and
   unban actions (actor `fleet:<source host>`, via "fleet"; history origin `fleet` with `source_host`), then
   XACK it and record the per-host status;
-- watch (shared jails only): poll fail2ban's ban lists every WATCH_S with one pipelined call and publish the
-  bans fail2ban made itself. A ban this agent applied from the fleet is marked first and never published
-  again: no loops;
+- watch (shared jails only, fleet/watch.py): poll fail2ban's ban lists every WATCH_S and publish the bans
+  fail2ban made itself, also those it made while no agent watched. A ban this agent applied from the fleet is
+  marked first and never published again: no loops;
 - lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs (retention).
 Redis errors never end the agent: each loop logs once per outage and retries.
 """
@@ -35,6 +35,7 @@ from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_ke
 from fleet.lease import RENEW_S, Lease
 from fleet.log import decode, min_id
 from fleet.outbox import Outbox
+from fleet.watch import Watcher
 from store.base import offload
 from store.redis_backend import import_redis
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from jobs.definitions import JobContext
 
 log = logging.getLogger("bangui.fleet")
-WATCH_S = 0.1
 BLOCK_MS = 1000
 RETENTION_EVERY_S = 60.0
 RETRY_S = 0.5
@@ -72,20 +72,18 @@ class Agent:
         self.errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.retried = (*self.errors, AppError)
         self.outbox = Outbox(Path(deps.store.path))
-        self.applied: set[tuple[str, str]] = set()  # (jail, ip) bans we applied from the fleet: not ours to share
         self.lease = Lease(self.fast, self.name)
         self.down_logged: set[str] = set()
         self.beats = 0
         self.was_leading = False
-        self.watched = set(fleet.shared_jails(settings))
-        self.own: dict[str, set[str]] = {}  # jail -> bans this host shared that fail2ban still has
+        self.watcher = Watcher(deps, self.share)
 
     async def run(self) -> None:
         log.info("fleet agent of host %s started (shared jails: %s)", self.name,
                  ", ".join(fleet.shared_jails(self.settings)) or "none")
         try:
             async with anyio.create_task_group() as tg:
-                for loop in (self._heartbeat, self._consume, self._watch, self._lead, self._answer):
+                for loop in (self._heartbeat, self._consume, self.watcher.watch, self._lead, self._answer):
                     tg.start_soon(self._forever, loop)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*self.errors):
@@ -113,7 +111,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         while True:
             if await offload(self.beat):
-                for jail, ips in [(j, sorted(v)) for j, v in self.own.items() if v]:  # copied on the loop
+                for jail, ips in [(j, sorted(v)) for j, v in self.watcher.own.items() if v]:  # copied on the loop
                     await offload(self.share, jail, ips)
             self._recovered("_heartbeat")
             if self.outbox.pending():
@@ -181,8 +179,7 @@ class Agent:
                     with contextlib.suppress(NotFound):  # not banned here: the goal is reached
                         await ban_actions.unban(self.deps, actor, jail, ip, origin="fleet", source_host=source)
             else:
-                if jail in self.watched:  # the watcher will see this ban: mark it as the fleet's, not ours
-                    self.applied.update((jail, ip) for ip in item["ips"])
+                await self.watcher.mark_applied(jail, item["ips"])  # the fleet's ban, not this host's own
                 await ban_actions.ban(self.deps, actor, jail, item["ips"], origin="fleet", source_host=source)
         except AppError as exc:
             status, error = "failed", f"{exc.code}: {exc.message}"
@@ -192,33 +189,7 @@ class Agent:
         if item.get("id"):
             await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
 
-    # -- watch shared jails ------------------------------------------------------------------------------
-    async def _watch(self) -> None:
-        wanted = fleet.shared_jails(self.settings)
-        if not wanted:
-            await anyio.sleep_forever()
-        present = set(await self.deps.fail2ban.jail_names())
-        jails = [j for j in wanted if j in present]
-        commands = [["get", j, "banned"] for j in jails]
-        known = {j: set(b) for j, b in zip(jails, await self.deps.fail2ban.pipeline(commands), strict=True)}
-        while True:  # bans already in place when we start were fail2ban's before we watched: not published
-            await anyio.sleep(WATCH_S)
-            results = await self.deps.fail2ban.pipeline(commands)
-            for jail, banned in zip(jails, results, strict=True):
-                now = set(banned)
-                fresh = []
-                for ip in now - known[jail]:
-                    if (jail, ip) in self.applied:
-                        self.applied.discard((jail, ip))  # the fleet's ban, not fail2ban's own
-                    else:
-                        fresh.append(ip)
-                known[jail] = now
-                own = self.own.setdefault(jail, set())
-                own &= now  # what this host shared and fail2ban still bans: republished if Redis forgets it
-                own.update(fresh)
-                if fresh:
-                    await offload(self.share, jail, sorted(fresh))
-
+    # -- share (fleet/watch.py calls it) ---------------------------------------------------------------
     def share(self, jail: str, ips: list[str]) -> None:
         """Publish fail2ban's own bans; buffered in the data dir while Redis is unreachable (or behind)."""
         from fleet.log import entry

@@ -139,7 +139,7 @@ def test_history_of_another_host_through_redis(shared_fleet: Fleet) -> None:
 def test_fleet_bans_and_unbans_are_in_each_hosts_history_as_origin_fleet_with_the_source_host(
         shared_fleet: Fleet) -> None:
     h1, h2, h3 = shared_fleet.hosts
-    ip = "198.51.100.201"
+    ip = "192.0.2.201"  # not among the addresses the tests above ban
     for kind in ("bans", "unbans"):
         r = httpx.post(h2.url + f"/api/v1/fleet/{kind}", json={"ips": [ip], "jail": "nginx-http-auth"},
                        headers=shared_fleet.headers(), timeout=10)
