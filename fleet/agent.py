@@ -3,7 +3,8 @@
 Four loops in one task group:
 - heartbeat: every HEARTBEAT_S, refresh the host's name claim and record (fail2ban, jails, version) and publish
   the outbox (shared bans buffered while Redis was unreachable);
-- consume: read the fleet log through this host's consumer group (pending entries first, then new ones,
+- consume: a new host first applies the fleet's bans still in effect in bulk (fleet/join.py); then read the
+  fleet log through this host's consumer group (pending entries first, then new ones,
   blocking, so an entry is applied milliseconds after it was added) and apply each entry through the ban and
   unban actions (actor `fleet:<source host>`, via "fleet"; history origin `fleet` with `source_host`), then
   XACK it and record the per-host status;
@@ -32,6 +33,7 @@ from core.actor import Actor
 from core.roles import Role
 from errors import AppError, NotFound
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
+from fleet.join import for_host, join
 from fleet.lease import RENEW_S, Lease
 from fleet.log import decode, min_id
 from fleet.outbox import Outbox
@@ -143,11 +145,12 @@ class Agent:
     # -- consume -----------------------------------------------------------------------------------------
     async def _consume(self) -> None:
         grp = group(self.name)
-        try:
-            await self.fast.xgroup_create(STREAM, grp, id="0", mkstream=True)
-        except self.errors as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        if not await self._joined(grp):  # a new host: the bans in effect in bulk (fleet/join.py), then the log
+            try:
+                await self.fast.xgroup_create(STREAM, grp, id=await join(self), mkstream=True)
+            except self.errors as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
         cursor = "0"  # first what was delivered to us but not acknowledged (a crash mid-apply), then new ones
         self._recovered("_consume")
         while True:
@@ -166,9 +169,18 @@ class Agent:
                     await self.apply(decode(fields))
                 await self.fast.xack(STREAM, grp, entry_id)
 
+    async def _joined(self, grp: str) -> bool:
+        try:
+            groups = await self.fast.xinfo_groups(STREAM)
+        except self.errors as exc:
+            if "no such key" in str(exc).lower():
+                return False
+            raise
+        return any((g["name"].decode() if isinstance(g["name"], bytes) else g["name"]) == grp for g in groups)
+
     async def apply(self, item: dict[str, Any]) -> None:
-        kind, source, hosts = item.get("kind"), item.get("source", "?"), item.get("hosts")
-        if (kind == "auto" and source == self.name) or (hosts is not None and self.name not in hosts):
+        kind, source = item.get("kind"), item.get("source", "?")
+        if (kind == "auto" and source == self.name) or not for_host(item, self.name):
             return
         jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
         actor = Actor(f"fleet:{source}", Role.operator, "fleet", None, user=f"fleet:{source}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 
 from tests.fixtures.waiting import wait_for
-from tests.fleet.conftest import Fleet
+from tests.fleet.conftest import Fleet, add_host, dump, start_fleet
 
 pytestmark = pytest.mark.fleet
 
@@ -57,3 +58,48 @@ def test_a_ban_fail2ban_made_while_the_hosts_bangui_was_stopped_is_shared_when_i
                                                 headers=shared_fleet.headers(), timeout=10).json()["items"]), None),
                     what="web3's history of the shared ban")
     assert (item["origin"], item["source_host"]) == ("fleet", "web1")
+
+
+def test_a_new_host_applies_the_bans_still_in_effect_in_bulk_not_the_log_entry_by_entry(tmp_path: Path) -> None:
+    from fleet.log import entry, publish_fleet_ban
+
+    fleet = start_fleet(tmp_path, n=1)
+    try:
+        wait_for(lambda: _agents(fleet, 1), timeout=20, what="web1's agent")
+        client = fleet.redis.client()
+        auto = [f"198.18.{i // 250}.{i % 250 + 1}" for i in range(3000)]
+        pipe = client.pipeline(transaction=False)
+        old = entry("auto", "sshd", ["198.19.0.1"], "web1")
+        old["at"] = repr(time.time() - 1200)  # sshd's bantime is 600 s: over everywhere
+        pipe.xadd("bangui:fleet:log", old)
+        for ip in auto:  # a week of web1's own bans in a shared jail, one log entry each
+            pipe.xadd("bangui:fleet:log", entry("auto", "sshd", [ip], "web1"))
+        pipe.xadd("bangui:fleet:log", entry("auto", "sshd", ["198.19.0.3"], "web2"))  # web2's own, from before
+        pipe.execute()
+        publish_fleet_ban(client, "unban", "sshd", auto[:100], None, "web1", 168)  # every host: cancels those
+        for_web1 = publish_fleet_ban(client, "ban", "nginx-http-auth", ["198.19.0.2"], ["web1"], "web1", 168)
+        everyone = [f"198.19.1.{i}" for i in range(1, 21)]
+        publish_fleet_ban(client, "ban", "nginx-http-auth", everyone, None, "web1", 168)
+        wait_for(lambda: client.hget(f"bangui:fleet:ban:{for_web1['id']}", "web1") != b'{"status": "pending", '
+                 b'"error": null}', timeout=20, what="web1 through the log")
+
+        web2 = add_host(fleet, tmp_path, 2)
+        wanted = set(auto[100:])
+        wait_for(lambda: web2.banned("sshd") == wanted and web2.banned("nginx-http-auth") == set(everyone),
+                 timeout=60, what="the bans in effect on the new host")
+        wait_for(lambda: _agents(fleet, 2), timeout=20, what="web2's consumer group")
+        auth = fleet.headers()
+        audit = httpx.get(web2.url + "/api/v1/audit", params={"action": "jail.ban", "limit": 1000}, headers=auth,
+                          timeout=10).json()["items"]
+        assert sorted((a["actor"], a["target"], a["details"]["count"]) for a in audit) == [
+            ("fleet:web1", "nginx-http-auth", 20), ("fleet:web1", "sshd", 2900)]  # two calls, not 3,000
+        stats = httpx.get(web2.url + "/api/v1/stats", params={"range": "24h"}, headers=auth, timeout=10).json()
+        assert stats["by_origin"]["fleet"] == 2920
+        r = httpx.get(web2.url + "/api/v1/history", params={"ip": "198.18.1.1"}, headers=auth, timeout=10)
+        assert [(i["origin"], i["source_host"]) for i in r.json()["items"]] == [("fleet", "web1")]
+        # and the log goes on from there, entry by entry
+        fleet.hosts[0].fail2ban.append_failures("sshd", "198.19.2.1", 3)
+        wait_for(lambda: "198.19.2.1" in web2.banned("sshd"), timeout=20, what="a new shared ban on web2")
+    finally:
+        dump(fleet)
+        fleet.stop()
