@@ -11,7 +11,8 @@ Four loops in one task group:
 - watch (shared jails only, fleet/watch.py): poll fail2ban's ban lists every WATCH_S and publish the bans
   fail2ban made itself, also those it made while no agent watched. A ban this agent applied from the fleet is
   marked first and never published again: no loops;
-- lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs (retention).
+- lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs: log retention, and the
+  fleet's blocklist imports (fleet/blocklists.py, a loop of its own: a fetch never delays a lease renewal).
 Redis errors never end the agent: each loop logs once per outage and retries.
 """
 
@@ -30,10 +31,11 @@ import anyio
 import fleet
 from actions import bans as ban_actions
 from core.actor import Actor
-from core.roles import Role
 from errors import AppError, NotFound
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
-from fleet.join import for_host, join
+from fleet.applying import acceptable, bulk_client, for_host, who
+from fleet.blocklists import fleet_blocklists
+from fleet.join import join
 from fleet.lease import RENEW_S, Lease
 from fleet.log import decode, min_id
 from fleet.outbox import Outbox
@@ -85,7 +87,8 @@ class Agent:
                  ", ".join(fleet.shared_jails(self.settings)) or "none")
         try:
             async with anyio.create_task_group() as tg:
-                for loop in (self._heartbeat, self._consume, self.watcher.watch, self._lead, self._answer):
+                for loop in (self._heartbeat, self._consume, self.watcher.watch, self._lead, self._answer,
+                             self._blocklists):
                     tg.start_soon(self._forever, loop)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*self.errors):
@@ -183,16 +186,18 @@ class Agent:
         if (kind == "auto" and source == self.name) or not for_host(item, self.name):
             return
         jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
-        actor = Actor(f"fleet:{source}", Role.operator, "fleet", None, user=f"fleet:{source}")
+        actor, recorded = who(source, item.get("list") or "")
         status, error, started = "applied", None, time.monotonic()
         try:
             if kind == "unban":
                 for ip in item["ips"]:
                     with contextlib.suppress(NotFound):  # not banned here: the goal is reached
-                        await ban_actions.unban(self.deps, actor, jail, ip, origin="fleet", source_host=source)
+                        await ban_actions.unban(self.deps, actor, jail, ip, **recorded)
+            elif item.get("list"):
+                await self._apply_blocklist(actor, recorded, jail, item)
             else:
                 await self.watcher.mark_applied(jail, item["ips"])  # the fleet's ban, not this host's own
-                await ban_actions.ban(self.deps, actor, jail, item["ips"], origin="fleet", source_host=source)
+                await ban_actions.ban(self.deps, actor, jail, item["ips"], **recorded)
         except AppError as exc:
             status, error = "failed", f"{exc.code}: {exc.message}"
             log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)
@@ -200,6 +205,21 @@ class Agent:
                  status, time.monotonic() - started)
         if item.get("id"):
             await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
+
+    async def _apply_blocklist(self, actor: Actor, recorded: dict[str, Any], jail: str,
+                               item: dict[str, Any]) -> None:
+        """A blocklist the fleet leader fetched (fleet/blocklists.py): what this host may ban of it, in one call
+        with a client that waits long enough for fail2ban to ban 100,000 entries."""
+        ips, refused = acceptable(self.settings, item["ips"])
+        if refused:
+            log.warning("fleet blocklist %s: %d entries refused here (protected or not an address), e.g. %s",
+                        item["list"], len(refused), refused[0])
+        await self.watcher.mark_applied(jail, ips)
+        client = bulk_client(self.settings)
+        try:
+            await ban_actions.ban(self.deps, actor, jail, ips, client=client, **recorded)
+        finally:
+            await client.aclose()
 
     # -- share (fleet/watch.py calls it) ---------------------------------------------------------------
     def share(self, jail: str, ips: list[str]) -> None:
@@ -240,6 +260,9 @@ class Agent:
                 if trimmed > 0:
                     log.info("fleet retention: trimmed %d log entries", trimmed)
             await anyio.sleep(RENEW_S)
+
+    async def _blocklists(self) -> None:
+        await fleet_blocklists(self)
 
     def _leading(self, now: bool) -> None:
         """Log the changes of fleet leadership (the state survives a restart of the loop after an error)."""

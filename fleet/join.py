@@ -11,11 +11,12 @@ the bans meant to be in effect now, for this host:
   in that jail, whoever made it.
 - A ban older than the jail's bantime here (`get <jail> bantime`) has ended: skipped (-1, permanent, never ends).
   Jails this host does not have are skipped (logged).
-What is left is applied through the ban action, one call per (jail, source host) (the action chunks large lists),
-origin fleet with the source host, actor `fleet:<source>`: a few fail2ban calls, history records and audit
-entries instead of thousands. Entries this host refuses (its own protected addresses, not an address) are left
-out and logged, not allowed to fail the rest. Then the group is created at the last entry read, so whatever
-arrived meanwhile comes through the group as usual; a crash before that repeats the join (bans are idempotent).
+What is left is applied through the ban action, one call per (jail, source host, blocklist) (the action chunks
+large lists), as fleet/applying.py says (origin fleet with the source host, or a fleet blocklist's): a few
+fail2ban calls, history records and audit entries instead of thousands. Entries this host refuses (its own
+protected addresses, not an address) are left out and logged, not allowed to fail the rest. Then the group is
+created at the last entry read, so whatever arrived meanwhile comes through the group as usual; a crash before
+that repeats the join (bans are idempotent).
 """
 
 from __future__ import annotations
@@ -26,13 +27,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from actions import bans as ban_actions
-from core.actor import Actor
-from core.addresses import canonical_ip
-from core.refusals import refusal_reason
-from core.roles import Role
 from errors import AppError
-from f2b.client import Fail2Ban
 from fleet import STREAM
+from fleet.applying import acceptable, bulk_client, for_host, who
 from fleet.log import decode
 
 if TYPE_CHECKING:
@@ -40,13 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bangui.fleet")
 PAGE = 1000
-BAN_TIMEOUT_S = 480.0  # a join may ban tens of thousands at once: fail2ban runs every action inside the call
-Bans = dict[tuple[str, str], tuple[str, float]]  # (jail, ip) -> (source host, when it was published)
-
-
-def for_host(item: dict[str, Any], me: str) -> bool:
-    hosts = item.get("hosts")
-    return item.get("scope") == "all" or hosts is None or me in hosts
+# (jail, ip) -> (source host, when it was published, the blocklist it came from or "")
+Bans = dict[tuple[str, str], tuple[str, float, str]]
+Groups = dict[tuple[str, str, str], list[str]]  # (jail, source, blocklist) -> addresses
 
 
 def fold(entries: Iterable[dict[str, Any]], me: str, fleet_jail: str = "") -> Bans:
@@ -67,29 +60,20 @@ def fold(entries: Iterable[dict[str, Any]], me: str, fleet_jail: str = "") -> Ba
             if kind == "unban":
                 state.pop((jail, ip), None)
             else:
-                state[(jail, ip)] = (source, at)
+                state[(jail, ip)] = (source, at, str(item.get("list") or ""))
     return state
 
 
-def plan(state: Bans, bantimes: dict[str, int], now: float) -> dict[tuple[str, str], list[str]]:
-    """(jail, source) -> addresses still banned by now; jails missing from `bantimes` are not on this host."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for (jail, ip), (source, at) in state.items():
+def plan(state: Bans, bantimes: dict[str, int], now: float) -> Groups:
+    """(jail, source, blocklist) -> addresses still banned by now; jails missing from `bantimes` are not on
+    this host."""
+    groups: Groups = {}
+    for (jail, ip), (source, at, blocklist) in state.items():
         bantime = bantimes.get(jail)
         if bantime is None or (bantime >= 0 and at + bantime < now):
             continue
-        groups.setdefault((jail, source), []).append(ip)
+        groups.setdefault((jail, source, blocklist), []).append(ip)
     return groups
-
-
-def acceptable(agent: Agent, ips: list[str]) -> tuple[list[str], list[str]]:
-    """(what this host may ban, what it refuses): one refused entry must not fail the whole batch."""
-    protected = ban_actions.protected_addresses(agent.settings)
-    ok: list[str] = []
-    refused: list[str] = []
-    for ip in ips:
-        (refused if canonical_ip(ip) is None or refusal_reason(ip, protected) else ok).append(ip)
-    return ok, refused
 
 
 async def read_log(agent: Agent) -> tuple[list[dict[str, Any]], str]:
@@ -120,22 +104,20 @@ async def join(agent: Agent) -> str:
     bantimes = dict(zip(here, [int(b) for b in await agent.deps.fail2ban.pipeline(
         [["get", j, "bantime"] for j in here])], strict=True)) if here else {}
     groups = plan(state, bantimes, time.time())
-    s = agent.settings
-    client = Fail2Ban(s.fail2ban_socket, max(s.fail2ban_timeout, BAN_TIMEOUT_S), max_calls=1, max_idle=0)
+    client = bulk_client(agent.settings)
     banned = 0
     try:
-        for (jail, source), wanted in sorted(groups.items()):
-            ips, refused = acceptable(agent, wanted)
+        for (jail, source, blocklist), wanted in sorted(groups.items()):
+            ips, refused = acceptable(agent.settings, wanted)
             if refused:
                 log.warning("fleet: joining: refusing %d fleet ban(s) from %s in %s here (protected or not an "
                             "address), e.g. %s", len(refused), source, jail, refused[0])
             if not ips:
                 continue
-            actor = Actor(f"fleet:{source}", Role.operator, "fleet", None, user=f"fleet:{source}")
+            actor, recorded = who(source, blocklist)
             await agent.watcher.mark_applied(jail, ips)  # the fleet's bans, not this host's own
             try:
-                await ban_actions.ban(agent.deps, actor, jail, ips, origin="fleet", source_host=source,
-                                      client=client)
+                await ban_actions.ban(agent.deps, actor, jail, ips, client=client, **recorded)
                 banned += len(ips)
             except AppError as exc:
                 log.warning("fleet: joining: %d ban(s) from %s in %s failed here: %s: %s", len(ips), source, jail,

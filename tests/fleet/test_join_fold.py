@@ -19,7 +19,7 @@ def test_an_unban_for_this_host_cancels_earlier_bans_whoever_made_them_and_a_lat
     log = [_e("auto", ["192.0.2.1", "192.0.2.2"], source="web1"),
            _e("unban", ["192.0.2.1", "192.0.2.2"], source="web3", hosts=["web1", "web3"], everyone=True),
            _e("auto", ["192.0.2.2"], source="web3", at=1005.0)]
-    assert fold(log, "web9") == {("sshd", "192.0.2.2"): ("web3", 1005.0)}
+    assert fold(log, "web9") == {("sshd", "192.0.2.2"): ("web3", 1005.0, "")}
 
 
 def test_fleet_bans_for_other_hosts_and_this_hosts_own_bans_are_not_applied() -> None:
@@ -37,7 +37,7 @@ def test_automatic_bans_go_to_the_fleet_jail_when_one_is_set() -> None:
 
 
 def test_bans_over_by_the_jails_bantime_and_jails_this_host_lacks_are_left_out() -> None:
-    state = {("sshd", "192.0.2.1"): ("web1", 1000.0), ("sshd", "192.0.2.2"): ("web2", 1500.0),
-             ("forever", "192.0.2.3"): ("web1", 0.0), ("gone", "192.0.2.4"): ("web1", 1900.0)}
+    state = {("sshd", "192.0.2.1"): ("web1", 1000.0, ""), ("sshd", "192.0.2.2"): ("web2", 1500.0, ""),
+             ("forever", "192.0.2.3"): ("web1", 0.0, "spamhaus"), ("gone", "192.0.2.4"): ("web1", 1900.0, "")}
     assert plan(state, {"sshd": 600, "forever": -1}, now=2000.0) == {
-        ("sshd", "web2"): ["192.0.2.2"], ("forever", "web1"): ["192.0.2.3"]}
+        ("sshd", "web2", ""): ["192.0.2.2"], ("forever", "web1", "spamhaus"): ["192.0.2.3"]}
