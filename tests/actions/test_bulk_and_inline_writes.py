@@ -34,6 +34,18 @@ def test_a_large_ban_goes_in_chunks_and_every_new_ban_reaches_history(api: Api,
     assert entry["outcome"] == "ok" and entry["details"]["banned"] == 8
 
 
+def test_a_ban_of_a_few_thousand_goes_in_chunks_so_its_history_is_written_while_fail2ban_bans(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bans, "OVERLAP_FROM", 4)  # 10 addresses (under BULK_CHUNK): OVERLAP_CHUNKS chunks of 3
+    ips = [f"192.0.2.{n}" for n in range(1, 11)]
+    r = api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ips})
+    assert r.status_code == 200 and r.json()["banned"] == ips, r.text
+    assert {b["ip"] for b in api.call("viewer", "GET", "/bans?jail=sshd").json()["bans"]} == set(ips)
+    rows = api.store.history._conn().execute("SELECT ip, since FROM events WHERE jail = 'sshd'").fetchall()
+    assert sorted(ip for ip, _ in rows) == sorted(ips)
+    assert len({since for _, since in rows}) == bans.OVERLAP_CHUNKS  # one span per chunk: four fail2ban calls
+
+
 def test_a_refused_entry_in_a_large_ban_bans_nothing(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bans, "BULK_CHUNK", 2)
     monkeypatch.setattr(bans, "INLINE_CHECKS", 2)
