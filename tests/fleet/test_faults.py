@@ -56,6 +56,17 @@ def test_fencing_refuses_a_deposed_leaders_writes(redis_server: RedisServer) -> 
         assert await old.fenced_trim("bangui:fleet:log", "0-0") == -1  # Redis refuses the old token
         assert not await old.step() or old.token != new.token  # its renewal fails; it claims nothing
         assert await new.fenced_trim("bangui:fleet:log", "0-0") >= 0
+        # a fleet job's publication (a fleet blocklist): statuses and log entry, or nothing at all
+        item = {"kind": "ban", "jail": "sshd", "ips": '["192.0.2.1"]', "list": "drop"}
+        assert not await old.fenced_publish("bangui:fleet:log", "bangui:fleet:ban:x", {"web1": "pending"}, item,
+                                            "0-0", 60)
+        assert await rb.xlen("bangui:fleet:log") == 0 and not await rb.exists("bangui:fleet:ban:x")
+        assert await new.fenced_publish("bangui:fleet:log", "bangui:fleet:ban:y", {"web1": "pending", "web2": "pending"},
+                                        item, "0-0", 60)
+        [(_, fields)] = await rb.xrange("bangui:fleet:log")
+        assert fields[b"list"] == b"drop" and await rb.hgetall("bangui:fleet:ban:y") == {
+            b"web1": b"pending", b"web2": b"pending"}
+        assert 0 < await rb.ttl("bangui:fleet:ban:y") <= 60
         await ra.aclose()
         await rb.aclose()
 
