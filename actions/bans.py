@@ -162,6 +162,25 @@ async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
     return {"unbanned": ip, "jail": jail}
 
 
+@action("jail.unban_many", Role.operator, target="jail")
+async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manual",
+                     source_host: str | None = None, client: Fail2Ban | None = None) -> dict[str, list[str]]:
+    """Unban many addresses in one fail2ban call (a fleet unban: one call and one audit entry, not one per
+    address); `{"unbanned": [...], "not_banned": [...]}`. History records an unban for each one that was banned."""
+    jail = jail_name(jail)
+    ips = await offload(ip_list, ips) if len(ips) > INLINE_CHECKS else ip_list(ips)
+    _audit_ips(act, ips)
+    if source_host:
+        act.details["source_host"] = source_host
+    before = await (client or act.deps.fail2ban).unban_listing(jail, ips)
+    lifted = [ip for ip in ips if ip in before]
+    act.details["unbanned"] = len(lifted)
+    if lifted:
+        await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name, None, origin,
+                       source_host, events=len(lifted))
+    return {"unbanned": lifted, "not_banned": [ip for ip in ips if ip not in before]}
+
+
 @action("ban.unban_everywhere", Role.operator, target="ip")
 async def unban_everywhere(act: Act, ip: str) -> dict[str, list[str]]:
     ip = one_ip(ip)

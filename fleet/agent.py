@@ -31,7 +31,7 @@ import anyio
 import fleet
 from actions import bans as ban_actions
 from core.actor import Actor
-from errors import AppError, NotFound
+from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
 from fleet.applying import acceptable, bulk_client, for_host, who
 from fleet.blocklists import fleet_blocklists
@@ -51,6 +51,7 @@ log = logging.getLogger("bangui.fleet")
 BLOCK_MS = 1000
 RETENTION_EVERY_S = 60.0
 RETRY_S = 0.5
+BULK_UNBAN = 1000  # a fleet unban of more addresses gets a client that waits as long as fail2ban needs
 try:
     VERSION = version("bangui")
 except PackageNotFoundError:
@@ -189,10 +190,8 @@ class Agent:
         actor, recorded = who(source, item.get("list") or "")
         status, error, started = "applied", None, time.monotonic()
         try:
-            if kind == "unban":
-                for ip in item["ips"]:
-                    with contextlib.suppress(NotFound):  # not banned here: the goal is reached
-                        await ban_actions.unban(self.deps, actor, jail, ip, **recorded)
+            if kind == "unban":  # one call and one audit entry; those not banned here have reached the goal
+                await self._unban(actor, recorded, jail, item["ips"])
             elif item.get("list"):
                 await self._apply_blocklist(actor, recorded, jail, item)
             else:
@@ -205,6 +204,14 @@ class Agent:
                  status, time.monotonic() - started)
         if item.get("id"):
             await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
+
+    async def _unban(self, actor: Actor, recorded: dict[str, Any], jail: str, ips: list[str]) -> None:
+        client = bulk_client(self.settings) if len(ips) > BULK_UNBAN else None
+        try:
+            await ban_actions.unban_many(self.deps, actor, jail, ips, client=client, **recorded)
+        finally:
+            if client is not None:
+                await client.aclose()
 
     async def _apply_blocklist(self, actor: Actor, recorded: dict[str, Any], jail: str,
                                item: dict[str, Any]) -> None:

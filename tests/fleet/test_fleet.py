@@ -87,8 +87,8 @@ def test_fleet_ban_of_1000_addresses_reaches_every_host(shared_fleet: Fleet) -> 
     assert {h: v["status"] for h, v in hosts.items()} == {"web1": "applied", "web2": "applied", "web3": "applied"}
     for host in shared_fleet.hosts:
         assert set(ips) <= {str(ipaddress.ip_address(a)) for a in host.banned("nginx-http-auth")}
-    # and a fleet unban of a few of them, on two hosts only
-    r = httpx.post(h1.url + "/api/v1/fleet/unbans", json={"ips": ips[:3], "jail": "nginx-http-auth",
+    # and a fleet unban of 300 of them, on two hosts only
+    r = httpx.post(h1.url + "/api/v1/fleet/unbans", json={"ips": ips[:300], "jail": "nginx-http-auth",
                                                            "hosts": ["web2", "web3"]},
                    headers=shared_fleet.headers(), timeout=30)
     assert r.status_code == 202 and r.json()["hosts"] == ["web2", "web3"], r.text
@@ -97,8 +97,12 @@ def test_fleet_ban_of_1000_addresses_reaches_every_host(shared_fleet: Fleet) -> 
         h1.url + f"/api/v1/fleet/bans/{unban_id}", headers=shared_fleet.headers(), timeout=10).json()["hosts"].values()),
         timeout=30, what="the fleet unban applied")
     h1_, h2, h3 = shared_fleet.hosts
-    assert not set(ips[:3]) & (h2.banned("nginx-http-auth") | h3.banned("nginx-http-auth"))
-    assert set(ips[:3]) <= h1_.banned("nginx-http-auth")  # not a target
+    assert not set(ips[:300]) & (h2.banned("nginx-http-auth") | h3.banned("nginx-http-auth"))
+    assert set(ips[:300]) <= h1_.banned("nginx-http-auth")  # not a target
+    audit = httpx.get(h2.url + "/api/v1/audit", params={"action": "jail.unban", "actor": "fleet:web1"},
+                      headers=shared_fleet.headers(), timeout=10).json()["items"]
+    assert [(a["action"], a["details"]["count"], a["details"]["unbanned"]) for a in audit] == [
+        ("jail.unban_many", 300, 300)]  # one fail2ban call and one audit entry, not 300
 
 
 def test_fleet_routes_check_their_input(shared_fleet: Fleet) -> None:
