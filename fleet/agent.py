@@ -1,18 +1,20 @@
 """The host's fleet agent: run by the host leader (the `fleet` job, jobs/definitions.py) while it leads.
 
-Four loops in one task group:
+Loops in one task group:
 - heartbeat: every HEARTBEAT_S, refresh the host's name claim and record (fail2ban, jails, version) and publish
   the outbox (shared bans buffered while Redis was unreachable);
-- consume: a new host first applies the fleet's bans still in effect in bulk (fleet/join.py); then read the
-  fleet log through this host's consumer group (pending entries first, then new ones,
-  blocking, so an entry is applied milliseconds after it was added) and apply each entry through the ban and
-  unban actions (actor `fleet:<source host>`, via "fleet"; history origin `fleet` with `source_host`), then
-  XACK it and record the per-host status;
+- consume: a new host first applies the fleet's bans still in effect in bulk (fleet/join.py); then it reads the
+  fleet log through its consumer group (pending entries first, then new ones, blocking, so an entry is applied
+  milliseconds after it was added; up to 50 at a time, consecutive shared bans of one host merged into one call
+  when catching up) and applies each through the ban and unban actions as fleet/applying.py says (actor
+  `fleet:<source host>`, via "fleet", history origin `fleet` with `source_host`), then XACKs it and records the
+  per-host status;
 - watch (shared jails only, fleet/watch.py): poll fail2ban's ban lists every WATCH_S and publish the bans
   fail2ban made itself, also those it made while no agent watched. A ban this agent applied from the fleet is
   marked first and never published again: no loops;
-- lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs: log retention, and the
-  fleet's blocklist imports (fleet/blocklists.py, a loop of its own: a fetch never delays a lease renewal).
+- lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs: log retention, and
+  (a loop of its own: a fetch never delays a lease renewal) the fleet's blocklist imports (fleet/blocklists.py);
+- answer: other hosts' history requests (fleet/rpc.py).
 Redis errors never end the agent: each loop logs once per outage and retries.
 """
 
@@ -33,7 +35,7 @@ from actions import bans as ban_actions
 from core.actor import Actor
 from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
-from fleet.applying import acceptable, bulk_client, for_host, who
+from fleet.applying import acceptable, batched, bulk_client, for_host, who
 from fleet.blocklists import fleet_blocklists
 from fleet.join import join
 from fleet.lease import RENEW_S, Lease
@@ -168,10 +170,10 @@ class Agent:
             entries = reply[0][1] if reply else []
             if cursor == "0" and not entries:
                 cursor = ">"
-            for entry_id, fields in entries:
-                if fields:
-                    await self.apply(decode(fields))
-                await self.fast.xack(STREAM, grp, entry_id)
+            for ids, item in batched([(entry_id, decode(fields) if fields else None) for entry_id, fields in entries]):
+                if item is not None:
+                    await self.apply(item)
+                await self.fast.xack(STREAM, grp, *ids)
 
     async def _joined(self, grp: str) -> bool:
         try:

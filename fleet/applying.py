@@ -30,6 +30,22 @@ def for_host(item: dict[str, Any], me: str) -> bool:
     return item.get("scope") == "all" or hosts is None or me in hosts
 
 
+def batched(entries: list[tuple[Any, dict[str, Any] | None]]) -> list[tuple[list[Any], dict[str, Any] | None]]:
+    """(ids, item) with consecutive automatic bans of one source and jail merged into one item: a host catching up
+    on the log (it was down, or Redis was) applies hundreds of them in one ban call, not one call each. Order is
+    kept; fleet bans and unbans (which have a per-host status) stay as they are."""
+    out: list[tuple[list[Any], dict[str, Any] | None]] = []
+    for entry_id, item in entries:
+        last = out[-1][1] if out else None
+        if item is not None and last is not None and item.get("kind") == last.get("kind") == "auto" \
+                and item.get("source") == last.get("source") and item.get("jail") == last.get("jail"):
+            out[-1][0].append(entry_id)
+            last["ips"] = list(dict.fromkeys([*last["ips"], *item["ips"]]))
+        else:
+            out.append(([entry_id], item))
+    return out
+
+
 def who(source: str, blocklist: str = "") -> tuple[Actor, dict[str, Any]]:
     """The actor and the ban action's history arguments for an entry from `source` (a blocklist's, if named)."""
     if blocklist:

@@ -103,3 +103,23 @@ def test_a_new_host_applies_the_bans_still_in_effect_in_bulk_not_the_log_entry_b
     finally:
         dump(fleet)
         fleet.stop()
+
+
+def test_a_host_that_was_down_catches_up_on_shared_bans_in_a_few_calls(shared_fleet: Fleet) -> None:
+    from fleet.log import entry
+
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
+    h3.server.stop()
+    missed = [f"198.18.100.{i}" for i in range(1, 201)]
+    pipe = shared_fleet.redis.client().pipeline(transaction=False)
+    for ip in missed:  # web1's own bans while web3 was down, one log entry each
+        pipe.xadd("bangui:fleet:log", entry("auto", "sshd", [ip], "web1"))
+    pipe.execute()
+    h3.server.start()
+    wait_for(lambda: set(missed) <= h3.banned(), timeout=30, what="web3 caught up")
+    audit = httpx.get(h3.url + "/api/v1/audit", params={"action": "jail.ban", "actor": "fleet:web1", "limit": 1000},
+                      headers=shared_fleet.headers(), timeout=10).json()["items"]
+    caught_up = [a for a in audit if set(a["details"]["ips"]) & set(missed)]
+    assert sum(a["details"]["count"] for a in caught_up) == 200
+    assert len(caught_up) <= 4, [a["details"]["count"] for a in caught_up]  # 50 log entries per call, not one each

@@ -41,3 +41,15 @@ def test_bans_over_by_the_jails_bantime_and_jails_this_host_lacks_are_left_out()
              ("forever", "192.0.2.3"): ("web1", 0.0, "spamhaus"), ("gone", "192.0.2.4"): ("web1", 1900.0, "")}
     assert plan(state, {"sshd": 600, "forever": -1}, now=2000.0) == {
         ("sshd", "web2", ""): ["192.0.2.2"], ("forever", "web1", "spamhaus"): ["192.0.2.3"]}
+
+
+def test_consecutive_shared_bans_of_one_host_and_jail_are_applied_as_one() -> None:
+    from fleet.applying import batched
+
+    a1, a2 = _e("auto", ["192.0.2.1"]), _e("auto", ["192.0.2.2", "192.0.2.1"])
+    other, ban, a3 = _e("auto", ["192.0.2.3"], source="web2"), _e("ban", ["192.0.2.4"], hosts=["web9"]), \
+        _e("auto", ["192.0.2.5"])
+    out = batched([("1-0", a1), ("2-0", a2), ("3-0", other), ("4-0", None), ("5-0", ban), ("6-0", a3)])
+    assert [(ids, item and item["ips"]) for ids, item in out] == [
+        (["1-0", "2-0"], ["192.0.2.1", "192.0.2.2"]), (["3-0"], ["192.0.2.3"]), (["4-0"], None),
+        (["5-0"], ["192.0.2.4"]), (["6-0"], ["192.0.2.5"])]  # order kept: nothing merged across others
