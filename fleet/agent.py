@@ -53,7 +53,7 @@ log = logging.getLogger("bangui.fleet")
 BLOCK_MS = 1000
 RETENTION_EVERY_S = 60.0
 RETRY_S = 0.5
-BULK_UNBAN = 1000  # a fleet unban of more addresses gets a client that waits as long as fail2ban needs
+BULK_CLIENT_FROM = 1000  # a (un)ban of more addresses gets a client that waits as long as fail2ban needs
 try:
     VERSION = version("bangui")
 except PackageNotFoundError:
@@ -194,9 +194,9 @@ class Agent:
         try:
             if kind == "unban":  # one call and one audit entry; those not banned here have reached the goal
                 await self._unban(actor, recorded, jail, item["ips"])
-            elif item.get("list"):
-                await self._apply_blocklist(actor, recorded, jail, item)
-            else:
+            elif item.get("list") or kind == "auto":
+                await self._apply_filtered(actor, recorded, jail, item)
+            else:  # a fleet ban someone asked for: all or nothing here, and its status says why
                 await self.watcher.mark_applied(jail, item["ips"])  # the fleet's ban, not this host's own
                 await ban_actions.ban(self.deps, actor, jail, item["ips"], **recorded)
         except AppError as exc:
@@ -208,27 +208,32 @@ class Agent:
             await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
 
     async def _unban(self, actor: Actor, recorded: dict[str, Any], jail: str, ips: list[str]) -> None:
-        client = bulk_client(self.settings) if len(ips) > BULK_UNBAN else None
+        client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
         try:
             await ban_actions.unban_many(self.deps, actor, jail, ips, client=client, **recorded)
         finally:
             if client is not None:
                 await client.aclose()
 
-    async def _apply_blocklist(self, actor: Actor, recorded: dict[str, Any], jail: str,
-                               item: dict[str, Any]) -> None:
-        """A blocklist the fleet leader fetched (fleet/blocklists.py): what this host may ban of it, in one call
-        with a client that waits long enough for fail2ban to ban 100,000 entries."""
+    async def _apply_filtered(self, actor: Actor, recorded: dict[str, Any], jail: str,
+                              item: dict[str, Any]) -> None:
+        """Another host's shared bans, or a blocklist the fleet leader fetched (fleet/blocklists.py): what this
+        host may ban of them (one address it refuses must not cost it the other 49 of a catch-up batch, or a
+        whole list), in one call; a large list with a client that waits as long as fail2ban needs."""
         ips, refused = acceptable(self.settings, item["ips"])
         if refused:
-            log.warning("fleet blocklist %s: %d entries refused here (protected or not an address), e.g. %s",
-                        item["list"], len(refused), refused[0])
-        await self.watcher.mark_applied(jail, ips)
-        client = bulk_client(self.settings)
+            log.warning("fleet %s from %s: %d address(es) refused here (protected or not an address), e.g. %s",
+                        f"blocklist {item['list']}" if item.get("list") else "shared ban", item.get("source"),
+                        len(refused), refused[0])
+        if not ips:
+            return
+        await self.watcher.mark_applied(jail, ips)  # the fleet's bans, not this host's own
+        client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
         try:
             await ban_actions.ban(self.deps, actor, jail, ips, client=client, **recorded)
         finally:
-            await client.aclose()
+            if client is not None:
+                await client.aclose()
 
     # -- share (fleet/watch.py calls it) ---------------------------------------------------------------
     def share(self, jail: str, ips: list[str]) -> None:

@@ -4,9 +4,9 @@
   the source host.
 - A blocklist the fleet leader imported for the fleet (`origin: blocklist`, fleet/blocklists.py): actor
   `blocklist:<list>` (via fleet), history origin `blocklist`, as a single host's own import records it.
-Blocklists and a joining host's bulk catch-up leave out the entries this host refuses (its own protected
-addresses; fail2ban's lists may hold anything) instead of failing the whole batch; a fleet ban someone asked for
-by hand fails visibly on the host that refuses it (its status says why).
+Other hosts' shared bans, blocklists and a joining host's bulk catch-up leave out the entries this host refuses
+(its own protected addresses; fail2ban's lists may hold anything) instead of failing the whole batch; a fleet ban
+someone asked for by hand fails visibly on the host that refuses it (its status says why).
 """
 
 from __future__ import annotations

@@ -123,3 +123,17 @@ def test_a_host_that_was_down_catches_up_on_shared_bans_in_a_few_calls(shared_fl
     caught_up = [a for a in audit if set(a["details"]["ips"]) & set(missed)]
     assert sum(a["details"]["count"] for a in caught_up) == 200
     assert len(caught_up) <= 4, [a["details"]["count"] for a in caught_up]  # 50 log entries per call, not one each
+
+
+def test_an_address_a_host_refuses_does_not_cost_it_the_other_shared_bans(shared_fleet: Fleet) -> None:
+    from fleet.log import entry
+
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
+    good = ["198.18.200.1", "198.18.200.2"]
+    shared_fleet.redis.client().xadd("bangui:fleet:log", entry("auto", "sshd", [good[0], "127.0.0.5", good[1]],
+                                                                "web1"))
+    wait_for(lambda: set(good) <= h2.banned() and set(good) <= h3.banned(), timeout=20,
+             what="the shared bans this host may apply")
+    assert "127.0.0.5" not in h2.banned() | h3.banned()
+    assert "refused here" in h2.server.output()
