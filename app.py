@@ -46,10 +46,9 @@ from handlers import (
 )
 from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
-from handlers.middleware import RequestId, SecurityHeaders, StoreGuard
+from handlers.middleware import Edge, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
-from metrics.http import HttpMetrics
 from settings import Settings
 from store import Store
 from store import setup as first_start
@@ -95,8 +94,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestId, trusted_proxies=settings.trusted_proxies), Middleware(HttpMetrics),
-                    Middleware(SecurityHeaders), Middleware(BodyPolicy), Middleware(StoreGuard)],
+        middleware=[Middleware(Edge, trusted_proxies=settings.trusted_proxies), Middleware(BodyPolicy),
+                    Middleware(StoreGuard)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

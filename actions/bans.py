@@ -60,10 +60,14 @@ def protected_addresses(settings: Settings) -> frozenset[str]:
     return frozenset(refusals.protected_addresses(settings))
 
 
+def _protected_for(settings: Settings, actor: Actor) -> frozenset[str]:
+    return protected_addresses(settings) | ({actor.source_ip} if actor.source_ip else frozenset())
+
+
 def check_refusals(settings: Settings, actor: Actor, raw: list[str], force: bool) -> None:
     """400 `refused_address` naming every entry that must not be banned (core/refusals.py). `force` (admins
     only, audited) lifts only the self-lockout part: the caller's own address and bangui's own."""
-    protected = protected_addresses(settings) | ({actor.source_ip} if actor.source_ip else set())
+    protected = _protected_for(settings, actor)
     refused = {}
     for entry in raw:
         reason = refusal_reason(entry, protected)
@@ -78,6 +82,8 @@ def check_refusals(settings: Settings, actor: Actor, raw: list[str], force: bool
 
 
 def _checked(settings: Settings, actor: Actor, raw: list[str], force: bool) -> list[str]:
+    if isinstance(raw, refusals.Screened) and raw.protected >= _protected_for(settings, actor):
+        return list(raw)  # each entry was checked against (at least) these addresses by its maker
     check_refusals(settings, actor, raw, force)
     return ip_list(raw)
 
@@ -94,7 +100,7 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
         act.details["force"] = True
         if act.actor.role is not Role.admin:
             raise Forbidden('"force" needs the admin role')
-    if len(ips) > INLINE_CHECKS:  # a blocklist: 100,000 entries would hold the event loop for a while
+    if len(ips) > INLINE_CHECKS and not isinstance(ips, refusals.Screened):  # 100,000 would hold the loop
         ips = await offload(_checked, act.deps.settings, act.actor, ips, force)
     else:
         ips = _checked(act.deps.settings, act.actor, ips, force)

@@ -34,6 +34,17 @@ _EMBEDDING = (ipaddress.IPv6Network("::ffff:0:0/96"), ipaddress.IPv6Network("::/
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+class Screened(list[str]):
+    """Canonical, de-duplicated entries that their maker checked one by one with `canonical_ip` and `refusal_reason`
+    against `protected`: a blocklist's parser, which counts a refused entry as invalid instead of refusing the whole
+    list. The ban action bans them without a second check (0.6 s for a list of 100,000) when `protected` covers
+    what it would check; any other list is checked as always."""
+
+    def __init__(self, entries: Iterable[str], protected: frozenset[str]) -> None:
+        super().__init__(entries)
+        self.protected = protected
+
+
 def refusal_reason(entry: str, protected: Iterable[str] = ()) -> str | None:
     """Why `entry` (an address or network as a caller wrote it) must not be banned, or None if it may be."""
     text = entry.strip()

@@ -11,8 +11,8 @@ little role, CSRF, a bad body) is audited under that action's name, as the actio
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -81,7 +81,7 @@ class ApiRoute:
         deps: Deps = request.state.deps
         call = Call(request, deps, await authenticate(request, deps))
         if call.actor.role is not None:
-            logs.actor.set(call.actor.name)  # for the log lines of this request (reset by RequestId)
+            logs.actor.set(call.actor.name)  # for the log lines of this request (reset by handlers.middleware.Edge)
         try:
             authorise(call.actor, self.role)
             if call.actor.via != "token":
@@ -142,4 +142,4 @@ def iso(epoch: float | None) -> str | None:
     """ISO-8601 UTC with a Z, the one time format of the API (None stays None: e.g. permanent bans)."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))  # datetime took 3x longer (every response)

@@ -34,7 +34,7 @@ from actions import bans
 from actions.bans import protected_addresses
 from core.actor import job as job_actor
 from core.addresses import canonical_ip
-from core.refusals import refusal_reason
+from core.refusals import Screened, refusal_reason
 from errors import AppError
 from f2b.client import Fail2Ban
 from settings import Settings
@@ -188,7 +188,7 @@ def parse(text: str, limit: int = MAX_ENTRIES, protected: frozenset[str] = froze
         entries[value] = None
         if len(entries) > limit:
             raise BlocklistError(f"the list has more than {limit} entries; split it or use broader networks")
-    return Parsed(list(entries), invalid, examples)
+    return Parsed(Screened(entries, protected), invalid, examples)
 
 
 async def ban(deps: Deps, name: str, jail: str, ips: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from store import faults, identity
 from store.audit import AuditLog
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
+from store.credential_memo import Announcing, Epoch, Memo
 from store.history import Archive
 from store.jobstate import JobState
 from store.leader import LeaderState
@@ -35,22 +36,27 @@ class Store:
             identity.check_before_open(self.path, self.path / "state")
             self.cache = open_cache(self.path / "state")
             self.opened = identity.adopt(self.path, self.path / "state", self.cache)
+            self._db_file = str(self.path / "state" / identity.DBNAME)
         except identity.StoreMissing as exc:
             if hasattr(self, "cache"):
                 self.cache.close()
             raise StoreError(str(exc)) from None
         self.cache.create_tag_index()  # makes Sessions.end_all (evict by tag) an index lookup
         self.clock = clock
-        # Identity and limits: this host's cache, or in fleet mode the fleet's Redis (store/redis_backend.py).
-        self.shared: Any = self.cache
+        # Identity and limits: this host's cache (announcing its writes to the other processes' credential memos,
+        # store/credential_memo.py), or in fleet mode the fleet's Redis (store/redis_backend.py; no memo).
+        self.epoch: Epoch | None = None
         if settings.fleet_url:
             from store.redis_backend import RedisCache, connect  # fleet mode only: redis stays optional
 
-            self.shared = RedisCache(connect(settings.fleet_url))
+            self.shared: Any = RedisCache(connect(settings.fleet_url))
+        else:
+            self.epoch = Epoch(self.path)
+            self.shared = Announcing(self.cache, self.epoch)
         self.users = Users(self.shared, clock)
         self.sessions = Sessions(self.shared, clock, self.users, idle=settings.session_idle_minutes * 60.0,
-                                 lifetime=settings.session_lifetime_hours * 3600.0)
-        self.tokens = Tokens(self.shared, clock, self.users)
+                                 lifetime=settings.session_lifetime_hours * 3600.0, memo=self._memo())
+        self.tokens = Tokens(self.shared, clock, self.users, memo=self._memo())
         self.login_limiter = LoginLimiter(self.shared, clock, settings.login_max_failures,
                                           settings.login_window_seconds, settings.login_user_max_failures)
         self.runtime = RuntimeState(self.cache, clock)
@@ -72,7 +78,7 @@ class Store:
 
     def identity_problem(self) -> str | None:
         """Why the store file this process opened is no longer the data dir's (None: it still is): one stat."""
-        return identity.problem(self.path / "state", self.opened)
+        return identity.problem(self._db_file, self.opened)
 
     def problem(self) -> str | None:
         """Why the store cannot serve now (None: it can): its file was deleted or replaced under us, it does not
@@ -84,9 +90,14 @@ class Store:
             return "the store does not answer a read (locked or damaged); see the server log"
         return faults.write_problem(self.path)
 
+    def _memo(self) -> Memo | None:
+        return Memo(self.epoch) if self.epoch is not None else None
+
     def close(self) -> None:
         self.history.close()
         self.audit.close()
-        if self.shared is not self.cache:
+        if self.epoch is None:  # the fleet's Redis client (an Announcing wrapper closes with the cache below)
             self.shared.close()
+        else:
+            self.epoch.close()
         self.cache.close()

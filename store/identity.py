@@ -62,16 +62,17 @@ def adopt(data_dir: Path, cache_dir: Path, cache: Any) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def problem(cache_dir: Path, opened: tuple[int, int]) -> str | None:
-    """Why the store file this process opened is no longer the data dir's (None: it still is)."""
+def problem(db_file: str, opened: tuple[int, int]) -> str | None:
+    """Why the store file this process opened (`db_file`, `<data dir>/state/cache.db`) is no longer the data dir's
+    (None: it still is). A str path: this runs on every request, and pathlib's joins cost more than the stat."""
     try:
-        st = os.stat(cache_dir / DBNAME)
+        st = os.stat(db_file)
     except FileNotFoundError:
-        return f"the store file {cache_dir / DBNAME} was deleted while bangui runs: restore it and restart bangui"
+        return f"the store file {db_file} was deleted while bangui runs: restore it and restart bangui"
     except OSError as exc:
-        return f"the store file {cache_dir / DBNAME} cannot be inspected: {exc.strerror}"
+        return f"the store file {db_file} cannot be inspected: {exc.strerror}"
     if (st.st_dev, st.st_ino) != opened:
-        return f"the store file {cache_dir / DBNAME} was replaced while bangui runs: restart bangui"
+        return f"the store file {db_file} was replaced while bangui runs: restart bangui"
     return None
 
 

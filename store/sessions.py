@@ -23,6 +23,7 @@ from typing import Any
 import diskcache
 
 from store.base import Clock
+from store.credential_memo import Memo
 from store.users import Users
 
 _PREFIX = "session:"
@@ -37,8 +38,10 @@ def user_tag(name: str) -> str:
 
 
 class Sessions:
-    def __init__(self, cache: diskcache.Cache, clock: Clock, users: Users, idle: float, lifetime: float) -> None:
+    def __init__(self, cache: diskcache.Cache, clock: Clock, users: Users, idle: float, lifetime: float,
+                 memo: Memo | None = None) -> None:
         self.cache = cache
+        self.memo = memo  # store/credential_memo.py: lookups without store reads while nothing changed
         self.users = users
         self.clock = clock
         self.idle = idle
@@ -55,11 +58,24 @@ class Sessions:
         return session_id, record
 
     def lookup(self, session_id: str) -> dict[str, Any] | None:
-        record: dict[str, Any] | None = self.cache.get(_PREFIX + digest(session_id))
+        key = digest(session_id)
+        record = self.memo.get(key) if self.memo is not None else None
         if record is None:
-            return None
+            tag = self.memo.tag() if self.memo is not None else None
+            record = self._read(key)
+            if record is None:
+                return None
+            if self.memo is not None and tag is not None:
+                self.memo.put(key, tag, record)
         now = self.clock()
         if now >= record["expires_at"] or now - record["last_seen"] >= self.idle:
+            return None
+        return record
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        """The session's record with the role in effect now, None when its user no longer accepts it."""
+        record: dict[str, Any] | None = self.cache.get(_PREFIX + key)
+        if record is None:
             return None
         user = self.users.get(record["user"])
         if user is None or user.get("uid") != record.get("uid") or user.get("pw", 0) != record.get("pw", 0):

@@ -22,6 +22,7 @@ import diskcache
 from core.roles import TOKEN_ROLE_NAMES, Role, parse_role
 from errors import InvalidInput, NotFound
 from store.base import Clock
+from store.credential_memo import Memo
 from store.users import Users
 
 PREFIX = "bgt_"
@@ -43,10 +44,11 @@ def cli_owned(owner: str | None) -> bool:
 
 
 class Tokens:
-    def __init__(self, cache: diskcache.Cache, clock: Clock, users: Users) -> None:
+    def __init__(self, cache: diskcache.Cache, clock: Clock, users: Users, memo: Memo | None = None) -> None:
         self.cache = cache
         self.clock = clock
         self.users = users
+        self.memo = memo  # store/credential_memo.py: lookups without store reads while nothing changed
         self.refresh_after = 60.0  # last_used precision: one write a minute at most per token
 
     def create(self, name: str, role: str, owner: str, owner_uid: str | None,
@@ -72,8 +74,23 @@ class Tokens:
     def lookup(self, token: str) -> dict[str, Any] | None:
         if not token.startswith(PREFIX):
             return None
-        record: dict[str, Any] | None = self.cache.get(_KEY + digest(token))
-        if record is None or (record["expires_at"] is not None and self.clock() >= record["expires_at"]):
+        key = digest(token)
+        record = self.memo.get(key) if self.memo is not None else None
+        if record is None:
+            tag = self.memo.tag() if self.memo is not None else None
+            record = self._read(key)
+            if record is None:
+                return None
+            if self.memo is not None and tag is not None:
+                self.memo.put(key, tag, record)
+        if record["expires_at"] is not None and self.clock() >= record["expires_at"]:
+            return None
+        return record
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        """The token's record with the role in effect now (see effective_role), None when it gives no access."""
+        record: dict[str, Any] | None = self.cache.get(_KEY + key)
+        if record is None:
             return None
         role = self.effective_role(record)
         return None if role is None else dict(record, role=role.name)

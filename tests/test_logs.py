@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 
 import logs
-from handlers.middleware import RequestId
+from handlers.middleware import Edge
 from settings import ConfigError, Settings
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +62,7 @@ async def echo_app(scope: Any, receive: Any, send: Any) -> None:
     (("127.0.0.0/8",), "x" * 129, False),
 ])
 async def test_request_id_is_taken_only_from_a_trusted_proxy(trusted: tuple[str, ...], sent: str, kept: bool) -> None:
-    app = RequestId(echo_app, trusted_proxies=trusted)
+    app = Edge(echo_app, trusted_proxies=trusted)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4242))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         reply = await client.get("/", headers={"X-Request-Id": sent})

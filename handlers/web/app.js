@@ -1,6 +1,8 @@
 // bangui web page, entry point: session, header, routing, setup and login. Talks only to the JSON API under
 // /api/v1 with the session cookie. Views live in their own modules and register themselves in VIEWS.
-import { $, h, api, can, may, state, hash, link, field, notice, showError, hideBanner, onSubmit, VIEWS } from './core.js';
+import {
+  $, h, api, can, may, state, hash, link, field, notice, showError, hideBanner, onSubmit, noteHealth, VIEWS,
+} from './core.js';
 import './dashboard.js';
 import './jails.js';
 import './admin.js';
@@ -27,10 +29,12 @@ function setChrome() {
   if (may('logs', 'viewer') || may('filterTest', 'operator')) items.push(['Tools', 'tools']);
   if (may('configJails') || may('configFiles')) items.push(['Configuration', 'config']);
   if (may('audit')) items.push(['Audit', 'audit']);
-  if (state.paths && may('fleetHosts', 'viewer')) items.push(['Hosts', 'hosts']);
+  if (state.paths && may('fleetHosts', 'viewer')) items.push(['Hosts', 'hosts']); // shown in fleet mode only
   items.push(['Tokens', 'tokens']);
   if (can('admin')) items.push(['Users', 'users']);
-  for (const [label, name] of items) nav.append(h('a', { href: name ? hash(name) : '#/', 'data-view': name || 'dashboard' }, label));
+  for (const [label, name] of items) {
+    nav.append(h('a', { href: name ? hash(name) : '#/', 'data-view': name || 'dashboard', hidden: name === 'hosts' && !state.fleet }, label));
+  }
   who.append(h('span', {}, me.username + ' (' + me.role + ')'),
     h('button', { type: 'button', class: 'secondary small', onclick: logout }, 'Log out'),
     h('button', { type: 'button', class: 'secondary small', onclick: logoutEverywhere }, 'Log out everywhere'));
@@ -91,7 +95,10 @@ export async function refreshNow() {
   const ctx = state.current;
   if (!ctx.refresh || ctx.busy) return;
   ctx.busy = true;
-  try { await ctx.refresh(); } catch (e) { showError(e); } finally { ctx.busy = false; }
+  try {
+    await ctx.refresh();
+    if ($('banner').dataset.from === 'refresh') hideBanner(); // what failed works again (Redis, fail2ban back)
+  } catch (e) { showError(e, 'refresh'); } finally { ctx.busy = false; }
 }
 state.refreshNow = refreshNow;
 
@@ -101,6 +108,7 @@ async function watchFail2ban() {
   if (!state.me || document.visibilityState !== 'visible') return;
   try {
     const v = await api('health');
+    noteHealth(v);
     const f = (v && v.fail2ban) || {};
     const el = $('f2b');
     f2bDown = !f.reachable;

@@ -74,7 +74,8 @@ export const ROLES = ['viewer', 'operator', 'admin'];
 const ROW_LIMIT = 1000;
 
 // The session and the view on screen; app.js owns them, views read them.
-export const state = { me: null, current: {}, paths: null, route: () => {}, sessionEnded: () => {} };
+// fleet: is fleet mode on (issue 14)? null until /health has said (see fleetMode()).
+export const state = { me: null, current: {}, paths: null, fleet: null, route: () => {}, sessionEnded: () => {} };
 
 // ---------- DOM helpers (text only) ----------
 export const $ = (id) => document.getElementById(id);
@@ -112,6 +113,21 @@ export function may(key, fallback = 'admin') {
   if (!state.paths) return can(fallback);
   const op = operation(key);
   return !!op && can(op['x-required-role'] === 'public' ? 'viewer' : op['x-required-role'] || fallback);
+}
+
+// Fleet mode is on when /health has a `fleet` part (null without BANGUI_FLEET_URL). The Hosts link shows only then.
+export function noteHealth(v) {
+  state.fleet = !!(v && v.fleet);
+  const a = $('nav').querySelector('a[data-view="hosts"]');
+  if (a) a.hidden = !state.fleet;
+}
+let asking = null;
+export async function fleetMode() {
+  if (state.fleet == null && has('health')) {
+    asking = asking || api('health').then(noteHealth, () => {}).finally(() => { asking = null; });
+    await asking;
+  }
+  return state.fleet;
 }
 
 let fieldIds = 0;
@@ -178,8 +194,10 @@ export function countryName(cc) {
 export const country = (cc) => (cc ? h('span', { title: cc }, countryName(cc)) : '—');
 
 // ---------- messages ----------
-export function showError(e) {
+// `from`: who showed it ('refresh': a view's periodic refresh, whose next success takes the message away)
+export function showError(e, from = '') {
   if (e && e.status === 401 && e.handled) return;
+  $('banner').dataset.from = from;
   let text = (e && e.message) || String(e);
   const bad = e && e.details && e.details.invalid;
   if (Array.isArray(bad) && bad.length) text = 'Nothing was done: not an IP address or network:\n' + bad.join('\n');
@@ -260,14 +278,15 @@ export async function api(key, { params, query, body, headers, text: asText } = 
 }
 
 // ---------- controls ----------
-// A submit handler that disables the form's buttons while it runs and shows errors in the banner.
+// A submit handler that disables the form's buttons while it runs and shows errors in the banner; fn gets the
+// button that submitted (a form with two actions tells them apart by its value).
 export function onSubmit(form, fn) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const btns = form.querySelectorAll('button');
     btns.forEach((b) => { b.disabled = true; });
     hideBanner();
-    try { await fn(); } catch (e) { showError(e); } finally { btns.forEach((b) => { if (!b.dataset.locked) b.disabled = false; }); }
+    try { await fn(ev.submitter); } catch (e) { showError(e); } finally { btns.forEach((b) => { if (!b.dataset.locked) b.disabled = false; }); }
   });
   return form;
 }
@@ -292,11 +311,13 @@ export const unbanBtn = (ip, jail, then, label = 'Unban') => action(label, async
 // ---------- tables ----------
 // columns: [label, row => cell, className?, row => sort key?]; a column with a sort key gets a header
 // button that sorts by it. At most ROW_LIMIT rows are drawn unless asked for all. Rows are built into a
-// fragment and attached once (one layout for the whole table).
-export function table(rows, columns, empty = 'Nothing here.', first = ROW_LIMIT) {
+// fragment and attached once (one layout for the whole table). `sort` ({by, desc}, kept by the caller) keeps the
+// user's order across the redraws of a refreshing view.
+export function table(rows, columns, empty = 'Nothing here.', first = ROW_LIMIT, sort = null) {
   const wrap = h('div', { class: 'tablewrap' });
-  let sortBy = -1, desc = false, limit = first;
+  let sortBy = sort ? sort.by : -1, desc = sort ? sort.desc : false, limit = first;
   const draw = () => {
+    if (sort) Object.assign(sort, { by: sortBy, desc });
     if (!rows.length) { wrap.replaceChildren(muted(empty)); return; }
     let list = rows;
     if (sortBy >= 0) {

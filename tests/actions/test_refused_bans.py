@@ -43,3 +43,28 @@ def test_the_callers_own_address_needs_an_admins_force(api: Api, remote: TestCli
     assert ban("admin", force=True).status_code == 200  # type: ignore[attr-defined]
     entry = next(e for e in api.store.audit.iter_all() if e["action"] == "jail.ban" and e["outcome"] == "ok")
     assert entry["details"]["force"] is True and entry["source_ip"] == CALLER
+
+
+@pytest.mark.anyio
+async def test_only_a_list_screened_against_the_protected_addresses_skips_the_second_check(api: Api) -> None:
+    """A blocklist's parser screens each entry (refused ones count as invalid) and the ban action does not screen
+    them again; a list screened against fewer addresses than the action protects is checked as any other."""
+    from actions.bans import ban, protected_addresses
+    from core.actor import job
+    from core.deps import Deps
+    from core.refusals import Screened
+    from errors import InvalidInput
+    from f2b.client import Fail2Ban
+
+    deps = Deps(api.settings, api.store, Fail2Ban(api.settings.fail2ban_socket))
+    protected = frozenset(protected_addresses(api.settings))
+    assert protected, "bangui's own addresses (loopback at least) are protected"
+    with pytest.raises(InvalidInput) as refused:
+        await ban(deps, job("blocklist:forged"), "sshd", Screened(["192.0.2.1", "127.0.0.1"], frozenset()))
+    assert "127.0.0.1" in refused.value.details["refused"]
+    from jobs.blocklists import parse
+    parsed = parse("192.0.2.2\n127.0.0.1\n192.0.2.3 # ok\n", protected=protected)
+    assert (parsed.entries, parsed.invalid) == (["192.0.2.2", "192.0.2.3"], 1)
+    result = await ban(deps, job("blocklist:real"), "sshd", parsed.entries)
+    assert result["banned"] == ["192.0.2.2", "192.0.2.3"]
+    await deps.fail2ban.aclose()
