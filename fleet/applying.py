@@ -16,7 +16,7 @@ from typing import Any
 from actions import bans as ban_actions
 from core.actor import Actor
 from core.addresses import canonical_ip
-from core.refusals import refusal_reason
+from core.refusals import Screened, refusal_reason
 from core.roles import Role
 from f2b.client import Fail2Ban
 from settings import Settings
@@ -56,13 +56,17 @@ def who(source: str, blocklist: str = "") -> tuple[Actor, dict[str, Any]]:
 
 
 def acceptable(settings: Settings, ips: list[str]) -> tuple[list[str], list[str]]:
-    """(what this host may ban, what it refuses)."""
+    """(what this host may ban, what it refuses). The first is Screened: the ban action does not check it again."""
     protected = ban_actions.protected_addresses(settings)
-    ok: list[str] = []
+    ok: dict[str, None] = {}
     refused: list[str] = []
     for ip in ips:
-        (refused if canonical_ip(ip) is None or refusal_reason(ip, protected) else ok).append(ip)
-    return ok, refused
+        value = canonical_ip(ip)
+        if value is None or refusal_reason(ip, protected):
+            refused.append(ip)
+        else:
+            ok[value] = None
+    return Screened(ok, protected), refused
 
 
 def bulk_client(settings: Settings) -> Fail2Ban:

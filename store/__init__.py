@@ -63,7 +63,7 @@ class Store:
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
         # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (fleet/blocklists.py).
-        self.blocklists = Blocklists(self.shared, clock)
+        self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
