@@ -5,9 +5,10 @@ same ones. Each host leader's `blocklists` job does nothing in fleet mode; the f
 lists every CHECK_S (a "run now" waits at most that long) and imports each with the single-host code
 (jobs/blocklists.py: the SSRF-guarded fetch, the parse, the outcome record) except the ban: it appends ONE entry
 to the fleet log, a fleet ban for every host (also hosts that join later) marked with the list's name, fenced by
-the fleet lease (a deposed leader's publication is refused by Redis). Each host's agent bans it through its own
-ban action (history origin `blocklist`, actor `blocklist:<name>`, audited there; entries that host refuses are
-left out) and reports per host under the fleet ban id, which the list's record keeps as `last_fleet_ban`.
+the fleet lease (a deposed leader's publication is refused by Redis), and records the outcome only while it
+still holds the lease. Each host's agent bans it through its own ban action (history origin `blocklist`, actor
+`blocklist:<name>`, audited there; entries that host refuses are left out) and reports per host under the fleet
+ban id, which the list's record keeps as `last_fleet_ban`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from fleet import HOSTS, STREAM, ban_key
+from fleet import HOSTS, LEASE, STREAM, ban_key
 from fleet.log import entry, min_id
 from jobs.blocklists import BlocklistError, import_list
 from store.base import offload
@@ -41,9 +42,20 @@ async def import_due(agent: Agent) -> None:
         publish = _Publisher(agent)
         outcome = await import_list(agent.deps, record, agent.deps.store.clock(), apply=publish)
         outcome["last_fleet_ban"] = publish.ban_id
-        if not agent.lease.acting():  # the next leader imports it again: its outcome is the one to keep
-            return
-        await offload(store.record_run, record["name"], record["created"], outcome, requested_at)
+        if not await offload(record_if_leading, agent, record, outcome, requested_at):
+            return  # no longer the fleet leader: the next one imports the list again, its outcome is the one kept
+
+
+def record_if_leading(agent: Agent, record: dict[str, Any], outcome: dict[str, Any],
+                      requested_at: float | None) -> bool:
+    """Write the import's outcome inside the fleet store's transaction, only while Redis still holds our lease
+    (blocking: offload it); False, writing nothing, otherwise."""
+    store = agent.deps.store.blocklists
+    with store.cache.transact():  # record_run's own transaction nests in this one
+        held = agent.sync.get(LEASE)
+        if (held.decode() if isinstance(held, bytes) else held) != agent.lease.value:
+            return False
+        return bool(store.record_run(record["name"], record["created"], outcome, requested_at))
 
 
 class _Publisher:

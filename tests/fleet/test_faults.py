@@ -176,3 +176,34 @@ def test_a_stalled_redis_is_fleet_unavailable_not_a_hang(redis_server: RedisServ
         os.kill(redis_server.proc.pid, signal.SIGCONT)
     time.sleep(1.1)  # past the breaker
     assert cache.get("k") == 1
+
+
+def test_a_deposed_fleet_leader_does_not_record_a_blocklist_outcome(redis_server: RedisServer) -> None:
+    import types
+
+    import redis.asyncio
+
+    from fleet.blocklists import record_if_leading
+    from store.blocklists import Blocklists
+    from store.redis_backend import RedisCache, connect
+
+    cache = RedisCache(connect(redis_server.url))
+    lists = Blocklists(cache, time.time)
+    record = lists.create("drop", "https://example.com/l.txt", "sshd")
+    lease = Lease(redis.asyncio.Redis.from_url(redis_server.url), "web1", lease_s=0.3)
+
+    async def claim() -> None:
+        assert await lease.step()
+        await lease.redis.aclose()
+
+    anyio.run(claim)
+    agent = types.SimpleNamespace(deps=types.SimpleNamespace(store=types.SimpleNamespace(blocklists=lists)),
+                                  sync=cache.redis, lease=lease)
+    outcome = {"last_run": time.time(), "last_status": "ok", "last_count": 5}
+    time.sleep(0.4)  # the lease expired; another host takes it over
+    cache.redis.set("bangui:fleet:leader", "web2:99")
+    assert record_if_leading(agent, record, outcome, None) is False  # type: ignore[arg-type]
+    assert (lists.get("drop") or {})["runs"] == 0
+    cache.redis.set("bangui:fleet:leader", lease.value)  # (only to show the same call writes for the holder)
+    assert record_if_leading(agent, record, outcome, None) is True  # type: ignore[arg-type]
+    assert (lists.get("drop") or {})["runs"] == 1
