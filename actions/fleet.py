@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import fleet
-from actions.bans import check_refusals
+from actions.bans import INLINE_CHECKS, check_refusals
 from actions.base import Act, action
 from core.addresses import ip_list, jail_name
 from core.roles import Role
@@ -22,9 +22,10 @@ async def _publish(act: Act, kind: str, jail: str, ips: list[str], hosts: list[s
     if not act.deps.settings.fleet_url:  # checked here, so that the refused call is audited like any other
         raise NotFound("fleet mode is off: set BANGUI_FLEET_URL to the fleet's Redis", code="fleet_disabled")
     jail = jail_name(jail)
-    if kind == "ban":
-        check_refusals(act.deps.settings, act.actor, ips, False)
-    ips = ip_list(ips)
+    if len(ips) > INLINE_CHECKS:  # 10,000 entries would hold the event loop for tens of milliseconds
+        ips = await offload(_checked, act, kind, ips)
+    else:
+        ips = _checked(act, kind, ips)
     act.details.update(ips=ips[:100], count=len(ips), hosts=hosts or "*")
     settings = act.deps.settings
     result = await offload(act.deps.store.shared.call, publish_fleet_ban, kind, jail, ips, hosts,
@@ -32,6 +33,12 @@ async def _publish(act: Act, kind: str, jail: str, ips: list[str], hosts: list[s
     act.details["id"] = result["id"]
     act.status = 202
     return result
+
+
+def _checked(act: Act, kind: str, ips: list[str]) -> list[str]:
+    if kind == "ban":
+        check_refusals(act.deps.settings, act.actor, ips, False)
+    return ip_list(ips)
 
 
 @action("fleet.ban", Role.operator, target="jail")

@@ -384,6 +384,15 @@ class Fail2Ban:
             return 0
         return int(await self.call("set", jail, "unbanip", *ips))
 
+    async def unban_listing(self, jail: str, ips: Sequence[str]) -> set[str]:
+        """Unban ``ips`` in ``jail``; return every entry of its ban list just before (`get <jail> banip`, pipelined
+        with the unban in one round trip: fail2ban answers only a count)."""
+        if not ips:
+            return set()
+        before, _ = await self.pipeline([("get", jail, "banip"), ("set", jail, "unbanip", *ips)],
+                                        self.ban_budget(len(ips)))
+        return {str(ip) for ip in before}
+
     async def logtarget(self) -> str:
         """Where fail2ban logs: a file path, or SYSLOG, STDOUT, STDERR, SYSTEMD-JOURNAL."""
         return str(await self.call("get", "logtarget"))

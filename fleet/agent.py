@@ -1,15 +1,20 @@
 """The host's fleet agent: run by the host leader (the `fleet` job, jobs/definitions.py) while it leads.
 
-Four loops in one task group:
+Loops in one task group:
 - heartbeat: every HEARTBEAT_S, refresh the host's name claim and record (fail2ban, jails, version) and publish
   the outbox (shared bans buffered while Redis was unreachable);
-- consume: read the fleet log through this host's consumer group (pending entries first, then new ones,
-  blocking, so an entry is applied milliseconds after it was added) and apply each entry through the ban and
-  unban actions (actor `fleet:<source host>`, via "fleet"), then XACK it and record the per-host status;
-- watch (shared jails only): poll fail2ban's ban lists every WATCH_S with one pipelined call and publish the
-  bans fail2ban made itself. A ban this agent applied from the fleet is marked first and never published
-  again: no loops;
-- lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs (retention).
+- consume: a new host first applies the fleet's bans still in effect in bulk (fleet/join.py); then it reads the
+  fleet log through its consumer group (pending entries first, then new ones, blocking, so an entry is applied
+  milliseconds after it was added; up to 50 at a time, consecutive shared bans of one host merged into one call
+  when catching up) and applies each through the ban and unban actions as fleet/applying.py says (actor
+  `fleet:<source host>`, via "fleet", history origin `fleet` with `source_host`), then XACKs it and records the
+  per-host status;
+- watch (shared jails only, fleet/watch.py): poll fail2ban's ban lists every WATCH_S and publish the bans
+  fail2ban made itself, also those it made while no agent watched. A ban this agent applied from the fleet is
+  marked first and never published again: no loops;
+- lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs: log retention, and
+  (a loop of its own: a fetch never delays a lease renewal) the fleet's blocklist imports (fleet/blocklists.py);
+- answer: other hosts' history requests (fleet/rpc.py).
 Redis errors never end the agent: each loop logs once per outage and retries.
 """
 
@@ -28,12 +33,15 @@ import anyio
 import fleet
 from actions import bans as ban_actions
 from core.actor import Actor
-from core.roles import Role
-from errors import AppError, NotFound
+from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
+from fleet.applying import acceptable, batched, bulk_client, for_host, who
+from fleet.blocklists import fleet_blocklists
+from fleet.join import join
 from fleet.lease import RENEW_S, Lease
 from fleet.log import decode, min_id
 from fleet.outbox import Outbox
+from fleet.watch import Watcher
 from store.base import offload
 from store.redis_backend import import_redis
 
@@ -42,10 +50,10 @@ if TYPE_CHECKING:
     from jobs.definitions import JobContext
 
 log = logging.getLogger("bangui.fleet")
-WATCH_S = 0.1
 BLOCK_MS = 1000
 RETENTION_EVERY_S = 60.0
 RETRY_S = 0.5
+BULK_CLIENT_FROM = 1000  # a (un)ban of more addresses gets a client that waits as long as fail2ban needs
 try:
     VERSION = version("bangui")
 except PackageNotFoundError:
@@ -71,20 +79,19 @@ class Agent:
         self.errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.retried = (*self.errors, AppError)
         self.outbox = Outbox(Path(deps.store.path))
-        self.applied: set[tuple[str, str]] = set()  # (jail, ip) bans we applied from the fleet: not ours to share
         self.lease = Lease(self.fast, self.name)
         self.down_logged: set[str] = set()
         self.beats = 0
         self.was_leading = False
-        self.watched = set(fleet.shared_jails(settings))
-        self.own: dict[str, set[str]] = {}  # jail -> bans this host shared that fail2ban still has
+        self.watcher = Watcher(deps, self.share)
 
     async def run(self) -> None:
         log.info("fleet agent of host %s started (shared jails: %s)", self.name,
                  ", ".join(fleet.shared_jails(self.settings)) or "none")
         try:
             async with anyio.create_task_group() as tg:
-                for loop in (self._heartbeat, self._consume, self._watch, self._lead, self._answer):
+                for loop in (self._heartbeat, self._consume, self.watcher.watch, self._lead, self._answer,
+                             self._blocklists):
                     tg.start_soon(self._forever, loop)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*self.errors):
@@ -112,7 +119,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         while True:
             if await offload(self.beat):
-                for jail, ips in [(j, sorted(v)) for j, v in self.own.items() if v]:  # copied on the loop
+                for jail, ips in [(j, sorted(v)) for j, v in self.watcher.own.items() if v]:  # copied on the loop
                     await offload(self.share, jail, ips)
             self._recovered("_heartbeat")
             if self.outbox.pending():
@@ -144,11 +151,12 @@ class Agent:
     # -- consume -----------------------------------------------------------------------------------------
     async def _consume(self) -> None:
         grp = group(self.name)
-        try:
-            await self.fast.xgroup_create(STREAM, grp, id="0", mkstream=True)
-        except self.errors as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        if not await self._joined(grp):  # a new host: the bans in effect in bulk (fleet/join.py), then the log
+            try:
+                await self.fast.xgroup_create(STREAM, grp, id=await join(self), mkstream=True)
+            except self.errors as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
         cursor = "0"  # first what was delivered to us but not acknowledged (a crash mid-apply), then new ones
         self._recovered("_consume")
         while True:
@@ -162,27 +170,35 @@ class Agent:
             entries = reply[0][1] if reply else []
             if cursor == "0" and not entries:
                 cursor = ">"
-            for entry_id, fields in entries:
-                if fields:
-                    await self.apply(decode(fields))
-                await self.fast.xack(STREAM, grp, entry_id)
+            for ids, item in batched([(entry_id, decode(fields) if fields else None) for entry_id, fields in entries]):
+                if item is not None:
+                    await self.apply(item)
+                await self.fast.xack(STREAM, grp, *ids)
+
+    async def _joined(self, grp: str) -> bool:
+        try:
+            groups = await self.fast.xinfo_groups(STREAM)
+        except self.errors as exc:
+            if "no such key" in str(exc).lower():
+                return False
+            raise
+        return any((g["name"].decode() if isinstance(g["name"], bytes) else g["name"]) == grp for g in groups)
 
     async def apply(self, item: dict[str, Any]) -> None:
-        kind, source, hosts = item.get("kind"), item.get("source", "?"), item.get("hosts")
-        if (kind == "auto" and source == self.name) or (hosts is not None and self.name not in hosts):
+        kind, source = item.get("kind"), item.get("source", "?")
+        if (kind == "auto" and source == self.name) or not for_host(item, self.name):
             return
         jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
-        actor = Actor(f"fleet:{source}", Role.operator, "fleet", None, user=f"fleet:{source}")
+        actor, recorded = who(source, item.get("list") or "")
         status, error, started = "applied", None, time.monotonic()
         try:
-            if kind == "unban":
-                for ip in item["ips"]:
-                    with contextlib.suppress(NotFound):  # not banned here: the goal is reached
-                        await ban_actions.unban(self.deps, actor, jail, ip)
-            else:
-                if jail in self.watched:  # the watcher will see this ban: mark it as the fleet's, not ours
-                    self.applied.update((jail, ip) for ip in item["ips"])
-                await ban_actions.ban(self.deps, actor, jail, item["ips"], origin="manual")
+            if kind == "unban":  # one call and one audit entry; those not banned here have reached the goal
+                await self._unban(actor, recorded, jail, item["ips"])
+            elif item.get("list") or kind == "auto":
+                await self._apply_filtered(actor, recorded, jail, item)
+            else:  # a fleet ban someone asked for: all or nothing here, and its status says why
+                await self.watcher.mark_applied(jail, item["ips"])  # the fleet's ban, not this host's own
+                await ban_actions.ban(self.deps, actor, jail, item["ips"], **recorded)
         except AppError as exc:
             status, error = "failed", f"{exc.code}: {exc.message}"
             log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)
@@ -191,33 +207,35 @@ class Agent:
         if item.get("id"):
             await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
 
-    # -- watch shared jails ------------------------------------------------------------------------------
-    async def _watch(self) -> None:
-        wanted = fleet.shared_jails(self.settings)
-        if not wanted:
-            await anyio.sleep_forever()
-        present = set(await self.deps.fail2ban.jail_names())
-        jails = [j for j in wanted if j in present]
-        commands = [["get", j, "banned"] for j in jails]
-        known = {j: set(b) for j, b in zip(jails, await self.deps.fail2ban.pipeline(commands), strict=True)}
-        while True:  # bans already in place when we start were fail2ban's before we watched: not published
-            await anyio.sleep(WATCH_S)
-            results = await self.deps.fail2ban.pipeline(commands)
-            for jail, banned in zip(jails, results, strict=True):
-                now = set(banned)
-                fresh = []
-                for ip in now - known[jail]:
-                    if (jail, ip) in self.applied:
-                        self.applied.discard((jail, ip))  # the fleet's ban, not fail2ban's own
-                    else:
-                        fresh.append(ip)
-                known[jail] = now
-                own = self.own.setdefault(jail, set())
-                own &= now  # what this host shared and fail2ban still bans: republished if Redis forgets it
-                own.update(fresh)
-                if fresh:
-                    await offload(self.share, jail, sorted(fresh))
+    async def _unban(self, actor: Actor, recorded: dict[str, Any], jail: str, ips: list[str]) -> None:
+        client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
+        try:
+            await ban_actions.unban_many(self.deps, actor, jail, ips, client=client, **recorded)
+        finally:
+            if client is not None:
+                await client.aclose()
 
+    async def _apply_filtered(self, actor: Actor, recorded: dict[str, Any], jail: str,
+                              item: dict[str, Any]) -> None:
+        """Another host's shared bans, or a blocklist the fleet leader fetched (fleet/blocklists.py): what this
+        host may ban of them (one address it refuses must not cost it the other 49 of a catch-up batch, or a
+        whole list), in one call; a large list with a client that waits as long as fail2ban needs."""
+        ips, refused = acceptable(self.settings, item["ips"])
+        if refused:
+            log.warning("fleet %s from %s: %d address(es) refused here (protected or not an address), e.g. %s",
+                        f"blocklist {item['list']}" if item.get("list") else "shared ban", item.get("source"),
+                        len(refused), refused[0])
+        if not ips:
+            return
+        await self.watcher.mark_applied(jail, ips)  # the fleet's bans, not this host's own
+        client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
+        try:
+            await ban_actions.ban(self.deps, actor, jail, ips, client=client, **recorded)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    # -- share (fleet/watch.py calls it) ---------------------------------------------------------------
     def share(self, jail: str, ips: list[str]) -> None:
         """Publish fail2ban's own bans; buffered in the data dir while Redis is unreachable (or behind)."""
         from fleet.log import entry
@@ -256,6 +274,9 @@ class Agent:
                 if trimmed > 0:
                     log.info("fleet retention: trimmed %d log entries", trimmed)
             await anyio.sleep(RENEW_S)
+
+    async def _blocklists(self) -> None:
+        await fleet_blocklists(self)
 
     def _leading(self, now: bool) -> None:
         """Log the changes of fleet leadership (the state survives a restart of the loop after an error)."""

@@ -6,8 +6,9 @@
 - Stepping down in time: a holder counts its lease from the moment it SENT the last successful renewal and
   acts only until half the lease has passed since then (`acting`), so a host that loses Redis, or stalls, stops
   acting as fleet leader well before another can take the expired lease (clock rates, not clocks, must agree).
-- Fencing: fleet writes run as scripts that first compare the lease with our `<host>:<token>` (`fenced`), so
-  a deposed leader's late write is refused by Redis itself, whatever it believes.
+- Fencing: fleet writes (log retention, a fleet blocklist's publication) run as scripts that first compare the
+  lease with our `<host>:<token>`, so a deposed leader's late write is refused by Redis itself, whatever it
+  believes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,20 @@ return 0
 FENCED_TRIM = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
 return redis.call('xtrim', KEYS[2], 'MINID', ARGV[2])
+"""
+
+# Fenced publication of a fleet job's log entry (a fleet blocklist import): the per-host pending statuses and the
+# entry, only while Redis still holds our lease. ARGV: lease value, MINID, status TTL, host count, then
+# host/status pairs, then the entry's field/value pairs.
+FENCED_PUBLISH = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
+local n = tonumber(ARGV[4])
+if n > 0 then
+  redis.call('hset', KEYS[3], unpack(ARGV, 5, 4 + 2 * n))
+  redis.call('expire', KEYS[3], ARGV[3])
+end
+redis.call('xadd', KEYS[2], 'MINID', '~', ARGV[2], '*', unpack(ARGV, 5 + 2 * n))
+return 1
 """
 
 
@@ -77,6 +92,13 @@ class Lease:
     async def fenced_trim(self, stream: str, min_id: str) -> int:
         """XTRIM MINID, only while Redis still holds our lease; -1 when refused."""
         return int(await self.redis.eval(FENCED_TRIM, 2, LEASE, stream, self.value, min_id))
+
+    async def fenced_publish(self, stream: str, status_key: str, statuses: dict[str, str], item: dict[str, str],
+                             min_id: str, ttl_s: int) -> bool:
+        """Write `statuses` (hash) and append `item` to `stream`, only while Redis still holds our lease."""
+        args = [self.value, min_id, str(ttl_s), str(len(statuses))]
+        args += [v for pair in statuses.items() for v in pair] + [v for pair in item.items() for v in pair]
+        return int(await self.redis.eval(FENCED_PUBLISH, 3, LEASE, stream, status_key, *args)) == 1
 
 
 async def current_leader(client: Any) -> str | None:

@@ -1,9 +1,10 @@
 """The fleet's ban log (a Redis Stream) and the per-host status of fleet bans: what handlers and hosts write.
 
 An entry: {"kind": ban|unban|auto, "id": fleet ban id ("" for auto), "jail", "ips": JSON list, "hosts": JSON
-list or "*", "source": publishing host, "at": epoch seconds}. `auto` is a ban fail2ban made itself on `source`
-in a shared jail. XADD trims by MINID (retention), so the log is bounded by time, never by a count that a burst
-could exceed. Blocking calls (sync client): async callers use store.base.offload.
+list or "*", "source": publishing host, "at": epoch seconds, and "scope": "all" when a fleet ban or unban was
+for every host (its `hosts` lists those known then; a host joining later applies it too)}. `auto` is a ban
+fail2ban made itself on `source` in a shared jail. XADD trims by MINID (retention), so the log is bounded by
+time, never by a count that a burst could exceed. Blocking calls (sync client): async callers use store.base.offload.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ def min_id(retention_hours: int, now: float | None = None) -> str:
 
 
 def entry(kind: str, jail: str, ips: list[str], source: str, hosts: list[str] | None = None,
-          ban_id: str = "") -> dict[str, str]:
-    return {"kind": kind, "id": ban_id, "jail": jail, "ips": json.dumps(ips),
+          ban_id: str = "", everyone: bool = False) -> dict[str, str]:
+    item = {"kind": kind, "id": ban_id, "jail": jail, "ips": json.dumps(ips),
             "hosts": "*" if hosts is None else json.dumps(hosts), "source": source, "at": repr(time.time())}
+    if everyone:  # `hosts` omitted: every host, also one that joins later (fleet/join.py)
+        item["scope"] = "all"
+    return item
 
 
 def decode(fields: dict[Any, Any]) -> dict[str, Any]:
@@ -59,7 +63,8 @@ def publish_fleet_ban(client: Any, kind: str, jail: str, ips: list[str], hosts: 
     pipe = client.pipeline(transaction=True)
     pipe.hset(ban_key(ban_id), mapping={h: json.dumps({"status": "pending", "error": None}) for h in targets})
     pipe.expire(ban_key(ban_id), retention_hours * 3600)
-    pipe.xadd(STREAM, entry(kind, jail, ips, source, targets, ban_id), minid=min_id(retention_hours),
+    pipe.xadd(STREAM, entry(kind, jail, ips, source, targets, ban_id, everyone=hosts is None),
+              minid=min_id(retention_hours),
               approximate=True)
     pipe.execute()
     return {"id": ban_id, "hosts": targets}

@@ -49,6 +49,8 @@ class BlocklistInfo(msgspec.Struct):
     last_invalid: int | None  # lines that were neither an address nor a network
     last_invalid_examples: list[str]
     next_due: str | None  # null: never run, so due at the job's next look (within a minute)
+    # fleet mode: the fleet ban that carried the last import to every host (GET /fleet/bans/{id}: per host)
+    last_fleet_ban: str | None = None
 
 
 class BlocklistRunRequested(msgspec.Struct):
@@ -63,7 +65,8 @@ def blocklist_info(r: dict[str, Any]) -> BlocklistInfo:
     return BlocklistInfo(r["name"], r["url"], r["jail"], r["interval_s"], r["enabled"], iso(r["created"]),
                          r.get("created_by"), int(r.get("runs") or 0), iso(r.get("last_run")),
                          r.get("last_status"), r.get("last_error"), r.get("last_count"), r.get("last_added"),
-                         r.get("last_invalid"), list(r.get("last_invalid_examples") or []), iso(due))
+                         r.get("last_invalid"), list(r.get("last_invalid_examples") or []), iso(due),
+                         r.get("last_fleet_ban"))
 
 
 async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:

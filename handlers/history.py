@@ -19,7 +19,7 @@ from store.base import offload
 
 _HISTORY_QUERY = {
     "since": "ISO-8601 or epoch seconds (inclusive)", "until": "ISO-8601 or epoch seconds (inclusive)",
-    "jail": "jail name", "ip": "an address or a CIDR network", "origin": "auto | manual | blocklist",
+    "jail": "jail name", "ip": "an address or a CIDR network", "origin": "auto | manual | blocklist | fleet",
     "country": "ISO 3166-1 alpha-2 code", "event": "ban | unban", "limit": "1-1000 (default 100)",
     "cursor": "next_cursor of the previous page", "format": "csv to stream CSV (or Accept: text/csv)",
     "host": "fleet mode: another host's archive, or * for every host's newest (JSON only)",
@@ -113,5 +113,5 @@ routes = [
     route("GET", "/history", list_history, Role.viewer, "Ban history, newest first (JSON pages or CSV).",
           query=_HISTORY_QUERY),
     route("GET", "/stats", get_stats, Role.viewer, "Trend, bans by jail, top IPs and countries, by origin.",
-          query={"range": "24h | 7d | 30d | 365d", "jail": "jail name", "origin": "auto | manual | blocklist"}),
+          query={"range": "24h | 7d | 30d | 365d", "jail": "jail name", "origin": "auto | manual | blocklist | fleet"}),
 ]

@@ -26,7 +26,7 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "ip": {"type": "string", "minLength": 2, "maxLength": 64, "pattern": "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$"},
     "id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
     "since": {"type": "string", "maxLength": 40}, "until": {"type": "string", "maxLength": 40},
-    "origin": {"type": "string", "enum": ["auto", "manual", "blocklist"]},
+    "origin": {"type": "string", "enum": ["auto", "manual", "blocklist", "fleet"]},
     "event": {"type": "string", "enum": ["ban", "unban"]},
     "country": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},

@@ -25,6 +25,7 @@ import socket
 import ssl
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio.to_thread
@@ -206,8 +207,13 @@ async def ban(deps: Deps, name: str, jail: str, ips: list[str]) -> list[str]:
     return result["banned"]
 
 
-async def import_list(deps: Deps, record: dict[str, Any], now: float) -> dict[str, Any]:
-    """Fetch, parse and ban one list; returns the outcome fields for its record (never raises)."""
+Apply = Callable[["Deps", str, str, list[str]], Awaitable["list[str] | None"]]
+
+
+async def import_list(deps: Deps, record: dict[str, Any], now: float, apply: Apply | None = None) -> dict[str, Any]:
+    """Fetch, parse and ban one list; returns the outcome fields for its record (never raises). `apply(deps,
+    name, jail, entries)` bans them and returns the new bans, or None when it cannot tell (fleet mode hands the
+    entries to every host: fleet/blocklists.py); default: `ban` here."""
     name, jail = record["name"], record["jail"]
     outcome: dict[str, Any] = {"last_run": now, "last_status": "error", "last_error": None, "last_count": 0,
                                "last_added": 0, "last_invalid": 0, "last_invalid_examples": []}
@@ -220,9 +226,10 @@ async def import_list(deps: Deps, record: dict[str, Any], now: float) -> dict[st
                        last_invalid_examples=parsed.examples)
         if parsed.invalid and not parsed.entries:
             raise BlocklistError(f"no valid entry in {parsed.invalid} lines: is this a list of addresses?")
-        fresh = await ban(deps, name, jail, parsed.entries)
-        outcome.update(last_status="ok", last_added=len(fresh))
-        log.info("blocklist %s: %d entries, %d newly banned in %s", name, len(parsed.entries), len(fresh), jail)
+        fresh = await (apply or ban)(deps, name, jail, parsed.entries)
+        outcome.update(last_status="ok", last_added=None if fresh is None else len(fresh))
+        log.info("blocklist %s: %d entries, %s newly banned in %s", name, len(parsed.entries),
+                 "?" if fresh is None else len(fresh), jail)
     except (BlocklistError, AppError) as exc:
         outcome["last_error"] = str(exc)
         log.warning("blocklist %s not imported: %s", name, exc)
@@ -233,7 +240,10 @@ async def import_list(deps: Deps, record: dict[str, Any], now: float) -> dict[st
 
 
 async def blocklists(ctx: JobContext) -> None:
-    """Run every due list, one after the other (kind to fail2ban), recording each outcome fenced."""
+    """Run every due list, one after the other (kind to fail2ban), recording each outcome fenced. In fleet mode
+    the lists are the fleet's and the fleet leader imports them (fleet/blocklists.py): nothing to do here."""
+    if ctx.deps.settings.fleet_url:
+        return
     store = ctx.deps.store.blocklists
     for record, requested_at in await offload(store.due):
         if not await ctx.still_leader():

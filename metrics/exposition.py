@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from metrics import process
+from store.history_schema import ORIGINS
 
 if TYPE_CHECKING:
     from store import Store
@@ -90,7 +91,7 @@ class StoreCollector:
     def _history_and_audit(self) -> Iterator[Metric]:
         bans = _gauge("bangui_history_bans", "Ban events in bangui's history archive, by origin.", labels=["origin"])
         counts = self.store.history.events_by_origin()
-        for origin in ("auto", "manual", "blocklist"):
+        for origin in ORIGINS:
             bans.add_metric([origin], float(counts.get(origin, 0)))
         yield bans
         yield CounterMetricFamily("bangui_audit_entries", "Entries ever written to the audit log.",

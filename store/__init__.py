@@ -62,7 +62,8 @@ class Store:
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
-        self.blocklists = Blocklists(self.cache, clock)
+        # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (fleet/blocklists.py).
+        self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)

@@ -2,7 +2,8 @@
 
 Keys:
 - `blocklist:<name>`  {name, url, jail, interval_s, enabled, created, created_by, runs, last_run, last_status,
-                      last_error, last_count, last_added, last_invalid, last_invalid_examples};
+                      last_error, last_count, last_added, last_invalid, last_invalid_examples,
+                      last_fleet_ban (fleet mode: the fleet ban id of the last import, per-host status)};
                       never evicted (no expiry). Only the leader's `blocklists` job writes the `last_*`
                       fields, through `record_run` inside its fenced transaction.
 - `blocklist-index`   the sorted names, so listing never scans the whole store (sessions, counters...).
@@ -39,7 +40,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # appears in URLs and 
 SCHEMES = ("http", "https")
 _INDEX = "blocklist-index"
 OUTCOME_FIELDS = ("last_run", "last_status", "last_error", "last_count", "last_added", "last_invalid",
-                  "last_invalid_examples")
+                  "last_invalid_examples", "last_fleet_ban")
 
 
 def record_key(name: str) -> str:

@@ -9,7 +9,7 @@ Contracts:
   lock (busy timeout `BUSY_TIMEOUT_S`) instead of failing.
 - An event is unique on (ip, jail, at, event): re-running the sync, or a second leader after a takeover, never
   duplicates a row (`INSERT OR IGNORE`).
-- A ban bangui made itself (`record_ban`, origin manual/blocklist) and fail2ban's copy of the same ban (the sync
+- A ban bangui made itself (`record_ban`, origin manual/blocklist/fleet) and fail2ban's copy of the same ban (the sync
   sees it as an ordinary row) are ONE event: whichever arrives second is merged into the first when jail and ip are
   equal and fail2ban's time lies within [since, at] of bangui's record, give or take `MERGE_WINDOW_S` (`since`:
   when the ban call started, `at`: when fail2ban answered; a bulk ban runs its actions address by address, so its
@@ -41,7 +41,7 @@ from store.history_import import (
     ImportSession,
     Transaction,
 )
-from store.history_schema import DAY_S, ORIGINS, address_with_key, aggregate, drop_empty, migrate, next_id
+from store.history_schema import DAY_S, OWN_ORIGINS, address_with_key, aggregate, drop_empty, migrate, next_id
 from store.inline import NoWait
 
 if TYPE_CHECKING:
@@ -83,6 +83,16 @@ class SyncedBan(NamedTuple):
     bantime: int | None
     bancount: int | None
     data: str | None
+
+
+def _source_host(origin: str, source_host: str | None) -> str | None:
+    """Only bangui's own origins are recorded by bangui (auto is fail2ban's, through the sync); a fleet event
+    names its source host, no other event has one."""
+    if origin not in OWN_ORIGINS:
+        raise ValueError(f"bangui records origin {', '.join(OWN_ORIGINS)}, not {origin!r}")
+    if (origin == "fleet") != bool(source_host):
+        raise ValueError("origin fleet needs its source_host, and only origin fleet has one")
+    return source_host or None
 
 
 class Archive:
@@ -172,16 +182,16 @@ class Archive:
         return self.geo.country(ip) if self.geo is not None and valid else None
 
     def record_ban(self, jail: str, ips: Iterable[str], origin: str = "manual", actor: str | None = None,
-                   at: float | None = None, bantime: int | None = None, since: float | None = None) -> int:
+                   at: float | None = None, bantime: int | None = None, since: float | None = None,
+                   source_host: str | None = None) -> int:
         """Record bans bangui just made; returns how many events were added or claimed.
 
         `since`: when the ban call to fail2ban started (pass it for every ban: a bulk ban lasts seconds); `at`:
         when it returned (default now). If the sync already copied fail2ban's row of the same ban (origin auto,
         within [since, at] give or take MERGE_WINDOW_S), that row becomes this origin and actor instead of a
-        second event.
+        second event. `source_host`: for origin fleet only, the host the ban came from.
         """
-        if origin not in ORIGINS or origin == "auto":
-            raise ValueError(f"record_ban origin must be manual or blocklist, not {origin!r}")
+        source_host = _source_host(origin, source_host)
         when = self.clock() if at is None else float(at)
         start = min(when, when if since is None else float(since))
         count = 0
@@ -198,8 +208,8 @@ class Archive:
                     (jail, start - MERGE_WINDOW_S, when + MERGE_WINDOW_S)).fetchone() is None:
                 count = conn.executemany(
                     "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, "
-                    "country) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    ((jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid))
+                    "country, source_host) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid), source_host)
                      for ip, key, valid in map(address_with_key, ips))).rowcount
                 ips = ()
             for raw in ips:
@@ -214,38 +224,38 @@ class Archive:
                     aggregate(conn, "id = ?", (row[0],), -1)
                     # Our clock, not fail2ban's whole second (which may round past a quick unban of ours).
                     conn.execute("UPDATE OR IGNORE events SET origin = ?, actor = ?, at = ?, since = ?, "
-                                 "bantime = coalesce(bantime, ?) WHERE id = ?",
-                                 (origin, actor, when, start, bantime, row[0]))
+                                 "bantime = coalesce(bantime, ?), source_host = ? WHERE id = ?",
+                                 (origin, actor, when, start, bantime, source_host, row[0]))
                     aggregate(conn, "id = ?", (row[0],), +1)
                     count += 1
                     continue
                 count += conn.execute(
-                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, country) "
-                    "VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid))).rowcount
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, since, bantime, origin, actor, country, "
+                    "source_host) VALUES ('ban', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (jail, ip, key, when, start, bantime, origin, actor, self._country(ip, valid),
+                     source_host)).rowcount
             aggregate(conn, "id >= ?", (first_new,), +1)
         return count
 
     def record_unban(self, jail: str, ip: str, actor: str | None = None, at: float | None = None,
-                     origin: str = "manual") -> bool:
+                     origin: str = "manual", source_host: str | None = None) -> bool:
         """Record an unban bangui just made (fail2ban deletes its own rows of it); True if it was new."""
-        return self.record_unbans(jail, [ip], actor, at, origin) > 0
+        return self.record_unbans(jail, [ip], actor, at, origin, source_host) > 0
 
     def record_unbans(self, jail: str, ips: Iterable[str], actor: str | None = None, at: float | None = None,
-                      origin: str = "manual") -> int:
-        """Record unbans of many addresses at once (one transaction: unban-all, jail stop); returns how many
-        events were new."""
-        if origin not in ORIGINS or origin == "auto":
-            raise ValueError(f"record_unban origin must be manual or blocklist, not {origin!r}")
+                      origin: str = "manual", source_host: str | None = None) -> int:
+        """Record unbans of many addresses at once (one transaction: unban-all, jail stop, a fleet unban);
+        returns how many events were new."""
+        source_host = _source_host(origin, source_host)
         when = self.clock() if at is None else float(at)
         added = 0
         with self._write() as conn:
             for ip in ips:
                 text, key, valid = address_with_key(ip)
                 added += conn.execute(
-                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country) "
-                    "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?)",
-                    (jail, text, key, when, origin, actor, self._country(text, valid))).rowcount
+                    "INSERT OR IGNORE INTO events (event, jail, ip, ipkey, at, origin, actor, country, source_host) "
+                    "VALUES ('unban', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (jail, text, key, when, origin, actor, self._country(text, valid), source_host)).rowcount
         return added
 
     def import_session(self) -> ImportSession:

@@ -253,7 +253,8 @@ def _own_bans(conn: sqlite3.Connection, lo: float, hi: float) -> OwnBans:
     found: OwnBans = {}
     rows = conn.execute(
         "SELECT ipkey, jail, coalesce(since, at), at, id FROM events INDEXED BY events_own_at "
-        "WHERE origin IN ('manual', 'blocklist') AND origin != 'auto' AND at BETWEEN ? AND ? AND event = 'ban'",
+        "WHERE origin IN ('manual', 'blocklist', 'fleet') AND origin != 'auto' AND at BETWEEN ? AND ? "
+        "AND event = 'ban'",
         (lo - MERGE_WINDOW_S, hi + MERGE_WINDOW_S + MAX_BAN_SPAN_S))
     for key, jail, since, at, event_id in rows:
         found.setdefault((key, jail), []).append((since, at, event_id))

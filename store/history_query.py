@@ -3,7 +3,8 @@
 Contracts:
 - `history()` is newest first with keyset pagination: the cursor is an opaque token of the last item's (at, id),
   so rows arriving meanwhile (newer by construction) never shift or repeat later pages.
-- An item is {ip, jail, event, at, bantime, bancount, failures, matches, origin, actor, country, ends_at}.
+- An item is {ip, jail, event, at, bantime, bancount, failures, matches, origin, actor, country, source_host,
+  ends_at}; `source_host` is the host a fleet event came from (origin fleet), else None.
   `ends_at` (ban events only, else None): the time of the unban that ended the ban if one was recorded before the
   next ban of the same ip/jail and before the ban would have expired; otherwise at + bantime; None when the ban
   is permanent (bantime < 0) or its bantime is unknown.
@@ -48,7 +49,7 @@ FAILURES = ("CASE WHEN json_valid(e.data) THEN CASE json_type(e.data, '$.failure
 MATCHES = ("CASE WHEN json_valid(e.data) THEN CASE json_type(e.data, '$.matches') WHEN 'array' "
            "THEN json_extract(e.data, '$.matches') END END")
 _COLUMNS = (f"e.id, e.event, e.jail, e.ip, e.at, e.bantime, e.bancount, {FAILURES}, {MATCHES}, e.origin, e.actor, "
-            "e.country, "
+            "e.country, e.source_host, "
             "CASE WHEN e.event = 'ban' THEN (SELECT min(u.at) FROM events u WHERE u.ipkey = e.ipkey "
             "AND u.jail = e.jail AND u.at >= e.at AND u.event = 'unban') END, "
             "CASE WHEN e.event = 'ban' THEN (SELECT min(b.at) FROM events b WHERE b.ipkey = e.ipkey "
@@ -64,11 +65,11 @@ def _ends_at(at: float, bantime: int | None, unban_at: float | None, next_ban_at
 
 
 def _item(row: tuple[Any, ...]) -> dict[str, Any]:
-    (_id, event, jail, ip, at, bantime, bancount, failures, matches, origin, actor, country, unban_at,
-     next_ban_at) = row
+    (_id, event, jail, ip, at, bantime, bancount, failures, matches, origin, actor, country, source_host,
+     unban_at, next_ban_at) = row
     return {"ip": ip, "jail": jail, "event": event, "at": at, "bantime": bantime, "bancount": bancount,
             "failures": failures, "matches": _matches(matches), "origin": origin,
-            "actor": actor, "country": country,
+            "actor": actor, "country": country, "source_host": source_host,
             "ends_at": _ends_at(at, bantime, unban_at, next_ban_at) if event == "ban" else None}
 
 
@@ -338,7 +339,7 @@ def _top_ips(conn: sqlite3.Connection, w: _Window) -> list[tuple[bytes, int]]:
         return conn.execute(f"{everything} {tail}", params).fetchall()
     counts: Counter[bytes] = Counter(dict(conn.execute(f"{everything} GROUP BY ipkey", params).fetchall()))
     for key, bans in conn.execute(f"SELECT ipkey, count(*) AS c {_RAW}{jail_filter} AND origin IN "
-                                  "('manual', 'blocklist') AND origin != 'auto' GROUP BY ipkey", params):
+                                  "('manual', 'blocklist', 'fleet') AND origin != 'auto' GROUP BY ipkey", params):
         counts[key] -= bans
     return _best(counts.items())
 
@@ -374,7 +375,7 @@ def _best(counts: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
 
 
 CSV_HEADER = ("time", "at", "event", "jail", "ip", "origin", "actor", "country", "bantime", "failures",
-              "ends_at", "matches")
+              "ends_at", "matches", "source_host")
 
 
 def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LIMIT,
@@ -405,7 +406,7 @@ def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LI
             when = datetime.fromtimestamp(it["at"], UTC).isoformat().replace("+00:00", "Z")
             yield line([when, it["at"], it["event"], it["jail"], it["ip"], it["origin"], it["actor"] or "",
                         it["country"] or "", _blank(it["bantime"]), _blank(it["failures"]),
-                        _blank(it["ends_at"]), "\n".join(it["matches"])])
+                        _blank(it["ends_at"]), "\n".join(it["matches"]), it["source_host"] or ""])
         if cursor is None:
             return
         items, cursor = history(connect(), limit=page_size, cursor=cursor, **filters)

@@ -14,13 +14,17 @@ Contracts:
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import sqlite3
 from typing import Any
 
 from errors import InvalidInput
 
-ORIGINS = ("auto", "manual", "blocklist")
+log = logging.getLogger("bangui.history")
+MIGRATION_WAIT_MS = 15 * 60 * 1000  # a 10-million-event archive's rebuild, with room to spare
+ORIGINS = ("auto", "manual", "blocklist", "fleet")
+OWN_ORIGINS = ("manual", "blocklist", "fleet")  # the bans bangui made itself (recorded before the sync sees them)
 DAY_S = 86400
 WEEK_S = 7 * DAY_S
 WEEK_OFFSET_S = 4 * DAY_S  # 1970-01-01 was a Thursday: weeks start on Monday 1970-01-05
@@ -122,6 +126,40 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # 700-address ban twice. NULL for fail2ban's rows and for older records (then `at` is both ends).
         "ALTER TABLE events ADD COLUMN since REAL",
     ),
+    (
+        # Version 4 (issue 14): origin `fleet` (a ban or unban applied on this host because the fleet asked: a fleet
+        # ban, or another host's automatic ban in a shared jail) and the host it came from. SQLite cannot change a
+        # CHECK constraint in place, so `events` is rebuilt (SQLite's documented 12-step procedure, steps 4-8):
+        # copied row by row with its ids (the aggregates and API cursors refer to them), then its indexes made
+        # again after the copy (cheaper than updating them row by row). Aggregates have no CHECK: untouched.
+        # All of it runs in migrate()'s one transaction: a crash leaves version 3 as it was.
+        """CREATE TABLE events_v4 (
+            id INTEGER PRIMARY KEY,
+            event TEXT NOT NULL CHECK (event IN ('ban', 'unban')),
+            jail TEXT NOT NULL,
+            ip TEXT NOT NULL,
+            ipkey BLOB NOT NULL,
+            at REAL NOT NULL,
+            bantime INTEGER,
+            bancount INTEGER,
+            data TEXT,
+            origin TEXT NOT NULL CHECK (origin IN ('auto', 'manual', 'blocklist', 'fleet')),
+            actor TEXT,
+            country TEXT,
+            since REAL,
+            -- origin fleet: the host whose ban (or fleet ban/unban) this is; NULL for every other origin.
+            source_host TEXT
+        )""",
+        "INSERT INTO events_v4 (id, event, jail, ip, ipkey, at, bantime, bancount, data, origin, actor, country, "
+        "since) SELECT id, event, jail, ip, ipkey, at, bantime, bancount, data, origin, actor, country, since "
+        "FROM events ORDER BY id",
+        "DROP TABLE events",
+        "ALTER TABLE events_v4 RENAME TO events",
+        "CREATE UNIQUE INDEX events_key ON events(ipkey, jail, at, event)",
+        "CREATE INDEX events_at ON events(at, country)",
+        "CREATE INDEX events_jail_at ON events(jail, at)",
+        "CREATE INDEX events_own_at ON events(origin, at) WHERE origin != 'auto'",
+    ),
 )
 
 
@@ -131,7 +169,17 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == target:
         return version
-    conn.execute("BEGIN IMMEDIATE")
+    if 0 < version < target:
+        log.warning("history archive: migrating schema version %d to %d (version 4 rebuilds the events table: "
+                    "about 12 s per million events)", version, target)
+    # Another process may be migrating a large archive (seconds): wait for its lock rather than fail after the
+    # usual busy timeout, then find the work done.
+    busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {busy}")
     try:
         # Re-read under the write lock: another process may have migrated while we waited for it.
         version = conn.execute("PRAGMA user_version").fetchone()[0]

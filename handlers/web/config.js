@@ -281,7 +281,7 @@ VIEWS.audit = async (main, _args, ctx) => {
     target: f.target.value.trim(), outcome: f.outcome.value });
   // the action box takes a prefix; the list offers the families and the common actions
   const known = h('datalist', { id: 'audit-actions' }, ['auth.', 'jail.', 'ban.', 'config.', 'server.', 'user.', 'token.', 'blocklist.', 'job.', 'setup.',
-    'auth.login', 'jail.ban', 'jail.unban', 'jail.unban_all', 'ban.unban_everywhere'].map((a) => h('option', { value: a })));
+    'auth.login', 'jail.ban', 'jail.unban', 'jail.unban_many', 'jail.unban_all', 'ban.unban_everywhere'].map((a) => h('option', { value: a })));
   const form = h('form', { class: 'inline', role: 'search' }, field('Since', f.since), field('Until', f.until), field('Who', f.actor),
     field('Action', f.action), field('Target', f.target), field('Outcome', f.outcome), h('button', { type: 'submit' }, 'Apply'), csv, known);
   const out = h('div'), more = h('div'), verify = h('div');

@@ -87,7 +87,7 @@ VIEWS.dashboard = async (main, _args, ctx) => {
 };
 
 // --- history ---
-const ORIGINS = ['auto', 'manual', 'blocklist'];
+const ORIGINS = ['auto', 'manual', 'blocklist', 'fleet'];
 const select = (values, label, current) => h('select', {}, h('option', { value: '' }, label),
   values.map(([v, text]) => h('option', { value: v, selected: v === current }, text)));
 
@@ -150,7 +150,7 @@ VIEWS.history = async (main, _args, ctx) => {
   const cols = [['When', (r) => time(r.at), '', (r) => r.at], ['Event', (r) => statusBadge(r.event), '', (r) => r.event],
     ['Address', (r) => ipLink(r.ip), '', (r) => r.ip], ['Jail', (r) => jailLink(r.jail), '', (r) => r.jail],
     ['Ban time', (r) => (r.event === 'ban' ? dur(r.bantime) : '—'), 'hide-sm', (r) => r.bantime ?? -2],
-    ['Failures', (r) => num(r.failures), 'num hide-sm', (r) => r.failures ?? -1], ['Origin', (r) => r.origin || '—', 'hide-sm', (r) => r.origin || ''],
+    ['Failures', (r) => num(r.failures), 'num hide-sm', (r) => r.failures ?? -1], ['Origin', (r) => (r.source_host ? r.origin + ' from ' + r.source_host : r.origin || '—'), 'hide-sm', (r) => r.origin || ''],
     ['By', (r) => r.actor || '—', 'hide-sm', (r) => r.actor || ''], ['Country', (r) => country(r.country), 'hide-sm', (r) => countryName(r.country) || ''],
     ['Log lines', (r) => matches(r.matches), 'hide-sm']];
   let q0 = {}; // the applied filters: "load more" continues them even if the form was edited since

@@ -34,6 +34,18 @@ def test_a_large_ban_goes_in_chunks_and_every_new_ban_reaches_history(api: Api,
     assert entry["outcome"] == "ok" and entry["details"]["banned"] == 8
 
 
+def test_a_ban_of_a_few_thousand_goes_in_chunks_so_its_history_is_written_while_fail2ban_bans(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bans, "OVERLAP_FROM", 4)  # 10 addresses (under BULK_CHUNK): OVERLAP_CHUNKS chunks of 3
+    ips = [f"192.0.2.{n}" for n in range(1, 11)]
+    r = api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ips})
+    assert r.status_code == 200 and r.json()["banned"] == ips, r.text
+    assert {b["ip"] for b in api.call("viewer", "GET", "/bans?jail=sshd").json()["bans"]} == set(ips)
+    rows = api.store.history._conn().execute("SELECT ip, since FROM events WHERE jail = 'sshd'").fetchall()
+    assert sorted(ip for ip, _ in rows) == sorted(ips)
+    assert len({since for _, since in rows}) == bans.OVERLAP_CHUNKS  # one span per chunk: four fail2ban calls
+
+
 def test_a_refused_entry_in_a_large_ban_bans_nothing(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bans, "BULK_CHUNK", 2)
     monkeypatch.setattr(bans, "INLINE_CHECKS", 2)
@@ -71,3 +83,30 @@ async def test_a_write_that_finds_the_lock_taken_waits_in_a_thread_not_on_the_lo
     finally:
         holder.close()
         archive.close()
+
+
+def test_unbanning_many_is_one_call_one_audit_entry_and_an_unban_in_history_for_each_banned(api: Api) -> None:
+    from core.actor import Actor
+    from core.deps import Deps
+    from core.roles import Role
+    from f2b.client import Fail2Ban
+
+    ips = [f"192.0.2.{n}" for n in range(1, 6)]
+    assert api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ips[:3]}).status_code == 200
+
+    async def unban() -> dict[str, list[str]]:
+        client = Fail2Ban(api.settings.fail2ban_socket, 5.0)
+        try:
+            actor = Actor("fleet:web2", Role.operator, "fleet", None, user="fleet:web2")
+            return await bans.unban_many(Deps(api.settings, api.store, client), actor, "sshd", ips,
+                                         origin="fleet", source_host="web2")
+        finally:
+            await client.aclose()
+
+    assert anyio.run(unban) == {"unbanned": ips[:3], "not_banned": ips[3:]}
+    assert api.call("viewer", "GET", "/bans?jail=sshd").json()["bans"] == []
+    unbans, _ = api.store.history.history(event="unban", limit=100)
+    assert sorted((e["ip"], e["origin"], e["source_host"]) for e in unbans) == [
+        (ip, "fleet", "web2") for ip in ips[:3]]
+    [entry] = [e for e in api.store.audit.iter_all() if e["action"] == "jail.unban_many"]
+    assert (entry["outcome"], entry["details"]["count"], entry["details"]["unbanned"]) == ("ok", 5, 3)

@@ -54,18 +54,26 @@ class Fleet:
         self.redis.stop()
 
 
-def start_fleet(base: Path, persist: bool = False, n: int = 3) -> Fleet:
+def add_host(fleet: Fleet, base: Path, i: int, env: dict[str, str] | None = None) -> Host:
+    """Start host web<i>: its own fail2ban, data dir and `bangui serve --workers 2` (stopped with the fleet);
+    `env`: more settings."""
+    f2b = PrivateServer(base / f"f2b{i}")
+    f2b.start()
+    settings = {"BANGUI_FLEET_URL": fleet.redis.url, "BANGUI_HOST_NAME": f"web{i}",
+                "BANGUI_FLEET_SHARE_JAILS": "sshd", "BANGUI_ADMIN_PASSWORD": PASSWORD,
+                "BANGUI_LOG_LEVEL": "info", **(env or {})}
+    server = ServerProcess(base / f"data{i}", f2b.socket, 2, base, env=settings)
+    host = Host(f"web{i}", f2b, server)
+    fleet.hosts.append(host)
+    server.start()
+    return host
+
+
+def start_fleet(base: Path, persist: bool = False, n: int = 3, env: dict[str, str] | None = None) -> Fleet:
     fleet = Fleet(RedisServer(base / "redis", persist=persist).start())
     try:
         for i in range(1, n + 1):
-            f2b = PrivateServer(base / f"f2b{i}")
-            f2b.start()
-            env = {"BANGUI_FLEET_URL": fleet.redis.url, "BANGUI_HOST_NAME": f"web{i}",
-                   "BANGUI_FLEET_SHARE_JAILS": "sshd", "BANGUI_ADMIN_PASSWORD": PASSWORD,
-                   "BANGUI_LOG_LEVEL": "info"}
-            server = ServerProcess(base / f"data{i}", f2b.socket, 2, base, env=env)
-            fleet.hosts.append(Host(f"web{i}", f2b, server))
-            server.start()
+            add_host(fleet, base, i, env)
         cookie = httpx.post(fleet.hosts[0].url + "/api/v1/auth/login", json=LOGIN, timeout=10).cookies
         made = httpx.post(fleet.hosts[0].url + "/api/v1/tokens", json={"name": "ops", "role": "admin"},
                           cookies=cookie, timeout=10)

@@ -56,6 +56,17 @@ def test_fencing_refuses_a_deposed_leaders_writes(redis_server: RedisServer) -> 
         assert await old.fenced_trim("bangui:fleet:log", "0-0") == -1  # Redis refuses the old token
         assert not await old.step() or old.token != new.token  # its renewal fails; it claims nothing
         assert await new.fenced_trim("bangui:fleet:log", "0-0") >= 0
+        # a fleet job's publication (a fleet blocklist): statuses and log entry, or nothing at all
+        item = {"kind": "ban", "jail": "sshd", "ips": '["192.0.2.1"]', "list": "drop"}
+        assert not await old.fenced_publish("bangui:fleet:log", "bangui:fleet:ban:x", {"web1": "pending"}, item,
+                                            "0-0", 60)
+        assert await rb.xlen("bangui:fleet:log") == 0 and not await rb.exists("bangui:fleet:ban:x")
+        assert await new.fenced_publish("bangui:fleet:log", "bangui:fleet:ban:y", {"web1": "pending", "web2": "pending"},
+                                        item, "0-0", 60)
+        [(_, fields)] = await rb.xrange("bangui:fleet:log")
+        assert fields[b"list"] == b"drop" and await rb.hgetall("bangui:fleet:ban:y") == {
+            b"web1": b"pending", b"web2": b"pending"}
+        assert 0 < await rb.ttl("bangui:fleet:ban:y") <= 60
         await ra.aclose()
         await rb.aclose()
 
@@ -165,3 +176,34 @@ def test_a_stalled_redis_is_fleet_unavailable_not_a_hang(redis_server: RedisServ
         os.kill(redis_server.proc.pid, signal.SIGCONT)
     time.sleep(1.1)  # past the breaker
     assert cache.get("k") == 1
+
+
+def test_a_deposed_fleet_leader_does_not_record_a_blocklist_outcome(redis_server: RedisServer) -> None:
+    import types
+
+    import redis.asyncio
+
+    from fleet.blocklists import record_if_leading
+    from store.blocklists import Blocklists
+    from store.redis_backend import RedisCache, connect
+
+    cache = RedisCache(connect(redis_server.url))
+    lists = Blocklists(cache, time.time)
+    record = lists.create("drop", "https://example.com/l.txt", "sshd")
+    lease = Lease(redis.asyncio.Redis.from_url(redis_server.url), "web1", lease_s=0.3)
+
+    async def claim() -> None:
+        assert await lease.step()
+        await lease.redis.aclose()
+
+    anyio.run(claim)
+    agent = types.SimpleNamespace(deps=types.SimpleNamespace(store=types.SimpleNamespace(blocklists=lists)),
+                                  sync=cache.redis, lease=lease)
+    outcome = {"last_run": time.time(), "last_status": "ok", "last_count": 5}
+    time.sleep(0.4)  # the lease expired; another host takes it over
+    cache.redis.set("bangui:fleet:leader", "web2:99")
+    assert record_if_leading(agent, record, outcome, None) is False  # type: ignore[arg-type]
+    assert (lists.get("drop") or {})["runs"] == 0
+    cache.redis.set("bangui:fleet:leader", lease.value)  # (only to show the same call writes for the holder)
+    assert record_if_leading(agent, record, outcome, None) is True  # type: ignore[arg-type]
+    assert (lists.get("drop") or {})["runs"] == 1

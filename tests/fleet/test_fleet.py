@@ -87,8 +87,8 @@ def test_fleet_ban_of_1000_addresses_reaches_every_host(shared_fleet: Fleet) -> 
     assert {h: v["status"] for h, v in hosts.items()} == {"web1": "applied", "web2": "applied", "web3": "applied"}
     for host in shared_fleet.hosts:
         assert set(ips) <= {str(ipaddress.ip_address(a)) for a in host.banned("nginx-http-auth")}
-    # and a fleet unban of a few of them, on two hosts only
-    r = httpx.post(h1.url + "/api/v1/fleet/unbans", json={"ips": ips[:3], "jail": "nginx-http-auth",
+    # and a fleet unban of 300 of them, on two hosts only
+    r = httpx.post(h1.url + "/api/v1/fleet/unbans", json={"ips": ips[:300], "jail": "nginx-http-auth",
                                                            "hosts": ["web2", "web3"]},
                    headers=shared_fleet.headers(), timeout=30)
     assert r.status_code == 202 and r.json()["hosts"] == ["web2", "web3"], r.text
@@ -97,8 +97,12 @@ def test_fleet_ban_of_1000_addresses_reaches_every_host(shared_fleet: Fleet) -> 
         h1.url + f"/api/v1/fleet/bans/{unban_id}", headers=shared_fleet.headers(), timeout=10).json()["hosts"].values()),
         timeout=30, what="the fleet unban applied")
     h1_, h2, h3 = shared_fleet.hosts
-    assert not set(ips[:3]) & (h2.banned("nginx-http-auth") | h3.banned("nginx-http-auth"))
-    assert set(ips[:3]) <= h1_.banned("nginx-http-auth")  # not a target
+    assert not set(ips[:300]) & (h2.banned("nginx-http-auth") | h3.banned("nginx-http-auth"))
+    assert set(ips[:300]) <= h1_.banned("nginx-http-auth")  # not a target
+    audit = httpx.get(h2.url + "/api/v1/audit", params={"action": "jail.unban", "actor": "fleet:web1"},
+                      headers=shared_fleet.headers(), timeout=10).json()["items"]
+    assert [(a["action"], a["details"]["count"], a["details"]["unbanned"]) for a in audit] == [
+        ("jail.unban_many", 300, 300)]  # one fail2ban call and one audit entry, not 300
 
 
 def test_fleet_routes_check_their_input(shared_fleet: Fleet) -> None:
@@ -127,9 +131,30 @@ def test_history_of_another_host_through_redis(shared_fleet: Fleet) -> None:
         return r.json()  # type: ignore[no-any-return]
 
     item = wait_for(lambda: next(iter(page("web2")["items"]), None), what="web2's history of the shared ban")
-    assert (item["host"], item["event"], item["actor"]) == ("web2", "ban", "fleet:web1")  # source host in the actor
+    assert (item["host"], item["event"], item["actor"]) == ("web2", "ban", "fleet:web1")
+    assert (item["origin"], item["source_host"]) == ("fleet", "web1")
     everywhere = wait_for(lambda: (p := page("*")) and {i["host"] for i in p["items"]} >= {"web2", "web3"} and p,
                           what="the ban in every host's history")
     assert everywhere["unreachable"] == []
     r = httpx.get(h1.url + "/api/v1/history", params={"host": "ghost"}, headers=shared_fleet.headers(), timeout=10)
     assert (r.status_code, r.json()["error"]["code"]) == (504, "host_unreachable")
+
+
+def test_fleet_bans_and_unbans_are_in_each_hosts_history_as_origin_fleet_with_the_source_host(
+        shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    ip = "192.0.2.201"  # not among the addresses the tests above ban
+    for kind in ("bans", "unbans"):
+        r = httpx.post(h2.url + f"/api/v1/fleet/{kind}", json={"ips": [ip], "jail": "nginx-http-auth"},
+                       headers=shared_fleet.headers(), timeout=10)
+        assert r.status_code == 202, r.text
+        wait_for(lambda r=r: all(v["status"] == "applied" for v in httpx.get(
+            h1.url + f"/api/v1/fleet/bans/{r.json()['id']}", headers=shared_fleet.headers(),
+            timeout=10).json()["hosts"].values()), timeout=30, what=f"the fleet {kind} applied")
+    for host in (h1, h2, h3):
+        items = httpx.get(host.url + "/api/v1/history", params={"ip": ip, "origin": "fleet"},
+                          headers=shared_fleet.headers(), timeout=10).json()["items"]
+        assert [(i["event"], i["origin"], i["source_host"], i["actor"]) for i in items] == [
+            ("unban", "fleet", "web2", "fleet:web2"), ("ban", "fleet", "web2", "fleet:web2")], host.name
+        assert httpx.get(host.url + "/api/v1/history", params={"ip": ip, "origin": "manual"},
+                         headers=shared_fleet.headers(), timeout=10).json()["items"] == []

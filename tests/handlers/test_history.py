@@ -20,6 +20,9 @@ def test_manual_ban_and_unban_are_both_in_history(api: Api) -> None:
     assert [(i["event"], i["origin"], i["actor"]) for i in items] == [
         ("unban", "manual", "token:operator-token"), ("ban", "manual", "token:operator-token")]
     assert items[1]["at"].endswith("Z") and items[1]["ends_at"] == items[0]["at"]
+    assert [i["source_host"] for i in items] == [None, None]  # only fleet events name a source host
+    assert api.call("viewer", "GET", "/history?origin=fleet").json()["items"] == []
+    assert api.call("viewer", "GET", "/stats?origin=fleet").json()["by_origin"]["fleet"] == 0
 
 
 @pytest.mark.with_jobs

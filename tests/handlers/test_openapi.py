@@ -36,7 +36,7 @@ def test_openapi_parameters_have_patterns_and_enums(api: Api) -> None:
     assert params[("/api/v1/jails/{jail}", "jail")]["pattern"]
     assert params[("/api/v1/ips/{ip}", "ip")]["maxLength"] == 64
     assert params[("/api/v1/history", "event")]["enum"] == ["ban", "unban"]
-    assert params[("/api/v1/history", "origin")]["enum"] == ["auto", "manual", "blocklist"]
+    assert params[("/api/v1/history", "origin")]["enum"] == ["auto", "manual", "blocklist", "fleet"]
     assert params[("/api/v1/history", "limit")] == {"type": "integer", "minimum": 1, "maximum": 1000}
     assert params[("/api/v1/stats", "range")]["enum"] == ["24h", "7d", "30d", "365d"]
     assert params[("/api/v1/users/{name}", "name")]["pattern"]

@@ -1,0 +1,139 @@
+"""Hosts that were not watching or not there: bans fail2ban made while a host's bangui was stopped are shared when
+it starts (once), and a host joining the fleet gets the bans still in effect in bulk (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from tests.fixtures.waiting import wait_for
+from tests.fleet.conftest import Fleet, add_host, dump, start_fleet
+
+pytestmark = pytest.mark.fleet
+
+
+def _log(fleet: Fleet) -> list[dict[str, Any]]:
+    return [{k.decode(): v.decode() for k, v in fields.items()}
+            for _, fields in fleet.redis.client().xrange("bangui:fleet:log")]
+
+
+def _entries_with(fleet: Fleet, ip: str) -> list[tuple[str, str]]:
+    return [(e["kind"], e["source"]) for e in _log(fleet) if ip in json.loads(e["ips"])]
+
+
+def _agents(fleet: Fleet, n: int) -> bool:
+    client = fleet.redis.client()
+    return bool(client.exists("bangui:fleet:log")) and len(client.xinfo_groups("bangui:fleet:log")) == n
+
+
+def test_a_ban_fail2ban_made_while_the_hosts_bangui_was_stopped_is_shared_when_it_starts(
+        shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
+    fleet_ip, missed_ip = "198.51.100.150", "198.51.100.151"
+    r = httpx.post(h2.url + "/api/v1/fleet/bans", json={"ips": [fleet_ip], "jail": "sshd"},
+                   headers=shared_fleet.headers(), timeout=10)
+    assert r.status_code == 202, r.text
+    wait_for(lambda: fleet_ip in h1.banned(), timeout=10, what="the fleet ban on web1")
+    h1.server.stop()
+    h1.fail2ban.append_failures("sshd", missed_ip, 3)  # nobody watches web1's fail2ban now
+    wait_for(lambda: missed_ip in h1.banned(), timeout=10, what="fail2ban's own ban on web1")
+    h1.server.start()
+    wait_for(lambda: missed_ip in h2.banned() and missed_ip in h3.banned(), timeout=20,
+             what="the ban made while web1's bangui was stopped, on web2 and web3")
+    # once, and the fleet's own ban was not taken for web1's: a restart shares nothing again
+    h1.server.stop()
+    h1.server.start()
+    wait_for(lambda: h1.server.output().count("fleet agent of host web1 started") >= 3, timeout=20,
+             what="web1's third agent")
+    time.sleep(1.0)  # ten looks of its watcher
+    assert _entries_with(shared_fleet, missed_ip) == [("auto", "web1")]
+    assert _entries_with(shared_fleet, fleet_ip) == [("ban", "web2")]
+    item = wait_for(lambda: next(iter(httpx.get(h3.url + "/api/v1/history", params={"ip": missed_ip},
+                                                headers=shared_fleet.headers(), timeout=10).json()["items"]), None),
+                    what="web3's history of the shared ban")
+    assert (item["origin"], item["source_host"]) == ("fleet", "web1")
+
+
+def test_a_new_host_applies_the_bans_still_in_effect_in_bulk_not_the_log_entry_by_entry(tmp_path: Path) -> None:
+    from fleet.log import entry, publish_fleet_ban
+
+    fleet = start_fleet(tmp_path, n=1)
+    try:
+        wait_for(lambda: _agents(fleet, 1), timeout=20, what="web1's agent")
+        client = fleet.redis.client()
+        auto = [f"198.18.{i // 250}.{i % 250 + 1}" for i in range(3000)]
+        pipe = client.pipeline(transaction=False)
+        old = entry("auto", "sshd", ["198.19.0.1"], "web1")
+        old["at"] = repr(time.time() - 1200)  # sshd's bantime is 600 s: over everywhere
+        pipe.xadd("bangui:fleet:log", old)
+        for ip in auto:  # a week of web1's own bans in a shared jail, one log entry each
+            pipe.xadd("bangui:fleet:log", entry("auto", "sshd", [ip], "web1"))
+        pipe.xadd("bangui:fleet:log", entry("auto", "sshd", ["198.19.0.3"], "web2"))  # web2's own, from before
+        pipe.execute()
+        publish_fleet_ban(client, "unban", "sshd", auto[:100], None, "web1", 168)  # every host: cancels those
+        for_web1 = publish_fleet_ban(client, "ban", "nginx-http-auth", ["198.19.0.2"], ["web1"], "web1", 168)
+        everyone = [f"198.19.1.{i}" for i in range(1, 21)]
+        publish_fleet_ban(client, "ban", "nginx-http-auth", everyone, None, "web1", 168)
+        wait_for(lambda: client.hget(f"bangui:fleet:ban:{for_web1['id']}", "web1") != b'{"status": "pending", '
+                 b'"error": null}', timeout=20, what="web1 through the log")
+
+        web2 = add_host(fleet, tmp_path, 2)
+        wanted = set(auto[100:])
+        wait_for(lambda: web2.banned("sshd") == wanted and web2.banned("nginx-http-auth") == set(everyone),
+                 timeout=60, what="the bans in effect on the new host")
+        wait_for(lambda: _agents(fleet, 2), timeout=20, what="web2's consumer group")
+        auth = fleet.headers()
+        audit = httpx.get(web2.url + "/api/v1/audit", params={"action": "jail.ban", "limit": 1000}, headers=auth,
+                          timeout=10).json()["items"]
+        assert sorted((a["actor"], a["target"], a["details"]["count"]) for a in audit) == [
+            ("fleet:web1", "nginx-http-auth", 20), ("fleet:web1", "sshd", 2900)]  # two calls, not 3,000
+        stats = httpx.get(web2.url + "/api/v1/stats", params={"range": "24h"}, headers=auth, timeout=10).json()
+        assert stats["by_origin"]["fleet"] == 2920
+        r = httpx.get(web2.url + "/api/v1/history", params={"ip": "198.18.1.1"}, headers=auth, timeout=10)
+        assert [(i["origin"], i["source_host"]) for i in r.json()["items"]] == [("fleet", "web1")]
+        # and the log goes on from there, entry by entry
+        fleet.hosts[0].fail2ban.append_failures("sshd", "198.19.2.1", 3)
+        wait_for(lambda: "198.19.2.1" in web2.banned("sshd"), timeout=20, what="a new shared ban on web2")
+    finally:
+        dump(fleet)
+        fleet.stop()
+
+
+def test_a_host_that_was_down_catches_up_on_shared_bans_in_a_few_calls(shared_fleet: Fleet) -> None:
+    from fleet.log import entry
+
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
+    h3.server.stop()
+    missed = [f"198.18.100.{i}" for i in range(1, 201)]
+    pipe = shared_fleet.redis.client().pipeline(transaction=False)
+    for ip in missed:  # web1's own bans while web3 was down, one log entry each
+        pipe.xadd("bangui:fleet:log", entry("auto", "sshd", [ip], "web1"))
+    pipe.execute()
+    h3.server.start()
+    wait_for(lambda: set(missed) <= h3.banned(), timeout=30, what="web3 caught up")
+    audit = httpx.get(h3.url + "/api/v1/audit", params={"action": "jail.ban", "actor": "fleet:web1", "limit": 1000},
+                      headers=shared_fleet.headers(), timeout=10).json()["items"]
+    caught_up = [a for a in audit if set(a["details"]["ips"]) & set(missed)]
+    assert sum(a["details"]["count"] for a in caught_up) == 200
+    assert len(caught_up) <= 4, [a["details"]["count"] for a in caught_up]  # 50 log entries per call, not one each
+
+
+def test_an_address_a_host_refuses_does_not_cost_it_the_other_shared_bans(shared_fleet: Fleet) -> None:
+    from fleet.log import entry
+
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
+    good = ["198.18.200.1", "198.18.200.2"]
+    shared_fleet.redis.client().xadd("bangui:fleet:log", entry("auto", "sshd", [good[0], "127.0.0.5", good[1]],
+                                                                "web1"))
+    wait_for(lambda: set(good) <= h2.banned() and set(good) <= h3.banned(), timeout=20,
+             what="the shared bans this host may apply")
+    assert "127.0.0.5" not in h2.banned() | h3.banned()
+    assert "refused here" in h2.server.output()
