@@ -26,12 +26,12 @@ import json
 import os
 import secrets
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from store.base import Clock, write_secret_file
+from store.connections import PerThread
 from store.inline import NoWait
 
 FIELDS = ("id", "at", "actor", "role", "via", "source_ip", "action", "target", "outcome", "status", "details")
@@ -65,7 +65,7 @@ class AuditLog:
         self.path = data_dir / "audit.db"
         self.clock = clock
         self._key = _load_key(data_dir / "audit-key")
-        self._local = threading.local()
+        self._connections = PerThread(self._connect)
         self.nowait = NoWait(self._connect)  # store/inline.py: appends on the event loop when nothing waits
         created = not self.path.exists()
         conn = self._conn()
@@ -76,13 +76,7 @@ class AuditLog:
 
     # -- connection per thread (SQLite connections must not cross threads or forks) ------------------
     def _conn(self) -> sqlite3.Connection:
-        if self.nowait.active():
-            return self.nowait.conn()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = self._connect()
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+        return self.nowait.conn() if self.nowait.active() else self._connections.get()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
@@ -96,10 +90,7 @@ class AuditLog:
         return conn
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._connections.close()
         self.nowait.close()
 
     @contextlib.contextmanager

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from store import history_query
+from store.connections import PerThread
 from store.history_import import (
     BUSY_TIMEOUT_S,
     MERGE_WINDOW_S,
@@ -54,11 +54,6 @@ CACHE_KIB = 16384
 CHECKPOINT_BYTES = 40 << 20
 FEW_ADDRESSES = 64  # record_ban of up to this many looks each address up; more probe the span first
 WAL_LIMIT_BYTES = 64 << 20
-
-# Connections inherited through a fork: kept referenced forever so that the child never closes (and so never
-# releases the parent's POSIX locks through) a connection it does not own. Empty under spawn (hypercorn).
-_ABANDONED: list[sqlite3.Connection] = []
-
 
 def wal_sizes(path: Path) -> tuple[int, int]:
     """(checkpoint interval, WAL size limit) in bytes: CHECKPOINT_BYTES/WAL_LIMIT_BYTES, but at most an eighth of
@@ -103,7 +98,7 @@ class Archive:
         self.path = Path(path)
         self.clock = clock
         self.geo = geo
-        self._local = threading.local()
+        self._connections = PerThread(self._connect)
         self.nowait = NoWait(self._connect)  # store/inline.py: small records on the event loop when nothing waits
         self._create_file()
         migrate(self._conn())
@@ -128,17 +123,7 @@ class Archive:
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again in a forked child)."""
-        if self.nowait.active():
-            return self.nowait.conn()
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.pid == os.getpid():
-            return conn
-        if conn is not None:
-            _ABANDONED.append(conn)
-        conn = self._connect()
-        local.conn, local.pid = conn, os.getpid()
-        return conn
+        return self.nowait.conn() if self.nowait.active() else self._connections.get()
 
     def _connect(self, cache_kib: int = CACHE_KIB) -> sqlite3.Connection:
         # isolation_level=None: autocommit; transactions are explicit BEGIN IMMEDIATE ... COMMIT. A URI filename,
@@ -166,11 +151,8 @@ class Archive:
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads' objects are collected)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
+        """Close this thread's connections (others close when their threads' objects are collected)."""
+        self._connections.close()
         self.nowait.close()
 
     def _write(self) -> Transaction:

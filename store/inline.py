@@ -19,18 +19,17 @@ disk sync. Only small writes belong here (one audit entry, a few history events)
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from store.base import offload
+from store.connections import PerThread
 from store.faults import translated
 
 T = TypeVar("T")
 OFFLOAD_EVERY = 16
-_ABANDONED: list[sqlite3.Connection] = []  # inherited through a fork: never closed in the child (see history.py)
 
 
 class WouldBlock(Exception):
@@ -48,7 +47,7 @@ class NoWait:
     `nowait.conn()` instead."""
 
     def __init__(self, open_conn: Callable[[], sqlite3.Connection]) -> None:
-        self._open = open_conn
+        self._connections = PerThread(lambda: _no_wait(open_conn()))
         self._local = threading.local()
         self._writes = 0
 
@@ -56,23 +55,10 @@ class NoWait:
         return bool(getattr(self._local, "on", False))
 
     def conn(self) -> sqlite3.Connection:
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.pid == os.getpid():
-            return conn
-        if conn is not None:
-            _ABANDONED.append(conn)
-        conn = self._open()
-        conn.execute("PRAGMA busy_timeout = 0")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-        local.conn, local.pid = conn, os.getpid()
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
+        self._connections.close()
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
@@ -88,6 +74,12 @@ class NoWait:
             raise
         finally:
             self._local.on = False
+
+
+def _no_wait(conn: sqlite3.Connection) -> sqlite3.Connection:
+    conn.execute("PRAGMA busy_timeout = 0")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    return conn
 
 
 async def write(nowait: NoWait, func: Callable[..., T], *args: Any) -> T:
