@@ -8,7 +8,7 @@ Keys:
                       fields, through `record_run` inside its fenced transaction.
 - `blocklist-index`   the sorted names, so listing never scans the whole store (sessions, counters...).
 - `blocklistreq:<name>` {requested_at, by}: a "run now" request from any worker, consumed by the run that
-                      records its outcome; expires after `REQUEST_TTL_S` like job run requests.
+                      records its outcome; expires after `store.records.REQUEST_TTL_S` like job run requests.
 
 Guarantees:
 - `create` is atomic: two workers creating the same name concurrently get one 201 and one 409.
@@ -27,12 +27,9 @@ import re
 import urllib.parse
 from typing import Any
 
-import diskcache
+from errors import InvalidInput
+from store.records import NamedRecords
 
-from errors import Conflict, InvalidInput, NotFound
-from store.base import Clock
-
-REQUEST_TTL_S = 3600.0
 MIN_INTERVAL_S = 300
 MAX_INTERVAL_S = 30 * 86400
 MAX_URL_LENGTH = 2048
@@ -92,20 +89,10 @@ def forbidden_reason(address: str) -> str | None:
     return None if ip.is_global else "non-global"  # e.g. 100.64.0.0/10 (carrier-grade NAT)
 
 
-class Blocklists:
-    def __init__(self, cache: diskcache.Cache, clock: Clock) -> None:
-        self.cache = cache
-        self.clock = clock
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        record: dict[str, Any] | None = self.cache.get(record_key(name))
-        return record
-
-    def names(self) -> list[str]:
-        return list(self.cache.get(_INDEX) or [])
-
-    def all(self) -> list[dict[str, Any]]:
-        return [r for r in (self.get(name) for name in self.names()) if r is not None]
+class Blocklists(NamedRecords):
+    KIND, CODE, INDEX = "blocklist", "blocklist", _INDEX
+    record_key = staticmethod(record_key)
+    request_key = staticmethod(request_key)
 
     def create(self, name: str, url: str, jail: str, interval_s: int = 86400, enabled: bool = True,
                by: str | None = None) -> dict[str, Any]:
@@ -118,31 +105,15 @@ class Blocklists:
         record: dict[str, Any] = {"name": name, "url": url, "jail": jail, "interval_s": interval_s,
                                   "enabled": enabled, "created": self.clock(), "created_by": by, "runs": 0,
                                   **dict.fromkeys(OUTCOME_FIELDS), "last_invalid_examples": []}
-        with self.cache.transact():
-            if not self.cache.add(record_key(name), record):
-                raise Conflict(f"a blocklist named {name!r} exists", code="blocklist_exists")
-            self.cache.set(_INDEX, sorted({*self.names(), name}))
-        return record
+        return self._add(name, record)
 
     def delete(self, name: str) -> dict[str, Any]:
         """Remove a list and its pending run request (bans it made stay until the jail's bantime ends)."""
-        with self.cache.transact():
-            record = self.get(name)
-            if record is None:
-                raise NotFound(f"no blocklist named {name!r}", code="blocklist_not_found")
-            self.cache.delete(record_key(name))
-            self.cache.delete(request_key(name))
-            self.cache.set(_INDEX, [n for n in self.names() if n != name])
-        return record
+        return self._remove(name)
 
     def request(self, name: str, by: str) -> dict[str, Any]:
         """Ask for a run at the next job run, even if the list is disabled (to try it before enabling it)."""
-        with self.cache.transact():
-            if self.get(name) is None:
-                raise NotFound(f"no blocklist named {name!r}", code="blocklist_not_found")
-            req = {"requested_at": self.clock(), "by": by}
-            self.cache.set(request_key(name), req, expire=REQUEST_TTL_S)
-        return req
+        return self._request(name, by)
 
     def due(self) -> list[tuple[dict[str, Any], float | None]]:
         """(record, requested_at) of the lists to run now: requested ones, and enabled ones never run or

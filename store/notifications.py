@@ -22,10 +22,8 @@ import re
 import urllib.parse
 from typing import Any
 
-import diskcache
-
-from errors import Conflict, InvalidInput, NotFound
-from store.base import Clock
+from errors import InvalidInput
+from store.records import NamedRecords
 
 FORMATS = ("json", "ntfy", "gotify", "slack", "discord")
 EVENTS = ("ban", "unban", "config.change", "fail2ban.down", "fail2ban.up", "leader.change", "login.failed",
@@ -33,7 +31,7 @@ EVENTS = ("ban", "unban", "config.change", "fail2ban.down", "fail2ban.up", "lead
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_URL_LENGTH = 2048
 MAX_QUEUE = 10_000
-REQUEST_TTL_S = 3600.0
+
 _INDEX = "notify-index"
 CURSOR_KEY = "notify:cursor"
 STATE_FIELDS = ("delivered", "failures", "dropped", "last_attempt", "last_delivery", "last_status", "last_error",
@@ -89,22 +87,12 @@ def masked_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{hidden}"
 
 
-class Notifications:
-    def __init__(self, cache: diskcache.Cache, clock: Clock) -> None:
-        self.cache = cache
-        self.clock = clock
+class Notifications(NamedRecords):
+    KIND, CODE, INDEX = "notification target", "notification", _INDEX
+    record_key = staticmethod(target_key)
+    request_key = staticmethod(test_key)
 
     # -- targets (any worker) ---------------------------------------------------------------------------
-    def get(self, name: str) -> dict[str, Any] | None:
-        record: dict[str, Any] | None = self.cache.get(target_key(name))
-        return record
-
-    def names(self) -> list[str]:
-        return list(self.cache.get(_INDEX) or [])
-
-    def all(self) -> list[dict[str, Any]]:
-        return [r for r in (self.get(n) for n in self.names()) if r is not None]
-
     def pending(self, name: str) -> int:
         return len(self.cache.get(queue_key(name)) or [])
 
@@ -115,29 +103,13 @@ class Notifications:
                                   "jails": sorted(set(jails)), "min_interval_s": min_interval_s, "enabled": enabled,
                                   "created": self.clock(), "created_by": by, **dict.fromkeys(STATE_FIELDS),
                                   "delivered": 0, "failures": 0, "dropped": 0}
-        with self.cache.transact():
-            if not self.cache.add(target_key(name), record):
-                raise Conflict(f"a notification target named {name!r} exists", code="notification_exists")
-            self.cache.set(_INDEX, sorted({*self.names(), name}))
-        return record
+        return self._add(name, record)
 
     def delete(self, name: str) -> dict[str, Any]:
-        with self.cache.transact():
-            record = self.get(name)
-            if record is None:
-                raise NotFound(f"no notification target named {name!r}", code="notification_not_found")
-            for key in (target_key(name), queue_key(name), test_key(name)):
-                self.cache.delete(key)
-            self.cache.set(_INDEX, [n for n in self.names() if n != name])
-        return record
+        return self._remove(name, queue_key(name))
 
     def request_test(self, name: str, by: str) -> dict[str, Any]:
-        with self.cache.transact():
-            if self.get(name) is None:
-                raise NotFound(f"no notification target named {name!r}", code="notification_not_found")
-            request = {"requested_at": self.clock(), "by": by}
-            self.cache.set(test_key(name), request, expire=REQUEST_TTL_S)
-        return request
+        return self._request(name, by)
 
     def test_requests(self) -> dict[str, dict[str, Any]]:
         return {n: r for n in self.names() if (r := self.cache.get(test_key(n))) is not None}
