@@ -23,7 +23,6 @@ import asyncio
 import ipaddress
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -35,7 +34,7 @@ from typing import Any
 
 from bench.common import JailSpec, machine, percentile, table, verdict, work_dir
 from f2b.instance import started
-from f2b.protocol import TERMINATOR, decode_reply, encode_command
+from f2b.protocol import sync_call
 
 JAILS = (JailSpec("bulk-f2b", action="noop"), JailSpec("bulk-api", action="noop"))
 TIME_TARGET = 1.5
@@ -87,16 +86,8 @@ def list_server(body: bytes) -> Iterator[str]:
 
 
 def raw_call(path: str, *args: str) -> Any:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(path)
-        sock.sendall(encode_command(args))
-        buf = bytearray()
-        while not buf.endswith(TERMINATOR):
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("fail2ban closed the connection")
-            buf += chunk
-    code, result = decode_reply(bytes(buf))
+    # fail2ban answers a banip of 100,000 only when every ban is done: seconds, minutes on a loaded machine
+    code, result = sync_call(path, *args, timeout=600.0)
     if code != 0:
         raise RuntimeError(f"fail2ban {args[:3]}: {result!r}")
     return result
