@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/history.py` from the root
 
 from geo import CountryLookup  # noqa: E402
-from store import history_query  # noqa: E402
+from store import history_stats  # noqa: E402
 from store.fail2ban_copy import sync_once  # noqa: E402
 from store.history import Archive  # noqa: E402
 from tests.fixtures.f2b_db import F2B_INDEXES, F2B_TABLES  # noqa: E402
@@ -158,12 +158,12 @@ def main() -> int:
         info["stats range=365d origin=manual p50 (ms)"] = p(
             timed(lambda: archive.stats("365d", origin="manual", now=now), 5), 50)
         # What the year's top IPs cost when agg_ip's bound cannot decide (retention of several years): the scan.
-        bounded, history_query.BOUNDED_CANDIDATES = history_query.BOUNDED_CANDIDATES, ()
+        bounded, history_stats.BOUNDED_CANDIDATES = history_stats.BOUNDED_CANDIDATES, ()
         try:
             info["stats range=365d, top IPs by scan (no agg_ip bound), p50 (ms)"] = p(
                 timed(lambda: archive.stats("365d", now=now), 5), 50)
         finally:
-            history_query.BOUNDED_CANDIDATES = bounded
+            history_stats.BOUNDED_CANDIDATES = bounded
         t0 = time.perf_counter()
         lines = sum(1 for _ in archive.csv_lines(jail="jail3", since=now - 30 * 86400))
         info[f"CSV export, jail + 30 days ({lines:,} lines), rows/s"] = lines / (time.perf_counter() - t0)

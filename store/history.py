@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from store import history_query
+from store import history_query, history_stats
 from store.connections import PerThread
 from store.history_import import (
     BUSY_TIMEOUT_S,
@@ -315,8 +315,8 @@ class Archive:
 
     def stats(self, range_: str = "24h", jail: str | None = None, origin: str | None = None,
               now: float | None = None) -> dict[str, Any]:
-        """See `history_query.stats`."""
-        return history_query.stats(self._conn(), range_, jail=jail, origin=origin,
+        """See `history_stats.stats`."""
+        return history_stats.stats(self._conn(), range_, jail=jail, origin=origin,
                                    now=self.clock() if now is None else now)
 
     def csv_lines(self, **filters: Any) -> Iterator[str]:

@@ -193,13 +193,13 @@ def _top_recount(archive: Archive, stats: dict, origin: str | None = None) -> li
 
 
 def test_year_top_ips_are_exact_when_decided_from_the_per_address_totals(archive: Archive, monkeypatch) -> None:
-    import store.history_query as history_query
+    import store.history_stats as history_stats
 
     decided: list[object] = []
-    bounded = history_query._top_ips_bounded
-    monkeypatch.setattr(history_query, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
+    bounded = history_stats._top_ips_bounded
+    monkeypatch.setattr(history_stats, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
                         or decided[-1])
-    monkeypatch.setattr(history_query, "BOUNDED_CANDIDATES", (20,))
+    monkeypatch.setattr(history_stats, "BOUNDED_CANDIDATES", (20,))
     # Address n has n // 10 + 1 bans inside the year: the 10 leaders have 30, the 21st address 29 at most.
     archive.import_bans([synced("sshd", f"8.8.{n // 250}.{n % 250}", NOW - (n * 7 + k) * 3600)
                          for n in range(300) for k in range(n // 10 + 1)], {})
@@ -214,13 +214,13 @@ def test_year_top_ips_are_exact_when_decided_from_the_per_address_totals(archive
 
 def test_year_top_ips_fall_back_to_the_scan_when_old_bans_dominate_the_totals(archive: Archive,
                                                                              monkeypatch) -> None:
-    import store.history_query as history_query
+    import store.history_stats as history_stats
 
     decided: list[object] = []
-    bounded = history_query._top_ips_bounded
-    monkeypatch.setattr(history_query, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
+    bounded = history_stats._top_ips_bounded
+    monkeypatch.setattr(history_stats, "_top_ips_bounded", lambda *a, **k: decided.append(bounded(*a, **k))
                         or decided[-1])
-    monkeypatch.setattr(history_query, "BOUNDED_CANDIDATES", (20,))
+    monkeypatch.setattr(history_stats, "BOUNDED_CANDIDATES", (20,))
     old = [synced("sshd", f"81.2.0.{n}", NOW - 500 * DAY - k * 60) for n in range(25) for k in range(50)]
     recent = [synced("sshd", f"8.8.0.{n}", NOW - n * 3600 - k * 60) for n in range(40) for k in range(n % 6 + 1)]
     archive.import_bans(old + recent, {})
