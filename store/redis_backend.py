@@ -41,6 +41,10 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
+UNREACHABLE = ("the fleet store (Redis at BANGUI_FLEET_URL) does not answer: fail2ban keeps working and bangui "
+               "reconnects by itself; check that Redis is running and reachable from this host")
+
+
 class FleetUnavailable(Unavailable):
     status, code = 503, "fleet_unavailable"
 
@@ -77,12 +81,12 @@ class RedisCache:
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
         if time.monotonic() < self._down_until:
-            raise FleetUnavailable("the fleet store (Redis) is unreachable; retry shortly")
+            raise FleetUnavailable(UNREACHABLE, details={"reason": "recent failure"})
         try:
             yield
         except self._errors as exc:
             self._down_until = time.monotonic() + BREAKER_S
-            raise FleetUnavailable(f"the fleet store (Redis) is unreachable: {type(exc).__name__}") from None
+            raise FleetUnavailable(UNREACHABLE, details={"reason": type(exc).__name__}) from None
 
     def call(self, fn: Any, *args: Any) -> Any:
         """`fn(client, *args)` with this client's fault handling (503 fleet_unavailable): for fleet/ code."""
