@@ -17,7 +17,11 @@ Per jail and per iteration, one fresh address each through:
       every --client-every iterations (they cost ~40 ms per call).
   (a0) with `--baseline DIR` (another checkout, e.g. `git archive <commit> | tar -x -C DIR`): that code's
       `bangui serve` beside this one, through http.client, to show what a change gained in the same run;
-a, a2, p, p2 and b (and a0) alternate within every iteration (their order rotates each iteration, and the jail
+  (f) the hypercorn floor (bench/floor.py: a bare ASGI app under hypercorn, as `bangui serve` runs it, that
+      forwards each request as one fail2ban command on a kept connection; no auth, Starlette, history or
+      audit) through http.client: what any app served by hypercorn costs at least, so f/b bounds what the
+      api/socket targets leave for bangui's own work (a2 - f);
+a, a2, p, p2, b and f (and a0) alternate within every iteration (their order rotates each iteration, and the jail
 order flips), so machine noise hits all alike. Targets (issue 13): api/socket <= 1.25 (dummy), <= 4.5
 (no-op), and bangui ahead of the peer (api/peer <= 1), each with the same client on both servers (httpx:
 a/b, a/p; http.client: a2/b, a2/p2); issue 2's c/a >= 20 is printed too. Prints medians/p90 and the
@@ -167,26 +171,34 @@ def baseline_server(code: Path | None, data_dir: Path, fail2ban_socket: str,
 
 
 @contextlib.contextmanager
-def peer(fail2ban_socket: str) -> Iterator[tuple[int, int]]:
-    """bench/peer.py on a free port; (port, pid)."""
+def comparison_server(module: str, fail2ban_socket: str) -> Iterator[tuple[int, int]]:
+    """`python -m <module> --port P --socket S` (bench/peer.py, bench/floor.py) on a free port, once it accepts
+    connections; (port, pid)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.peer", "--port", str(port), "--socket", fail2ban_socket],
-                            stdout=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), "--socket", fail2ban_socket],
+                            stdout=subprocess.DEVNULL, cwd=REPO)
     try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != b"ready":
-            raise RuntimeError("bench.peer did not start")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{module} did not start") from None
+                time.sleep(0.05)
         yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-PATHS = ("a", "a2", "p", "p2", "b", "c", "a0")
-INTERLEAVED = PATHS[:5]
+PATHS = ("a", "a2", "p", "p2", "b", "c", "f", "a0")
+INTERLEAVED = ("a", "a2", "p", "p2", "b", "f")
 LABELS = {"a": "(a) bangui, httpx keep-alive, Bearer", "a2": "(a2) bangui, http.client keep-alive",
           "p": "(p) peer, httpx keep-alive", "p2": "(p2) peer, http.client keep-alive",
           "b": "(b) raw socket, persistent", "c": "(c) fail2ban-client programs",
+          "f": "(f) hypercorn floor, http.client",
           "a0": "(a0) --baseline bangui, http.client"}
 
 
@@ -195,15 +207,18 @@ def run(iterations: int, warmup: int, client_every: int, baseline: Path | None =
     samples: dict[tuple[str, str], list[float]] = {(j.name, p): [] for j in JAILS for p in PATHS}
     print(f"# ban_latency: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     with (work_dir("bench-ban-") as tmp, started(tmp / "f2b", JAILS) as f2b,
-          bangui(tmp / "data", f2b.socket, workers=1, retry_for=300) as server, peer(f2b.socket) as (peer_port, peer_pid),
+          bangui(tmp / "data", f2b.socket, workers=1, retry_for=300) as server,
+          comparison_server("bench.peer", f2b.socket) as (peer_port, peer_pid),
+          comparison_server("bench.floor", f2b.socket) as (floor_port, floor_pid),
           baseline_server(baseline, tmp / "base", f2b.socket) as base):
         token = create_token(tmp / "data", "operator")
         raw = RawSocket(f2b.socket)
         lean = LeanHttp(server.port, token)
         lean_peer = LeanHttp(peer_port, token)
+        lean_floor = LeanHttp(floor_port, token)
         lean_base = LeanHttp(base[0], create_token(tmp / "base", "operator")) if base else None
         assert server.proc is not None
-        pids = {"bangui (a, a2)": server.proc.pid, "peer (p, p2)": peer_pid}
+        pids = {"bangui (a, a2)": server.proc.pid, "peer (p, p2)": peer_pid, "hypercorn floor (f)": floor_pid}
         if base:
             pids["baseline (a0)"] = base[1]
         cpu: dict[str, float] = {}
@@ -217,8 +232,9 @@ def run(iterations: int, warmup: int, client_every: int, baseline: Path | None =
                 "p2": lean_peer.pair,
                 "b": lambda jail, ip: raw_pair(raw, jail, ip),
                 "c": lambda jail, ip: client_pair(f2b.socket, jail, ip),
+                "f": lean_floor.pair,
             }
-            interleaved = INTERLEAVED
+            interleaved: tuple[str, ...] = INTERLEAVED
             if lean_base is not None:
                 paths["a0"] = lean_base.pair
                 interleaved += ("a0",)
@@ -240,10 +256,12 @@ def run(iterations: int, warmup: int, client_every: int, baseline: Path | None =
                         elapsed_ms = (time.perf_counter() - start) * 1000.0
                         if i >= 0:
                             samples[(spec.name, path)].append(elapsed_ms)
-        pairs = {"bangui (a, a2)": 4 * iterations, "peer (p, p2)": 4 * iterations, "baseline (a0)": 2 * iterations}
+        pairs = {"bangui (a, a2)": 4 * iterations, "peer (p, p2)": 4 * iterations, "hypercorn floor (f)": 2 * iterations,
+                 "baseline (a0)": 2 * iterations}
         cpu_ms = {name: (cpu_seconds(pid) - cpu[name]) * 1000 / pairs[name] for name, pid in pids.items()}
         lean.close()
         lean_peer.close()
+        lean_floor.close()
         if lean_base is not None:
             lean_base.close()
         raw.close()
@@ -271,7 +289,7 @@ def report(samples: dict[tuple[str, str], list[float]]) -> int:
     ratio_rows = []
     for spec in JAILS:
         name, jail = spec.name, f"{spec.name} ({ACTION[spec.name]})"
-        a, a2, p, p2, b, c = (medians[(name, path)] for path in PATHS[:6])
+        a, a2, p, p2, b, c, f = (medians[(name, path)] for path in PATHS[:7])
         limit, ahead = A_OVER_B_TARGET[name], A_OVER_PEER_TARGET
         ratio_rows += [
             [jail, "a/b (httpx)", f"{a / b:.3f}", f"<= {limit:g}", verdict(a / b, limit, False)],
@@ -282,6 +300,9 @@ def report(samples: dict[tuple[str, str], list[float]]) -> int:
             [jail, "p/b, p2/b (peer/socket, info)", f"{p / b:.3f}, {p2 / b:.3f}", "", ""],
             [jail, "c/a", f"{c / a:.1f}", f">= {C_OVER_A_TARGET:g}", verdict(c / a, C_OVER_A_TARGET, True)],
             [jail, "a-b, a2-b (overhead)", f"{a - b:.3f} ms, {a2 - b:.3f} ms", "", ""],
+            [jail, "f/b (hypercorn floor/socket, info)", f"{f / b:.3f}", "", ""],
+            [jail, "f/p2 (hypercorn floor/peer, info)", f"{f / p2:.3f}", "", ""],
+            [jail, "a2-f (bangui's work over the floor)", f"{a2 - f:.3f} ms", "", ""],
         ]
         if (name, "a0") in medians:
             a0 = medians[(name, "a0")]

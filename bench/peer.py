@@ -76,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     Handler.socket_path = args.socket
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
-    print("ready", flush=True)
     server.serve_forever()  # until SIGTERM
     return 0
 
