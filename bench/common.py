@@ -9,6 +9,7 @@ with PASS/FAIL next to each target, and a one-line description of the machine.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 ADMIN_PASSWORD = "bench admin password, long enough"
 
 __all__ = ["ADMIN_PASSWORD", "DEFAULT_JAILS", "JailSpec", "PrivateServer", "ServerProcess", "free_port",
-           "bangui", "cli", "cpu_seconds", "create_token", "f2b_env", "machine", "percentile",
+           "bangui", "cli", "comparison_args", "cpu_seconds", "create_token", "f2b_env", "machine", "percentile",
            "summary", "table", "verdict", "work_dir"]
 
 
@@ -70,6 +71,20 @@ def bangui(data_dir: Path, fail2ban_socket: str, workers: int = 1, env: dict[str
         yield server
     finally:
         server.stop()
+
+
+def comparison_args(module: str, doc: str | None, argv: list[str] | None) -> argparse.Namespace | None:
+    """`--port` and `--socket` of a comparison server that bench.ban_latency starts (bench/peer.py,
+    bench/floor.py); None, after a line saying so, when they are missing: `./dev bench` runs every module of
+    bench/, and these are not benchmarks."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{module}", description=(doc or "").split("\n")[0])
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--socket")
+    args, _ = parser.parse_known_args(argv)
+    if args.port is None or args.socket is None:
+        print(f"# bench.{module}: a server that bench.ban_latency starts (needs --port and --socket)")
+        return None
+    return args
 
 
 def cli(*args: str, data_dir: Path, stdin: str | None = None) -> str:

@@ -13,7 +13,6 @@ Not part of bangui, never installed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from bench.common import comparison_args
 from f2b.client import Fail2Ban
 from handlers import transport
 
@@ -59,12 +59,8 @@ def config(port: int) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--socket")
-    args, _ = parser.parse_known_args(argv)
-    if args.port is None or args.socket is None:  # `./dev bench` runs every module of bench/: not a benchmark
-        print("# bench.floor: the floor server that bench.ban_latency starts (needs --port and --socket)")
+    args = comparison_args("floor", __doc__, argv)
+    if args is None:
         return 0
     asyncio.run(serve(make_app(Fail2Ban(args.socket)), config(args.port)))
     return 0

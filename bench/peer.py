@@ -11,13 +11,13 @@ Keep-alive HTTP/1.1, a thread per connection (`ThreadingHTTPServer`). Not part o
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bench.common import comparison_args
 from f2b.protocol import TERMINATOR, decode_reply, encode_command
 
 PREFIX = "/api/v1/jails/"
@@ -66,12 +66,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.peer", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--socket")
-    args, _ = parser.parse_known_args(argv)
-    if args.port is None or args.socket is None:  # `./dev bench` runs every module of bench/: not a benchmark
-        print("# bench.peer: the peer server that bench.ban_latency starts (needs --port and --socket)")
+    args = comparison_args("peer", __doc__, argv)
+    if args is None:
         return 0
     Handler.socket_path = args.socket
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
