@@ -104,6 +104,58 @@ def test_filters_and_cursor_pages(tmp_path: Path) -> None:
     assert len(log.page(since=start, until=start + 4, limit=100)[0]) == 4  # 21..24
 
 
+def test_time_bounds_are_exact_at_the_edges(tmp_path: Path) -> None:
+    """A time bound is a binary search over ids (`at` never decreases along them): equal times, bounds falling
+    on an entry, before the first and after the last, and a log whose oldest entries retention removed."""
+    clock = ManualClock()
+    log = _log(tmp_path, clock)
+    times = []
+    for i in range(40):
+        clock.now += 0 if i % 4 else 1  # four entries share each second
+        times.append(clock.now)
+        log.append(_entry(i))
+
+    def ids(**bounds: float) -> list[int]:
+        return sorted(i["id"] for i in log.page(limit=100, **bounds)[0])
+
+    def expected(low: float = float("-inf"), high: float = float("inf"), first: int = 1) -> list[int]:
+        return [n for n, at in enumerate(times, start=1) if low <= at <= high and n >= first]
+
+    for since, until in [(times[0], times[-1]), (times[5], times[5]), (times[4] - 0.5, times[11]),
+                         (times[0] - 100, times[0] - 1), (times[-1] + 1, times[-1] + 2), (times[8], times[7])]:
+        assert ids(since=since) == expected(low=since)
+        assert ids(until=until) == expected(high=until)
+        assert ids(since=since, until=until) == expected(since, until)
+    clock.now = times[12] + 30 * 86400  # retention drops the first 12 entries (their second is times[12] - 1)
+    assert log.purge(30 + (1 - 0.5) / 86400) == 12  # cutoff half a second before times[12]
+    assert log.verify()["ok"]
+    assert ids(since=times[0]) == expected(first=13)
+    assert ids(until=times[13]) == expected(high=times[13], first=13)
+
+
+def test_an_older_log_drops_its_time_and_outcome_indexes_and_filters_by_the_partial_one(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for i in range(20):
+        log.append(_entry(i, outcome="denied" if i % 7 == 0 else "ok"))
+    log.close()
+    with sqlite3.connect(tmp_path / "audit.db") as db:  # the indexes of logs made before issue 13
+        db.execute("CREATE INDEX entries_at ON entries(at)")
+        db.execute("CREATE INDEX entries_outcome ON entries(outcome, id)")
+    log = _log(tmp_path)
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+    assert indexes == {"entries_actor", "entries_target", "entries_problems"}
+    statements: list[str] = []
+    conn = log._conn()
+    conn.set_trace_callback(statements.append)
+    items, _ = log.page(outcome="denied", limit=100)
+    conn.set_trace_callback(None)
+    assert [i["id"] for i in items] == [15, 8, 1]
+    plan = " ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + statements[-1]))
+    assert "entries_problems" in plan, plan
+    assert len(log.page(outcome="ok", limit=100)[0]) == 17
+
+
 def _append_many(path: str, tag: str, count: int) -> None:
     log = AuditLog(Path(path), lambda: 0.0)
     for i in range(count):
