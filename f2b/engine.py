@@ -1,9 +1,10 @@
 """Run by fail2ban's OWN interpreter (Debian's python3), never imported by bangui: fail2ban's package is
 importable only there (see f2b/engine_client.py, which starts it with a deadline and reads its answer).
 
-    python3 engine.py COMMAND < request.json
+    python3 engine.py COMMAND [COMMAND...] < request.json
 
-COMMAND names what to do; the request is one JSON object on stdin (every request has "config_dir"):
+COMMAND names what to do (with several, the process imports for all of them and the request's "command"
+picks one); the request is one JSON object on stdin (every request has "config_dir"):
 
     jail-stream {config_dir, jail}    -> {"stream": [[cmd...], ...]}
     jails       {config_dir}          -> {"jails": [name, ...]} (enabled or not)
@@ -352,28 +353,33 @@ COMMANDS = {
 }
 
 
-def _answer(respond, raw):
+def _answer(names, raw):
     try:
         request = json.loads(raw)
     except ValueError as exc:
         return _error("usage", f"the request on stdin is not JSON: {exc}")
     if not isinstance(request, dict):
         return _error("usage", "the request on stdin must be a JSON object")
-    return respond(request)
+    name = request.get("command", names[0])
+    if name not in names:
+        return _error("usage", f"this process answers {', '.join(names)}, not {name!r}")
+    return COMMANDS[name][1](request)
 
 
 def main(argv):
-    command = COMMANDS.get(argv[1]) if len(argv) == 2 else None
-    if command is None:
+    """`engine.py COMMAND...`: one command, or several that share their imports (the runner keeps one spare for
+    the configuration's check and catalogue); with several, the request names its own in "command"."""
+    names = argv[1:]
+    if not names or any(name not in COMMANDS for name in names):
         answer = _error("usage", __doc__)
     else:
-        imports, respond = command
-        for module in imports:  # warm up before the request arrives
-            importlib.import_module(module)
+        for name in names:  # warm up before the request arrives
+            for module in COMMANDS[name][0]:
+                importlib.import_module(module)
         raw = sys.stdin.read()
         if not raw:  # the runner discarded this spare (or went away): nothing to answer
             return 0
-        answer = _answer(respond, raw)
+        answer = _answer(names, raw)
     json.dump(answer, sys.stdout, default=str)
     return 0
 

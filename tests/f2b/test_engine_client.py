@@ -70,19 +70,20 @@ def test_a_deadline_kills_the_child(runner: Runner, conf_dir: Path) -> None:
     assert (stopped.value.code, stopped.value.details) == ("filter_timeout", {"timeout_s": 1.0})
 
 
-def test_a_warm_spare_is_kept_per_command_that_asks_and_ended_on_close(runner: Runner, conf_dir: Path) -> None:
+def test_a_warm_spare_is_kept_per_group_that_asks_and_ended_on_close(runner: Runner, conf_dir: Path) -> None:
     config = {"config_dir": str(conf_dir)}
+    group = ("check", "catalogue")  # the configuration's two readers share one spare
     runner.run("jails", config, 30)
     assert runner._spares == {}  # one-shot by default
     runner.run("check", config, 30, spare=True)
-    first = runner._spares["check"]
+    first = runner._spares[group]
     assert first.poll() is None  # waiting for its request, fail2ban imported
-    assert runner.run("check", config, 30, spare=True)["ok"]
-    assert first.returncode == 0  # it answered that request
-    second = runner._spares["check"]
+    assert [j["name"] for j in runner.run("catalogue", config, 30, spare=True)["jails"]]
+    assert first.returncode == 0  # the check's spare answered the catalogue
+    second = runner._spares[group]
     assert second is not first and second.poll() is None
-    runner.run("catalogue", config, 30, spare=True)
-    assert set(runner._spares) == {"check", "catalogue"}
+    runner.run("filter-test", {"config_dir": str(conf_dir), "failregex": ["<HOST>"], "lines": []}, 30, spare=True)
+    assert set(runner._spares) == {group, ("filter-test",)}
     second.kill()
     second.wait()
     assert runner.run("check", config, 30, spare=True)["ok"]  # a dead spare is replaced, not used
