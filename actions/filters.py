@@ -17,7 +17,7 @@ from typing import Any
 from actions.base import Act, action
 from core.roles import Role
 from errors import Forbidden, InvalidInput, NotFound
-from f2b.engine_client import FILTERS
+from f2b.engine_client import filter_test
 from store.base import offload
 
 MAX_FILE_LINES = 100_000  # the tail of a log file
@@ -91,6 +91,6 @@ async def test_filter(act: Act, *, filter: str | None = None, failregex: list[st
         request["lines"] = lines
         act.details["lines"] = len(lines or [])
     started = time.perf_counter()
-    out = await FILTERS.test(request, settings.filter_test_seconds)
+    out = await filter_test(request, settings.filter_test_seconds)
     act.details.update(matched=out["matched"], checked=out["lines_checked"])
     return dict(out, elapsed_ms=round((time.perf_counter() - started) * 1000, 1))

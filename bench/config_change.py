@@ -7,7 +7,7 @@ enabled (sshd, nginx-http-auth, postfix, dovecot, nginx-botsearch; no-op actions
 `bangui serve --workers 1` whose BANGUI_FAIL2BAN_CONFIG_DIR is that copy. Measured per request:
 
 - PATCH /api/v1/jails/sshd {"maxretry": N}: lock, staged copy of the config dir, fail2ban's own readers
-  + engine on it (`f2b_helper.py check`), atomic write of jail.d/zz-bangui.local, runtime `set`, verify,
+  + engine on it (`check` of f2b/engine.py), atomic write of jail.d/zz-bangui.local, runtime `set`, verify,
   change log. Target (issue 10): under 2 s.
 - PUT /api/v1/config/files/jail.d/bench.local (a change that needs a reload): the same validation, then
   `fail2ban-client reload` and the check that all 5 jails are back. Printed for scale (no target).

@@ -1,16 +1,26 @@
 """Run by fail2ban's OWN interpreter (Debian's python3), never imported by bangui: fail2ban's package is
 importable only there (see f2b/engine_client.py, which starts it with a deadline and reads its answer).
 
-    python3 engine.py jail-stream CONFIG_DIR JAIL   -> {"stream": [[cmd...], ...]}
-    python3 engine.py jails CONFIG_DIR              -> {"jails": [name, ...]} (enabled or not)
-    python3 engine.py filter-test < request.json    -> {"lines_checked", "matched", ...}
+    python3 engine.py COMMAND [COMMAND...] < request.json
 
-`filter-test` imports fail2ban BEFORE it reads its request: a runner keeps one such process ready (the
-imports take ~0.4 s, more than the test of 10,000 lines), and one process serves one request only, so
-a deadline can simply kill it.
+COMMAND names what to do (with several, the process imports for all of them and the request's "command"
+picks one); the request is one JSON object on stdin (every request has "config_dir"):
 
-Every answer is ONE JSON document on stdout; a failure is {"error": {"code", "message"}} (exit 0: the
-runner tells a crash, a kill or a timeout by the exit status, and an answered error by this document).
+    jail-stream {config_dir, jail}    -> {"stream": [[cmd...], ...]}
+    jails       {config_dir}          -> {"jails": [name, ...]} (enabled or not)
+    filter-test {config_dir, filter | failregex, ...}  -> {"lines_checked", "matched", ...}
+    check       {config_dir}          -> {"ok", "errors": [...], "jails": [enabled jail names], "values", "brief"}
+    catalogue   {config_dir, jail?}   -> {"jails": [{name, enabled, filter, logpath, backend, settings, source,
+                                          error}]} (every jail, or only `jail`)
+
+A process imports its command's fail2ban modules BEFORE it reads its request (a filter test's imports take
+~0.15-0.4 s, more than the test of 10,000 lines), so the runner can keep one ready as a warm spare; an
+empty stdin (the runner discarded the spare, or went away) ends it without an answer. One process serves
+one request only, so a deadline can simply kill it.
+
+Every answer is ONE JSON document on stdout; a request it cannot answer is {"error": {"code", "message"}}
+(exit 0: the runner tells a crash, a kill or a timeout by the exit status, and an answered error by this
+document). A configuration that `check` rejects is an answer ({"ok": false, "errors": [...]}), not an error.
 
 `jail-stream` is what `fail2ban-client reload JAIL` computes client-side before it sends
 `reload JAIL [] <stream>`: fail2ban's own readers (jail.conf, jail.d/*.conf, jail.local, jail.d/*.local,
@@ -19,16 +29,60 @@ force_enable, so a configured-but-disabled jail can be started and a reload neve
 
 `filter-test` drives fail2ban-regex's own `Fail2banRegex` (same option defaults, same filter loading,
 same line classification), so its counts are fail2ban-regex's; it only also keeps each match's details.
+
+`check` is fail2ban's configuration test made strict: its readers parse the dir exactly as
+`fail2ban-client -t` does (jail, filter and action files, interpolation, includes), then the command
+stream they produce is replayed into an in-memory fail2ban `Server` (no socket, no database, nothing
+started), so fail2ban's own engine compiles every regex and builds every jail and action.
+`fail2ban-client -t` alone accepts a filter whose regex does not compile (measured on 1.0.2).
+Log files are not required to exist here (they may be invisible to bangui, e.g. in a container); a
+missing one is found when fail2ban starts the jail, which the apply step verifies.
+
+`catalogue` is every jail the dir defines as fail2ban's readers see it (effective values after includes,
+interpolation and the .local files), with the file that enables it.
 """
 
+import configparser
+import glob
+import importlib
 import json
+import logging
+import os
 import sys
+
+# Server-level commands with side effects outside this process (files, sockets, logging): never replayed.
+_SERVER_SKIP = {"logtarget", "syslogsocket", "dbfile", "dbpurgeage", "dbmaxmatches", "loglevel", "pidfile",
+                "socket", "allowipv6", "thread"}
+_JAIL_SKIP = {"addlogpath", "addjournalmatch"}
+SETTING_KEYS = ("bantime", "findtime", "maxretry", "port", "action", "banaction", "ignoreip", "usedns",
+                "bantime.increment", "bantime.factor", "bantime.formula", "bantime.multipliers",
+                "bantime.maxtime", "bantime.rndtime", "bantime.overalljails", "protocol", "chain")
 
 
 def _error(code, message):
     return {"error": {"code": code, "message": message}}
 
 
+class Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _collector():
+    """fail2ban's ERROR log records, kept as messages (its readers log a problem instead of raising)."""
+    handler = Collect()
+    root = logging.getLogger("fail2ban")
+    root.addHandler(handler)
+    root.setLevel(logging.ERROR)
+    root.propagate = False
+    return handler
+
+
+# ---- jail-stream, jails ---------------------------------------------------------------------------------
 def _no_config(base):
     return _error("config_invalid", f"fail2ban found no jail.conf/jail.local in {base}: set "
                   "BANGUI_FAIL2BAN_CONFIG_DIR to fail2ban's configuration directory")
@@ -52,17 +106,7 @@ def configured_jails(base):
 
 
 def jail_stream(base, jail):
-    import logging
-
-    errors = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            errors.append(record.getMessage())
-
-    log = logging.getLogger("fail2ban")
-    log.addHandler(Collect(logging.ERROR))
-    log.propagate = False
+    handler = _collector()
     reader = _jails_reader(base)
     if reader is None:
         return _no_config(base)
@@ -75,10 +119,11 @@ def jail_stream(base, jail):
         return _error("config_invalid", f"jail {jail!r}: {exc}")
     problems = [cmd[1] for cmd in stream if cmd and cmd[0] == "config-error"]
     if not ok or problems:
-        return _error("config_invalid", "; ".join(problems + errors) or f"jail {jail!r} is misconfigured")
+        return _error("config_invalid", "; ".join(problems + handler.messages) or f"jail {jail!r} is misconfigured")
     return {"stream": stream}
 
 
+# ---- filter-test ----------------------------------------------------------------------------------------
 def _load_custom(tester, req):
     from fail2ban.client.fail2banregex import RegexStat
 
@@ -138,21 +183,203 @@ def filter_test(req):
             "missed_sample": stats.missed_lines[:sample], "elapsed_ms": round(tester._time_elapsed * 1000, 1)}
 
 
-def main(argv):
-    command = argv[1] if len(argv) > 1 else ""
-    if command == "jail-stream" and len(argv) == 4:
-        answer = jail_stream(argv[2], argv[3])
-    elif command == "jails" and len(argv) == 3:
-        answer = configured_jails(argv[2])
-    elif command == "filter-test":
-        import fail2ban.client.fail2banregex  # noqa: F401  (warm up before the request arrives)
+# ---- check ----------------------------------------------------------------------------------------------
+def check(base):
+    from fail2ban.client.configurator import Configurator
+    from fail2ban.server.server import Server
+    from fail2ban.server.transmitter import Transmitter
 
-        raw = sys.stdin.read()
-        if not raw:  # the runner discarded this spare (or died): nothing to answer
-            return 0
-        answer = filter_test(json.loads(raw))
-    else:
+    handler = _collector()
+    errors = []
+    conf = Configurator()
+    conf.setBaseDir(base)
+    try:
+        conf.readAll()
+        ok = conf.getOptions(None, ignoreWrong=False)
+        conf.convertToProtocol(allow_no_files=True)
+        stream = conf.getConfigStream()
+    except Exception as exc:
+        return {"ok": False, "errors": handler.messages + [str(exc)], "jails": []}
+    if not ok:
+        return {"ok": False, "errors": handler.messages or ["fail2ban rejected the configuration"], "jails": []}
+    errors = [str(cmd[1]) for cmd in stream if cmd[0] == "config-error"]
+    values = _effective_values(stream)
+    server = Server(daemon=False)
+    transmitter = Transmitter(server)
+    jails = []
+    for cmd in stream:
+        if cmd[0] in ("start", "config-error", "server-status"):
+            continue
+        if cmd[0] == "set" and len(cmd) > 1 and cmd[1] in _SERVER_SKIP:
+            problem = _server_option_error(cmd)
+            if problem:
+                errors.append(problem)
+            continue
+        if cmd[0] == "set" and len(cmd) > 2 and cmd[2] in _JAIL_SKIP:
+            continue
+        if cmd[0] == "add":
+            jails.append(cmd[1])
+            cmd = ["add", cmd[1], "polling"]  # no inotify/systemd resources for a dry run
+        code, result = transmitter.proceed(cmd)
+        if code != 0:
+            command = " ".join(str(c) for c in cmd[:3])
+            errors.append(f"jail {cmd[1] if len(cmd) > 1 else ''}: {command} failed: {result}")
+    errors += [m for m in handler.messages if not any(m in e for e in errors) and not m.startswith("Command ")]
+    return {"ok": not errors, "errors": errors, "jails": jails, "values": values, "brief": _brief(conf)}
+
+
+def _brief(conf):
+    """jail -> {filter, backend} of the enabled jails (what GET /jails/{jail} shows), from the same reading."""
+    try:
+        readers = conf._Configurator__jails.jails  # no public accessor in 1.0.2
+        return {r.getName(): {"filter": str(r.options.get("filter") or "").split("[", 1)[0].strip(),
+                              "backend": str(r.options.get("backend") or "auto")} for r in readers}
+    except Exception:
+        return {}
+
+
+def _server_option_error(cmd):
+    """fail2ban.conf/.local values the server would reject, checked with fail2ban's own converters
+    (these commands are not replayed: they would open files and databases)."""
+    from fail2ban.helpers import str2LogLevel
+    from fail2ban.server.mytime import MyTime
+
+    key, value = cmd[1], cmd[2] if len(cmd) > 2 else ""
+    try:
+        if key == "loglevel":
+            str2LogLevel(value)
+        elif key == "dbpurgeage":
+            MyTime.str2seconds(value)
+        elif key == "dbmaxmatches":
+            int(value)
+    except Exception as exc:
+        return f"fail2ban.conf/.local: {key} = {value!r}: {exc}"
+    return None
+
+
+def _effective_values(stream):
+    """jail -> {option: value as fail2ban will set it} (bools as true/false; ignoreip space-joined)."""
+    values: dict = {}
+    for cmd in stream:
+        if cmd[0] != "set" or len(cmd) < 4 or cmd[2] in _JAIL_SKIP:
+            continue
+        jail, key = cmd[1], cmd[2]
+        if key == "addignoreip":
+            values.setdefault(jail, {})["ignoreip"] = " ".join(str(v) for v in cmd[3:])
+        elif len(cmd) == 4 and isinstance(cmd[3], (str, int, float, bool)):
+            value = cmd[3]
+            values.setdefault(jail, {})[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return values
+
+
+# ---- catalogue ------------------------------------------------------------------------------------------
+def _merge_files(base):
+    """jail.conf, jail.d/*.conf, jail.local, jail.d/*.local: fail2ban's order (the last word wins)."""
+    files = [os.path.join(base, "jail.conf")] + sorted(glob.glob(os.path.join(base, "jail.d", "*.conf")))
+    files += [os.path.join(base, "jail.local")] + sorted(glob.glob(os.path.join(base, "jail.d", "*.local")))
+    return [f for f in files if os.path.isfile(f)]
+
+
+def _sources(base):
+    """jail -> the last file that sets its `enabled` (else the first that defines it)."""
+    defined: dict = {}
+    enabling: dict = {}
+    for path in _merge_files(base):
+        parser = configparser.RawConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        rel = os.path.relpath(path, base)
+        for section in parser.sections():
+            if section in ("INCLUDES", "DEFAULT", "Definition"):
+                continue
+            defined.setdefault(section, rel)
+            if parser.has_option(section, "enabled"):
+                enabling[section] = rel
+    return {name: enabling.get(name, src) for name, src in defined.items()}
+
+
+def _seconds(key, value):
+    """Time options as whole seconds ("10m" -> 600), as the server would use them; others unchanged."""
+    if key not in ("bantime", "findtime", "bantime.maxtime", "bantime.rndtime"):
+        return value
+    from fail2ban.server.mytime import MyTime
+
+    try:
+        return int(MyTime.str2seconds(value))
+    except Exception:
+        return value
+
+
+def catalogue(base, only=None):
+    from fail2ban.client.jailreader import JailReader
+    from fail2ban.client.jailsreader import JailsReader
+
+    _collector()
+    plain = JailsReader(force_enable=False)
+    plain.setBaseDir(base)
+    plain.read()
+    sources = _sources(base)
+    out = []
+    for name in plain.sections():
+        if name in ("INCLUDES", "DEFAULT", "Definition") or (only and name != only):
+            continue
+        reader = JailReader(name, force_enable=True, share_config=plain.share_config, use_config=plain._cfg)
+        reader.setBaseDir(base)
+        ok = reader.getOptions()
+        opts = reader.options or {}
+        logpath = [p.rsplit(" ", 1)[0] if p.endswith((" head", " tail")) else p
+                   for p in str(opts.get("logpath") or "").split("\n") if p.strip()]
+        settings = {k: _seconds(k, opts[k]) for k in SETTING_KEYS if opts.get(k) is not None}
+        out.append({"name": name, "enabled": bool(opts.get("enabled", False)),
+                    "filter": str(opts.get("filter") or "").split("[", 1)[0].strip(),
+                    "logpath": logpath, "backend": str(opts.get("backend") or "auto"), "settings": settings,
+                    "source": sources.get(name, "jail.conf"), "error": None if ok else opts.get("config-error")})
+    return {"jails": out}
+
+
+# ---- the command table ----------------------------------------------------------------------------------
+_CONFIG_READERS = ("fail2ban.client.jailsreader",)
+_CONFIG_ENGINE = ("fail2ban.client.configurator", "fail2ban.client.jailreader", "fail2ban.server.server",
+                  "fail2ban.server.transmitter")
+# command -> (the fail2ban modules it imports before reading its request, what answers the request)
+COMMANDS = {
+    "jail-stream": (_CONFIG_READERS, lambda req: jail_stream(req["config_dir"], req["jail"])),
+    "jails": (_CONFIG_READERS, lambda req: configured_jails(req["config_dir"])),
+    "filter-test": (("fail2ban.client.fail2banregex",), filter_test),
+    "check": (_CONFIG_ENGINE, lambda req: check(os.path.abspath(req["config_dir"]))),
+    "catalogue": (_CONFIG_ENGINE, lambda req: catalogue(os.path.abspath(req["config_dir"]), req.get("jail"))),
+}
+
+
+def _answer(names, raw):
+    try:
+        request = json.loads(raw)
+    except ValueError as exc:
+        return _error("usage", f"the request on stdin is not JSON: {exc}")
+    if not isinstance(request, dict):
+        return _error("usage", "the request on stdin must be a JSON object")
+    name = request.get("command", names[0])
+    if name not in names:
+        return _error("usage", f"this process answers {', '.join(names)}, not {name!r}")
+    return COMMANDS[name][1](request)
+
+
+def main(argv):
+    """`engine.py COMMAND...`: one command, or several that share their imports (the runner keeps one spare for
+    the configuration's check and catalogue); with several, the request names its own in "command"."""
+    names = argv[1:]
+    if not names or any(name not in COMMANDS for name in names):
         answer = _error("usage", __doc__)
+    else:
+        for name in names:  # warm up before the request arrives
+            for module in COMMANDS[name][0]:
+                importlib.import_module(module)
+        raw = sys.stdin.read()
+        if not raw:  # the runner discarded this spare (or went away): nothing to answer
+            return 0
+        answer = _answer(names, raw)
     json.dump(answer, sys.stdout, default=str)
     return 0
 

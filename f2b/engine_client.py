@@ -1,20 +1,27 @@
-"""Run fail2ban's own code (its config readers, fail2ban-regex's engine) in fail2ban's interpreter.
+"""Run fail2ban's own code (its config readers and engine, fail2ban-regex's engine) in fail2ban's interpreter.
 
 fail2ban's Python package is importable only by Debian's python3 (the one in fail2ban-server's #! line),
-so `f2b/engine.py` runs there as a child process and answers one JSON document. Why a process per
-request: a deadline can then stop anything (a regex with catastrophic backtracking holds its thread
-and the GIL; only a kill stops it), and nothing of one request's state survives into another.
+so `f2b/engine.py` runs there as a child process: `RUNNER.run(command, request, timeout)` starts it,
+sends the request, and kills it at the deadline. Why a process per request: a deadline can then stop
+anything (a regex with catastrophic backtracking holds its thread and the GIL; only a kill stops it),
+and nothing of one request's state survives into another.
 
-The filter tester keeps ONE spare engine per bangui process that has already imported fail2ban (that
-import takes ~0.4 s, more than testing 10,000 lines); a spare that waits on stdin exits by itself when
-bangui goes away (EOF). Children run through blocking `subprocess` in worker threads (never on the
-event loop), at most `MAX_TESTS` filter tests at once per process; the rest wait their turn.
+A caller that asks for it (`spare=True`: filter tests, the configuration check and catalogue) gets a
+warm spare: after its first request the runner keeps ONE process ready (one for the filter tests, one
+for the configuration's check and catalogue: `SPARE_OF`), interpreter up and
+fail2ban imported, waiting on stdin (the filter engine's imports take ~0.15-0.4 s, more than testing
+10,000 lines; the config engine's ~50 ms plus the interpreter's start). A spare exits by itself when
+bangui goes away (EOF); a bangui that never runs a command never has its spare. Commands run rarely
+(`jail-stream`, `jails`: starting a jail) run one-shot. Children run through blocking `subprocess` in
+worker threads (never on the event loop), at most `MAX_TESTS` filter tests at once per process; the rest
+wait their turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import os
 import subprocess
@@ -43,8 +50,16 @@ class ConfigInvalid(errors.AppError):
     status, code = 422, "config_invalid"
 
 
-class FilterTimeout(errors.AppError):
+class EngineTimeout(errors.AppError):
+    """The child did not answer in time and was killed (the code says why it usually happens)."""
+
     status, code = 422, "filter_timeout"
+
+
+class EngineFailed(errors.AppError):
+    """The child crashed or answered no JSON document; ``details["stderr"]``: the last lines it wrote."""
+
+    status, code = 500, "fail2ban_engine_error"
 
 
 @cache
@@ -62,25 +77,42 @@ def interpreter() -> str:
     return parts[0] if parts else "/usr/bin/python3"
 
 
-def _spawn(*args: str) -> subprocess.Popen[bytes]:
-    # Our interpreter's PYTHON* variables (venv paths) must not reach fail2ban's interpreter.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+def fail2ban_env() -> dict[str, str]:
+    """The environment for fail2ban's interpreter and programs: our interpreter's PYTHON* variables (venv
+    paths) removed, and a UTF-8 locale, so fail2ban reads its files as UTF-8 whatever bangui's locale."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")} | {"LC_ALL": "C.UTF-8"}
+
+
+def _spawn(commands: tuple[str, ...]) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen([interpreter(), str(ENGINE), *args], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        return subprocess.Popen([interpreter(), str(ENGINE), *commands], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fail2ban_env())
     except OSError as exc:
         raise EngineUnavailable(f"cannot run fail2ban's interpreter {interpreter()}: {exc.strerror}; "
                                 "install fail2ban (apt-get install fail2ban)") from None
 
 
-def _answer(proc: subprocess.Popen[bytes], data: bytes | None, timeout: float, what: str) -> dict[str, Any]:
-    """Feed ``data``, wait at most ``timeout`` s (then kill: FilterTimeout) and decode the answer."""
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """End a process that has no request: EOF on stdin (it exits), a kill when it does not."""
+    with contextlib.suppress(Exception):
+        proc.communicate(b"", timeout=5)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _what(command: str) -> str:
+    return "the filter test" if command == "filter-test" else f"reading fail2ban's configuration ({command})"
+
+
+def _answer(proc: subprocess.Popen[bytes], payload: bytes, timeout: float, what: str) -> dict[str, Any]:
+    """Feed ``payload``, wait at most ``timeout`` s (then kill: EngineTimeout) and decode the answer."""
     try:
-        out, err = proc.communicate(data, timeout=timeout)
+        out, err = proc.communicate(payload, timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise FilterTimeout(f"{what} did not finish within {timeout:g} s and was stopped (a regex with "
+        raise EngineTimeout(f"{what} did not finish within {timeout:g} s and was stopped (a regex with "
                             "catastrophic backtracking, e.g. nested quantifiers like (a+)+?)",
                             details={"timeout_s": timeout}) from None
     finally:
@@ -92,9 +124,9 @@ def _answer(proc: subprocess.Popen[bytes], data: bytes | None, timeout: float, w
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        tail = err.decode(errors="replace").strip().splitlines()[-5:]
-        raise errors.AppError(f"{what} failed in fail2ban's interpreter (exit {proc.returncode})",
-                              code="fail2ban_engine_error", status=500, details={"stderr": tail})
+        tail = (err or out).decode(errors="replace").strip().splitlines()[-5:]
+        raise EngineFailed(f"{what} failed in fail2ban's interpreter (exit {proc.returncode})",
+                           details={"stderr": tail})
     failure = answer.get("error")
     if failure:
         code, message = failure.get("code"), str(failure.get("message"))
@@ -106,50 +138,67 @@ def _answer(proc: subprocess.Popen[bytes], data: bytes | None, timeout: float, w
     return answer
 
 
-class FilterEngine:
-    """Filter tests in one-shot engine processes, with one warm spare kept ready."""
+# The commands one warm spare serves: the configuration's check and catalogue import the same modules, so they
+# share one spare (~20 MB less per worker than one each).
+SPARE_OF = {"check": ("check", "catalogue"), "catalogue": ("check", "catalogue")}
+
+
+class Runner:
+    """`f2b/engine.py` requests, one process each, with one warm spare per group of commands that asks for it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._spare: subprocess.Popen[bytes] | None = None
-        self._limiters: dict[int, anyio.CapacityLimiter] = {}  # per event loop (tests run several)
+        self._spares: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
 
-    async def test(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
-        """Run one filter test (see f2b/engine.py for the request); killed after ``seconds``."""
-        loop = id(asyncio.get_running_loop())
-        limiter = self._limiters.setdefault(loop, anyio.CapacityLimiter(MAX_TESTS))
-        payload = json.dumps(request).encode()
-        return await anyio.to_thread.run_sync(self._run, payload, seconds, limiter=limiter)
+    def run(self, command: str, request: dict[str, Any], timeout: float, *, spare: bool = False) -> dict[str, Any]:
+        """Answer ``request`` with ``command`` (see f2b/engine.py); the child is killed after ``timeout`` s.
+        Blocking: call it in a worker thread.
 
-    def _run(self, payload: bytes, timeout: float) -> dict[str, Any]:
-        with self._lock:
-            proc, self._spare = self._spare, None
-        if proc is None or proc.poll() is not None:
-            proc = _spawn("filter-test")
+        :raises EngineTimeout: killed at the deadline.
+        :raises EngineFailed: the child crashed or answered no JSON document.
+        :raises EngineUnavailable: fail2ban's interpreter cannot be found or run.
+        :raises JailNotFound, ConfigInvalid, InvalidInput: the engine's answer was an error.
+        """
+        group = SPARE_OF.get(command, (command,))
+        proc = self._take(group) if spare else None
+        payload = json.dumps({**request, "command": command}).encode()
         try:
-            return _answer(proc, payload, timeout, "the filter test")
+            return _answer(proc or _spawn(group), payload, timeout, _what(command))
         finally:
-            self._refill()
+            if spare:
+                self._refill(group)
 
-    def _refill(self) -> None:
+    def _take(self, group: tuple[str, ...]) -> subprocess.Popen[bytes] | None:
         with self._lock:
-            if self._spare is None or self._spare.poll() is not None:
-                self._spare = _spawn("filter-test")
+            proc = self._spares.pop(group, None)
+        if proc is not None and proc.poll() is not None:  # died while waiting: reap it, start afresh
+            _end(proc)
+            return None
+        return proc
+
+    def _refill(self, group: tuple[str, ...]) -> None:
+        with self._lock:
+            if group not in self._spares:
+                self._spares[group] = _spawn(group)
 
     def close(self) -> None:
-        """End the spare (it exits on EOF)."""
+        """End the spares (each exits on EOF)."""
         with self._lock:
-            proc, self._spare = self._spare, None
-        if proc is not None:
-            proc.communicate(b"", timeout=5)
+            spares, self._spares = list(self._spares.values()), {}
+        for proc in spares:
+            _end(proc)
 
 
-FILTERS = FilterEngine()
-atexit.register(FILTERS.close)
+RUNNER = Runner()
+atexit.register(RUNNER.close)
+_limiters: dict[int, anyio.CapacityLimiter] = {}  # filter tests at once, per event loop (tests run several)
 
 
-def _config_call(*args: str) -> dict[str, Any]:
-    return _answer(_spawn(*args), b"", CONFIG_TIMEOUT, f"reading fail2ban's configuration ({args[0]})")
+async def filter_test(request: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Run one filter test (see f2b/engine.py for the request) on the warm spare; killed after ``seconds``."""
+    limiter = _limiters.setdefault(id(asyncio.get_running_loop()), anyio.CapacityLimiter(MAX_TESTS))
+    return await anyio.to_thread.run_sync(lambda: RUNNER.run("filter-test", request, seconds, spare=True),
+                                          limiter=limiter)
 
 
 async def jail_stream(config_dir: str, jail: str) -> list[Any]:
@@ -158,11 +207,12 @@ async def jail_stream(config_dir: str, jail: str) -> list[Any]:
     Raises JailNotFound when no configuration defines the jail, ConfigInvalid when fail2ban's readers
     reject it (e.g. no log file matches its logpath).
     """
-    answer = await anyio.to_thread.run_sync(_config_call, "jail-stream", config_dir, jail)
+    request = {"config_dir": config_dir, "jail": jail}
+    answer = await anyio.to_thread.run_sync(RUNNER.run, "jail-stream", request, CONFIG_TIMEOUT)
     return list(answer["stream"])
 
 
 async def configured_jails(config_dir: str) -> list[str]:
     """Every jail ``config_dir`` defines, enabled or not."""
-    answer = await anyio.to_thread.run_sync(_config_call, "jails", config_dir)
+    answer = await anyio.to_thread.run_sync(RUNNER.run, "jails", {"config_dir": config_dir}, CONFIG_TIMEOUT)
     return [str(j) for j in answer["jails"]]

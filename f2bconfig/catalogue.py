@@ -1,5 +1,5 @@
 """Every jail the configuration defines, enabled or not, as fail2ban's own readers see it
-(`f2b_helper.py catalogue`: effective values after includes, interpolation and the .local files).
+(`catalogue` of f2b/engine.py: effective values after includes, interpolation and the .local files).
 
 Reading ~90 stock jails takes ~0.45 s, so the result is cached per process and per config dir, keyed
 by the (path, mtime, size) of every file under it: any write invalidates it.
@@ -29,8 +29,7 @@ def jails(root: Path | str, only: str | None = None) -> list[dict[str, Any]]:
             return hit[1]
     if not (Path(root) / "jail.conf").exists() and not (Path(root) / "jail.local").exists():
         return []
-    extra = (only,) if only else ()
-    result = [dict(j) for j in tools.run_helper("catalogue", Path(root), *extra).get("jails", [])]
+    result = [dict(j) for j in tools.read_config("catalogue", Path(root), only).get("jails", [])]
     with _lock:
         _cache[key] = (signature, result)
     return result
@@ -45,7 +44,7 @@ _brief: dict[str, tuple[Any, dict[str, dict[str, str]]]] = {}
 
 def remember_brief(root: Path | str, brief: dict[str, dict[str, str]]) -> None:
     """Filter and backend of the enabled jails, as the validation of a change just read them: primes
-    `brief` for the config dir as it is now (the change's files written), saving a helper run per GET."""
+    `brief` for the config dir as it is now (the change's files written), saving an engine run per GET."""
     with _lock:
         _brief[str(Path(root).resolve())] = (ConfigTree(root, "/nonexistent").signature(), brief)
 

@@ -9,7 +9,7 @@ runtime (when no reload is needed) and those that undo them.
 
 Order and guarantees:
 1. Validation BEFORE anything live changes: the config dir is copied to a stage dir in the data dir,
-   the plan applied there, and fail2ban's own readers + engine check it (`f2b_helper.py check`). A
+   the plan applied there, and fail2ban's own readers + engine check it (`check` of f2b/engine.py). A
    rejection is 422 `config_invalid` with fail2ban's messages; nothing was written.
 2. The previous text of every file is kept (the change log), then the files are replaced atomically.
 3. Apply: `fail2ban-client reload` (reload changes) or the runtime commands. Verify within
@@ -109,7 +109,7 @@ class Engine:
             _link_tree(self.tree.root, staged)
             for rel, data in edits.items():
                 files.put(staged / rel, data)
-            result = tools.run_helper("check", staged)
+            result = tools.read_config("check", staged)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         prefix = str(staged) + "/"
