@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from f2b.instance import DEFAULT_JAILS, JailSpec, PrivateServer
+from f2b.instance import fail2ban_env as f2b_env
 from tests.fixtures.processes import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,11 +101,6 @@ def cli(*args: str, data_dir: Path, stdin: str | None = None) -> str:
 def create_token(data_dir: Path, role: str = "operator", name: str = "bench") -> str:
     """`bangui token create` (the documented way): the token alone on stdout."""
     return cli("token", "create", "--name", name, "--role", role, data_dir=data_dir).strip()
-
-
-def f2b_env() -> dict[str, str]:
-    """Environment for fail2ban's own programs: they run on Debian's python3, keep our PYTHON* away."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
 
 
 def cpu_seconds(root_pid: int) -> float:

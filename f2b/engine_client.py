@@ -34,6 +34,7 @@ import anyio
 import anyio.to_thread
 
 import errors
+from f2b import instance
 from f2b.client import JailNotFound
 from f2b.instance import PrivateServerError, find_server_binary
 
@@ -47,6 +48,8 @@ class EngineUnavailable(errors.Unavailable):
 
 
 class ConfigInvalid(errors.AppError):
+    """fail2ban's own readers or engine rejected a configuration (a staged change is then not applied)."""
+
     status, code = 422, "config_invalid"
 
 
@@ -78,9 +81,8 @@ def interpreter() -> str:
 
 
 def fail2ban_env() -> dict[str, str]:
-    """The environment for fail2ban's interpreter and programs: our interpreter's PYTHON* variables (venv
-    paths) removed, and a UTF-8 locale, so fail2ban reads its files as UTF-8 whatever bangui's locale."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")} | {"LC_ALL": "C.UTF-8"}
+    """`f2b.instance.fail2ban_env` with a UTF-8 locale, so fail2ban reads its files as UTF-8 whatever bangui's."""
+    return instance.fail2ban_env() | {"LC_ALL": "C.UTF-8"}
 
 
 def _spawn(commands: tuple[str, ...]) -> subprocess.Popen[bytes]:

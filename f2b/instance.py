@@ -67,6 +67,12 @@ DEFAULT_JAILS: tuple[JailSpec, ...] = (
 )
 
 
+def fail2ban_env() -> dict[str, str]:
+    """The environment for fail2ban's own programs and interpreter (Debian's python3): ours without the PYTHON*
+    variables of bangui's interpreter (a venv's paths would shadow or break fail2ban's imports)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+
 def find_server_binary(fallback: str | None = None) -> str:
     """fail2ban-server on PATH, else Debian's path (PATH may lack /usr/bin under some service managers)."""
     fallback = FALLBACK_BINARY if fallback is None else fallback
@@ -182,9 +188,8 @@ class PrivateServer:
         if self._sock_dir is not None:
             self._sock_dir.mkdir(mode=0o700, exist_ok=True)
         self._clear_stale_socket()
-        # fail2ban runs on Debian's python3: keep our interpreter's PYTHON* settings away from it, but
-        # unbuffer its stdout, where it prints "Server ready".
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")} | {"PYTHONUNBUFFERED": "1"}
+        # unbuffered: fail2ban prints "Server ready" on its stdout
+        env = fail2ban_env() | {"PYTHONUNBUFFERED": "1"}
         log_mark = self.logfile.stat().st_size if self.logfile.exists() else 0
         self._out = self.outfile.open("w")
         self._proc = subprocess.Popen(

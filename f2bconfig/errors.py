@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from errors import AppError, Conflict, Forbidden, InvalidInput
+from f2b.engine_client import ConfigInvalid  # one class: fail2ban's readers/engine rejected a configuration
+
+__all__ = ["ApplyFailed", "BodyTooLarge", "ConfigBusy", "ConfigInvalid", "ConfigOverridden", "PathForbidden",
+           "PathRefused", "PreconditionFailed"]
 
 
 class PathRefused(InvalidInput):
@@ -23,12 +27,6 @@ class PreconditionFailed(AppError):
 
 class ConfigBusy(Conflict):
     code = "config_busy"
-
-
-class ConfigInvalid(AppError):
-    """fail2ban's own readers/engine rejected the staged configuration; nothing was changed."""
-
-    status, code = 422, "config_invalid"
 
 
 class ApplyFailed(AppError):
