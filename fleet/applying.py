@@ -18,6 +18,7 @@ from core.actor import Actor
 from core.addresses import canonical_ip
 from core.refusals import Screened, refusal_reason
 from core.roles import Role
+from errors import AppError
 from f2b.client import Fail2Ban
 from settings import Settings
 
@@ -67,6 +68,11 @@ def acceptable(settings: Settings, ips: list[str]) -> tuple[list[str], list[str]
         else:
             ok[value] = None
     return Screened(ok, protected), refused
+
+
+def failure(exc: AppError) -> str:
+    """The `error` of a host's failed status of a fleet ban."""
+    return f"{exc.code}: {exc.message}"
 
 
 def bulk_client(settings: Settings) -> Fail2Ban:
