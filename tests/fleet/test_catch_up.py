@@ -79,10 +79,14 @@ def test_a_new_host_applies_the_bans_still_in_effect_in_bulk_not_the_log_entry_b
             pipe.xadd("bangui:fleet:log", entry("auto", "sshd", [ip], "web1"))
         pipe.xadd("bangui:fleet:log", entry("auto", "sshd", ["198.19.0.3"], "web2"))  # web2's own, from before
         pipe.execute()
-        publish_fleet_ban(client, "unban", "sshd", auto[:100], None, "web1", 168)  # every host: cancels those
+        unban_all = publish_fleet_ban(client, "unban", "sshd", auto[:100], None, "web1", 168)  # cancels those
+        # fleet bans for every host that no host can apply: one names loopback (a fleet ban by hand is all or
+        # nothing on each host), one a jail no host has
+        refused = publish_fleet_ban(client, "ban", "nginx-http-auth", ["198.19.3.1", "127.0.0.9"], None, "web1", 168)
+        no_jail = publish_fleet_ban(client, "ban", "no-such-jail", ["198.19.4.1"], None, "web1", 168)
         for_web1 = publish_fleet_ban(client, "ban", "nginx-http-auth", ["198.19.0.2"], ["web1"], "web1", 168)
         everyone = [f"198.19.1.{i}" for i in range(1, 21)]
-        publish_fleet_ban(client, "ban", "nginx-http-auth", everyone, None, "web1", 168)
+        for_all = publish_fleet_ban(client, "ban", "nginx-http-auth", everyone, None, "web1", 168)
         wait_for(lambda: client.hget(f"bangui:fleet:ban:{for_web1['id']}", "web1") != b'{"status": "pending", '
                  b'"error": null}', timeout=20, what="web1 through the log")
 
@@ -92,10 +96,23 @@ def test_a_new_host_applies_the_bans_still_in_effect_in_bulk_not_the_log_entry_b
                  timeout=60, what="the bans in effect on the new host")
         wait_for(lambda: _agents(fleet, 2), timeout=20, what="web2's consumer group")
         auth = fleet.headers()
-        audit = httpx.get(web2.url + "/api/v1/audit", params={"action": "jail.ban", "limit": 1000}, headers=auth,
-                          timeout=10).json()["items"]
+        audit = httpx.get(web2.url + "/api/v1/audit", params={"action": "jail.ban", "outcome": "ok", "limit": 1000},
+                          headers=auth, timeout=10).json()["items"]
         assert sorted((a["actor"], a["target"], a["details"]["count"]) for a in audit) == [
             ("fleet:web1", "nginx-http-auth", 20), ("fleet:web1", "sshd", 2900)]  # two calls, not 3,000
+        # the joining host's status of the older fleet bans, as a host that was there when they were published
+        # reports it (GET /fleet/bans/{id}); none for a fleet ban that named other hosts only
+        def status(ban: dict[str, Any]) -> dict[str, Any]:
+            return httpx.get(web2.url + f"/api/v1/fleet/bans/{ban['id']}", headers=auth, timeout=10).json()["hosts"]
+
+        assert status(for_all)["web2"] == {"status": "applied", "error": None, "added": 20}
+        assert status(unban_all)["web2"] == {"status": "applied", "error": None}
+        assert "web2" not in status(for_web1)
+        for ban, code in ((refused, "refused_address"), (no_jail, "jail_not_found")):
+            hosts = status(ban)
+            assert hosts["web2"] == hosts["web1"] and hosts["web2"]["status"] == "failed", hosts  # the same reason
+            assert hosts["web2"]["error"].startswith(code + ": "), hosts
+        assert "198.19.3.1" not in web2.banned("nginx-http-auth")  # nothing of the refused fleet ban
         stats = httpx.get(web2.url + "/api/v1/stats", params={"range": "24h"}, headers=auth, timeout=10).json()
         assert stats["by_origin"]["fleet"] == 2920
         r = httpx.get(web2.url + "/api/v1/history", params={"ip": "198.18.1.1"}, headers=auth, timeout=10)
