@@ -5,7 +5,8 @@ Layout of the fleet's keys in Redis (identity and limits live under `bangui:kv:`
 - `bangui:fleet:alive:<name>` the running server's instance id, with a short TTL (host names are unique);
 - `bangui:fleet:log` the stream of fleet bans/unbans and shared automatic bans, bounded by retention (MINID);
   each host reads it through its own consumer group `host:<name>` (a host that was down resumes there);
-- `bangui:fleet:ban:<id>` hash host -> {"status": pending|applied|failed, "error"} of one fleet ban;
+- `bangui:fleet:ban:<id>` hash host -> {"status": pending|applied|failed, "error", "added" (a ban applied there:
+  the addresses it banned anew)} of one fleet ban or unban (fleet.log.host_status);
 - `bangui:fleet:leader` the fleet leader's lease `<host>:<token>`; `bangui:fleet:epoch` the fencing counter.
 Nothing here imports `redis` at module level: without BANGUI_FLEET_URL nothing of this runs.
 """

@@ -35,11 +35,11 @@ from actions import bans as ban_actions
 from core.actor import Actor
 from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
-from fleet.applying import acceptable, batched, bulk_client, for_host, who
+from fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
 from fleet.blocklists import fleet_blocklists
 from fleet.join import join
 from fleet.lease import RENEW_S, Lease
-from fleet.log import decode, min_id
+from fleet.log import SET_STATUS, decode, host_status, min_id
 from fleet.outbox import Outbox
 from fleet.watch import Watcher
 from store.base import offload
@@ -190,22 +190,31 @@ class Agent:
             return
         jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
         actor, recorded = who(source, item.get("list") or "")
-        status, error, started = "applied", None, time.monotonic()
+        status, error, added, started = "applied", None, None, time.monotonic()
         try:
             if kind == "unban":  # one call and one audit entry; those not banned here have reached the goal
                 await self._unban(actor, recorded, jail, item["ips"])
             elif item.get("list") or kind == "auto":
-                await self._apply_filtered(actor, recorded, jail, item)
+                added = await self._apply_filtered(actor, recorded, jail, item)
             else:  # a fleet ban someone asked for: all or nothing here, and its status says why
                 await self.watcher.mark_applied(jail, item["ips"])  # the fleet's ban, not this host's own
-                await ban_actions.ban(self.deps, actor, jail, item["ips"], **recorded)
+                added = len((await ban_actions.ban(self.deps, actor, jail, item["ips"], **recorded))["banned"])
         except AppError as exc:
-            status, error = "failed", f"{exc.code}: {exc.message}"
+            status, error, added = "failed", failure(exc), None
             log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)
         log.info("fleet %s of %d address(es) in %s from %s: %s in %.3f s", kind, len(item["ips"]), jail, source,
                  status, time.monotonic() - started)
         if item.get("id"):
-            await self.fast.hset(ban_key(item["id"]), self.name, json.dumps({"status": status, "error": error}))
+            await self.record_statuses({item["id"]: host_status(status, error, added)})
+
+    async def record_statuses(self, statuses: dict[str, str]) -> None:
+        """This host's status of fleet bans (id -> fleet.log.host_status), in one round trip."""
+        if not statuses:
+            return
+        pipe = self.fast.pipeline(transaction=False)
+        for ban_id, status in statuses.items():
+            pipe.eval(SET_STATUS, 1, ban_key(ban_id), self.name, status)
+        await pipe.execute()
 
     async def _unban(self, actor: Actor, recorded: dict[str, Any], jail: str, ips: list[str]) -> None:
         client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
@@ -216,21 +225,22 @@ class Agent:
                 await client.aclose()
 
     async def _apply_filtered(self, actor: Actor, recorded: dict[str, Any], jail: str,
-                              item: dict[str, Any]) -> None:
+                              item: dict[str, Any]) -> int:
         """Another host's shared bans, or a blocklist the fleet leader fetched (fleet/blocklists.py): what this
         host may ban of them (one address it refuses must not cost it the other 49 of a catch-up batch, or a
-        whole list), in one call; a large list with a client that waits as long as fail2ban needs."""
+        whole list), in one call; a large list with a client that waits as long as fail2ban needs. The number
+        of addresses banned anew."""
         ips, refused = acceptable(self.settings, item["ips"])
         if refused:
             log.warning("fleet %s from %s: %d address(es) refused here (protected or not an address), e.g. %s",
                         f"blocklist {item['list']}" if item.get("list") else "shared ban", item.get("source"),
                         len(refused), refused[0])
         if not ips:
-            return
+            return 0
         await self.watcher.mark_applied(jail, ips)  # the fleet's bans, not this host's own
         client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
         try:
-            await ban_actions.ban(self.deps, actor, jail, ips, client=client, **recorded)
+            return len((await ban_actions.ban(self.deps, actor, jail, ips, client=client, **recorded))["banned"])
         finally:
             if client is not None:
                 await client.aclose()

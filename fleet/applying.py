@@ -6,7 +6,8 @@
   `blocklist:<list>` (via fleet), history origin `blocklist`, as a single host's own import records it.
 Other hosts' shared bans, blocklists and a joining host's bulk catch-up leave out the entries this host refuses
 (its own protected addresses; fail2ban's lists may hold anything) instead of failing the whole batch; a fleet ban
-someone asked for by hand fails visibly on the host that refuses it (its status says why).
+someone asked for by hand fails visibly on the host that refuses it (its status says why), whether the host was
+there when it was published or joined later.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 
 from actions import bans as ban_actions
 from core.actor import Actor
-from core.addresses import canonical_ip
+from core.addresses import canonical_ip, ip_list
 from core.refusals import Screened, refusal_reason
 from core.roles import Role
+from errors import AppError
 from f2b.client import Fail2Ban
 from settings import Settings
 
@@ -55,7 +57,7 @@ def who(source: str, blocklist: str = "") -> tuple[Actor, dict[str, Any]]:
     return Actor(name, Role.operator, "fleet", None, user=name), {"origin": "fleet", "source_host": source}
 
 
-def acceptable(settings: Settings, ips: list[str]) -> tuple[list[str], list[str]]:
+def acceptable(settings: Settings, ips: list[str]) -> tuple[Screened, list[str]]:
     """(what this host may ban, what it refuses). The first is Screened: the ban action does not check it again."""
     protected = ban_actions.protected_addresses(settings)
     ok: dict[str, None] = {}
@@ -67,6 +69,22 @@ def acceptable(settings: Settings, ips: list[str]) -> tuple[list[str], list[str]
         else:
             ok[value] = None
     return Screened(ok, protected), refused
+
+
+def failure(exc: AppError) -> str:
+    """The `error` of a host's failed status of a fleet ban."""
+    return f"{exc.code}: {exc.message}"
+
+
+def refusal(settings: Settings, actor: Actor, ips: list[str]) -> str | None:
+    """The `error` the ban action's checks give a fleet ban by hand of `ips` here (None: they pass): what a host
+    that refuses it records, without calling the action (fleet/join.py leaves such a ban out of its bulk calls)."""
+    try:
+        ban_actions.check_refusals(settings, actor, ips, False)
+        ip_list(ips)
+    except AppError as exc:
+        return failure(exc)
+    return None
 
 
 def bulk_client(settings: Settings) -> Fail2Ban:

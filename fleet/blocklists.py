@@ -8,7 +8,9 @@ to the fleet log, a fleet ban for every host (also hosts that join later) marked
 the fleet lease (a deposed leader's publication is refused by Redis), and records the outcome only while it
 still holds the lease. Each host's agent bans it through its own ban action (history origin `blocklist`, actor
 `blocklist:<name>`, audited there; entries that host refuses are left out) and reports per host under the fleet
-ban id, which the list's record keeps as `last_fleet_ban`.
+ban id, which the list's record keeps as `last_fleet_ban`. The record is the fleet's, but each host banned anew
+its own share of the list: `GET /blocklists` shows as `last_added` the count of the host answering, from its
+status of that fleet ban (`added_here`), so that `last_added` means in fleet mode what it means on a single host.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from fleet import HOSTS, LEASE, STREAM, ban_key
-from fleet.log import entry, min_id
+from fleet.log import entry, host_status, min_id
 from jobs.blocklists import BlocklistError, import_list
 from store.base import offload
 
@@ -72,13 +74,37 @@ class _Publisher:
         item = entry("ban", jail, ips, agent.name, hosts, ban_id, everyone=True)
         item["list"] = name
         retention = agent.settings.fleet_retention_hours
-        statuses = {h: json.dumps({"status": "pending", "error": None}) for h in hosts}
+        statuses = {h: host_status("pending") for h in hosts}
         if not await agent.lease.fenced_publish(STREAM, ban_key(ban_id), statuses, item, min_id(retention),
                                                 retention * 3600):
             raise BlocklistError("this host stopped leading the fleet before publishing; the next leader "
                                  "imports the list")
         self.ban_id = ban_id
         log.info("fleet blocklist %s: %d entries published for every host as fleet ban %s", name, len(ips), ban_id)
+
+
+def added_here(client: Any, host: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`records` with `last_added` as `host` knows it: how many entries of the last import it banned anew (its
+    status of the fleet ban that carried the import); 0 where that failed there, as a single host's failed import
+    reports; null while it is pending there (or once its status expired with the retention). Records without a
+    fleet ban (never run, or the fetch failed) keep their own. One round trip (blocking: offload it)."""
+    ids = [r["last_fleet_ban"] for r in records if r.get("last_fleet_ban")]
+    if not ids:
+        return records
+    pipe = client.pipeline(transaction=False)
+    for ban_id in ids:
+        pipe.hget(ban_key(ban_id), host)
+    statuses = dict(zip(ids, pipe.execute(), strict=True))
+    out = []
+    for record in records:
+        if record.get("last_fleet_ban"):
+            raw = statuses.get(record["last_fleet_ban"])
+            status = json.loads(raw) if raw is not None else {"status": "pending"}
+            added = status.get("added") if status["status"] == "applied" else 0 if status["status"] == "failed" \
+                else None
+            record = dict(record, last_added=added)
+        out.append(record)
+    return out
 
 
 async def fleet_blocklists(agent: Agent) -> None:

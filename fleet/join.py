@@ -14,32 +14,52 @@ the bans meant to be in effect now, for this host:
 What is left is applied through the ban action, one call per (jail, source host, blocklist) (the action chunks
 large lists), as fleet/applying.py says (origin fleet with the source host, or a fleet blocklist's): a few
 fail2ban calls, history records and audit entries instead of thousands. Entries this host refuses (its own
-protected addresses, not an address) are left out and logged, not allowed to fail the rest. Then the group is
-created at the last entry read, so whatever arrived meanwhile comes through the group as usual; a crash before
-that repeats the join (bans are idempotent).
+protected addresses, not an address) are left out and logged, not allowed to fail the rest; but a fleet ban
+someone asked for by hand is all or nothing on every host, so one with an entry refused here is left out whole.
+Then the host records its status of each fleet ban and unban of the log meant for it (`statuses`), as a host
+that was there when it was published would have: `GET /fleet/bans/{id}` lists it too. Then the group is created
+at the last entry read, so whatever arrived meanwhile comes through the group as usual; a crash before that
+repeats the join (bans are idempotent).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from actions import bans as ban_actions
+from core.addresses import canonical_ip
+from core.refusals import Screened
 from errors import AppError
+from f2b.client import Fail2Ban, JailNotFound
 from fleet import STREAM
-from fleet.applying import acceptable, bulk_client, for_host, who
-from fleet.log import decode
+from fleet.applying import acceptable, bulk_client, failure, for_host, refusal, who
+from fleet.log import decode, host_status
+from store.base import offload
 
 if TYPE_CHECKING:
     from fleet.agent import Agent
 
 log = logging.getLogger("bangui.fleet")
 PAGE = 1000
-# (jail, ip) -> (source host, when it was published, the blocklist it came from or "")
-Bans = dict[tuple[str, str], tuple[str, float, str]]
+
+
+class Ban(NamedTuple):
+    """An address banned in a jail by the log: who published it, when, the blocklist it came from ("" for none) and
+    the fleet ban it belongs to ("" for another host's automatic ban, which has no per-host status)."""
+
+    source: str
+    at: float
+    blocklist: str = ""
+    ban_id: str = ""
+
+
+Bans = dict[tuple[str, str], Ban]  # (jail, ip) -> why it is banned
 Groups = dict[tuple[str, str, str], list[str]]  # (jail, source, blocklist) -> addresses
+Outcomes = dict[str, tuple[str, str | None, int | None]]  # fleet ban id -> (status, error, added) here
 
 
 def fold(entries: Iterable[dict[str, Any]], me: str, fleet_jail: str = "") -> Bans:
@@ -60,7 +80,7 @@ def fold(entries: Iterable[dict[str, Any]], me: str, fleet_jail: str = "") -> Ba
             if kind == "unban":
                 state.pop((jail, ip), None)
             else:
-                state[(jail, ip)] = (source, at, str(item.get("list") or ""))
+                state[(jail, ip)] = Ban(source, at, str(item.get("list") or ""), str(item.get("id") or ""))
     return state
 
 
@@ -68,12 +88,79 @@ def plan(state: Bans, bantimes: dict[str, int], now: float) -> Groups:
     """(jail, source, blocklist) -> addresses still banned by now; jails missing from `bantimes` are not on
     this host."""
     groups: Groups = {}
-    for (jail, ip), (source, at, blocklist) in state.items():
+    for (jail, ip), ban in state.items():
         bantime = bantimes.get(jail)
-        if bantime is None or (bantime >= 0 and at + bantime < now):
+        if bantime is None or (bantime >= 0 and ban.at + bantime < now):
             continue
-        groups.setdefault((jail, source, blocklist), []).append(ip)
+        groups.setdefault((jail, ban.source, ban.blocklist), []).append(ip)
     return groups
+
+
+def statuses(entries: Iterable[dict[str, Any]], me: str, jails: set[str], outcomes: Outcomes) -> dict[str, str]:
+    """Host `me`'s status (fleet.log.host_status) of each fleet ban and unban of the log meant for it, as a host
+    there when it was published would have recorded it: a ban applied here is applied with how many addresses
+    it banned anew (`outcomes`), one it could not apply failed with the reason its ban action would give (the
+    jail is not among `jails`, or a refused entry); a ban already over (cancelled by a later unban, past the
+    bantime) and every unban (the fold applied it) are applied with nothing added. Bans naming other hosts
+    only: none."""
+    out: dict[str, str] = {}
+    for item in entries:
+        ban_id, kind = str(item.get("id") or ""), item.get("kind")
+        if not ban_id or kind not in ("ban", "unban") or not for_host(item, me):
+            continue
+        if item["jail"] not in jails:  # the words of the client's error for fail2ban's UnknownJail
+            out[ban_id] = host_status("failed", failure(JailNotFound(f"fail2ban has no jail named {item['jail']!r}")))
+        elif ban_id in outcomes:
+            out[ban_id] = host_status(*outcomes[ban_id])
+        else:
+            out[ban_id] = host_status("applied", None, 0 if kind == "ban" else None)
+    return out
+
+
+def screen(agent: Agent, state: Bans, group: tuple[str, str, str], wanted: list[str],
+           ) -> tuple[Screened, dict[str, str], dict[str, str | None]]:
+    """(what of one group this host bans, the fleet ban of each canonical address, fleet bans failed here and why).
+    Refused entries are left out (logged); a fleet ban by hand with one is left out whole, with the reason its ban
+    action gives on a host there when it was published. Blocking: 100,000 addresses take a while (offload it)."""
+    jail, source, blocklist = group
+    ips, refused = acceptable(agent.settings, wanted)
+    owner = {canonical_ip(ip) or ip: state[(jail, ip)].ban_id for ip in wanted}
+    if refused:
+        log.warning("fleet: joining: refusing %d fleet ban(s) from %s in %s here (protected or not an address), "
+                    "e.g. %s", len(refused), source, jail, refused[0])
+    whole = set() if blocklist else {state[(jail, ip)].ban_id for ip in refused} - {""}
+    theirs: dict[str, list[str]] = {}
+    for ip in wanted if whole else ():
+        theirs.setdefault(state[(jail, ip)].ban_id, []).append(ip)
+    actor = who(source)[0]
+    failed = {ban_id: refusal(agent.settings, actor, theirs[ban_id]) for ban_id in whole}
+    if failed:
+        ips = Screened([ip for ip in ips if owner[ip] not in failed], ips.protected)
+    return ips, owner, failed
+
+
+async def apply_group(agent: Agent, client: Fail2Ban, state: Bans, group: tuple[str, str, str], wanted: list[str],
+                      outcomes: Outcomes) -> int:
+    """Ban one (jail, source, blocklist) group in one ban action; note each fleet ban's outcome in `outcomes`.
+    The number of addresses banned anew."""
+    jail, source, blocklist = group
+    ips, owner, failed = await offload(screen, agent, state, group, wanted)
+    outcomes.update((ban_id, ("failed", error, None)) for ban_id, error in failed.items())
+    ids = {owner[ip] for ip in ips} - {""}
+    if not ips:
+        return 0
+    actor, recorded = who(source, blocklist)
+    await agent.watcher.mark_applied(jail, ips)  # the fleet's bans, not this host's own
+    try:
+        fresh = (await ban_actions.ban(agent.deps, actor, jail, ips, client=client, **recorded))["banned"]
+    except AppError as exc:
+        log.warning("fleet: joining: %d ban(s) from %s in %s failed here: %s: %s", len(ips), source, jail,
+                    exc.code, exc.message)
+        outcomes.update((ban_id, ("failed", failure(exc), None)) for ban_id in ids)
+        return 0
+    added = Counter(owner[ip] for ip in fresh)
+    outcomes.update((ban_id, ("applied", None, added[ban_id])) for ban_id in ids)
+    return len(fresh)
 
 
 async def read_log(agent: Agent) -> tuple[list[dict[str, Any]], str]:
@@ -92,7 +179,8 @@ async def read_log(agent: Agent) -> tuple[list[dict[str, Any]], str]:
 
 
 async def join(agent: Agent) -> str:
-    """Apply the bans still in effect (see the module docstring); the log id to create the group at."""
+    """Apply the bans still in effect and record this host's status of the log's fleet bans (see the module
+    docstring); the log id to create the group at."""
     started = time.monotonic()
     entries, last = await read_log(agent)
     state = fold(entries, agent.name, agent.settings.fleet_jail)
@@ -105,25 +193,14 @@ async def join(agent: Agent) -> str:
         [["get", j, "bantime"] for j in here])], strict=True)) if here else {}
     groups = plan(state, bantimes, time.time())
     client = bulk_client(agent.settings)
+    outcomes: Outcomes = {}
     banned = 0
     try:
-        for (jail, source, blocklist), wanted in sorted(groups.items()):
-            ips, refused = acceptable(agent.settings, wanted)
-            if refused:
-                log.warning("fleet: joining: refusing %d fleet ban(s) from %s in %s here (protected or not an "
-                            "address), e.g. %s", len(refused), source, jail, refused[0])
-            if not ips:
-                continue
-            actor, recorded = who(source, blocklist)
-            await agent.watcher.mark_applied(jail, ips)  # the fleet's bans, not this host's own
-            try:
-                await ban_actions.ban(agent.deps, actor, jail, ips, client=client, **recorded)
-                banned += len(ips)
-            except AppError as exc:
-                log.warning("fleet: joining: %d ban(s) from %s in %s failed here: %s: %s", len(ips), source, jail,
-                            exc.code, exc.message)
+        for group, wanted in sorted(groups.items()):
+            banned += await apply_group(agent, client, state, group, wanted, outcomes)
     finally:
         await client.aclose()
+    await agent.record_statuses(statuses(entries, agent.name, present, outcomes))
     log.info("fleet: host %s joined: %d log entries, %d ban(s) still in effect applied in %d call(s) in %.2f s",
              agent.name, len(entries), banned, len(groups), time.monotonic() - started)
     return last

@@ -5,6 +5,10 @@ list or "*", "source": publishing host, "at": epoch seconds, and "scope": "all" 
 for every host (its `hosts` lists those known then; a host joining later applies it too)}. `auto` is a ban
 fail2ban made itself on `source` in a shared jail. XADD trims by MINID (retention), so the log is bounded by
 time, never by a count that a burst could exceed. Blocking calls (sync client): async callers use store.base.offload.
+
+A fleet ban's (or unban's) record `bangui:fleet:ban:<id>` maps each host to its status there (`host_status`):
+pending when published, then applied or failed as the host applied the entry (through its group, or when it
+joined later: fleet/join.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,23 @@ from typing import Any
 import fleet
 from errors import InvalidInput, NotFound
 from fleet import HOSTS, STREAM, ban_key
+
+# One host's status, written only while the fleet ban's record exists: a log entry can outlive its record a little
+# (XADD trims by MINID approximately; the record expires at the retention) and HSET on a missing key would make a
+# record that never expires. KEYS: the record; ARGV: host, status.
+SET_STATUS = """
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+return redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
+def host_status(status: str, error: str | None = None, added: int | None = None) -> str:
+    """One host's status of a fleet ban as its record keeps it (JSON): `status` pending | applied | failed, `error`
+    why it failed, and for a ban applied there `added`: how many of its addresses that host banned anew."""
+    value: dict[str, Any] = {"status": status, "error": error}
+    if added is not None:
+        value["added"] = added
+    return json.dumps(value)
 
 
 def min_id(retention_hours: int, now: float | None = None) -> str:
@@ -61,7 +82,7 @@ def publish_fleet_ban(client: Any, kind: str, jail: str, ips: list[str], hosts: 
         raise InvalidInput("no host in the fleet yet", code="unknown_host")
     ban_id = secrets.token_hex(8)
     pipe = client.pipeline(transaction=True)
-    pipe.hset(ban_key(ban_id), mapping={h: json.dumps({"status": "pending", "error": None}) for h in targets})
+    pipe.hset(ban_key(ban_id), mapping={h: host_status("pending") for h in targets})
     pipe.expire(ban_key(ban_id), retention_hours * 3600)
     pipe.xadd(STREAM, entry(kind, jail, ips, source, targets, ban_id, everyone=hosts is None),
               minid=min_id(retention_hours),

@@ -45,7 +45,7 @@ class BlocklistInfo(msgspec.Struct):
     last_status: str | None  # null: never run; ok | error
     last_error: str | None
     last_count: int | None  # valid distinct entries in the list at the last run
-    last_added: int | None  # of those, newly banned (not banned in the jail before)
+    last_added: int | None  # of those, newly banned (not banned in the jail before); fleet mode: on this host
     last_invalid: int | None  # lines that were neither an address nor a network
     last_invalid_examples: list[str]
     next_due: str | None  # null: never run, so due at the job's next look (within a minute)
@@ -71,6 +71,12 @@ def blocklist_info(r: dict[str, Any]) -> BlocklistInfo:
 
 async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
     records = await offload(call.deps.store.blocklists.all)
+    settings = call.deps.settings
+    if settings.fleet_url:  # the fleet's lists; `last_added`: what this host banned anew (fleet/blocklists.py)
+        from fleet import host_name
+        from fleet.blocklists import added_here
+
+        records = await offload(call.deps.store.shared.call, added_here, host_name(settings), records)
     return {"blocklists": [blocklist_info(r) for r in records]}
 
 

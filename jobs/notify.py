@@ -1,7 +1,8 @@
 """The `notifications` job (leader only, every 2 s): turn new events into per-target queues, then deliver them.
 
 Event sources, each read from where it already lives (nothing is written twice for notifications):
-- the history archive (ids only grow): `ban` and `unban`, every origin (fail2ban's own, the API's, blocklists);
+- the history archive (ids only grow): `ban` and `unban`, every origin (fail2ban's own, the API's, blocklists, the
+  fleet's), with `source_host` as history items carry it (the publishing host of a fleet-origin event, else null);
 - the audit log (ids only grow): `login.failed` (auth.login refused), `config.change` (a successful `config.*`
   action, jail setting, ignore-list or server setting change);
 - the leader record: `leader.change` when the epoch moves; the leader's fail2ban snapshot: `fail2ban.down` and
@@ -54,7 +55,8 @@ def collect(store: Store) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows = store.history.events_after(int(cursor["history"]), READ_BATCH)
     for row in rows:
         events.append({"id": f"h{row['id']}", "event": row["event"], "at": row["at"], "jail": row["jail"],
-                       "ip": row["ip"], "origin": row["origin"], "actor": row["actor"]})
+                       "ip": row["ip"], "origin": row["origin"], "actor": row["actor"],
+                       "source_host": row["source_host"]})
     entries = store.audit.after(int(cursor["audit"]), READ_BATCH)
     for entry in entries:
         if entry["action"] == "auth.login" and entry["outcome"] != "ok":

@@ -39,8 +39,10 @@ def message_id(target: str, events: list[dict[str, Any]]) -> str:
 def _line(event: dict[str, Any]) -> str:
     kind = event["event"]
     if kind in ("ban", "unban"):
+        # .get: events queued by an older version have no source_host
+        where = f" from {event['source_host']}" if event.get("source_host") else ""
         who = f" by {event['actor']}" if event.get("actor") else ""
-        return f"{kind} {event['ip']} in {event['jail']} ({event.get('origin')}{who})"
+        return f"{kind} {event['ip']} in {event['jail']} ({event.get('origin')}{where}{who})"
     return f"{kind}: {event.get('detail') or ''}".rstrip(": ")
 
 

@@ -288,9 +288,9 @@ class Archive:
 
     def events_after(self, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Events with id > last_id, oldest first (ids only grow: for consumers that follow the archive)."""
-        rows = self._conn().execute("SELECT id, event, jail, ip, at, origin, actor FROM events WHERE id > ? "
-                                    "ORDER BY id LIMIT ?", (last_id, limit)).fetchall()
-        keys = ("id", "event", "jail", "ip", "at", "origin", "actor")
+        rows = self._conn().execute("SELECT id, event, jail, ip, at, origin, actor, source_host FROM events "
+                                    "WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)).fetchall()
+        keys = ("id", "event", "jail", "ip", "at", "origin", "actor", "source_host")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def last_event_id(self) -> int:

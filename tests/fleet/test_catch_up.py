@@ -4,6 +4,8 @@ it starts (once), and a host joining the fleet gets the bans still in effect in 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,9 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from f2b.protocol import sync_call
 from tests.fixtures.waiting import wait_for
-from tests.fleet.conftest import Fleet, add_host, dump, start_fleet
+from tests.fleet.conftest import Fleet, Host, add_host, dump, start_fleet
 
 pytestmark = pytest.mark.fleet
 
@@ -76,10 +79,14 @@ def test_a_new_host_applies_the_bans_still_in_effect_in_bulk_not_the_log_entry_b
             pipe.xadd("bangui:fleet:log", entry("auto", "sshd", [ip], "web1"))
         pipe.xadd("bangui:fleet:log", entry("auto", "sshd", ["198.19.0.3"], "web2"))  # web2's own, from before
         pipe.execute()
-        publish_fleet_ban(client, "unban", "sshd", auto[:100], None, "web1", 168)  # every host: cancels those
+        unban_all = publish_fleet_ban(client, "unban", "sshd", auto[:100], None, "web1", 168)  # cancels those
+        # fleet bans for every host that no host can apply: one names loopback (a fleet ban by hand is all or
+        # nothing on each host), one a jail no host has
+        refused = publish_fleet_ban(client, "ban", "nginx-http-auth", ["198.19.3.1", "127.0.0.9"], None, "web1", 168)
+        no_jail = publish_fleet_ban(client, "ban", "no-such-jail", ["198.19.4.1"], None, "web1", 168)
         for_web1 = publish_fleet_ban(client, "ban", "nginx-http-auth", ["198.19.0.2"], ["web1"], "web1", 168)
         everyone = [f"198.19.1.{i}" for i in range(1, 21)]
-        publish_fleet_ban(client, "ban", "nginx-http-auth", everyone, None, "web1", 168)
+        for_all = publish_fleet_ban(client, "ban", "nginx-http-auth", everyone, None, "web1", 168)
         wait_for(lambda: client.hget(f"bangui:fleet:ban:{for_web1['id']}", "web1") != b'{"status": "pending", '
                  b'"error": null}', timeout=20, what="web1 through the log")
 
@@ -89,10 +96,23 @@ def test_a_new_host_applies_the_bans_still_in_effect_in_bulk_not_the_log_entry_b
                  timeout=60, what="the bans in effect on the new host")
         wait_for(lambda: _agents(fleet, 2), timeout=20, what="web2's consumer group")
         auth = fleet.headers()
-        audit = httpx.get(web2.url + "/api/v1/audit", params={"action": "jail.ban", "limit": 1000}, headers=auth,
-                          timeout=10).json()["items"]
+        audit = httpx.get(web2.url + "/api/v1/audit", params={"action": "jail.ban", "outcome": "ok", "limit": 1000},
+                          headers=auth, timeout=10).json()["items"]
         assert sorted((a["actor"], a["target"], a["details"]["count"]) for a in audit) == [
             ("fleet:web1", "nginx-http-auth", 20), ("fleet:web1", "sshd", 2900)]  # two calls, not 3,000
+        # the joining host's status of the older fleet bans, as a host that was there when they were published
+        # reports it (GET /fleet/bans/{id}); none for a fleet ban that named other hosts only
+        def status(ban: dict[str, Any]) -> dict[str, Any]:
+            return httpx.get(web2.url + f"/api/v1/fleet/bans/{ban['id']}", headers=auth, timeout=10).json()["hosts"]
+
+        assert status(for_all)["web2"] == {"status": "applied", "error": None, "added": 20}
+        assert status(unban_all)["web2"] == {"status": "applied", "error": None}
+        assert "web2" not in status(for_web1)
+        for ban, code in ((refused, "refused_address"), (no_jail, "jail_not_found")):
+            hosts = status(ban)
+            assert hosts["web2"] == hosts["web1"] and hosts["web2"]["status"] == "failed", hosts  # the same reason
+            assert hosts["web2"]["error"].startswith(code + ": "), hosts
+        assert "198.19.3.1" not in web2.banned("nginx-http-auth")  # nothing of the refused fleet ban
         stats = httpx.get(web2.url + "/api/v1/stats", params={"range": "24h"}, headers=auth, timeout=10).json()
         assert stats["by_origin"]["fleet"] == 2920
         r = httpx.get(web2.url + "/api/v1/history", params={"ip": "198.18.1.1"}, headers=auth, timeout=10)
@@ -137,3 +157,89 @@ def test_an_address_a_host_refuses_does_not_cost_it_the_other_shared_bans(shared
              what="the shared bans this host may apply")
     assert "127.0.0.5" not in h2.banned() | h3.banned()
     assert "refused here" in h2.server.output()
+
+
+def _watch_file(host: Host) -> Path:
+    return host.server.data_dir / "fleet-watch.json"
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    """Which save of the watcher's file this is (each save replaces the file: a new inode and mtime)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _known(path: Path, jail: str = "sshd") -> set[str]:
+    return set(json.loads(path.read_text())["known"].get(jail, []))
+
+
+def test_a_burst_of_bans_saves_the_watchers_view_about_once_a_second_not_at_every_look(shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
+    path = _watch_file(h1)
+    versions: set[tuple[int, int] | None] = {_version(path)}
+    done = threading.Event()
+
+    def watch_the_file() -> None:
+        while not done.is_set():
+            versions.add(_version(path))
+            time.sleep(0.002)
+
+    burst = [f"198.18.150.{i}" for i in range(1, 61)]
+    reader = threading.Thread(target=watch_the_file)
+    reader.start()
+    try:
+        started = time.monotonic()
+        for ip in burst:  # fail2ban's own bans, one every 50 ms: something new at nearly every look (0.1 s)
+            code, result = sync_call(h1.fail2ban.socket, "set", "sshd", "banip", ip)
+            assert code == 0, result
+            time.sleep(0.05)
+        wait_for(lambda: set(burst) <= h2.banned() and set(burst) <= _known(path), timeout=10,
+                 what="the burst shared and saved")
+        took = time.monotonic() - started
+    finally:
+        done.set()
+        reader.join()
+    saves = len(versions - {None}) - 1  # less the version from before the burst
+    print(f"{saves} saves of {path.name} in {took:.1f} s of bans")
+    assert 1 <= saves <= took + 2, saves  # at every look that saw a ban it was ~30
+
+
+def test_after_a_crash_fleet_bans_stay_the_fleets_and_own_bans_shared_again_change_nothing(
+        shared_fleet: Fleet) -> None:
+    """The view is saved at most once a second: a crash loses what changed since. Bans the fleet applied are
+    journaled before they reach fail2ban (never published as this host's own); this host's own bans of that
+    second are shared again, and the other hosts find them banned already (no new history)."""
+    h1, h2, h3 = shared_fleet.hosts
+    wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
+    path, auth = _watch_file(h1), shared_fleet.headers()
+    mark, own, fleet_ip = "198.18.160.1", "198.18.160.2", "198.18.160.3"
+    sync_call(h1.fail2ban.socket, "set", "sshd", "banip", mark)
+    before = _version(path)
+    wait_for(lambda: _version(path) != before and mark in _known(path), timeout=10, pause=0.005,
+             what="a save of the view")  # the next one comes a second later at the earliest
+    sync_call(h1.fail2ban.socket, "set", "sshd", "banip", own)
+    r = httpx.post(h2.url + "/api/v1/fleet/bans", json={"ips": [fleet_ip], "jail": "sshd", "hosts": ["web1"]},
+                   headers=auth, timeout=10)
+    assert r.status_code == 202, r.text
+    wait_for(lambda: own in h2.banned() and fleet_ip in h1.banned(), timeout=5, pause=0.01,
+             what="web1's own ban shared and the fleet ban applied on web1")
+    h1.server.signal_group(signal.SIGKILL)
+    assert h1.server.proc is not None
+    h1.server.proc.wait()
+    print("crashed before saving web1's own ban" if own not in _known(path) else "saved before the crash (slow)")
+    agents = h1.server.output().count("fleet agent of host web1 started")
+    h1.server.start()
+    wait_for(lambda: h1.server.output().count("fleet agent of host web1 started") > agents, timeout=20,
+             what="web1's new agent")
+    wait_for(lambda: own in _known(path), timeout=10, what="the new agent's view saved")
+    time.sleep(0.5)
+    assert _entries_with(shared_fleet, fleet_ip) == [("ban", "web2")]  # never taken for web1's own
+    assert set(_entries_with(shared_fleet, own)) == {("auto", "web1")}  # once or twice
+    for host in (h2, h3):
+        assert own in host.banned()
+        items = httpx.get(host.url + "/api/v1/history", params={"ip": own}, headers=auth, timeout=10).json()["items"]
+        assert [(i["event"], i["origin"], i["source_host"]) for i in items] == [("ban", "fleet", "web1")], host.name

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fleet.join import fold, plan
+from fleet.join import Ban, fold, plan, statuses
 
 
 def _e(kind: str, ips: list[str], source: str = "web1", jail: str = "sshd", hosts: list[str] | None = None,
@@ -19,7 +20,7 @@ def test_an_unban_for_this_host_cancels_earlier_bans_whoever_made_them_and_a_lat
     log = [_e("auto", ["192.0.2.1", "192.0.2.2"], source="web1"),
            _e("unban", ["192.0.2.1", "192.0.2.2"], source="web3", hosts=["web1", "web3"], everyone=True),
            _e("auto", ["192.0.2.2"], source="web3", at=1005.0)]
-    assert fold(log, "web9") == {("sshd", "192.0.2.2"): ("web3", 1005.0, "")}
+    assert fold(log, "web9") == {("sshd", "192.0.2.2"): Ban("web3", 1005.0)}
 
 
 def test_fleet_bans_for_other_hosts_and_this_hosts_own_bans_are_not_applied() -> None:
@@ -37,10 +38,32 @@ def test_automatic_bans_go_to_the_fleet_jail_when_one_is_set() -> None:
 
 
 def test_bans_over_by_the_jails_bantime_and_jails_this_host_lacks_are_left_out() -> None:
-    state = {("sshd", "192.0.2.1"): ("web1", 1000.0, ""), ("sshd", "192.0.2.2"): ("web2", 1500.0, ""),
-             ("forever", "192.0.2.3"): ("web1", 0.0, "spamhaus"), ("gone", "192.0.2.4"): ("web1", 1900.0, "")}
+    state = {("sshd", "192.0.2.1"): Ban("web1", 1000.0), ("sshd", "192.0.2.2"): Ban("web2", 1500.0),
+             ("forever", "192.0.2.3"): Ban("web1", 0.0, "spamhaus", "b1"), ("gone", "192.0.2.4"): Ban("web1", 1900.0)}
     assert plan(state, {"sshd": 600, "forever": -1}, now=2000.0) == {
         ("sshd", "web2", ""): ["192.0.2.2"], ("forever", "web1", "spamhaus"): ["192.0.2.3"]}
+
+
+def test_a_fleet_ban_remembers_its_id_and_blocklist_so_the_joining_host_can_report_on_it() -> None:
+    ban = _e("ban", ["192.0.2.1"], everyone=True) | {"id": "b1", "list": "drop"}
+    assert fold([ban], "web9") == {("sshd", "192.0.2.1"): Ban("web1", 1000.0, "drop", "b1")}
+
+
+def test_the_joining_host_reports_on_every_fleet_ban_and_unban_meant_for_it() -> None:
+    log = [_e("ban", ["192.0.2.1"], everyone=True) | {"id": "applied"},
+           _e("ban", ["192.0.2.2"], everyone=True) | {"id": "over"},  # cancelled below, or past its bantime
+           _e("unban", ["192.0.2.2"], everyone=True) | {"id": "unban"},
+           _e("ban", ["192.0.2.3"], hosts=["web1"]) | {"id": "not-mine"},
+           _e("ban", ["192.0.2.4"], jail="gone", hosts=["web9"]) | {"id": "no-jail"},
+           _e("ban", ["127.0.0.9"], everyone=True) | {"id": "refused"},
+           _e("auto", ["192.0.2.5"])]
+    outcomes = {"applied": ("applied", None, 1), "refused": ("failed", "refused_address: loopback", None)}
+    got = {k: json.loads(v) for k, v in statuses(log, "web9", {"sshd"}, outcomes).items()}
+    assert got == {"applied": {"status": "applied", "error": None, "added": 1},
+                   "over": {"status": "applied", "error": None, "added": 0},
+                   "unban": {"status": "applied", "error": None},
+                   "no-jail": {"status": "failed", "error": "jail_not_found: fail2ban has no jail named 'gone'"},
+                   "refused": {"status": "failed", "error": "refused_address: loopback"}}
 
 
 def test_consecutive_shared_bans_of_one_host_and_jail_are_applied_as_one() -> None:
