@@ -50,6 +50,7 @@ from handlers.middleware import Edge, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
 from settings import Settings
+from stopping import ignore_sigterm
 from store import Store
 from store import setup as first_start
 from store.base import configure_threads, offload
@@ -65,13 +66,16 @@ API_ROUTES: list[ApiRoute] = [
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    if settings is None:  # a hypercorn worker: the CLI validated the same environment before spawning us
+    worker = settings is None  # a hypercorn worker: the CLI validated the same environment before spawning us
+    if settings is None:
         settings = Settings.load()
         logs.configure(settings.log_level, settings.log_format)
         install_error_bodies()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if worker:
+            ignore_sigterm()  # hypercorn's main process SIGTERMs workers mid-shutdown (stopping.py)
         configure_threads()
         store = await offload(Store, settings)
         client = Fail2Ban(settings.fail2ban_socket, settings.fail2ban_timeout, settings.fail2ban_max_calls,

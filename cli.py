@@ -34,12 +34,16 @@ from f2b.client import Fail2Ban
 from handlers import transport
 from metrics.files import multiprocess_dir
 from settings import FIELDS, ConfigError, Settings
+from stopping import join_workers
 from store import Store, StoreError
 
 if TYPE_CHECKING:
     from hypercorn.config import Config as HypercornConfig
 
 log = logging.getLogger("bangui")
+# How long the main process waits for workers still shutting down, beyond hypercorn's graceful_timeout: the
+# leader's job grace (3 s, jobs/scheduler.py) and the rest of a lifespan's shutdown.
+WORKER_STOP_EXTRA_S = 10.0
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +153,7 @@ def _run_hypercorn(config: HypercornConfig) -> int:
     previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
         status = int(run(config))
+        join_workers(config.graceful_timeout + WORKER_STOP_EXTRA_S)  # see stopping.py
     finally:
         signal.set_wakeup_fd(previous)
         received = b""

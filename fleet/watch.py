@@ -13,10 +13,9 @@ again). What it knew is kept in `<data dir>/fleet-watch.json` (0600, replaced at
 Writing: the file holds every ban of the shared jails (~2 MB with 100,000), so it is not rewritten at every look
 that sees a change: a change is written at once when the last write is SAVE_S old, else SAVE_S after it (a burst
 costs one write a second), and always when the watcher stops (the agent is cancelled: the host leader steps
-down, or its lifespan ends at a graceful stop). A crash of the process (SIGKILL, the OOM killer; and, with
-`--workers` 2 or more, a graceful stop too: hypercorn 0.18 SIGTERMs the other workers as soon as one has exited,
-so the leader's lifespan rarely ends) loses what changed in the last SAVE_S at most: the next agent shares this
-host's own bans of that second again. That is harmless: the other hosts find them banned already (no new
+down, or its lifespan ends at a graceful stop). A crash of the process (SIGKILL, the OOM killer) loses what
+changed in the last SAVE_S at most: the next agent shares this host's own bans of that second again. That is
+harmless: the other hosts find them banned already (no new
 history; fail2ban restarts the ban's time, a second late at most) and the log holds one more entry. The fleet's
 bans must never be taken for this host's own, so their marks do not wait for the next save: each is appended to
 `<data dir>/fleet-watch-applied.jsonl` before the ban reaches fail2ban (a few bytes per address, not the whole

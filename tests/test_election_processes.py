@@ -208,6 +208,28 @@ def test_a_gracefully_stopped_leader_hands_over_without_a_timeout(bangui_server:
 
 
 @pytest.mark.timeout(60)
+def test_a_graceful_stop_of_several_workers_lets_the_leader_finish_its_job(bangui_server: Any,
+                                                                           tmp_path: Path) -> None:
+    """SIGTERM to the main process of `serve --workers 3` while the leader runs a job of 1.5 s: hypercorn 0.18
+    SIGTERMs the other workers as soon as one has exited (the followers, at once), which killed the leader
+    mid-job, before its lifespan could finish the job and withdraw its record."""
+    data_dir, probe_file = tmp_path / "data", tmp_path / "probe.log"
+    auth = create_token(data_dir, "viewer")
+    server = bangui_server(workers=3, data_dir=data_dir, env=probe_env(probe_file, 0.3, 1.5))
+    leader, _ = wait_leader(server, auth)
+    wait_for(lambda: any(r.pid == leader["pid"] and r.end is None for r in read_runs(probe_file)), timeout=10,
+             what="the leader in the middle of a run")
+    workers = server.worker_pids()
+    assert server.proc is not None and leader["pid"] in workers
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=20) == 0, server.output()
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], "workers outlived the main process"
+    last = [r for r in read_runs(probe_file) if r.pid == leader["pid"]][-1]
+    assert last.end is not None, f"the leader was killed mid-run: {last}\n{server.output()}"
+    assert "interrupted by the previous leader" not in server.output()
+
+
+@pytest.mark.timeout(60)
 def test_job_state_survives_a_crash_of_the_whole_server_without_a_burst(bangui_server: Any, tmp_path: Path) -> None:
     data_dir, probe_file, interval = tmp_path / "data", tmp_path / "probe.log", 8.0
     auth = create_token(data_dir, "viewer")
