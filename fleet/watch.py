@@ -15,11 +15,11 @@ that sees a change: a change is written at once when the last write is SAVE_S ol
 costs one write a second), and always when the watcher stops (the agent is cancelled: the host leader steps
 down, or its lifespan ends at a graceful stop). A crash of the process (SIGKILL, the OOM killer) loses what
 changed in the last SAVE_S at most: the next agent shares this host's own bans of that second again. That is
-harmless: the other hosts find them banned already (no new
-history; fail2ban restarts the ban's time, a second late at most) and the log holds one more entry. The fleet's
-bans must never be taken for this host's own, so their marks do not wait for the next save: each is appended to
-`<data dir>/fleet-watch-applied.jsonl` before the ban reaches fail2ban (a few bytes per address, not the whole
-view) and folded into the next save, which empties it. (Neither file is fsynced: they outlive a crash of the
+harmless: the other hosts find them banned already (no new history; fail2ban restarts the ban's time, a second
+late at most) and the log holds one more entry. The fleet's bans must never be taken for this host's own, so
+their marks do not wait for the next save: each is appended to `<data dir>/fleet-watch-applied.jsonl` before the
+ban reaches fail2ban (a few bytes per address, not the whole view) and folded into the next save, which empties
+it. (Neither file is fsynced: they outlive a crash of the
 process, not of the machine.)
 A ban that expires and comes back while no agent watches is missed (it was known).
 """
