@@ -19,8 +19,7 @@ harmless: the other hosts find them banned already (no new history; fail2ban res
 late at most) and the log holds one more entry. The fleet's bans must never be taken for this host's own, so
 their marks do not wait for the next save: each is appended to `<data dir>/fleet-watch-applied.jsonl` before the
 ban reaches fail2ban (a few bytes per address, not the whole view) and folded into the next save, which empties
-it. (Neither file is fsynced: they outlive a crash of the
-process, not of the machine.)
+it. (Neither file is fsynced: they outlive a crash of the process, not of the machine.)
 A ban that expires and comes back while no agent watches is missed (it was known).
 """
 
