@@ -45,6 +45,7 @@ class Job:
     timeout: float
     run: JobFunc
     jitter: float = 0.1  # up to this fraction of the interval is added to each next_due, at random
+    endless: bool = False  # runs until cancelled (the fleet agent): a stop cancels it at once, with no grace
 
     def interval_s(self, settings: Settings) -> float:
         return float(getattr(settings, self.every) if isinstance(self.every, str) else self.every)
@@ -91,7 +92,7 @@ def load_jobs(settings: Settings) -> tuple[Job, ...]:
     if settings.fleet_url:  # fleet mode: the host leader also runs the host's fleet agent (fleet/agent.py)
         from fleet.agent import fleet_job
 
-        jobs.append(Job("fleet", every=1.0, timeout=float(10**9), run=fleet_job, jitter=0.0))
+        jobs.append(Job("fleet", every=1.0, timeout=float(10**9), run=fleet_job, jitter=0.0, endless=True))
     seen: set[str] = set()
     for job in jobs:
         where = f"job {job.name!r}" + (f" from BANGUI_JOBS_MODULE={settings.jobs_module}" if

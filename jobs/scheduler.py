@@ -11,7 +11,8 @@ Guarantees (while the leader's epoch is current):
   exponential backoff (capped at `MAX_BACKOFF` intervals); nothing it raises leaves the task group,
   because under hypercorn an exception escaping a worker's lifespan stops every worker.
 - Shutdown: running jobs get `grace_s` to finish, then are cancelled and recorded `cancelled`; if the
-  epoch was lost they are cancelled at once (their writes would be refused anyway).
+  epoch was lost they are cancelled at once (their writes would be refused anyway), as is an `endless` job
+  (the fleet agent: it never finishes by itself, so its grace would only delay every stop).
 - Losing leadership has one signal: store.leader.NotLeader, raised by any fenced write (the schedule's
   own records, a job's `ctx.fenced` writes, the history sync's commits) and handled in one place,
   `Scheduler._leadership`: the scheduler stops and cancels its running jobs at once.
@@ -195,6 +196,8 @@ class Scheduler:
     def _stop_running(self) -> None:
         """Give running jobs the grace period (or nothing, if the epoch is lost); never awaits."""
         self._stopping = True
-        limit = anyio.current_time() + (0.0 if self.lost else self.grace_s)
-        for scope in self.running.values():
-            scope.deadline = min(scope.deadline, limit)
+        now = anyio.current_time()
+        limit = now + (0.0 if self.lost else self.grace_s)
+        endless = {job.name for job in self.jobs if job.endless}  # waiting would only delay the stop
+        for name, scope in self.running.items():
+            scope.deadline = min(scope.deadline, now if name in endless else limit)

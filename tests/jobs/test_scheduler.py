@@ -250,6 +250,17 @@ async def test_shutdown_cancels_a_job_that_outlives_the_grace_period(deps: Deps)
     assert deps.store.jobs.get("long")["last_status"] == "cancelled"
 
 
+async def test_shutdown_cancels_an_endless_job_at_once_and_still_gives_the_others_their_grace(deps: Deps) -> None:
+    runs: list[tuple[str, float, float]] = []
+    agent = Job("agent", every=60.0, timeout=float(10**9), run=recording([], seconds=60), endless=True)
+    short = Job("short", every=60.0, timeout=5, run=recording(runs, seconds=0.5))
+    started = time.monotonic()
+    await run_for(deps, [agent, short], 0.1, grace_s=5.0)
+    assert time.monotonic() - started < 2.0  # the short job's 0.5 s, not the grace period
+    assert deps.store.jobs.get("agent")["last_status"] == "cancelled"
+    assert deps.store.jobs.get("short")["last_status"] == "ok" and len(runs) == 1
+
+
 async def test_a_scheduler_whose_epoch_was_taken_stops_without_running_more(deps: Deps) -> None:
     runs: list[tuple[str, float, float]] = []
     job = Job("j", every=0.05, timeout=5, run=recording(runs), jitter=0)
