@@ -54,9 +54,15 @@ class ConfigInvalid(errors.AppError):
 
 
 class EngineTimeout(errors.AppError):
-    """The child did not answer in time and was killed (the code says why it usually happens)."""
+    """A filter test did not answer in time and was killed (the code says why it usually happens)."""
 
     status, code = 422, "filter_timeout"
+
+
+class ConfigReadTimeout(errors.AppError):
+    """fail2ban's reading of its configuration did not answer in time and was killed."""
+
+    status, code = 504, "config_read_timeout"
 
 
 class EngineFailed(errors.AppError):
@@ -107,16 +113,26 @@ def _what(command: str) -> str:
     return "the filter test" if command == "filter-test" else f"reading fail2ban's configuration ({command})"
 
 
-def _answer(proc: subprocess.Popen[bytes], payload: bytes, timeout: float, what: str) -> dict[str, Any]:
-    """Feed ``payload``, wait at most ``timeout`` s (then kill: EngineTimeout) and decode the answer."""
+def _timeout(command: str, timeout: float) -> errors.AppError:
+    if command == "filter-test":
+        return EngineTimeout(f"the filter test did not finish within {timeout:g} s and was stopped (a regex with "
+                             "catastrophic backtracking, e.g. nested quantifiers like (a+)+?)",
+                             details={"timeout_s": timeout})
+    return ConfigReadTimeout(f"{_what(command)} did not finish within {timeout:g} s and was stopped (a log path "
+                             "on a slow or hung file system? fail2ban's readers expand every logpath)",
+                             details={"timeout_s": timeout})
+
+
+def _answer(proc: subprocess.Popen[bytes], payload: bytes, timeout: float, command: str) -> dict[str, Any]:
+    """Feed ``payload``, wait at most ``timeout`` s (then kill: EngineTimeout or ConfigReadTimeout) and decode
+    the answer."""
+    what = _what(command)
     try:
         out, err = proc.communicate(payload, timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise EngineTimeout(f"{what} did not finish within {timeout:g} s and was stopped (a regex with "
-                            "catastrophic backtracking, e.g. nested quantifiers like (a+)+?)",
-                            details={"timeout_s": timeout}) from None
+        raise _timeout(command, timeout) from None
     finally:
         if proc.poll() is None:  # cancelled or failed mid-way: never leave the child running
             proc.kill()
@@ -156,7 +172,7 @@ class Runner:
         """Answer ``request`` with ``command`` (see f2b/engine.py); the child is killed after ``timeout`` s.
         Blocking: call it in a worker thread.
 
-        :raises EngineTimeout: killed at the deadline.
+        :raises EngineTimeout: a filter test killed at the deadline (ConfigReadTimeout: any other command).
         :raises EngineFailed: the child crashed or answered no JSON document.
         :raises EngineUnavailable: fail2ban's interpreter cannot be found or run.
         :raises JailNotFound, ConfigInvalid, InvalidInput: the engine's answer was an error.
@@ -165,7 +181,7 @@ class Runner:
         proc = self._take(group) if spare else None
         payload = json.dumps({**request, "command": command}).encode()
         try:
-            return _answer(proc or _spawn(group), payload, timeout, _what(command))
+            return _answer(proc or _spawn(group), payload, timeout, command)
         finally:
             if spare:
                 self._refill(group)

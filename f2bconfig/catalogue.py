@@ -29,9 +29,11 @@ def jails(root: Path | str, only: str | None = None) -> list[dict[str, Any]]:
             return hit[1]
     if not (Path(root) / "jail.conf").exists() and not (Path(root) / "jail.local").exists():
         return []
-    result = [dict(j) for j in tools.read_config("catalogue", Path(root), only).get("jails", [])]
-    with _lock:
-        _cache[key] = (signature, result)
+    answer = tools.read_config("catalogue", Path(root), only)
+    result = [dict(j) for j in answer.get("jails", [])]
+    if not answer.get("errors"):  # a timeout or a crash is not what the files say: read them again next time
+        with _lock:
+            _cache[key] = (signature, result)
     return result
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import Unavailable
-from f2b.engine_client import CONFIG_TIMEOUT, RUNNER, EngineFailed, EngineTimeout, fail2ban_env
+from f2b.engine_client import CONFIG_TIMEOUT, RUNNER, ConfigReadTimeout, EngineFailed, fail2ban_env
 
 CLIENT_FALLBACK = "/usr/bin/fail2ban-client"
 TIMEOUT = 30.0
@@ -40,7 +40,7 @@ def read_config(command: str, config_dir: Path, jail: str | None = None) -> dict
     request = {"config_dir": str(config_dir)} | ({"jail": jail} if jail else {})
     try:
         return RUNNER.run(command, request, CONFIG_TIMEOUT, spare=True)
-    except EngineTimeout:
+    except ConfigReadTimeout:
         return {"ok": False, "errors": [f"fail2ban's reading of the configuration took over {CONFIG_TIMEOUT:g}s"],
                 "jails": []}
     except EngineFailed as exc:

@@ -10,8 +10,9 @@ import pytest
 
 from errors import InvalidInput
 from f2b.client import JailNotFound
-from f2b.engine_client import ENGINE, ConfigInvalid, EngineTimeout, Runner
+from f2b.engine_client import ENGINE, ConfigInvalid, ConfigReadTimeout, EngineTimeout, Runner
 from f2b.instance import PrivateServer
+from f2bconfig import catalogue, tools
 
 
 @pytest.fixture
@@ -68,6 +69,21 @@ def test_a_deadline_kills_the_child(runner: Runner, conf_dir: Path) -> None:
     with pytest.raises(EngineTimeout) as stopped:
         runner.run("filter-test", request, 1.0)
     assert (stopped.value.code, stopped.value.details) == ("filter_timeout", {"timeout_s": 1.0})
+
+
+def test_a_configuration_read_killed_at_its_deadline_says_so_not_the_regex_hint(runner: Runner,
+                                                                               conf_dir: Path) -> None:
+    with pytest.raises(ConfigReadTimeout) as stopped:  # no interpreter starts and imports fail2ban in 10 ms
+        runner.run("jail-stream", {"config_dir": str(conf_dir), "jail": "sshd"}, 0.01)
+    assert (stopped.value.status, stopped.value.code) == (504, "config_read_timeout")
+    assert "jail-stream" in str(stopped.value) and "regex" not in str(stopped.value)
+
+
+def test_a_failed_catalogue_read_is_not_cached(conf_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tools, "CONFIG_TIMEOUT", 0.01)  # the read is killed: a failed answer, no jails
+    assert catalogue.jails(conf_dir) == []
+    monkeypatch.undo()
+    assert {"sshd", "sshd-dummy"} <= {j["name"] for j in catalogue.jails(conf_dir)}  # no file changed meanwhile
 
 
 def test_a_warm_spare_is_kept_per_group_that_asks_and_ended_on_close(runner: Runner, conf_dir: Path) -> None:
