@@ -8,9 +8,9 @@ and nothing of one request's state survives into another.
 
 A caller that asks for it (`spare=True`: filter tests, the configuration check and catalogue) gets a
 warm spare: after its first request the runner keeps ONE process ready (one for the filter tests, one
-for the configuration's check and catalogue: `SPARE_OF`), interpreter up and
-fail2ban imported, waiting on stdin (the filter engine's imports take ~0.15-0.4 s, more than testing
-10,000 lines; the config engine's ~50 ms plus the interpreter's start). A spare exits by itself when
+for the configuration's check and catalogue: `SPARE_OF`), interpreter up and fail2ban imported, waiting
+on stdin (the filter engine's imports take ~0.15-0.4 s, more than testing 10,000 lines; the config
+engine's ~50 ms plus the interpreter's start). A spare exits by itself when
 bangui goes away (EOF); a bangui that never runs a command never has its spare. Commands run rarely
 (`jail-stream`, `jails`: starting a jail) run one-shot. Children run through blocking `subprocess` in
 worker threads (never on the event loop), at most `MAX_TESTS` filter tests at once per process; the rest
@@ -53,7 +53,7 @@ class ConfigInvalid(errors.AppError):
     status, code = 422, "config_invalid"
 
 
-class EngineTimeout(errors.AppError):
+class FilterTimeout(errors.AppError):
     """A filter test did not answer in time and was killed (the code says why it usually happens)."""
 
     status, code = 422, "filter_timeout"
@@ -115,7 +115,7 @@ def _what(command: str) -> str:
 
 def _timeout(command: str, timeout: float) -> errors.AppError:
     if command == "filter-test":
-        return EngineTimeout(f"the filter test did not finish within {timeout:g} s and was stopped (a regex with "
+        return FilterTimeout(f"the filter test did not finish within {timeout:g} s and was stopped (a regex with "
                              "catastrophic backtracking, e.g. nested quantifiers like (a+)+?)",
                              details={"timeout_s": timeout})
     return ConfigReadTimeout(f"{_what(command)} did not finish within {timeout:g} s and was stopped (a log path "
@@ -124,7 +124,7 @@ def _timeout(command: str, timeout: float) -> errors.AppError:
 
 
 def _answer(proc: subprocess.Popen[bytes], payload: bytes, timeout: float, command: str) -> dict[str, Any]:
-    """Feed ``payload``, wait at most ``timeout`` s (then kill: EngineTimeout or ConfigReadTimeout) and decode
+    """Feed ``payload``, wait at most ``timeout`` s (then kill: FilterTimeout or ConfigReadTimeout) and decode
     the answer."""
     what = _what(command)
     try:
@@ -172,7 +172,7 @@ class Runner:
         """Answer ``request`` with ``command`` (see f2b/engine.py); the child is killed after ``timeout`` s.
         Blocking: call it in a worker thread.
 
-        :raises EngineTimeout: a filter test killed at the deadline (ConfigReadTimeout: any other command).
+        :raises FilterTimeout: a filter test killed at the deadline (ConfigReadTimeout: any other command).
         :raises EngineFailed: the child crashed or answered no JSON document.
         :raises EngineUnavailable: fail2ban's interpreter cannot be found or run.
         :raises JailNotFound, ConfigInvalid, InvalidInput: the engine's answer was an error.

@@ -10,7 +10,7 @@ import pytest
 
 from errors import InvalidInput
 from f2b.client import JailNotFound
-from f2b.engine_client import ENGINE, ConfigInvalid, ConfigReadTimeout, EngineTimeout, Runner
+from f2b.engine_client import ENGINE, ConfigInvalid, ConfigReadTimeout, FilterTimeout, Runner
 from f2b.instance import PrivateServer
 from f2bconfig import catalogue, tools
 
@@ -66,7 +66,7 @@ def test_errors_share_one_shape_mapped_to_bangui_errors(runner: Runner, conf_dir
 
 def test_a_deadline_kills_the_child(runner: Runner, conf_dir: Path) -> None:
     request = {"config_dir": str(conf_dir), "failregex": [r"^(a+)+$ <HOST>"], "lines": ["a" * 60 + "!"]}
-    with pytest.raises(EngineTimeout) as stopped:
+    with pytest.raises(FilterTimeout) as stopped:
         runner.run("filter-test", request, 1.0)
     assert (stopped.value.code, stopped.value.details) == ("filter_timeout", {"timeout_s": 1.0})
 

@@ -14,6 +14,7 @@ import httpx2 as httpx
 import pytest
 
 from f2b.protocol import sync_call
+from tests.fixtures.fleet_watch import file_version, known_bans
 from tests.fixtures.waiting import wait_for
 from tests.fleet.conftest import Fleet, Host, add_host, dump, start_fleet
 
@@ -163,29 +164,16 @@ def _watch_file(host: Host) -> Path:
     return host.server.data_dir / "fleet-watch.json"
 
 
-def _version(path: Path) -> tuple[int, int] | None:
-    """Which save of the watcher's file this is (each save replaces the file: a new inode and mtime)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
-def _known(path: Path, jail: str = "sshd") -> set[str]:
-    return set(json.loads(path.read_text())["known"].get(jail, []))
-
-
 def test_a_burst_of_bans_saves_the_watchers_view_about_once_a_second_not_at_every_look(shared_fleet: Fleet) -> None:
     h1, h2, h3 = shared_fleet.hosts
     wait_for(lambda: _agents(shared_fleet, 3), timeout=20, what="3 agents")
     path = _watch_file(h1)
-    versions: set[tuple[int, int] | None] = {_version(path)}
+    versions: set[tuple[int, int] | None] = {file_version(path)}
     done = threading.Event()
 
     def watch_the_file() -> None:
         while not done.is_set():
-            versions.add(_version(path))
+            versions.add(file_version(path))
             time.sleep(0.002)
 
     burst = [f"198.18.150.{i}" for i in range(1, 61)]
@@ -197,7 +185,7 @@ def test_a_burst_of_bans_saves_the_watchers_view_about_once_a_second_not_at_ever
             code, result = sync_call(h1.fail2ban.socket, "set", "sshd", "banip", ip)
             assert code == 0, result
             time.sleep(0.05)
-        wait_for(lambda: set(burst) <= h2.banned() and set(burst) <= _known(path), timeout=10,
+        wait_for(lambda: set(burst) <= h2.banned() and set(burst) <= known_bans(path), timeout=10,
                  what="the burst shared and saved")
         took = time.monotonic() - started
     finally:
@@ -218,8 +206,8 @@ def test_after_a_crash_fleet_bans_stay_the_fleets_and_own_bans_shared_again_chan
     path, auth = _watch_file(h1), shared_fleet.headers()
     mark, own, fleet_ip = "198.18.160.1", "198.18.160.2", "198.18.160.3"
     sync_call(h1.fail2ban.socket, "set", "sshd", "banip", mark)
-    before = _version(path)
-    wait_for(lambda: _version(path) != before and mark in _known(path), timeout=10, pause=0.005,
+    before = file_version(path)
+    wait_for(lambda: file_version(path) != before and mark in known_bans(path), timeout=10, pause=0.005,
              what="a save of the view")  # the next one comes a second later at the earliest
     sync_call(h1.fail2ban.socket, "set", "sshd", "banip", own)
     r = httpx.post(h2.url + "/api/v1/fleet/bans", json={"ips": [fleet_ip], "jail": "sshd", "hosts": ["web1"]},
@@ -230,12 +218,12 @@ def test_after_a_crash_fleet_bans_stay_the_fleets_and_own_bans_shared_again_chan
     h1.server.signal_group(signal.SIGKILL)
     assert h1.server.proc is not None
     h1.server.proc.wait()
-    print("crashed before saving web1's own ban" if own not in _known(path) else "saved before the crash (slow)")
+    print("crashed before saving web1's own ban" if own not in known_bans(path) else "saved before the crash (slow)")
     agents = h1.server.output().count("fleet agent of host web1 started")
     h1.server.start()
     wait_for(lambda: h1.server.output().count("fleet agent of host web1 started") > agents, timeout=20,
              what="web1's new agent")
-    wait_for(lambda: own in _known(path), timeout=10, what="the new agent's view saved")
+    wait_for(lambda: own in known_bans(path), timeout=10, what="the new agent's view saved")
     time.sleep(0.5)
     assert _entries_with(shared_fleet, fleet_ip) == [("ban", "web2")]  # never taken for web1's own
     assert set(_entries_with(shared_fleet, own)) == {("auto", "web1")}  # once or twice

@@ -5,7 +5,6 @@ real servers and Redis, crashes included, under `./dev fleet`)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,10 @@ from f2b.client import Fail2Ban
 from fleet.watch import Watcher
 from store import Store
 from tests.fixtures.app import make_settings
+from tests.fixtures.fleet_watch import file_version, known_bans
 from tests.fixtures.waiting import wait_for_async
 
 pytestmark = pytest.mark.anyio
-
-
-def _version(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
-def _known(path: Path) -> set[str]:
-    return set(json.loads(path.read_text())["known"].get("sshd", []))
 
 
 class Shared:
@@ -59,14 +47,14 @@ async def test_the_view_is_saved_when_the_watcher_stops_and_a_restarted_one_shar
             tg.start_soon(Watcher(deps, shared).watch)
             await wait_for_async(lambda: path.exists(), within=5, what="the baseline saved")
             await client.ban("sshd", ["192.0.2.50"])
-            before = _version(path)
-            await wait_for_async(lambda: _version(path) != before and "192.0.2.50" in _known(path), within=5,
+            before = file_version(path)
+            await wait_for_async(lambda: file_version(path) != before and "192.0.2.50" in known_bans(path), within=5,
                                  what="a save")  # the next one a second later at the earliest
             await client.ban("sshd", ["192.0.2.51"])
             await wait_for_async(lambda: "192.0.2.51" in shared.ips, within=0.8, what="the new ban shared")
-            assert "192.0.2.51" not in _known(path)  # not saved yet: at most one save a second
+            assert "192.0.2.51" not in known_bans(path)  # not saved yet: at most one save a second
             tg.cancel_scope.cancel()  # the agent stops (host leader stepping down, server shutdown)
-        assert {"192.0.2.50", "192.0.2.51"} <= _known(path)  # saved on the way out
+        assert {"192.0.2.50", "192.0.2.51"} <= known_bans(path)  # saved on the way out
         assert shared.ips == ["192.0.2.50", "192.0.2.51"]
 
         again = Shared()
@@ -89,10 +77,10 @@ async def test_a_fleet_ban_being_applied_is_on_disk_before_fail2ban_gets_it(tmp_
         await Watcher(deps, Shared()).mark_applied("sshd", ["192.0.2.60"])
         # the agent dies here, before its view's next save: the next agent knows the ban is the fleet's
         shared, path = Shared(), store.path / "fleet-watch.json"
-        before = _version(path)
+        before = file_version(path)
         async with anyio.create_task_group() as tg:
             tg.start_soon(Watcher(deps, shared).watch)
-            await wait_for_async(lambda: _version(path) != before, within=5, what="the baseline saved")
+            await wait_for_async(lambda: file_version(path) != before, within=5, what="the baseline saved")
             await client.ban("sshd", ["192.0.2.60", "192.0.2.61"])
             await wait_for_async(lambda: "192.0.2.61" in shared.ips, within=5, what="this host's own ban shared")
             tg.cancel_scope.cancel()
