@@ -183,7 +183,9 @@ async def join(agent: Agent) -> str:
     docstring); the log id to create the group at."""
     started = time.monotonic()
     entries, last = await read_log(agent)
-    state = fold(entries, agent.name, agent.settings.fleet_jail)
+    # fold, plan and statuses each pass over the whole log or its bans (up to the retention's worth, ~100,000
+    # entries): off the event loop, which serves requests meanwhile.
+    state = await offload(fold, entries, agent.name, agent.settings.fleet_jail)
     jails = sorted({jail for jail, _ in state})
     present = set(await agent.deps.fail2ban.jail_names())
     here = [j for j in jails if j in present]
@@ -191,7 +193,7 @@ async def join(agent: Agent) -> str:
         log.warning("fleet: joining: no jail %s on this host; its fleet bans are skipped", ", ".join(missing))
     bantimes = dict(zip(here, [int(b) for b in await agent.deps.fail2ban.pipeline(
         [["get", j, "bantime"] for j in here])], strict=True)) if here else {}
-    groups = plan(state, bantimes, time.time())
+    groups = await offload(plan, state, bantimes, time.time())
     client = bulk_client(agent.settings)
     outcomes: Outcomes = {}
     banned = 0
@@ -200,7 +202,7 @@ async def join(agent: Agent) -> str:
             banned += await apply_group(agent, client, state, group, wanted, outcomes)
     finally:
         await client.aclose()
-    await agent.record_statuses(statuses(entries, agent.name, present, outcomes))
+    await agent.record_statuses(await offload(statuses, entries, agent.name, present, outcomes))
     log.info("fleet: host %s joined: %d log entries, %d ban(s) still in effect applied in %d call(s) in %.2f s",
              agent.name, len(entries), banned, len(groups), time.monotonic() - started)
     return last
