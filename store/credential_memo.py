@@ -121,19 +121,16 @@ class Announcing:
         return result
 
     def add(self, *args: Any, **kw: Any) -> Any:
-        result = self._cache.add(*args, **kw)
-        if result:
-            self._wrote()
-        return result
+        return self._wrote_if(self._cache.add(*args, **kw))
 
     def delete(self, *args: Any, **kw: Any) -> Any:
-        result = self._cache.delete(*args, **kw)
-        if result:
-            self._wrote()
-        return result
+        return self._wrote_if(self._cache.delete(*args, **kw))
 
     def evict(self, *args: Any, **kw: Any) -> Any:
-        result = self._cache.evict(*args, **kw)
+        return self._wrote_if(self._cache.evict(*args, **kw))
+
+    def _wrote_if(self, result: Any) -> Any:
+        """`result` of a write that reports whether it changed anything (added, deleted, evicted)."""
         if result:
             self._wrote()
         return result
