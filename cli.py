@@ -114,8 +114,9 @@ def _socket_answers(path: str) -> bool:
 
 @contextlib.contextmanager
 def _demo_fail2ban(settings: Settings) -> Iterator[Settings]:
-    """With BANGUI_DEMO=auto and no reachable fail2ban: a private demo server (no firewall changes)."""
-    if settings.demo != "auto" or _socket_answers(settings.fail2ban_socket):
+    """A private demo server (no firewall changes, its own config dir) with BANGUI_DEMO=on, or with auto when no
+    fail2ban answers at the socket."""
+    if settings.demo == "off" or (settings.demo == "auto" and _socket_answers(settings.fail2ban_socket)):
         yield settings
         return
     from f2b.instance import PrivateServer, PrivateServerError

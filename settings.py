@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "BANGUI_"
+NO_FAIL2BAN = "/nonexistent/bangui-tests"  # Settings.for_tests: no fail2ban unless a test names its own
 
 
 class ConfigError(Exception):
@@ -118,8 +119,8 @@ class Settings:
     fail2ban_timeout: float = setting("float", 5.0, "Seconds to wait for one fail2ban socket reply.", minimum=0.1)
     fail2ban_max_calls: int = setting("int", 16, "Concurrent fail2ban socket calls per process.", minimum=1)
     fail2ban_db: str = setting("path", "", "fail2ban's SQLite database for history sync (default: ask fail2ban).")
-    demo: str = setting("choice", "off", "auto: start a private demo fail2ban when the socket is unreachable.",
-                        flag=True, choices=("off", "auto"))
+    demo: str = setting("choice", "off", "on: always start a private demo fail2ban (never the host's); auto: only "
+                        "when the socket is unreachable.", flag=True, choices=("off", "auto", "on"))
     admin_password: str = setting("str", "", "Creates user 'admin' at first start when no user exists.", secret=True)
     cookie_secure: bool = setting("bool", False, "Always mark the session cookie Secure (else only over https).")
     session_idle_minutes: int = setting("int", 60, "A session ends after this long without requests.", minimum=1)
@@ -210,7 +211,11 @@ class Settings:
 
     @classmethod
     def for_tests(cls, **changes: Any) -> Settings:
-        """Defaults with the given fields replaced (no environment involved)."""
+        """Defaults with the given fields replaced (no environment involved), except fail2ban's socket and
+        configuration dir: a test names its private fail2ban's, else they point at nothing (the production
+        defaults are the host's /var/run/fail2ban and /etc/fail2ban, and tests run as root in CI)."""
+        changes.setdefault("fail2ban_socket", NO_FAIL2BAN + "/fail2ban.sock")
+        changes.setdefault("fail2ban_config_dir", NO_FAIL2BAN + "/config")
         return dataclasses.replace(cls.load(env={}), **changes)
 
     def to_env(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from bench.common import REPO, JailSpec, bangui, create_token, machine, summary, table, verdict, work_dir
-from f2b.instance import started
+from f2b.instance import PrivateServer, started
 from store.audit import FIELDS, GENESIS, AuditLog, canonical
 
 JAILS = (JailSpec("sshd", action="noop"),)
@@ -65,10 +65,10 @@ def pair(client: httpx.Client, ip: str) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def overhead(tmp: Path, socket: str, iterations: int) -> list[list[object]]:
+def overhead(tmp: Path, f2b: PrivateServer, iterations: int) -> list[list[object]]:
     samples: dict[str, list[float]] = {"with audit": [], "without audit": []}
     noaudit = {"PYTHONPATH": f"{REPO / 'bench' / 'noaudit'}{os.pathsep}{REPO}"}
-    with (bangui(tmp / "with", socket) as on, bangui(tmp / "without", socket, env=noaudit) as off):
+    with (bangui(tmp / "with", f2b) as on, bangui(tmp / "without", f2b, env=noaudit) as off):
         clients = {}
         for name, server, data in (("with audit", on, tmp / "with"), ("without audit", off, tmp / "without")):
             token = create_token(data, "operator")
@@ -91,7 +91,7 @@ def overhead(tmp: Path, socket: str, iterations: int) -> list[list[object]]:
             ["with/without", f"{ratio:.3f}", f"<= {OVERHEAD_TARGET}", verdict(ratio, OVERHEAD_TARGET, False)]]
 
 
-def pages(tmp: Path, socket: str, entries: int) -> list[list[object]]:
+def pages(tmp: Path, f2b: PrivateServer, entries: int) -> list[list[object]]:
     data = tmp / "big"
     began = time.monotonic()
     fill(data, entries)
@@ -107,7 +107,7 @@ def pages(tmp: Path, socket: str, entries: int) -> list[list[object]]:
     }
     rows: list[list[object]] = []
     log = AuditLog(data, time.time)
-    with bangui(data, socket) as server:
+    with bangui(data, f2b) as server:
         token = create_token(data, "admin")
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
             for label, query in queries.items():
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args, _ = parser.parse_known_args(argv)
     print(f"# audit: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     with work_dir("bench-audit-") as tmp, started(tmp / "f2b", JAILS) as f2b:
-        rows = overhead(tmp, str(f2b.socket), args.iterations) + pages(tmp, str(f2b.socket), args.entries)
+        rows = overhead(tmp, f2b, args.iterations) + pages(tmp, f2b, args.entries)
     print(table(["measure", "measured", "target", "result"], rows))
     return 0
 

@@ -233,7 +233,7 @@ def run(seconds: int, rounds: int, connections: int, calls: int) -> int:
         env = {"BANGUI_ADMIN_PASSWORD": ADMIN_PASSWORD}
         token = ""
         for workers in (1, 2):
-            with bangui(data, f2b.socket, workers=workers, env=env, retry_for=300) as server:
+            with bangui(data, f2b, workers=workers, env=env, retry_for=300) as server:
                 token = token or create_token(data, "viewer")
                 per_workers[workers] = measure_server(server, token, seconds, rounds, connections)
         load_after = os.getloadavg()[0]

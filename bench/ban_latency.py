@@ -60,7 +60,7 @@ from bench.common import (
     verdict,
     work_dir,
 )
-from f2b.instance import started
+from f2b.instance import PrivateServer, started
 from f2b.protocol import TERMINATOR, decode_reply, encode_command
 
 JAILS = (JailSpec("sshd-dummy", action="dummy"), JailSpec("sshd", action="noop"))
@@ -152,14 +152,14 @@ def client_pair(sock: str, jail: str, ip: str) -> None:
 
 
 @contextlib.contextmanager
-def baseline_server(code: Path | None, data_dir: Path, fail2ban_socket: str,
+def baseline_server(code: Path | None, data_dir: Path, fail2ban: PrivateServer,
                     ) -> Iterator[tuple[int, int] | None]:
     """`bangui serve --workers 1` from another checkout (its code first on sys.path, inherited by hypercorn's
     spawned workers); (port, pid), or None without one."""
     if code is None:
         yield None
         return
-    server = ServerProcess(data_dir, fail2ban_socket, 1, data_dir.parent)
+    server = ServerProcess(data_dir, fail2ban, 1, data_dir.parent)
     boot = f"import runpy, sys; sys.path.insert(0, {str(code)!r}); runpy.run_module('cli', run_name='__main__')"
     server.args[1:3] = ["-c", boot]
     server.start()
@@ -207,10 +207,10 @@ def run(iterations: int, warmup: int, client_every: int, baseline: Path | None =
     samples: dict[tuple[str, str], list[float]] = {(j.name, p): [] for j in JAILS for p in PATHS}
     print(f"# ban_latency: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     with (work_dir("bench-ban-") as tmp, started(tmp / "f2b", JAILS) as f2b,
-          bangui(tmp / "data", f2b.socket, workers=1, retry_for=300) as server,
+          bangui(tmp / "data", f2b, workers=1, retry_for=300) as server,
           comparison_server("bench.peer", f2b.socket) as (peer_port, peer_pid),
           comparison_server("bench.floor", f2b.socket) as (floor_port, floor_pid),
-          baseline_server(baseline, tmp / "base", f2b.socket) as base):
+          baseline_server(baseline, tmp / "base", f2b) as base):
         token = create_token(tmp / "data", "operator")
         raw = RawSocket(f2b.socket)
         lean = LeanHttp(server.port, token)

@@ -49,7 +49,7 @@ def work_dir(prefix: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def bangui(data_dir: Path, fail2ban_socket: str, workers: int = 1, env: dict[str, str] | None = None,
+def bangui(data_dir: Path, fail2ban: PrivateServer, workers: int = 1, env: dict[str, str] | None = None,
            retry_for: float = 0.0) -> Iterator[ServerProcess]:
     """A started `bangui serve --workers N` on a free port; stopped at exit.
 
@@ -58,7 +58,7 @@ def bangui(data_dir: Path, fail2ban_socket: str, workers: int = 1, env: dict[str
     """
     deadline = time.monotonic() + retry_for
     while True:
-        server = ServerProcess(data_dir, fail2ban_socket, workers, data_dir.parent, env=env)
+        server = ServerProcess(data_dir, fail2ban, workers, data_dir.parent, env=env)
         try:
             server.start()
             break

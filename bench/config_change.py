@@ -42,8 +42,7 @@ def main() -> None:
     with work_dir("bgcfg-") as tmp, stock_started(tmp / "f2b", JAILS) as f2b:
         data = tmp / "data"
         token = create_token(data, role="admin")
-        env = {"BANGUI_FAIL2BAN_CONFIG_DIR": str(f2b.conf_dir)}
-        with bangui(data, f2b.socket, env=env) as server, httpx.Client(
+        with bangui(data, f2b) as server, httpx.Client(
                 base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
             patch_s, put_s, failed_s = [], [], []
             etag = None

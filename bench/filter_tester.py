@@ -83,9 +83,9 @@ def main() -> None:
         big.write_text("\n".join(lines) + "\n")
         small.write_text("\n".join(lines[:10_000]) + "\n")
         data = base / "data"
-        env = {"BANGUI_FAIL2BAN_CONFIG_DIR": str(f2b.conf_dir), "BANGUI_LOG_DIRS": str(logs),
+        env = {"BANGUI_LOG_DIRS": str(logs),
                "BANGUI_FILTER_TEST_SECONDS": "600", "BANGUI_ADMIN_PASSWORD": "bench admin password, long enough"}
-        with bangui(data, f2b.socket, env=env) as server:
+        with bangui(data, f2b, env=env) as server:
             token = create_token(data, "operator")
             with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"},
                               timeout=600) as client:

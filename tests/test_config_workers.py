@@ -26,8 +26,7 @@ def test_concurrent_changes_from_two_workers(tmp_path: Path, stock_fail2ban: Sto
     store = Store(make_settings(data, stock_fail2ban.socket))
     token = seed_users(store)["admin"]
     store.close()
-    server = ServerProcess(data, stock_fail2ban.socket, workers=2, log_dir=tmp_path,
-                           env={"BANGUI_FAIL2BAN_CONFIG_DIR": str(stock_fail2ban.conf_dir)}).start()
+    server = ServerProcess(data, stock_fail2ban, workers=2, log_dir=tmp_path).start()
     try:
         def patch(i: int) -> tuple[str, int, int]:
             jail = ("sshd", "nginx-http-auth")[i % 2]

@@ -49,7 +49,7 @@ def test_serve_flags_come_from_the_running_bangui_serve(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6", "wildcard6"])
 def test_healthcheck_exit_status_follows_the_server(tmp_path: Path, fail2ban: Any, family: str) -> None:
-    server = ServerProcess(tmp_path / "data", str(fail2ban.socket), 1, tmp_path)
+    server = ServerProcess(tmp_path / "data", fail2ban, 1, tmp_path)
     bind = {"ipv4": f"127.0.0.1:{server.port}", "ipv6": f"[::1]:{server.port}",
             "wildcard6": f"[::]:{server.port}"}[family]
     server.args[server.args.index("--bind") + 1] = bind

@@ -205,7 +205,7 @@ def seeded_server(tmp_path: Path, fail2ban: Any) -> Iterator[tuple[ServerProcess
     store = Store(settings)
     tokens = seed_users(store)
     store.close()
-    server = ServerProcess(data, str(fail2ban.socket), 1, tmp_path)
+    server = ServerProcess(data, fail2ban, 1, tmp_path)
     server.start()
     yield server, tokens
     server.stop()
@@ -214,7 +214,7 @@ def seeded_server(tmp_path: Path, fail2ban: Any) -> Iterator[tuple[ServerProcess
 @pytest.fixture
 def fresh_server(tmp_path: Path, fail2ban: Any) -> Iterator[ServerProcess]:
     """`bangui serve` on an empty data dir: first-run setup with the token file."""
-    server = ServerProcess(tmp_path / "data", str(fail2ban.socket), 1, tmp_path)
+    server = ServerProcess(tmp_path / "data", fail2ban, 1, tmp_path)
     server.start()
     yield server
     server.stop()

@@ -43,8 +43,7 @@ def config_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str
         store = Store(settings)
         tokens = seed_users(store)
         store.close()
-        server = ServerProcess(data, str(f2b.socket), 1, tmp_path,
-                               env={"BANGUI_FAIL2BAN_CONFIG_DIR": str(f2b.conf_dir)})
+        server = ServerProcess(data, f2b, 1, tmp_path)
         server.start()
         try:
             yield server, tokens, f2b.conf_dir

@@ -62,7 +62,7 @@ def add_host(fleet: Fleet, base: Path, i: int, env: dict[str, str] | None = None
     settings = {"BANGUI_FLEET_URL": fleet.redis.url, "BANGUI_HOST_NAME": f"web{i}",
                 "BANGUI_FLEET_SHARE_JAILS": "sshd", "BANGUI_ADMIN_PASSWORD": PASSWORD,
                 "BANGUI_LOG_LEVEL": "info", **(env or {})}
-    server = ServerProcess(base / f"data{i}", f2b.socket, 2, base, env=settings)
+    server = ServerProcess(base / f"data{i}", f2b, 2, base, env=settings)
     host = Host(f"web{i}", f2b, server)
     fleet.hosts.append(host)
     server.start()

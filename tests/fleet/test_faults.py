@@ -23,7 +23,7 @@ pytestmark = pytest.mark.fleet
 
 def test_a_second_server_under_a_taken_host_name_refuses_to_start(shared_fleet: Fleet, tmp_path: Path) -> None:
     h1 = shared_fleet.hosts[0]
-    twin = ServerProcess(tmp_path / "twin", h1.fail2ban.socket, 1, tmp_path,
+    twin = ServerProcess(tmp_path / "twin", h1.fail2ban, 1, tmp_path,
                          env={"BANGUI_FLEET_URL": shared_fleet.redis.url, "BANGUI_HOST_NAME": "web1"})
     with pytest.raises(RuntimeError, match="already used by another running bangui"):
         twin.start()

@@ -54,7 +54,11 @@ def raw_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes:
 def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
+    from settings import NO_FAIL2BAN
+
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("BANGUI_")}
+    # never the host's fail2ban (issue 18, item 1): a command that reaches fail2ban names a private one
+    full_env.update(BANGUI_FAIL2BAN_SOCKET=f"{NO_FAIL2BAN}/fail2ban.sock", BANGUI_FAIL2BAN_CONFIG_DIR=f"{NO_FAIL2BAN}/config")
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "cli", *args, "--data-dir", str(data_dir)], cwd=ROOT,
                           capture_output=True, text=True, env=full_env, timeout=60)

@@ -30,7 +30,7 @@ def slow_fail2ban(tmp_path: Path) -> Iterator[PrivateServer]:
 @pytest.fixture
 def slow_server(tmp_path: Path, slow_fail2ban: PrivateServer) -> Iterator[ServerProcess]:
     env = {**ADMIN_ENV, "BANGUI_FAIL2BAN_TIMEOUT": "1", "BANGUI_HISTORY_SYNC_SECONDS": "1"}
-    server = ServerProcess(tmp_path / "data", slow_fail2ban.socket, 2, tmp_path, env=env).start()
+    server = ServerProcess(tmp_path / "data", slow_fail2ban, 2, tmp_path, env=env).start()
     try:
         yield server
     finally:
