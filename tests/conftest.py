@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.disk",
     "tests.fixtures.f2b_config",
     "tests.fixtures.redis",
+    "tests.fixtures.seeded",
 ]
 
 HOST_FAIL2BAN = "/etc/fail2ban"

@@ -136,7 +136,7 @@ def test_one_worker_of_three_runs_the_jobs_and_every_worker_names_it(bangui_serv
 
 @pytest.mark.timeout(90)
 def test_sigkilled_leaders_are_replaced_at_once_without_overlap_or_early_rerun(
-        bangui_server: Any, tmp_path: Path) -> None:
+        bangui_server: Any, tmp_path: Path, seeded_random: random.Random) -> None:
     data_dir, probe_file, interval = tmp_path / "data", tmp_path / "probe.log", 0.5
     auth = create_token(data_dir, "viewer")
     env = probe_env(probe_file, interval, 0.2)
@@ -144,7 +144,7 @@ def test_sigkilled_leaders_are_replaced_at_once_without_overlap_or_early_rerun(
     leader, _ = wait_leader(servers[0], auth)
     epochs, leaders, killed, takeovers = [leader["epoch"]], [leader["pid"]], {}, []
     for _ in range(5):
-        time.sleep(random.uniform(0.6, 1.1))  # kill at varying points of the probe's cycle
+        time.sleep(seeded_random.uniform(0.6, 1.1))  # kill at varying points of the probe's cycle
         victim = owner(servers, leader["pid"])
         survivor = next(s for s in servers if s is not victim)
         killed[leader["pid"]] = time.time()
@@ -178,7 +178,8 @@ def test_sigkilled_leaders_are_replaced_at_once_without_overlap_or_early_rerun(
 
 
 @pytest.mark.timeout(60)
-def test_a_gracefully_stopped_leader_hands_over_without_a_timeout(bangui_server: Any, tmp_path: Path) -> None:
+def test_a_gracefully_stopped_leader_hands_over_without_a_timeout(bangui_server: Any, tmp_path: Path,
+                                                                 seeded_random: random.Random) -> None:
     data_dir, probe_file, interval, run_s = tmp_path / "data", tmp_path / "probe.log", 0.5, 0.1
     auth = create_token(data_dir, "viewer")
     env = probe_env(probe_file, interval, run_s)
@@ -186,7 +187,7 @@ def test_a_gracefully_stopped_leader_hands_over_without_a_timeout(bangui_server:
     leader, _ = wait_leader(servers[0], auth)
     handovers = []
     for _ in range(3):
-        time.sleep(random.uniform(0.3, 0.8))
+        time.sleep(seeded_random.uniform(0.3, 0.8))
         victim = owner(servers, leader["pid"])
         survivor = next(s for s in servers if s is not victim)
         assert victim.proc is not None

@@ -207,13 +207,14 @@ def candidates(tmp_path: Path) -> Iterator[Candidates]:
     group.stop_all()
 
 
-def test_sigkilled_leaders_are_replaced_at_once_and_jobs_never_overlap(candidates: Candidates) -> None:
+def test_sigkilled_leaders_are_replaced_at_once_and_jobs_never_overlap(candidates: Candidates,
+                                                                      seeded_random: random.Random) -> None:
     for _ in range(3):
         candidates.spawn()
     leader, _ = candidates.wait_leader(0)
     epochs = [leader["epoch"]]
     for _ in range(5):
-        time.sleep(random.uniform(0.3, 0.9))  # kill at varying points of the probe's cycle
+        time.sleep(seeded_random.uniform(0.3, 0.9))  # kill at varying points of the probe's cycle
         victim = leader["pid"]
         assert victim in candidates.procs
         candidates.procs.pop(victim).kill()
