@@ -24,18 +24,38 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-import healthcheck
-import logs
-from actions import tokens, users
-from core.actor import cli as cli_actor
-from core.deps import Deps
-from core.roles import ROLE_NAMES, TOKEN_ROLE_NAMES
-from f2b.client import Fail2Ban
-from handlers import transport
-from metrics.files import multiprocess_dir
-from settings import FIELDS, ConfigError, Settings
-from stopping import join_workers
-from store import Store, StoreError
+
+def _refuse_foreign_modules(error: ImportError | None = None) -> None:
+    """Exit naming each module file that is not bangui's own (another package's `settings.py`, a `core/` from the
+    working directory: core/install.py), before it breaks bangui somewhere deep."""
+    try:
+        from core.install import HOW_TO_FIX, shadowed
+    except ImportError:  # bangui's own `core` is the one shadowed
+        sys.exit(f"bangui: cannot import its own modules ({error}): another package or directory shadows them; "
+                 "install bangui into a virtual environment of its own")
+    problems = shadowed()
+    if problems:
+        sys.exit("bangui: " + "; ".join(problems) + f". To fix: {HOW_TO_FIX}")
+    if error is not None:
+        raise error
+
+
+try:
+    import healthcheck
+    import logs
+    from actions import tokens, users
+    from core.actor import cli as cli_actor
+    from core.deps import Deps
+    from core.roles import ROLE_NAMES, TOKEN_ROLE_NAMES
+    from f2b.client import Fail2Ban
+    from handlers import transport
+    from metrics.files import multiprocess_dir
+    from settings import FIELDS, ConfigError, Settings
+    from stopping import join_workers
+    from store import Store, StoreError
+except ImportError as exc:
+    _refuse_foreign_modules(exc)
+    raise
 
 if TYPE_CHECKING:
     from hypercorn.config import Config as HypercornConfig
@@ -239,6 +259,7 @@ def manage(args: argparse.Namespace, store: Store) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _refuse_foreign_modules()
     os.umask(0o077)  # everything bangui creates (store, archive, setup token, demo files) is private
     args = build_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
