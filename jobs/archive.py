@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from actions.base import record
+from core.actor import job as job_actor
 from jobs.errors import JobFailed
 from store.base import offload
 from store.fail2ban_copy import SyncError, sync_once
@@ -68,6 +70,7 @@ async def audit_retention(ctx: JobContext) -> None:
     purged = await offload(ctx.deps.store.audit.purge, days)
     if purged:
         log.info("audit retention: purged %d entries older than %d days (checkpoint left)", purged, days)
+        await _housekeeping(ctx, "audit_retention", purged=purged, older_than_days=days)
 
 
 async def history_retention(ctx: JobContext) -> None:
@@ -77,3 +80,10 @@ async def history_retention(ctx: JobContext) -> None:
     purged = await offload(ctx.deps.store.history.purge, days)
     if purged:
         log.info("history retention: purged %d events older than %d days", purged, days)
+        await _housekeeping(ctx, "history_retention", purged=purged, older_than_days=days)
+
+
+async def _housekeeping(ctx: JobContext, job: str, **details: int) -> None:
+    """Retention deletes records: audited as its own kind, `housekeeping.<job>`, by the job (docs/architecture.md).
+    The other housekeeping (store expiry, the history copy) adds records or drops expired ones: job records only."""
+    await record(ctx.deps, job_actor(job), f"housekeeping.{job}", None, 200, details)
