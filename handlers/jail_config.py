@@ -10,7 +10,7 @@ import msgspec
 from actions import config as actions
 from core.roles import Role
 from errors import InvalidInput
-from handlers.api import Call, route
+from handlers.api import ADDRESS_SCHEMA, Call, route
 from handlers.jails import JailDetail, get_jail
 
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
@@ -35,7 +35,8 @@ class JailPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class IgnoreAdd(msgspec.Struct, forbid_unknown_fields=True):
-    entries: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(min_length=1, max_length=1000)]
+    entries: Annotated[list[Annotated[str, msgspec.Meta(max_length=100, extra_json_schema=ADDRESS_SCHEMA)]],
+                       msgspec.Meta(min_length=1, max_length=1000)]
 
 
 class IgnoreList(msgspec.Struct):
