@@ -15,7 +15,7 @@ from typing import Any
 
 from actions.base import Act, action
 from core.roles import Role
-from errors import RateLimited, Unauthorized
+from errors import Forbidden, RateLimited, Unauthorized
 from store import setup as first_start
 from store.base import offload, offload_heavy
 from store.tokens import cli_owned
@@ -60,8 +60,13 @@ async def logout(act: Act) -> None:
 
 @action("auth.logout_everywhere", Role.viewer)
 async def logout_everywhere(act: Act) -> dict[str, int]:
-    """End every session of the caller's user (a CLI-owned token's owner has none: 0)."""
-    user = act.actor.user
+    """End every session of the caller's user (a CLI-owned token's owner has none: 0). From a session, or an
+    admin-role token: a viewer token of an admin once ended the admin's sessions everywhere (issue 18)."""
+    actor = act.actor
+    if actor.via == "token" and actor.role is not Role.admin:
+        raise Forbidden("a token may end only itself (DELETE /tokens/{its id}); ending its owner's sessions "
+                        "needs a session or an admin-role token", code="token_cannot_end_sessions")
+    user = actor.user
     ended = 0 if user is None or cli_owned(user) else await offload(act.deps.store.sessions.end_all, user)
     act.details["ended"] = ended
     return {"ended": ended}

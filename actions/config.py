@@ -14,6 +14,7 @@ from actions.base import Act, action
 from core.addresses import jail_name
 from core.roles import Role
 from errors import AppError
+from f2bconfig import formula
 from f2bconfig import operations as ops
 from f2bconfig.engine import engine_for
 from store.base import offload
@@ -47,6 +48,9 @@ async def _run(act: Act, func: Callable[..., dict[str, Any]], *args: Any) -> dic
 async def update_jail(act: Act, jail: str, changes: dict[str, Any]) -> dict[str, Any]:
     jail = jail_name(jail)
     act.details["changes"] = {k: v for k, v in changes.items() if v is not None}
+    increment = changes.get("bantime_increment") or {}
+    if increment.get("formula") is not None:  # fail2ban eval()s it as root: checked here, whoever calls
+        formula.check(str(increment["formula"]))
     return await _run(act, ops.patch_jail, jail, changes)
 
 

@@ -51,6 +51,9 @@ def _check_log(path: str, watched: list[str], log_dirs: str) -> str:
                         code="logpath_forbidden", details={"logpath": path})
     if not os.path.isfile(real):
         raise NotFound(f"{path} is not a readable file", code="logpath_not_found", details={"logpath": path})
+    if not os.access(real, os.R_OK):  # as GET /logs: e.g. /var/log/auth.log (root:adm 0640), issue 20 item 10
+        raise Forbidden(f"{path} is not readable by bangui: run bangui as a user that may read it (e.g. in group "
+                        "adm) or adjust the file's mode", code="log_unreadable", details={"logpath": path})
     return real
 
 

@@ -1,9 +1,11 @@
 """API tokens: create and revoke.
 
 A token belongs to the user who made it (a token made with a token belongs to the same owner), or to
-`cli:<os user>` when made with the CLI. Its role never exceeds its maker's. Revoking: admins may revoke
-any token; others only tokens of their own owner whose role does not exceed theirs (so a viewer token
-cannot revoke its owner's admin token).
+`cli:<os user>` when made with the CLI. Its role never exceeds its maker's. Seeing: admins see every
+token; others the tokens of their own owner whose role does not exceed theirs. Revoking: a token may
+always revoke itself; revoking another token needs an admin role, or a session of the owner (a leaked
+viewer token of an admin must not end that admin's other credentials, issue 18); a token of another
+owner stays unseen (404).
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ def may_manage(actor: Actor, record: dict[str, Any]) -> bool:
         return True
     return (actor.user is not None and record["owner"] == actor.user and actor.role is not None
             and Role[record["role"]] <= actor.role)
+
+
+def may_revoke(actor: Actor, record: dict[str, Any]) -> bool:
+    if actor.token_id is not None and record["id"] == actor.token_id:
+        return True  # ending oneself takes no privilege
+    return may_manage(actor, record) and (actor.role is Role.admin or actor.via != "token")
 
 
 @action("token.create", Role.viewer, target="name")
@@ -51,8 +59,11 @@ async def create_token(act: Act, name: str, role: str, expires_in_days: int | No
 async def revoke_token(act: Act, token_id: str) -> dict[str, Any]:
     store = act.deps.store
     record = await offload(store.tokens.get, token_id)
-    if record is None or not may_manage(act.actor, record):
+    if record is None or not (may_manage(act.actor, record) or may_revoke(act.actor, record)):
         raise NotFound(f"no token with id {token_id!r}", code="token_not_found")
+    if not may_revoke(act.actor, record):
+        raise Forbidden("a token may revoke only itself: log in, or use an admin token, to revoke others",
+                        code="token_cannot_revoke_others")
     act.details.update(name=record["name"], owner=record["owner"])
     act.status = 204
     return await offload(store.tokens.revoke, token_id)

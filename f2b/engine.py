@@ -172,8 +172,12 @@ def filter_test(req):
     if req.get("logpath"):
         from collections import deque
 
-        with open(req["logpath"], encoding="utf-8", errors="replace") as fh:
-            lines = deque(fh, maxlen=int(req["max_lines"]))
+        try:
+            with open(req["logpath"], encoding="utf-8", errors="replace") as fh:
+                lines = deque(fh, maxlen=int(req["max_lines"]))
+        except OSError as exc:  # e.g. /var/log/auth.log (root:adm 0640) for a bangui outside group adm
+            return _error("log_unreadable", f"{req['logpath']} is not readable by bangui ({exc.strerror}): run "
+                          "bangui as a user that may read it (e.g. in group adm) or adjust the file's mode")
     else:
         lines = req["lines"]
     tester.process(lines)

@@ -23,6 +23,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import threading
@@ -37,6 +38,8 @@ import errors
 from f2b import instance
 from f2b.client import JailNotFound
 from f2b.instance import PrivateServerError, find_server_binary
+
+log = logging.getLogger("bangui.engine")
 
 ENGINE = Path(__file__).with_name("engine.py")
 MAX_TESTS = 2  # concurrent filter tests per process (each takes a core)
@@ -66,9 +69,14 @@ class ConfigReadTimeout(errors.AppError):
 
 
 class EngineFailed(errors.AppError):
-    """The child crashed or answered no JSON document; ``details["stderr"]``: the last lines it wrote."""
+    """The child crashed or answered no JSON document; ``stderr``: the last lines it wrote, for the server's log
+    only (a traceback never goes into a response, issue 20 item 10)."""
 
     status, code = 500, "fail2ban_engine_error"
+
+    def __init__(self, message: str, stderr: list[str], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.stderr = stderr
 
 
 @cache
@@ -143,8 +151,9 @@ def _answer(proc: subprocess.Popen[bytes], payload: bytes, timeout: float, comma
         answer = None
     if not isinstance(answer, dict):
         tail = (err or out).decode(errors="replace").strip().splitlines()[-5:]
-        raise EngineFailed(f"{what} failed in fail2ban's interpreter (exit {proc.returncode})",
-                           details={"stderr": tail})
+        log.error("%s failed in fail2ban's interpreter (exit %s): %s", what, proc.returncode, " | ".join(tail))
+        raise EngineFailed(f"{what} failed in fail2ban's interpreter (exit {proc.returncode}); the server log has "
+                           "the details", tail, details={"exit": proc.returncode})
     failure = answer.get("error")
     if failure:
         code, message = failure.get("code"), str(failure.get("message"))
@@ -152,6 +161,8 @@ def _answer(proc: subprocess.Popen[bytes], payload: bytes, timeout: float, comma
             raise JailNotFound(message)
         if code == "config_invalid":
             raise ConfigInvalid(message)
+        if code == "log_unreadable":
+            raise errors.Forbidden(message, code="log_unreadable")
         raise errors.InvalidInput(message, code=str(code))
     return answer
 

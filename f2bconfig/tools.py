@@ -44,7 +44,7 @@ def read_config(command: str, config_dir: Path, jail: str | None = None) -> dict
         return {"ok": False, "errors": [f"fail2ban's reading of the configuration took over {CONFIG_TIMEOUT:g}s"],
                 "jails": []}
     except EngineFailed as exc:
-        tail = " | ".join(exc.details["stderr"])
+        tail = " | ".join(exc.stderr[-1:])  # the exception's own line, never the traceback
         return {"ok": False, "errors": [f"fail2ban could not read the configuration: {tail}"], "jails": []}
 
 

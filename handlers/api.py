@@ -138,6 +138,13 @@ def route(method: str, path: str, handler: Handler, role: Role | None, summary: 
     return ApiRoute(method, "/api/v1" + path, handler, role, summary, **kw)
 
 
+# What the OpenAPI document declares for address, network and path strings (documentation only: the handlers' own
+# checks stay the authority), so that a client's validator agrees with the server (issue 18).
+ADDRESS_PATTERN = "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$"  # an IPv4/IPv6 address or a CIDR network
+ADDRESS_SCHEMA = {"minLength": 2, "maxLength": 64, "pattern": ADDRESS_PATTERN}
+ABSOLUTE_PATH_SCHEMA = {"pattern": "^/[^\\x00]*$"}
+
+
 def iso(epoch: float | None) -> str | None:
     """ISO-8601 UTC with a Z, the one time format of the API (None stays None: e.g. permanent bans)."""
     if epoch is None:

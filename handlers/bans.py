@@ -33,7 +33,7 @@ async def _current_bans(call: Call, jails: list[str]) -> list[CurrentBan]:
 
 async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:
     jail = call.query("jail")
-    jails = [jail_name(jail)] if jail else await call.deps.fail2ban.jail_names()
+    jails = [jail_name(jail)] if jail is not None else await call.deps.fail2ban.jail_names()  # ?jail= is 400
     return {"bans": await _current_bans(call, jails)}
 
 

@@ -18,14 +18,15 @@ from f2bconfig import catalogue
 from f2bconfig.engine import engine_for
 from f2bconfig.errors import BodyTooLarge
 from f2bconfig.paths import MAX_FILE_BYTES, ConfigTree, etag_of
-from handlers.api import Call, iso, json_response, route
+from handlers.api import ABSOLUTE_PATH_SCHEMA, Call, iso, json_response, route
 from store.base import offload
 
 _JSON_LIMIT = 6 * MAX_FILE_BYTES + 1024  # JSON escaping can grow a text up to 6x (\uXXXX)
 
 
 class Overrides(msgspec.Struct, forbid_unknown_fields=True):
-    logpath: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]],
+    logpath: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=4096,
+                                                        extra_json_schema=ABSOLUTE_PATH_SCHEMA)]],
                        msgspec.Meta(max_length=64)] | None = None
     maxretry: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     findtime: Annotated[int, msgspec.Meta(ge=1)] | None = None

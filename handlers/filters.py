@@ -8,7 +8,7 @@ import msgspec
 
 from actions import filters as actions
 from core.roles import Role
-from handlers.api import Call, iso, route
+from handlers.api import ABSOLUTE_PATH_SCHEMA, Call, iso, route
 
 MAX_LINES = 10_000  # given inline
 MAX_BODY = 16 * 1024 * 1024  # 10,000 long lines do not fit the default body limit
@@ -23,7 +23,8 @@ class FilterTestRequest(msgspec.Struct, forbid_unknown_fields=True):
     datepattern: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     lines: Annotated[list[Annotated[str, msgspec.Meta(max_length=65536)]],
                      msgspec.Meta(max_length=MAX_LINES)] | None = None
-    logpath: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
+    logpath: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, extra_json_schema=ABSOLUTE_PATH_SCHEMA)
+                       ] | None = None
     max_matches: Annotated[int, msgspec.Meta(ge=0, le=actions.MAX_FILE_LINES)] = 1000
 
 

@@ -60,7 +60,7 @@ def _filters(call: Call) -> dict[str, Any]:
     query, filters = query_window(call, _HISTORY_QUERY)
     for name in ("ip", "origin", "event", "cursor"):
         filters[name] = query.get(name) or None
-    if query.get("jail"):
+    if query.get("jail") is not None:  # an empty ?jail= is not "every jail": the pattern forbids it
         filters["jail"] = jail_name(query["jail"])
     if query.get("country"):
         filters["country"] = query["country"].upper()
@@ -104,7 +104,7 @@ def _chain(first: str, rest: Any) -> Any:
 async def get_stats(call: Call) -> dict[str, Any]:
     jail = call.query("jail")
     stats = await offload(lambda: call.deps.store.history.stats(
-        call.query("range") or "24h", jail=jail_name(jail) if jail else None, origin=call.query("origin")))
+        call.query("range") or "24h", jail=jail_name(jail) if jail is not None else None, origin=call.query("origin")))
     return dict(stats, since=iso(stats["since"]), until=iso(stats["until"]),
                 trend=[{"start": iso(b["start"]), "bans": b["bans"]} for b in stats["trend"]])
 

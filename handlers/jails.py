@@ -11,7 +11,7 @@ from actions import bans as actions
 from core.addresses import jail_name
 from core.roles import Role
 from f2b.client import JailNotFound
-from handlers.api import Call, iso, route
+from handlers.api import ADDRESS_SCHEMA, Call, iso, route
 from handlers.jail_extras import BantimeIncrement, inactive_jail, jail_extras
 from store.base import offload
 
@@ -49,7 +49,7 @@ class JailDetail(JailSummary):
 
 
 class BanRequest(msgspec.Struct, forbid_unknown_fields=True):
-    ips: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]],
+    ips: Annotated[list[Annotated[str, msgspec.Meta(max_length=100, extra_json_schema=ADDRESS_SCHEMA)]],
                    msgspec.Meta(min_length=1, max_length=MAX_IPS_PER_REQUEST)]
     force: bool = False  # admin only: ban even the caller's own address or bangui's (audited)
 

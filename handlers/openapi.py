@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from core.roles import Role
-from handlers.api import ApiRoute, Call, route
+from handlers.api import ADDRESS_SCHEMA, ApiRoute, Call, route
 
 _REF = "#/components/schemas/{name}"
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
@@ -23,7 +23,12 @@ _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
 _NAME = "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 _PARAMS: dict[str, dict[str, Any]] = {
     "jail": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
-    "ip": {"type": "string", "minLength": 2, "maxLength": 64, "pattern": "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$"},
+    "ip": {"type": "string", **ADDRESS_SCHEMA},
+    # an ignore-list entry: an address or network, or a name fail2ban lists verbatim (e.g. from a hand edit)
+    "entry": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[0-9A-Za-z:._/-]+$"},
+    # a config file relative to the config dir (f2bconfig/paths.py refuses the rest)
+    "path": {"type": "string", "minLength": 1, "maxLength": 255,
+             "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.@+-]*(/[A-Za-z0-9_][A-Za-z0-9_.@+-]*)*$"},
     "id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
     "since": {"type": "string", "maxLength": 40}, "until": {"type": "string", "maxLength": 40},
     "origin": {"type": "string", "enum": ["auto", "manual", "blocklist", "fleet"]},

@@ -3,14 +3,29 @@ errors share one shape, a deadline kills the child, and a warm spare is kept per
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from errors import InvalidInput
+from errors import Forbidden, InvalidInput
 from f2b.client import JailNotFound
-from f2b.engine_client import ENGINE, ConfigInvalid, ConfigReadTimeout, FilterTimeout, Runner
+from f2b.engine_client import (
+    ENGINE,
+    ConfigInvalid,
+    ConfigReadTimeout,
+    EngineFailed,
+    FilterTimeout,
+    Runner,
+    _answer,
+    fail2ban_env,
+    interpreter,
+)
 from f2b.instance import PrivateServer
 from f2bconfig import catalogue, tools
 
@@ -106,3 +121,37 @@ def test_a_warm_spare_is_kept_per_group_that_asks_and_ended_on_close(runner: Run
     spares = list(runner._spares.values())
     runner.close()
     assert runner._spares == {} and all(proc.returncode == 0 for proc in spares)  # EOF: each exited by itself
+
+
+def test_a_log_the_engine_cannot_read_is_403_log_unreadable_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 20 item 10: /var/log/auth.log (root:adm 0640) answered 500 with a traceback. The engine runs here as
+    a real unprivileged process (uid 65534, no groups): the tests run as root, who reads everything."""
+    shared = Path(tempfile.mkdtemp(prefix="bangui-unreadable-"))
+    try:
+        shared.chmod(0o755)
+        log = shared / "auth.log"
+        log.write_text("Nov 28 09:39:11 host sshd[1001]: Failed password for root from 192.0.2.7 port 40000 ssh2\n")
+        log.chmod(0o640)  # root:root, like root:adm for a bangui outside group adm
+        proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", interpreter(),
+                                 str(ENGINE), "filter-test"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=fail2ban_env(), cwd="/")
+        request = {"command": "filter-test", "config_dir": "/nonexistent", "failregex": ["<HOST>"],
+                   "ignoreregex": [], "datepattern": None, "logpath": str(log), "max_matches": 10,
+                   "max_lines": 100}
+        with pytest.raises(Forbidden) as refused:
+            _answer(proc, json.dumps(request).encode(), 30, "filter-test")
+        assert (refused.value.status, refused.value.code) == (403, "log_unreadable")
+        assert str(log) in refused.value.message and "Traceback" not in refused.value.message
+    finally:
+        shutil.rmtree(shared)
+
+
+def test_a_crashed_engine_answers_500_without_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    crash = "import sys; sys.stdin.read(); raise RuntimeError('secret detail of /etc/shadow')"
+    proc = subprocess.Popen([sys.executable, "-c", crash], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    with pytest.raises(EngineFailed) as failed:
+        _answer(proc, b"{}", 30, "filter-test")
+    shown = json.dumps({"message": failed.value.message, "details": failed.value.details})
+    assert failed.value.status == 500 and "Traceback" not in shown and "secret" not in shown
+    assert any("secret detail" in r.getMessage() for r in caplog.records)  # the server's log keeps it

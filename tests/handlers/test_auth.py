@@ -53,6 +53,23 @@ def test_logout_everywhere_ends_all_sessions_of_the_user(api: Api) -> None:
     assert api.client.get("/api/v1/auth/session", headers={"Cookie": f"bangui_session={first}"}).status_code == 401
 
 
+def test_a_viewer_token_cannot_end_its_owners_sessions(api: Api) -> None:
+    made = api.call("admin", "POST", "/tokens", json={"name": "grafana", "role": "viewer"}).json()
+    assert api.login().status_code == 200  # the admin's session, in the client's jar
+    r = api.client.delete("/api/v1/auth/sessions", headers={"Authorization": f"Bearer {made['token']}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "token_cannot_end_sessions"
+    assert api.client.get("/api/v1/auth/session").status_code == 200  # still logged in
+    refused = [e for e in api.store.audit.iter_all(action="auth.logout_everywhere")]
+    assert [(e["actor"], e["outcome"]) for e in refused] == [("token:grafana", "denied")]
+
+
+def test_an_admin_token_may_end_its_owners_sessions(api: Api) -> None:
+    assert api.login().status_code == 200
+    r = api.client.delete("/api/v1/auth/sessions", headers=api.as_("admin"))
+    assert r.status_code == 200 and r.json() == {"ended": 1}
+    assert api.client.get("/api/v1/auth/session").status_code == 401
+
+
 def test_password_change_ends_that_users_sessions(api: Api) -> None:
     api.login("viewer")
     assert api.client.get("/api/v1/auth/session").status_code == 200

@@ -6,6 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
+import pytest
+
+from actions.config import update_jail
+from core.actor import cli
+from core.deps import Deps
+from errors import InvalidInput
+from f2b.client import Fail2Ban
 from f2b.protocol import sync_call
 from f2b.stock import StockConfigServer
 from f2bconfig import tools
@@ -230,14 +238,42 @@ def test_an_invalid_edit_of_an_existing_file_leaves_it_byte_identical(config_api
     assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
 
 
-def test_a_formula_fail2ban_cannot_compile_is_invalid_and_nothing_changes(config_api: Api,
-                                                                           stock_fail2ban: StockConfigServer) -> None:
+def test_a_formula_that_does_not_parse_is_invalid_and_nothing_changes(config_api: Api,
+                                                                       stock_fail2ban: StockConfigServer) -> None:
     r = config_api.call("admin", "PATCH", "/jails/sshd",
                         json={"maxretry": 9, "bantime_increment": {"enabled": True, "formula": "ban.Time * ("}})
-    assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == "config_invalid" and "bantime.formula" in r.json()["error"]["message"]
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_body" and "bantime_increment.formula" in r.json()["error"]["message"]
     assert get(stock_fail2ban, "get", "sshd", "maxretry") == 5
     assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()
+
+
+EXPLOIT = "random._os.system(chr(116)+chr(111)+chr(117)+chr(99)+chr(104))+ban.Time"  # issue 18: fail2ban ran it
+
+
+def test_a_formula_that_runs_code_is_refused_by_the_action_for_every_caller(
+        config_api: Api, stock_fail2ban: StockConfigServer) -> None:
+    formula_before = get(stock_fail2ban, "get", "sshd", "bantime.formula")
+    r = config_api.call("admin", "PATCH", "/jails/sshd",
+                        json={"bantime_increment": {"enabled": True, "formula": EXPLOIT}})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["details"]["field"] == "bantime_increment.formula"
+    # the CLI and jobs call the same action, with no handler in front of it
+    deps = Deps(config_api.settings, config_api.store, Fail2Ban(config_api.settings.fail2ban_socket))
+    with pytest.raises(InvalidInput):
+        anyio.run(update_jail, deps, cli(), "sshd", {"bantime_increment": {"formula": EXPLOIT}})
+    assert get(stock_fail2ban, "get", "sshd", "bantime.formula") == formula_before
+    assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()
+    refused = [e for e in config_api.store.audit.iter_all(action="jail.update") if e["status"] == 400]
+    assert len(refused) == 2
+
+
+def test_fail2bans_documented_aggressive_formula_is_accepted_and_applied(config_api: Api,
+                                                                         stock_fail2ban: StockConfigServer) -> None:
+    formula = "ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)"  # from jail.conf
+    r = config_api.call("admin", "PATCH", "/jails/sshd", json={"bantime_increment": {"formula": formula}})
+    assert r.status_code == 200, r.text
+    assert get(stock_fail2ban, "get", "sshd", "bantime.formula") == formula
 
 
 def test_an_ignore_entry_fail2ban_lists_verbatim_can_be_removed(config_api: Api,

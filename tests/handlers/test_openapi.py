@@ -42,3 +42,42 @@ def test_openapi_parameters_have_patterns_and_enums(api: Api) -> None:
     assert params[("/api/v1/users/{name}", "name")]["pattern"]
     assert all(schema != {"type": "string"} or name in ("jail",) for (path, name), schema in params.items()
                if name in ("jail", "ip", "origin", "event", "range", "limit"))
+
+
+def _item_schema(doc: dict, schema: dict) -> dict:
+    if "$ref" in schema:
+        return _item_schema(doc, doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]])
+    if "anyOf" in schema:
+        return _item_schema(doc, next(s for s in schema["anyOf"] if s.get("type") != "null"))
+    return schema
+
+
+def test_addresses_networks_and_paths_are_declared_with_their_patterns(api: Api) -> None:
+    doc = api.call("viewer", "GET", "/openapi.json").json()
+    params = {(path, p["name"]): p["schema"] for path, ops in doc["paths"].items() for op in ops.values()
+              for p in op.get("parameters", [])}
+    plain = sorted(key for key, schema in params.items() if key[1] in ("ip", "entry", "path") and "pattern" not in schema)
+    assert plain == []
+    ip = params[("/api/v1/bans/{ip}", "ip")]["pattern"]
+    assert all(re.fullmatch(ip, v) for v in ("192.0.2.7", "2001:db8::1", "198.51.100.0/24"))
+    assert not re.fullmatch(params[("/api/v1/config/files/{path}", "path")]["pattern"], "../etc/shadow")
+
+    def body(path: str, method: str = "post") -> dict:
+        ref = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+        return _item_schema(doc, ref)["properties"]
+
+    assert body("/api/v1/jails/{jail}/bans")["ips"]["items"]["pattern"] == ip
+    assert body("/api/v1/jails/{jail}/ignoreip")["entries"]["items"]["pattern"] == ip
+    logpath = _item_schema(doc, body("/api/v1/filters/test")["logpath"])
+    assert re.fullmatch(logpath["pattern"], "/var/log/auth.log") and not re.fullmatch(logpath["pattern"], "auth.log")
+
+
+def test_an_empty_jail_query_is_refused_as_the_documented_pattern_says(api: Api) -> None:
+    doc = api.call("viewer", "GET", "/openapi.json").json()
+    pattern = next(p["schema"]["pattern"] for p in doc["paths"]["/api/v1/bans"]["get"]["parameters"]
+                   if p["name"] == "jail")
+    assert not re.fullmatch(pattern, "")
+    for path in ("/bans?jail=", "/stats?jail=", "/history?jail="):
+        r = api.call("viewer", "GET", path)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_jail_name", (path, r.text)
+    assert api.call("viewer", "GET", "/bans?jail=sshd").status_code == 200

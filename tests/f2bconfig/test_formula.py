@@ -1,0 +1,56 @@
+"""The bantime.formula grammar (pure logic): fail2ban eval()s the formula as root at every ban."""
+
+from __future__ import annotations
+
+import pytest
+
+from errors import InvalidInput
+from f2bconfig.formula import check
+
+# What fail2ban's jail.conf documents, and plain arithmetic on its names.
+ACCEPTED = [
+    "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor",
+    "ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)",
+    "ban.Time * 2 ** min(ban.Count, 10)",
+    "ban.Time + ban.Count * 3600 - 1.5",
+    "-ban.Time // 2 % 7 + abs(round(math.log(ban.Count + 1)))",
+]
+# Code execution, data access and fail2ban-hanging towers: each once got past (or would get past) a character
+# class regex. The first is the issue's own example.
+REFUSED = [
+    "random._os.system(chr(116)+chr(111)+chr(117)+chr(99)+chr(104))+ban.Time",
+    "__import__('os').system('id')",
+    "ban.Time.__class__",
+    "ban.__dict__",
+    "math.__loader__",
+    "ban.Time + len(open(chr(47)).read())",
+    "getattr(ban, chr(84))",
+    "ban.Time if print(1) else 0",
+    "(lambda: 1)() + ban.Time",
+    "[x for x in (1,)][0]",
+    "math.exp(x=ban.Count)",
+    "max(*ban.Count)",
+    "ban.Time + 'a'",
+    "ban.Time + True",
+    "9**9**9",
+    "ban.Time << (1 << ban.Count)",
+    "ban.Time * 10000000",
+    "ban.Time or 1",
+    "ban.Time\n+1",
+    "",
+    "ban.Time * (",
+    "banFactor" + " + 1" * 200,
+]
+
+
+@pytest.mark.parametrize("formula", ACCEPTED)
+def test_fail2bans_documented_formulas_are_accepted(formula: str) -> None:
+    assert check(formula) == formula
+
+
+@pytest.mark.parametrize("formula", REFUSED)
+def test_anything_but_arithmetic_on_fail2bans_names_is_refused(formula: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check(formula)
+    assert caught.value.status == 400 and caught.value.code == "invalid_body"
+    assert caught.value.details["field"] == "bantime_increment.formula"
