@@ -240,3 +240,20 @@ def test_real_fail2ban_auto_ban_reaches_the_archive_with_matches(fail2ban, tmp_p
     assert item["failures"] == 3 and len(item["matches"]) == 3
     assert all("Failed password for root from 192.0.2.77" in line for line in item["matches"])
     assert item["ends_at"] == item["at"] + item["bantime"]
+
+
+def test_a_locked_fail2ban_db_stalls_the_sync_for_its_backoff_only(f2b: Fail2BanDb, archive: Archive) -> None:
+    """Issue 20 item 5: each attempt waits the short source timeout, not the archive's 5 s (the sum of the
+    backoff, 0.05+0.1+0.2+0.4+0.8 s, plus 6 x 0.1 s; the defect took over 25 s)."""
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    sync_once(archive, str(f2b.path))
+    f2b.ban("sshd", "192.0.2.2", NOW + 1)
+    f2b.conn.execute("BEGIN EXCLUSIVE")
+    started = time.monotonic()
+    try:
+        result = sync_once(archive, str(f2b.path))
+    finally:
+        f2b.conn.execute("COMMIT")
+    elapsed = time.monotonic() - started
+    assert result.status == "locked"
+    assert elapsed < 5.0, f"a locked fail2ban database stalled the sync {elapsed:.1f} s"
