@@ -61,6 +61,9 @@ async def history_sync(ctx: JobContext) -> None:
         raise RuntimeError(f"history sync stopped early ({result.status}); the next run resumes from the mark")
     if result.inserted:
         log.info("history sync: %d new bans (%d rows read)", result.inserted, result.rows_read)
+    if result.restored or result.lifted:  # bans fail2ban restored or lifted without a row of its own
+        log.info("history sync: %d bans open again (restored by fail2ban), %d closed (no longer banned by "
+                 "fail2ban)", result.restored, result.lifted)
 
 
 async def audit_retention(ctx: JobContext) -> None:

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from store.history import Archive
 from store.history_import import SOURCE, ImportSession
+from store.history_reconcile import Reconciled
 from store.leader import NotLeader
 
 log = logging.getLogger("bangui.history.sync")
@@ -69,6 +70,9 @@ class SyncResult:
     merged: int
     status: str  # "ok" | "locked" (gave up on fail2ban's lock)
     seconds: float
+    restored: int = 0  # bans fail2ban restored (or the archive lacked) recorded as open again
+    lifted: int = 0  # open bans of the archive that fail2ban no longer has, recorded as unbans
+    unchanged: bool = False  # fail2ban's database was not written since the last complete run: nothing read
 
 
 class _Locked(Exception):
@@ -95,9 +99,14 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
         for table in marks:
             archive.reset_marks(f"{table}:{identity}")
         marks = {"bans": {}, "bips": {}}
+    elif counter is not None and counter == seen:
+        # Nothing was written since the last complete run (issue 20 item 4: an idle leader re-read an hour of
+        # bans every run): no new rows, and fail2ban's current bans are what the archive already agrees with.
+        return SyncResult(0, 0, 0, "ok", time.monotonic() - started, unchanged=True)
     plan = _Plan(fail2ban_db_path, identity, batch, lookback, retries, sleep, marks, counter)
     counts = _Counts()
     status = "ok"
+    reconciled = None
     # Measured: a helper thread reading ahead did not help (the GIL hand-over between the reader's Python
     # and SQLite's per-row re-acquire serialised them), so reading and writing simply alternate.
     try:
@@ -109,10 +118,30 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
                 counts.read += rows
                 counts.inserted += result.inserted
                 counts.merged += result.merged
+            reconciled = _reconcile(session, plan, still_leader)
     except _Locked:
         status = "locked"
         log.warning("fail2ban's database %s stayed locked; the history sync resumes next run", fail2ban_db_path)
-    return SyncResult(counts.read, counts.inserted, counts.merged, status, time.monotonic() - started)
+    return SyncResult(counts.read, counts.inserted, counts.merged, status, time.monotonic() - started,
+                      restored=reconciled.restored if reconciled else 0,
+                      lifted=reconciled.lifted if reconciled else 0)
+
+
+def _reconcile(session: ImportSession, plan: _Plan, still_leader: Callable[[], bool]) -> Reconciled:
+    """Make the archive's open bans agree with fail2ban's current ones (store/history_reconcile.py), and mark
+    the database's change counter as done (the next run skips an unchanged database)."""
+    reader = _Reader(session, plan)
+    enabled = f"AND jail NOT IN (SELECT name FROM {SOURCE}.jails WHERE enabled = 0)" \
+        if "jails" in reader.tables() else ""
+    # What a jail start restores (fail2ban's getCurrentBans): unexpired rows of `bips`; a stopped jail (its
+    # `jails` row disabled) bans none of them. A jail missing from `jails` counts as running.
+    reader.stage(f"SELECT {_COLUMNS} FROM {SOURCE}.bips WHERE {_ROW_OK}(bantime <= -1 OR timeofban + bantime > ?) "
+                 f"{enabled}", [session.clock()])
+    marks = {(f"bans:{plan.identity}", _COUNTER): float(plan.counter)} if plan.counter is not None else {}
+    done = session.reconcile_staged(marks, commit_if=still_leader)
+    if done is None:
+        raise NotLeader("history sync stopped before a commit: another process leads now")
+    return done
 
 
 @dataclass(slots=True)
@@ -169,10 +198,9 @@ def _stage_batches(plan: _Plan, reader: _Reader) -> Iterator[tuple[dict[tuple[st
         start = _BEFORE_ALL if known is None else known - plan.lookback
         for rows, last_time in _scan(reader, table, jail, start, plan.batch):
             # Odd rows were filtered out by the query; `last_time` is the batch's last good row's.
-            marks = {(f"{table}:{plan.identity}", mark_jail): float(last_time)}
-            if plan.counter is not None:
-                marks[(f"bans:{plan.identity}", _COUNTER)] = float(plan.counter)
-            yield marks, rows
+            # The change counter is marked by the reconcile that ends a complete run, never by a batch: a run
+            # cut short must not make the next one skip the database.
+            yield {(f"{table}:{plan.identity}", mark_jail): float(last_time)}, rows
 
 
 def _scan(reader: _Reader, table: str, jail: str | None, start: float, batch: int) -> Iterator[tuple[int, Any]]:

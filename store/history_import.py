@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from store.faults import is_disk_full
+from store.history_reconcile import Reconciled, keep_current, reconcile_current
 from store.history_schema import address_with_key, aggregate, next_id
 
 if TYPE_CHECKING:
@@ -154,13 +155,19 @@ class ImportSession:
         if self._source_uri is None:
             raise RuntimeError("use_source() first")
         conn = self.conn
-        conn.execute(f"ATTACH DATABASE ? AS {SOURCE}", (self._source_uri,))
+        # A short busy timeout while fail2ban writes (the caller retries with its own backoff), set FIRST: the
+        # mmap PRAGMA below reads the source's schema, and under the archive's 5 s timeout each attempt on a
+        # locked source waited 5 s (issue 20 item 5: a 20 s stall instead of 0.4 s).
+        conn.execute(f"PRAGMA busy_timeout = {SOURCE_BUSY_MS}")
+        try:
+            conn.execute(f"ATTACH DATABASE ? AS {SOURCE}", (self._source_uri,))
+        except BaseException:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            raise
         try:
             # fail2ban's rows of one jail are spread over its whole table: read through a memory map rather than
-            # one pread() per page visit (measured: a third of the reading time went to those syscalls). A short
-            # busy timeout while fail2ban writes: the caller retries with its own backoff.
+            # one pread() per page visit (measured: a third of the reading time went to those syscalls).
             conn.execute(f"PRAGMA {SOURCE}.mmap_size = {MMAP_BYTES}")
-            conn.execute(f"PRAGMA busy_timeout = {SOURCE_BUSY_MS}")
             yield
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -191,16 +198,33 @@ class ImportSession:
                     inserted = conn.execute(_INSERT_STAGED).rowcount
                     if inserted:
                         aggregate(conn, "id >= ?", (first_new,), +1)
-                now = self.clock()
-                conn.executemany(
-                    "INSERT INTO sync_marks (source, jail, hwm, updated) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT DO UPDATE SET hwm = max(hwm, excluded.hwm), updated = excluded.updated",
-                    [(source, jail, hwm, now) for (source, jail), hwm in marks.items()])
+                _save_marks(conn, marks, self.clock())
                 if not commit_if():
                     raise Fenced
         except Fenced:
             return None
         return ImportResult(inserted, merged)
+
+    def reconcile_staged(self, marks: Mapping[tuple[str, str], float],
+                         commit_if: Callable[[], bool] = lambda: True) -> Reconciled | None:
+        """The staged batch is fail2ban's current bans: import what the archive lacks, then make its open bans
+        agree with them (store/history_reconcile.py); `marks` are saved with it unless some are pending.
+        None if fenced."""
+        self._map_addresses()
+        keep_current(self.conn)
+        if self.commit_staged({}, commit_if) is None:
+            return None
+        try:
+            with Transaction(self.conn) as conn:
+                now = self.clock()
+                done = reconcile_current(conn, now)
+                if not done.pending:  # else the next run must not skip an unchanged database
+                    _save_marks(conn, marks, now)
+                if not commit_if():
+                    raise Fenced
+        except Fenced:
+            return None
+        return done
 
     def _map_addresses(self) -> None:
         """Key, canonical text and country of every address text of the batch not seen yet in this session."""
@@ -244,6 +268,13 @@ class ImportSession:
 
 
 OwnBans = dict[tuple[bytes, str], list[tuple[float, float, int]]]
+
+
+def _save_marks(conn: sqlite3.Connection, marks: Mapping[tuple[str, str], float], now: float) -> None:
+    conn.executemany(
+        "INSERT INTO sync_marks (source, jail, hwm, updated) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET hwm = max(hwm, excluded.hwm), updated = excluded.updated",
+        [(source, jail, hwm, now) for (source, jail), hwm in marks.items()])
 
 
 def _own_bans(conn: sqlite3.Connection, lo: float, hi: float) -> OwnBans:

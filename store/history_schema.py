@@ -160,6 +160,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX events_jail_at ON events(jail, at)",
         "CREATE INDEX events_own_at ON events(origin, at) WHERE origin != 'auto'",
     ),
+    (
+        # Version 5 (issue 18 section 6): the bans the archive held open after the last reconcile with fail2ban's
+        # current bans (store/history_reconcile.py), so that the next one checks those and the newer ban events
+        # only, not every ban ever archived.
+        """CREATE TABLE sync_open (
+            ipkey BLOB NOT NULL, jail TEXT NOT NULL,
+            PRIMARY KEY (ipkey, jail)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 
@@ -169,7 +178,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == target:
         return version
-    if 0 < version < target:
+    if 0 < version < 4:
         log.warning("history archive: migrating schema version %d to %d (version 4 rebuilds the events table: "
                     "about 12 s per million events)", version, target)
     # Another process may be migrating a large archive (seconds): wait for its lock rather than fail after the

@@ -240,3 +240,118 @@ def test_real_fail2ban_auto_ban_reaches_the_archive_with_matches(fail2ban, tmp_p
     assert item["failures"] == 3 and len(item["matches"]) == 3
     assert all("Failed password for root from 192.0.2.77" in line for line in item["matches"])
     assert item["ends_at"] == item["at"] + item["bantime"]
+
+
+def test_a_locked_fail2ban_db_stalls_the_sync_for_its_backoff_only(f2b: Fail2BanDb, archive: Archive) -> None:
+    """Issue 20 item 5: each attempt waits the short source timeout, not the archive's 5 s (the sum of the
+    backoff, 0.05+0.1+0.2+0.4+0.8 s, plus 6 x 0.1 s; the defect took over 25 s)."""
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    sync_once(archive, str(f2b.path))
+    f2b.ban("sshd", "192.0.2.2", NOW + 1)
+    f2b.conn.execute("BEGIN EXCLUSIVE")
+    started = time.monotonic()
+    try:
+        result = sync_once(archive, str(f2b.path))
+    finally:
+        f2b.conn.execute("COMMIT")
+    elapsed = time.monotonic() - started
+    assert result.status == "locked"
+    assert elapsed < 5.0, f"a locked fail2ban database stalled the sync {elapsed:.1f} s"
+
+
+def _f2b_call(server, *args: str):  # noqa: ANN001, ANN202
+    import asyncio
+
+    from f2b.client import Fail2Ban
+
+    async def call():  # noqa: ANN202
+        client = Fail2Ban(server.socket, timeout=10.0)
+        try:
+            return await client.call(*args)
+        finally:
+            await client.aclose()
+    return asyncio.run(call())
+
+
+def _open_bans(archive: Archive) -> set[tuple[str, str]]:
+    """(jail, ip) of the bans history says are in force now."""
+    now = archive.clock()
+    return {(i["jail"], i["ip"]) for i in archive.history(limit=1000)[0]
+            if i["event"] == "ban" and (i["ends_at"] is None or i["ends_at"] > now)}
+
+
+def _banned(server) -> set[tuple[str, str]]:  # noqa: ANN001
+    jails = [j.strip() for j in dict(_f2b_call(server, "status"))["Jail list"].split(",") if j.strip()]
+    return {(jail, str(ip)) for jail in jails for ip in _f2b_call(server, "get", jail, "banned")}
+
+
+def _wait_banned(server, want: set[tuple[str, str]]) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + 5  # the jails restore their bans just after "Server ready"
+    while _banned(server) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _banned(server) == want
+    time.sleep(0.3)  # and each restore's database write
+
+
+def test_history_agrees_with_fail2ban_after_jail_stop_restart_and_outside_unban(fail2ban, tmp_path: Path) -> None:  # noqa: ANN001
+    """Issue 18 section 6, against a real fail2ban: a stopped jail's bans are closed, the bans fail2ban restores
+    at its next start are open again (ending when fail2ban's end), an unban made outside bangui closes its ban,
+    and a run on an unchanged database reads nothing."""
+    shift = [0.0]
+    archive = Archive.in_dir(tmp_path / "data", clock=lambda: time.time() + shift[0])
+    ips = ["192.0.2.31", "192.0.2.32", "192.0.2.33"]
+    _f2b_call(fail2ban, "set", "sshd", "banip", *ips)
+
+    def sync() -> object:
+        deadline = time.monotonic() + 5  # fail2ban writes its database in a thread of its own, after answering
+        while True:
+            result = sync_once(archive, fail2ban.dbfile)
+            if _open_bans(archive) == _banned(fail2ban) or time.monotonic() > deadline:
+                return result
+            time.sleep(0.1)
+
+    sync()
+    assert _open_bans(archive) == _banned(fail2ban) == {("sshd", ip) for ip in ips}
+    time.sleep(0.5)  # fail2ban's last writes of the ban
+    sync_once(archive, fail2ban.dbfile)
+    assert sync_once(archive, fail2ban.dbfile).unchanged
+
+    _f2b_call(fail2ban, "stop", "sshd")  # outside bangui: nothing records the unbans but the sync
+    shift[0] = 60.0  # past the grace of young bans
+    result = sync()
+    assert _banned(fail2ban) == set() and _open_bans(archive) == set() and result.lifted == 3
+
+    fail2ban.restart()  # fail2ban restores the unexpired bans of its database ("Restore Ban")
+    _wait_banned(fail2ban, {("sshd", ip) for ip in ips})
+    result = sync()
+    assert result.restored == 3 and _open_bans(archive) == _banned(fail2ban)
+    [restored] = [i for i in archive.history(ip=ips[0])[0] if i["event"] == "ban" and i["actor"]]
+    [original] = [i for i in archive.history(ip=ips[0])[0] if i["event"] == "ban" and not i["actor"]]
+    assert restored["origin"] == "auto" and abs(restored["ends_at"] - original["at"] - original["bantime"]) <= 2
+
+    _f2b_call(fail2ban, "set", "sshd", "unbanip", ips[1])  # outside bangui again
+    shift[0] = 120.0
+    result = sync()
+    assert _open_bans(archive) == _banned(fail2ban) == {("sshd", ips[0]), ("sshd", ips[2])}
+
+    again = Archive.in_dir(tmp_path / "data", clock=lambda: time.time() + shift[0])  # bangui restarted
+    assert sync_once(again, fail2ban.dbfile).unchanged and _open_bans(again) == _banned(fail2ban)
+
+
+def test_a_jail_stopped_through_bangui_and_started_again_has_its_restored_bans_open(
+        fail2ban, tmp_path: Path) -> None:  # noqa: ANN001
+    """bangui records a stop's bans as unbans; the restart of fail2ban restores them: open again in history."""
+    archive = Archive.in_dir(tmp_path / "data")
+    ips = ["198.51.100.7", "198.51.100.8"]
+    _f2b_call(fail2ban, "set", "sshd", "banip", *ips)
+    time.sleep(0.3)
+    sync_once(archive, fail2ban.dbfile)
+    _f2b_call(fail2ban, "stop", "sshd")
+    archive.record_unbans("sshd", ips, actor="admin")  # what actions/jail_control.stop_jail records
+    sync_once(archive, fail2ban.dbfile)
+    assert _open_bans(archive) == set()
+    fail2ban.restart()
+    _wait_banned(fail2ban, {("sshd", ip) for ip in ips})
+    result = sync_once(archive, fail2ban.dbfile)
+    assert result.restored == 2 and result.lifted == 0
+    assert _open_bans(archive) == _banned(fail2ban) == {("sshd", ip) for ip in ips}
