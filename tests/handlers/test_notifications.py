@@ -146,3 +146,27 @@ def test_config_changes_and_failed_logins_are_notified(private_api: Api, receive
     assert set(got) == {"config.change", "login.failed"}
     assert got["config.change"]["detail"] == "jail.update sshd by token:admin-token"
     assert got["login.failed"]["detail"].startswith("user 'admin' from ")
+
+
+def test_an_outsiders_username_cannot_ping_link_or_format_in_any_text_format(private_api: Api,
+                                                                              receiver: Receiver) -> None:
+    api = private_api
+    for fmt in ("ntfy", "gotify", "slack", "discord"):
+        target(api, name=fmt, url=f"{receiver.url}/{fmt}", format=fmt, events=["login.failed"], min_interval_s=0)
+    api.call("admin", "POST", "/jobs/notifications/run")
+    receiver.wait(lambda: api.store.notifications.cursor() is not None)
+    hostile = "@everyone <!channel> <@&1> [bank](https://evil.example) *bold* # head"
+    assert api.login(hostile, "wrong").status_code == 401
+    receiver.wait(lambda: len(receiver.messages) >= 4)
+    by_path = {m["path"]: m for m in receiver.messages}
+    discord = json.loads(by_path["/discord"]["body"])
+    assert discord["allowed_mentions"] == {"parse": []}
+    assert "\\@everyone \\<!channel\\> \\<\\@&1\\> \\[bank\\]\\(https\\://evil.example\\) \\*bold\\* \\# head" \
+        in discord["content"]
+    slack = json.loads(by_path["/slack"]["body"])
+    assert "<" not in slack["text"] and ">" not in slack["text"] and slack["mrkdwn"] is False
+    assert "&lt;!channel&gt; &lt;@&amp;1&gt;" in slack["text"]
+    assert "Markdown" not in by_path["/ntfy"]["headers"] and "X-Markdown" not in by_path["/ntfy"]["headers"]
+    assert by_path["/ntfy"]["headers"]["Content-Type"].startswith("text/plain")
+    gotify = json.loads(by_path["/gotify"]["body"])
+    assert gotify["extras"]["client::display"]["contentType"] == "text/plain"
