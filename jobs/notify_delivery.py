@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import re
 import socket
 import time
 import urllib.parse
@@ -24,6 +25,7 @@ from store.blocklists import forbidden_reason
 TIMEOUT_S = 10.0
 MAX_LINES = 20  # text formats list this many events, then count the rest
 MAX_ANSWER = 65536
+DISCORD_SUPPRESS_EMBEDS = 1 << 2  # message flag: no link previews
 
 
 class DeliveryError(Exception):
@@ -60,17 +62,41 @@ def text(events: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Discord's Markdown: a backslash shows the next character as it is (headings, quotes, lists, links, spoilers...).
+_DISCORD_MARKDOWN = re.compile(r"([\\*_~`|>#\[\]()<:@-])")
+
+
+def slack_escape(value: str) -> str:
+    """Slack's three control characters (https://api.slack.com/reference/surfaces/formatting#escaping): without
+    them `<!channel>` pings everyone and `<https://evil|bank>` is a disguised link."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def discord_escape(value: str) -> str:
+    return _DISCORD_MARKDOWN.sub(r"\\\1", value)
+
+
 def payload(fmt: str, msg_id: str, events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
-    """(body, headers) of one message in `fmt`."""
+    """(body, headers) of one message in `fmt`.
+
+    Event lines carry what outsiders control (a username typed at a failed login, an address, a blocklist's error):
+    none of it may ping, link or format (issue 20). ntfy and gotify get plain text (ntfy renders Markdown only with a
+    `Markdown: yes` header, never sent; gotify is told `contentType: text/plain` in its display extra); Slack gets its
+    control characters escaped and `mrkdwn: false`; Discord gets its Markdown escaped, `allowed_mentions: {"parse": []}`
+    (no @everyone, @here, user or role ping) and no link previews (flags: SUPPRESS_EMBEDS).
+    """
     head, body = title(events), text(events)
     if fmt == "ntfy":
         return body.encode(), {"Content-Type": "text/plain; charset=utf-8", "Title": head, "Tags": "bangui"}
     if fmt == "gotify":
-        data: dict[str, Any] = {"title": head, "message": body, "priority": 5}
+        data: dict[str, Any] = {"title": head, "message": body, "priority": 5,
+                                "extras": {"client::display": {"contentType": "text/plain"}}}
     elif fmt == "slack":
-        data = {"text": f"*{head}*\n{body}"}
+        data = {"text": slack_escape(f"{head}\n{body}"), "mrkdwn": False, "unfurl_links": False,
+                "unfurl_media": False}
     elif fmt == "discord":
-        data = {"content": f"**{head}**\n{body}"[:2000]}
+        data = {"content": f"**{discord_escape(head)}**\n{discord_escape(body)}"[:2000],
+                "allowed_mentions": {"parse": []}, "flags": DISCORD_SUPPRESS_EMBEDS}
     else:  # json: every event, for scripts
         shown = [dict(e, at=datetime.fromtimestamp(e["at"], tz=UTC).isoformat(timespec="seconds")
                       .replace("+00:00", "Z")) for e in events]

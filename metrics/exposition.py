@@ -56,6 +56,7 @@ class StoreCollector:
         yield from self._leader()
         yield from self._history_and_audit()
         yield from self._blocklists()
+        yield from self._notifications()
 
     def _fail2ban(self, snap: dict[str, Any]) -> Iterator[Metric]:
         jails = snap.get("jails") or []
@@ -111,6 +112,21 @@ class StoreCollector:
             if record.get("last_status") == "ok" and record.get("last_run"):
                 last.add_metric([name], float(record["last_run"]))
         yield from (entries, last, ok)
+
+    def _notifications(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily("bangui_notification_failures", "Failed deliveries to each notification "
+                                       "target since it was created.", labels=["target"])
+        last = _gauge("bangui_notification_last_success_timestamp_seconds", "When each notification target last "
+                      "accepted a message (Unix time).", labels=["target"])
+        ok = _gauge("bangui_notification_last_delivery_ok", "1 when the last delivery to each notification target "
+                    "succeeded (or none was tried yet).", labels=["target"])
+        for record in self.store.notifications.all():
+            name = record["name"]
+            failures.add_metric([name], float(record.get("failures_total") or 0))
+            ok.add_metric([name], 0.0 if record.get("last_status") == "error" else 1.0)
+            if record.get("last_delivery"):
+                last.add_metric([name], float(record["last_delivery"]))
+        yield from (failures, last, ok)
 
 
 def render(store: Store) -> bytes:

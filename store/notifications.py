@@ -2,7 +2,8 @@
 
 Keys:
 - `notify:target:<name>` {name, url, format, events, jails, min_interval_s, enabled, created, created_by,
-  delivered, failures, dropped, last_attempt, last_delivery, last_status, last_error, next_attempt}
+  delivered, failures (in a row: the backoff), failures_total (ever: the metric), dropped, last_attempt,
+  last_delivery, last_status, last_error, next_attempt, sending_until (a message is in flight: see `claim`)}
 - `notify-index`          the target names
 - `notify:queue:<name>`   events waiting for delivery to that target, oldest first (at most MAX_QUEUE: older
                           ones are dropped and counted)
@@ -12,7 +13,9 @@ Keys:
 
 Guarantees: the leader moves new events into the queues and advances the cursor in ONE fenced transaction (no
 event lost or queued twice across takeovers); a delivered batch leaves its queue only after the receiver said
-2xx (fenced). A leader killed between the two sends that batch again: at-least-once, with the same message id
+2xx (fenced). Each target is sent to from its own thread (jobs/notify.py): `claim` marks it in flight so
+that no second sender takes the same batch, for at most SEND_HOLD_S (a sender that died frees it then).
+A leader killed between sending and recording sends that batch again: at-least-once, with the same message id
 (`Idempotency-Key`) so a receiver can drop the copy.
 """
 
@@ -34,8 +37,10 @@ MAX_QUEUE = 10_000
 
 _INDEX = "notify-index"
 CURSOR_KEY = "notify:cursor"
-STATE_FIELDS = ("delivered", "failures", "dropped", "last_attempt", "last_delivery", "last_status", "last_error",
-                "next_attempt")
+STATE_FIELDS = ("delivered", "failures", "failures_total", "dropped", "last_attempt", "last_delivery", "last_status",
+                "last_error", "next_attempt", "sending_until")
+# One message's whole exchange ends within jobs/notify_delivery.TIMEOUT_S (10 s); the margin covers the writes.
+SEND_HOLD_S = 15.0
 
 
 def target_key(name: str) -> str:
@@ -102,7 +107,7 @@ class Notifications(NamedRecords):
         record: dict[str, Any] = {"name": name, "url": url, "format": fmt, "events": sorted(set(events)),
                                   "jails": sorted(set(jails)), "min_interval_s": min_interval_s, "enabled": enabled,
                                   "created": self.clock(), "created_by": by, **dict.fromkeys(STATE_FIELDS),
-                                  "delivered": 0, "failures": 0, "dropped": 0}
+                                  "delivered": 0, "failures": 0, "failures_total": 0, "dropped": 0}
         return self._add(name, record)
 
     def delete(self, name: str) -> dict[str, Any]:
@@ -142,15 +147,30 @@ class Notifications(NamedRecords):
     def queue(self, name: str, limit: int) -> list[dict[str, Any]]:
         return list(self.cache.get(queue_key(name)) or [])[:limit]
 
+    def claim(self, name: str, limit: int) -> list[dict[str, Any]]:
+        """The queue head to send now (up to `limit` events), the target marked in flight for SEND_HOLD_S; [] when
+        there is nothing to send."""
+        with self.cache.transact():
+            record = self.get(name)
+            batch = self.queue(name, limit) if record is not None else []
+            if record is not None and batch:
+                record["sending_until"] = self.clock() + SEND_HOLD_S
+                self.cache.set(target_key(name), record)
+            return batch
+
     def record_attempt(self, name: str, sent_ids: list[str], ok: bool, error: str | None, retry_in: float | None,
-                       ) -> None:
-        """After one delivery: drop the sent events from the queue head on success; keep the outcome."""
+                       next_limit: int = 0) -> list[dict[str, Any]]:
+        """After one delivery: drop the sent events from the queue head on success; keep the outcome.
+
+        With `next_limit` (after a success) the next batch is claimed in the same transaction and returned, so no
+        other sender can take it in between; otherwise the target is no longer in flight.
+        """
         with self.cache.transact():
             record = self.get(name)
             if record is None:
-                return
+                return []
             now = self.clock()
-            record.update(last_attempt=now, last_status="ok" if ok else "error", last_error=error)
+            record.update(last_attempt=now, last_status="ok" if ok else "error", last_error=error, sending_until=None)
             if ok:
                 queue = list(self.cache.get(queue_key(name)) or [])
                 sent = set(sent_ids)
@@ -159,5 +179,7 @@ class Notifications(NamedRecords):
                               last_delivery=now, next_attempt=None)
             else:
                 record.update(failures=int(record.get("failures") or 0) + 1,
+                              failures_total=int(record.get("failures_total") or 0) + 1,  # absent in old records
                               next_attempt=now + (retry_in or 0.0))
             self.cache.set(target_key(name), record)
+            return self.claim(name, next_limit) if ok and next_limit else []

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from app import create_app
 from store import Store
 from tests.fixtures.app import Api, make_settings, seed_users
-from tests.fixtures.webhook import Receiver
+from tests.fixtures.webhook import DeadTarget, Receiver
 
 SECRET_URL = "https://hooks.example.com/services/T000/B000/very-secret-token?key=another-secret"
 
@@ -146,3 +146,61 @@ def test_config_changes_and_failed_logins_are_notified(private_api: Api, receive
     assert set(got) == {"config.change", "login.failed"}
     assert got["config.change"]["detail"] == "jail.update sshd by token:admin-token"
     assert got["login.failed"]["detail"].startswith("user 'admin' from ")
+
+
+def test_an_outsiders_username_cannot_ping_link_or_format_in_any_text_format(private_api: Api,
+                                                                              receiver: Receiver) -> None:
+    api = private_api
+    for fmt in ("ntfy", "gotify", "slack", "discord"):
+        target(api, name=fmt, url=f"{receiver.url}/{fmt}", format=fmt, events=["login.failed"], min_interval_s=0)
+    api.call("admin", "POST", "/jobs/notifications/run")
+    receiver.wait(lambda: api.store.notifications.cursor() is not None)
+    hostile = "@everyone <!channel> <@&1> [bank](https://evil.example) *bold* # head"
+    assert api.login(hostile, "wrong").status_code == 401
+    receiver.wait(lambda: len(receiver.messages) >= 4)
+    by_path = {m["path"]: m for m in receiver.messages}
+    discord = json.loads(by_path["/discord"]["body"])
+    assert discord["allowed_mentions"] == {"parse": []}
+    assert "\\@everyone \\<!channel\\> \\<\\@&1\\> \\[bank\\]\\(https\\://evil.example\\) \\*bold\\* \\# head" \
+        in discord["content"]
+    slack = json.loads(by_path["/slack"]["body"])
+    assert "<" not in slack["text"] and ">" not in slack["text"] and slack["mrkdwn"] is False
+    assert "&lt;!channel&gt; &lt;@&amp;1&gt;" in slack["text"]
+    assert "Markdown" not in by_path["/ntfy"]["headers"] and "X-Markdown" not in by_path["/ntfy"]["headers"]
+    assert by_path["/ntfy"]["headers"]["Content-Type"].startswith("text/plain")
+    gotify = json.loads(by_path["/gotify"]["body"])
+    assert gotify["extras"]["client::display"]["contentType"] == "text/plain"
+
+
+def test_targets_that_never_answer_do_not_delay_a_healthy_one(private_api: Api, receiver: Receiver) -> None:
+    api, dead = private_api, [DeadTarget() for _ in range(6)]
+    try:
+        for i, hung in enumerate(dead):  # named to come first: the job used to send to them one after another
+            target(api, name=f"dead{i}", url=hung.url + "/", events=["ban"], min_interval_s=0)
+        target(api, name="zz-healthy", url=receiver.url + "/", events=["ban"], min_interval_s=0)
+        api.call("admin", "POST", "/jobs/notifications/run")
+        receiver.wait(lambda: api.store.notifications.cursor() is not None)
+
+        def dead_failed() -> list[str]:
+            return [t["name"] for t in api.store.notifications.all() if t["last_status"] == "error"]
+        for name in [f"dead{i}" for i in range(6)] + ["zz-healthy"]:
+            assert api.call("admin", "POST", f"/notifications/{name}/test").status_code == 202
+        # Each dead target holds its sender for TIMEOUT_S (10 s): the healthy one must not wait for any of them,
+        # neither in the run that sends to all seven nor in the next run.
+        receiver.wait(lambda: len(receiver.messages) == 1, timeout=30)
+        assert dead_failed() == []
+        assert api.call("admin", "POST", "/notifications/zz-healthy/test").status_code == 202
+        receiver.wait(lambda: len(receiver.messages) == 2, timeout=30)
+        assert dead_failed() == []
+
+        receiver.wait(lambda: len(dead_failed()) == 6, timeout=60)  # each timed out on its own
+        scrape = api.client.get("/metrics", headers=api.as_("admin")).text
+        for i in range(6):
+            assert f'bangui_notification_failures_total{{target="dead{i}"}} 1.0' in scrape
+            assert f'bangui_notification_last_delivery_ok{{target="dead{i}"}} 0.0' in scrape
+        assert 'bangui_notification_failures_total{target="zz-healthy"} 0.0' in scrape
+        assert 'bangui_notification_last_success_timestamp_seconds{target="zz-healthy"}' in scrape
+        assert 'bangui_notification_last_success_timestamp_seconds{target="dead0"}' not in scrape
+    finally:
+        for hung in dead:
+            hung.close()
