@@ -168,6 +168,29 @@ def _run_hypercorn(config: HypercornConfig) -> int:
     return status
 
 
+def forget_working_directory() -> None:
+    """Drop the directory bangui was started in from sys.path (issue 20 item 13).
+
+    `python -c`/`-m` put it first; an `app.py` or a `jobs/` package there would shadow bangui's own modules
+    here and in every worker (spawned workers inherit this sys.path). The only exception is bangui's own
+    source directory (`python -m cli serve` in a checkout)."""
+    own = Path(__file__).resolve().parent
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the directory was removed: nothing can be imported from it
+        return
+    if here != own:
+        sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
+
+
+def application_path() -> str:
+    """bangui's app for hypercorn, by absolute path: hypercorn puts the directory of the module it is given
+    first on sys.path (`app` alone would mean the working directory's app.py)."""
+    own = Path(__file__).resolve().with_name("app")
+    # hypercorn splits the path at ':' (an optional "asgi:" prefix): a directory with one cannot be named
+    return f"{own}:create_app()" if ":" not in str(own) else "app:create_app()"
+
+
 def serve(settings: Settings) -> int:
     from hypercorn.config import Config
 
@@ -184,7 +207,7 @@ def serve(settings: Settings) -> int:
         config = Config()
         config.bind = [settings.bind]
         config.workers = settings.workers
-        config.application_path = "app:create_app()"
+        config.application_path = application_path()
         config.graceful_timeout = 5.0
         config.accesslog = None
         transport.configure(config)  # no server header, read timeout (issue 8 items 13, 17)
@@ -239,6 +262,7 @@ def manage(args: argparse.Namespace, store: Store) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything bangui creates (store, archive, setup token, demo files) is private
+    forget_working_directory()  # before the lazy imports (hypercorn, fleet, the workers' app)
     args = build_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
     if args.command == "healthcheck":  # the flags of the server we check count too (a --bind argument)
