@@ -211,16 +211,18 @@ def serve(settings: Settings) -> int:
         config.graceful_timeout = 5.0
         config.accesslog = None
         transport.configure(config)  # no server header, read timeout (issue 8 items 13, 17)
-        if settings.log_format == "json":  # hypercorn's own lines through our handler, as JSON too
-            config.errorlog = logging.getLogger("hypercorn.error")
+        # hypercorn's own lines through our handler only, in our format (text or JSON): given a name instead,
+        # hypercorn adds a handler of its own and every line came out twice, once in its format
+        config.errorlog = logging.getLogger("hypercorn.error")
         host = settings.bind.rsplit(":", 1)[0].strip("[]")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        print(f"bangui: serving http://{shown}:{settings.bind.rsplit(':', 1)[1]}/ with {settings.workers} "
-              f"worker(s); data in {settings.data_dir}", file=sys.stderr, flush=True)
+        # logged, not printed, so that BANGUI_LOG_FORMAT=json gives JSON lines only
+        log.info("serving http://%s:%s/ with %d worker(s); data in %s", shown, settings.bind.rsplit(":", 1)[1],
+                 settings.workers, settings.data_dir)
         token_file = Path(settings.data_dir) / "setup-token"
         if not settings.admin_password and token_file.exists():
-            print(f"bangui: first run: open the page and finish setup with the token from `cat {token_file}`"
-                  ", or set BANGUI_ADMIN_PASSWORD", file=sys.stderr, flush=True)
+            log.warning("first run: open the page and finish setup with the token from `cat %s`, or set "
+                        "BANGUI_ADMIN_PASSWORD", token_file)
         return _run_hypercorn(config)
 
 
