@@ -189,6 +189,29 @@ def _run_hypercorn(config: HypercornConfig) -> int:
     return status
 
 
+def forget_working_directory() -> None:
+    """Drop the directory bangui was started in from sys.path (issue 20 item 13).
+
+    `python -c`/`-m` put it first; an `app.py` or a `jobs/` package there would shadow bangui's own modules
+    here and in every worker (spawned workers inherit this sys.path). The only exception is bangui's own
+    source directory (`python -m cli serve` in a checkout)."""
+    own = Path(__file__).resolve().parent
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the directory was removed: nothing can be imported from it
+        return
+    if here != own:
+        sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
+
+
+def application_path() -> str:
+    """bangui's app for hypercorn, by absolute path: hypercorn puts the directory of the module it is given
+    first on sys.path (`app` alone would mean the working directory's app.py)."""
+    own = Path(__file__).resolve().with_name("app")
+    # hypercorn splits the path at ':' (an optional "asgi:" prefix): a directory with one cannot be named
+    return f"{own}:create_app()" if ":" not in str(own) else "app:create_app()"
+
+
 def serve(settings: Settings) -> int:
     from hypercorn.config import Config
 
@@ -205,20 +228,22 @@ def serve(settings: Settings) -> int:
         config = Config()
         config.bind = [settings.bind]
         config.workers = settings.workers
-        config.application_path = "app:create_app()"
+        config.application_path = application_path()
         config.graceful_timeout = 5.0
         config.accesslog = None
         transport.configure(config)  # no server header, read timeout (issue 8 items 13, 17)
-        if settings.log_format == "json":  # hypercorn's own lines through our handler, as JSON too
-            config.errorlog = logging.getLogger("hypercorn.error")
+        # hypercorn's own lines through our handler only, in our format (text or JSON): given a name instead,
+        # hypercorn adds a handler of its own and every line came out twice, once in its format
+        config.errorlog = logging.getLogger("hypercorn.error")
         host = settings.bind.rsplit(":", 1)[0].strip("[]")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        print(f"bangui: serving http://{shown}:{settings.bind.rsplit(':', 1)[1]}/ with {settings.workers} "
-              f"worker(s); data in {settings.data_dir}", file=sys.stderr, flush=True)
+        # logged, not printed, so that BANGUI_LOG_FORMAT=json gives JSON lines only
+        log.info("serving http://%s:%s/ with %d worker(s); data in %s", shown, settings.bind.rsplit(":", 1)[1],
+                 settings.workers, settings.data_dir)
         token_file = Path(settings.data_dir) / "setup-token"
         if not settings.admin_password and token_file.exists():
-            print(f"bangui: first run: open the page and finish setup with the token from `cat {token_file}`"
-                  ", or set BANGUI_ADMIN_PASSWORD", file=sys.stderr, flush=True)
+            log.warning("first run: open the page and finish setup with the token from `cat %s`, or set "
+                        "BANGUI_ADMIN_PASSWORD", token_file)
         return _run_hypercorn(config)
 
 
@@ -259,7 +284,8 @@ def manage(args: argparse.Namespace, store: Store) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _refuse_foreign_modules()
+    forget_working_directory()  # before the lazy imports (hypercorn, fleet, the workers' app)
+    _refuse_foreign_modules()  # then every bangui module must be its own (core/install.py)
     os.umask(0o077)  # everything bangui creates (store, archive, setup token, demo files) is private
     args = build_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}

@@ -14,6 +14,9 @@ import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+# The text line (`BANGUI_LOG_FORMAT=text`); contrib/fail2ban/filter.d/bangui-auth.conf parses it
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
 request_id: ContextVar[str | None] = ContextVar("bangui_request_id", default=None)
 actor: ContextVar[str | None] = ContextVar("bangui_actor", default=None)
 
@@ -43,5 +46,4 @@ def configure(level: str, fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
         logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
         return
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s [%(process)d] %(name)s: "
-                        "%(message)s", force=True)
+    logging.basicConfig(level=level.upper(), format=TEXT_FORMAT, force=True)

@@ -72,9 +72,8 @@ def main() -> None:
 
         asyncio.run(ban())
         data = Path(tmp) / "data"
-        server = ServerProcess(data, fail2ban.socket, workers=2, log_dir=Path(tmp),
-                               env={"BANGUI_ADMIN_PASSWORD": "bench-password-1234",
-                                    "BANGUI_FAIL2BAN_CONFIG_DIR": str(fail2ban.conf_dir)})
+        server = ServerProcess(data, fail2ban, workers=2, log_dir=Path(tmp),
+                               env={"BANGUI_ADMIN_PASSWORD": "bench-password-1234"})
         server.start()
         try:
             deadline = time.monotonic() + 300
