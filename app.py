@@ -50,7 +50,7 @@ from handlers.middleware import Edge, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
 from settings import Settings
-from stopping import ignore_sigterm, wait_for_shutdown_without_polling
+from stopping import ignore_sigterm, poll_shutdown_slowly
 from store import Store
 from store import setup as first_start
 from store.base import configure_threads, offload
@@ -68,7 +68,7 @@ API_ROUTES: list[ApiRoute] = [
 def create_app(settings: Settings | None = None) -> Starlette:
     worker = settings is None  # a hypercorn worker: the CLI validated the same environment before spawning us
     if settings is None:
-        wait_for_shutdown_without_polling()  # hypercorn looks its stop trigger up after loading us (stopping.py)
+        poll_shutdown_slowly()  # hypercorn looks its stop trigger up after loading us (stopping.py)
         settings = Settings.load()
         logs.configure(settings.log_level, settings.log_format)
         install_error_bodies()
