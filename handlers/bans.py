@@ -37,7 +37,7 @@ async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:
     return {"bans": await _current_bans(call, jails)}
 
 
-async def unban_everywhere(call: Call) -> dict[str, list[str]]:
+async def unban_everywhere(call: Call) -> dict[str, Any]:
     return await actions.unban_everywhere(call.deps, call.actor, call.param("ip"))
 
 

@@ -113,7 +113,7 @@ async def ban_ips(call: Call) -> BanResult:
     return BanResult(result["banned"], result["already_banned"])
 
 
-async def unban_ip(call: Call) -> dict[str, str]:
+async def unban_ip(call: Call) -> dict[str, Any]:
     return await actions.unban(call.deps, call.actor, call.param("jail"), call.param("ip"))
 
 
