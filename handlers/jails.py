@@ -124,6 +124,7 @@ routes = [
     route("POST", "/jails/{jail}/bans", ban_ips, Role.operator,
           "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult,
           action=actions.ban),
-    route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator, "Unban an address in a jail.",
+    route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator,
+          "Unban an address, or every ban inside a network (at most /8 or /16), in a jail.",
           action=actions.unban),
 ]
