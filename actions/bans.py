@@ -20,6 +20,7 @@ from core.actor import Actor
 from core.addresses import ip_list, jail_name, one_ip
 from core.refusals import refusal_reason
 from core.roles import Role
+from core.unbans import lifted_by, unban_refusal
 from errors import Forbidden, InvalidInput, NotFound
 from settings import Settings
 from store.base import offload
@@ -154,46 +155,97 @@ async def _bulk_ban(act: Act, client: Fail2Ban, jail: str, ips: list[str], origi
     return already
 
 
+def check_unban_refusals(ips: list[str]) -> None:
+    """400 `refused_address` naming every network too wide to unban (core/unbans.py): fail2ban would lift every
+    ban inside it."""
+    refused = {ip[:100]: why for ip in ips if (why := unban_refusal(ip)) is not None}
+    if refused:
+        first, why = next(iter(refused.items()))
+        raise InvalidInput(f"refusing to unban {first}: {why}", code="refused_address",
+                           details={"refused": refused})
+
+
+async def _lift(client: Fail2Ban, jail: str, ips: list[str]) -> dict[str, list[str]]:
+    """Unban `ips` (canonical, checked) in `jail`: each -> the ban entries its unban lifted there. A network is
+    never sent to fail2ban (it would lift everything inside unrecorded): the ban list is read first and the
+    entries core/unbans.py names are unbanned one by one in one call, with the list just before it read in the
+    same round trip, so only entries fail2ban still held count as lifted."""
+    if not any("/" in ip for ip in ips):
+        before = await client.unban_listing(jail, ips)
+        return {ip: [ip] if ip in before else [] for ip in ips}
+    listing = await client.banned_ips(jail)
+    plan = await offload(lifted_by, ips, listing) if len(listing) > INLINE_CHECKS else lifted_by(ips, listing)
+    before = await client.unban_listing(jail, [e for lifted in plan.values() for e in lifted])
+    return {ip: [e for e in lifted if e in before] for ip, lifted in plan.items()}
+
+
+def _audit_lifted(act: Act, lifted: list[str]) -> None:
+    act.details.update(unbanned=len(lifted), lifted=lifted[:AUDITED_IPS])
+
+
 @action("jail.unban", Role.operator, target="jail")
 async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
-                source_host: str | None = None) -> dict[str, str]:
-    """Unban one address; origin fleet with `source_host` when the fleet asked (fleet/agent.py)."""
+                source_host: str | None = None) -> dict[str, Any]:
+    """Unban one address, or every ban inside a network (core/unbans.py); origin fleet with `source_host` when
+    the fleet asked (fleet/agent.py). `{"unbanned": ip, "jail", "count": bans lifted, "lifted": [...]}`."""
     jail, ip = jail_name(jail), one_ip(ip)
     act.details["ip"] = ip
     if source_host:
         act.details["source_host"] = source_host
-    if not await act.deps.fail2ban.unban(jail, ip):
+    check_unban_refusals([ip])
+    if "/" in ip:
+        lifted = (await _lift(act.deps.fail2ban, jail, [ip]))[ip]
+    else:
+        lifted = [ip] if await act.deps.fail2ban.unban(jail, ip) else []
+    _audit_lifted(act, lifted)
+    if not lifted:
         raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
-    await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name, None, origin, source_host)
-    return {"unbanned": ip, "jail": jail}
+    await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name, None, origin,
+                   source_host, events=len(lifted))
+    return {"unbanned": ip, "jail": jail, "count": len(lifted), "lifted": lifted}
 
 
 @action("jail.unban_many", Role.operator, target="jail")
 async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manual",
-                     source_host: str | None = None, client: Fail2Ban | None = None) -> dict[str, list[str]]:
-    """Unban many addresses in one fail2ban call (a fleet unban: one call and one audit entry, not one per
-    address); `{"unbanned": [...], "not_banned": [...]}`. History records an unban for each one that was banned."""
+                     source_host: str | None = None, client: Fail2Ban | None = None) -> dict[str, Any]:
+    """Unban many addresses/networks in one fail2ban call (a fleet unban: one call and one audit entry, not one
+    per address); `{"unbanned": [entries lifted], "not_banned": [requested, lifting nothing], "count"}`. A
+    network lifts the bans inside it (core/unbans.py); history records an unban for each entry lifted."""
     jail = jail_name(jail)
     ips = await offload(ip_list, ips) if len(ips) > INLINE_CHECKS else ip_list(ips)
     _audit_ips(act, ips)
     if source_host:
         act.details["source_host"] = source_host
-    before = await (client or act.deps.fail2ban).unban_listing(jail, ips)
-    lifted = [ip for ip in ips if ip in before]
+    check_unban_refusals(ips)
+    plan = await _lift(client or act.deps.fail2ban, jail, ips)
+    lifted = [e for entries in plan.values() for e in entries]
     act.details["unbanned"] = len(lifted)
     if lifted:
         await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name, None, origin,
                        source_host, events=len(lifted))
-    return {"unbanned": lifted, "not_banned": [ip for ip in ips if ip not in before]}
+    return {"unbanned": lifted, "not_banned": [ip for ip in ips if not plan[ip]], "count": len(lifted)}
 
 
 @action("ban.unban_everywhere", Role.operator, target="ip")
-async def unban_everywhere(act: Act, ip: str) -> dict[str, list[str]]:
+async def unban_everywhere(act: Act, ip: str) -> dict[str, Any]:
+    """Unban an address in every jail holding it, or every ban inside a network in every jail;
+    `{"unbanned_from": [jails], "count": bans lifted}`."""
     ip = one_ip(ip)
-    jails = await act.deps.fail2ban.unban_everywhere(ip)
-    act.details["jails"] = jails
+    check_unban_refusals([ip])
+    if "/" in ip:
+        per_jail = {}
+        for jail in await act.deps.fail2ban.jail_names():
+            lifted = (await _lift(act.deps.fail2ban, jail, [ip]))[ip]
+            if lifted:
+                per_jail[jail] = lifted
+    else:
+        per_jail = {jail: [ip] for jail in await act.deps.fail2ban.unban_everywhere(ip)}
+    jails = list(per_jail)
+    count = sum(len(lifted) for lifted in per_jail.values())
+    act.details.update(jails=jails, unbanned=count)
     if not jails:
         raise NotFound(f"{ip} is not banned in any jail", code="not_banned")
-    for jail in jails:
-        await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name)
-    return {"unbanned_from": jails}
+    for jail, lifted in per_jail.items():
+        await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name,
+                       events=len(lifted))
+    return {"unbanned_from": jails, "count": count}

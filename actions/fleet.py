@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import fleet
-from actions.bans import INLINE_CHECKS, check_refusals
+from actions.bans import INLINE_CHECKS, check_refusals, check_unban_refusals
 from actions.base import Act, action
 from core.addresses import ip_list, jail_name
 from core.roles import Role
@@ -38,7 +38,10 @@ async def _publish(act: Act, kind: str, jail: str, ips: list[str], hosts: list[s
 def _checked(act: Act, kind: str, ips: list[str]) -> list[str]:
     if kind == "ban":
         check_refusals(act.deps.settings, act.actor, ips, False)
-    return ip_list(ips)
+        return ip_list(ips)
+    ips = ip_list(ips)
+    check_unban_refusals(ips)  # each host's unban action refuses it too (an entry written into the log by hand)
+    return ips
 
 
 @action("fleet.ban", Role.operator, target="jail")

@@ -67,13 +67,13 @@ def refusal_reason(entry: str, protected: Iterable[str] = ()) -> str | None:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         return None  # not an address at all: the caller's validation answers invalid_ip
-    for candidate in _forms(network):
+    for candidate in forms(network):
         reason = _refused_form(candidate)
         if reason is not None:
             return reason
-    forms = _forms(network)
+    shapes = forms(network)
     for raw, guarded, _ in guards:
-        if any(c.version == g.version and c.overlaps(g) for c in forms for g in guarded):
+        if any(c.version == g.version and c.overlaps(g) for c in shapes for g in guarded):
             return _covers(text, raw)
     return None
 
@@ -84,15 +84,15 @@ def _covers(text: str, raw: str) -> str:
 
 @lru_cache(maxsize=64)
 def _guards(protected: tuple[str, ...]) -> tuple[tuple[str, list[_Network], list[tuple[int, int]]], ...]:
-    """Each protected entry (in the caller's order) with its networks (`_forms`) and, for the IPv4 fast path,
+    """Each protected entry (in the caller's order) with its networks (`forms`) and, for the IPv4 fast path,
     the integer ranges of its IPv4 forms; unparsable entries protect nothing."""
     out = []
     for raw in protected:
         guarded = _as_network(raw)
         if guarded is not None:
-            forms = _forms(guarded)
-            v4 = [(int(g.network_address), int(g.broadcast_address)) for g in forms if g.version == 4]
-            out.append((raw, forms, v4))
+            shapes = forms(guarded)
+            v4 = [(int(g.network_address), int(g.broadcast_address)) for g in shapes if g.version == 4]
+            out.append((raw, shapes, v4))
     return tuple(out)
 
 
@@ -125,29 +125,36 @@ def _refused_v4(text: str, guards: tuple[tuple[str, list[_Network], list[tuple[i
     return None
 
 
-def _forms(network: _Network) -> list[_Network]:
+def forms(network: _Network) -> list[_Network]:
     """The network itself plus, for IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) IPv6, the IPv4
     network it embeds (so `::ffff:127.0.0.1` is loopback and `::ffff:0.0.0.0/96` is 0.0.0.0/0)."""
-    forms: list[_Network] = [network]
+    out: list[_Network] = [network]
     if isinstance(network, ipaddress.IPv6Network):
         for space in _EMBEDDING:
             if not network.overlaps(space):
                 continue
             if network.prefixlen <= space.prefixlen:  # covers every embedded IPv4 address
-                forms.append(ipaddress.IPv4Network("0.0.0.0/0"))
+                out.append(ipaddress.IPv4Network("0.0.0.0/0"))
                 continue
             v4 = ipaddress.IPv4Address(int(network.network_address) & 0xFFFFFFFF)
             if space is _EMBEDDING[1] and network.prefixlen == 128 and int(v4) <= 1:
                 continue  # :: and ::1 are IPv6's own unspecified/loopback, checked as such
-            forms.append(ipaddress.IPv4Network(f"{v4}/{network.prefixlen - 96}"))
-    return forms
+            out.append(ipaddress.IPv4Network(f"{v4}/{network.prefixlen - 96}"))
+    return out
+
+
+def too_wide(network: _Network) -> str | None:
+    """Why `network` is wider than the MIN_PREFIX limit (the ban's and the unban's: core/unbans.py), or None."""
+    if network.prefixlen < MIN_PREFIX[network.version]:
+        return (f"/{network.prefixlen} is wider than the /{MIN_PREFIX[network.version]} limit for "
+                f"IPv{network.version} networks")
+    return None
 
 
 def _refused_form(network: _Network) -> str | None:
     first = network.network_address
-    if network.prefixlen < MIN_PREFIX[network.version]:
-        return (f"/{network.prefixlen} is wider than the /{MIN_PREFIX[network.version]} limit for "
-                f"IPv{network.version} networks")
+    if (wide := too_wide(network)) is not None:
+        return wide
     if first.is_unspecified or (network.num_addresses > 1 and network.overlaps(_UNSPECIFIED[network.version])):
         return "the unspecified address (0.0.0.0 or ::) stands for every address"
     if network.overlaps(_LOOPBACK[network.version]):

@@ -21,6 +21,8 @@ fail2ban 1.0.2 behaviour (measured):
 - ``banip`` validates nothing and ignores ignoreip (it "bans" ``not-an-ip``): callers validate first.
 - CIDR: ``banip 198.51.100.0/24`` stores ONE opaque entry ``"198.51.100.0/24"`` (actions get that string
   as ``<ip>``); ``get <jail> banned 198.51.100.0/24`` is 1 but ``banned 198.51.100.7`` is 0: no containment.
+  But ``unbanip`` of a network that is not itself an entry lifts EVERY entry inside it (``0.0.0.0/0``: every
+  IPv4 ban) and answers only a count: callers send exact entries (actions/bans.py, core/unbans.py).
 - ``banip --with-time``: ``"<ip> \\t<YYYY-mm-dd HH:MM:SS> + <bantime> = <end>"`` in the server's local time,
   sorted by end of ban; a permanent ban reads ``+ -1 = 9999-12-31 23:59:59``.
 
@@ -299,7 +301,8 @@ class Fail2Ban:
         return self.timeout + count * PER_ADDRESS_S
 
     async def unban(self, jail: str, ip: str) -> bool:
-        """Unban ``ip`` in ``jail``; False when it was not banned there."""
+        """Unban ``ip`` in ``jail``; False when it was not banned there. ``ip``: an exact entry (a network that
+        is not one would lift every ban inside it: see CIDR in the module docstring)."""
         cmd = ("set", jail, "unbanip", "--report-absent", ip)
         (code, result), = await self._run([cmd])
         if code == 0:

@@ -190,22 +190,23 @@ class Agent:
             return
         jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
         actor, recorded = who(source, item.get("list") or "")
-        status, error, added, started = "applied", None, None, time.monotonic()
+        status, error, added, unbanned, started = "applied", None, None, None, time.monotonic()
         try:
             if kind == "unban":  # one call and one audit entry; those not banned here have reached the goal
-                await self._unban(actor, recorded, jail, item["ips"])
+                # the unban action refuses too wide a network, also in an entry written into the log by hand
+                unbanned = await self._unban(actor, recorded, jail, item["ips"])
             elif item.get("list") or kind == "auto":
                 added = await self._apply_filtered(actor, recorded, jail, item)
             else:  # a fleet ban someone asked for: all or nothing here, and its status says why
                 await self.watcher.mark_applied(jail, item["ips"])  # the fleet's ban, not this host's own
                 added = len((await ban_actions.ban(self.deps, actor, jail, item["ips"], **recorded))["banned"])
         except AppError as exc:
-            status, error, added = "failed", failure(exc), None
+            status, error, added, unbanned = "failed", failure(exc), None, None
             log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)
         log.info("fleet %s of %d address(es) in %s from %s: %s in %.3f s", kind, len(item["ips"]), jail, source,
                  status, time.monotonic() - started)
         if item.get("id"):
-            await self.record_statuses({item["id"]: host_status(status, error, added)})
+            await self.record_statuses({item["id"]: host_status(status, error, added, unbanned)})
 
     async def record_statuses(self, statuses: dict[str, str]) -> None:
         """This host's status of fleet bans (id -> fleet.log.host_status), in one round trip."""
@@ -216,10 +217,12 @@ class Agent:
             pipe.eval(SET_STATUS, 1, ban_key(ban_id), self.name, status)
         await pipe.execute()
 
-    async def _unban(self, actor: Actor, recorded: dict[str, Any], jail: str, ips: list[str]) -> None:
+    async def _unban(self, actor: Actor, recorded: dict[str, Any], jail: str, ips: list[str]) -> int:
+        """Unban `ips` here (a network: every ban inside it); how many bans were lifted."""
         client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
         try:
-            await ban_actions.unban_many(self.deps, actor, jail, ips, client=client, **recorded)
+            return int((await ban_actions.unban_many(self.deps, actor, jail, ips, client=client,
+                                                     **recorded))["count"])
         finally:
             if client is not None:
                 await client.aclose()

@@ -87,6 +87,16 @@ def refusal(settings: Settings, actor: Actor, ips: list[str]) -> str | None:
     return None
 
 
+def unban_refused(ips: list[str]) -> str | None:
+    """The `error` the unban action gives a fleet unban of `ips` here (None: it may run): a network wider than the
+    ban limits, or not an address (an entry written into the log by hand). Every host refuses it alike."""
+    try:
+        ban_actions.check_unban_refusals(ip_list(ips))
+    except AppError as exc:
+        return failure(exc)
+    return None
+
+
 def bulk_client(settings: Settings) -> Fail2Ban:
     """A fail2ban client for one large ban (close it after)."""
     return Fail2Ban(settings.fail2ban_socket, max(settings.fail2ban_timeout, BULK_TIMEOUT_S), max_calls=1,

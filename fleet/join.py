@@ -31,12 +31,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from actions import bans as ban_actions
-from core.addresses import canonical_ip
+from core.addresses import canonical_ip, ip_list
 from core.refusals import Screened
+from core.unbans import lifted_by
 from errors import AppError
 from f2b.client import Fail2Ban, JailNotFound
 from fleet import STREAM
-from fleet.applying import acceptable, bulk_client, failure, for_host, refusal, who
+from fleet.applying import acceptable, bulk_client, failure, for_host, refusal, unban_refused, who
 from fleet.log import decode, host_status
 from store.base import offload
 
@@ -76,12 +77,27 @@ def fold(entries: Iterable[dict[str, Any]], me: str, fleet_jail: str = "") -> Ba
         else:
             continue
         at = float(item.get("at") or time.time())
+        if kind == "unban":
+            _unban(state, jail, item["ips"])
+            continue
         for ip in item["ips"]:
-            if kind == "unban":
-                state.pop((jail, ip), None)
-            else:
-                state[(jail, ip)] = Ban(source, at, str(item.get("list") or ""), str(item.get("id") or ""))
+            state[(jail, ip)] = Ban(source, at, str(item.get("list") or ""), str(item.get("id") or ""))
     return state
+
+
+def _unban(state: Bans, jail: str, ips: list[str]) -> None:
+    """What an unban entry lifts, as the unban action lifts it on a host that was there (core/unbans.py): nothing
+    when it is refused (too wide a network, written into the log by hand), every ban inside a network."""
+    if not any("/" in ip for ip in ips):
+        for ip in ips:
+            state.pop((jail, ip), None)
+        return
+    if unban_refused(ips) is not None:
+        return
+    banned = [ip for j, ip in state if j == jail]
+    for lifted in lifted_by(ip_list(ips), banned).values():
+        for ip in lifted:
+            state.pop((jail, ip), None)
 
 
 def plan(state: Bans, bantimes: dict[str, int], now: float) -> Groups:
@@ -112,6 +128,8 @@ def statuses(entries: Iterable[dict[str, Any]], me: str, jails: set[str], outcom
             out[ban_id] = host_status("failed", failure(JailNotFound(f"fail2ban has no jail named {item['jail']!r}")))
         elif ban_id in outcomes:
             out[ban_id] = host_status(*outcomes[ban_id])
+        elif kind == "unban" and (error := unban_refused(item["ips"])) is not None:
+            out[ban_id] = host_status("failed", error)
         else:
             out[ban_id] = host_status("applied", None, 0 if kind == "ban" else None)
     return out

@@ -31,12 +31,16 @@ return redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
 """
 
 
-def host_status(status: str, error: str | None = None, added: int | None = None) -> str:
+def host_status(status: str, error: str | None = None, added: int | None = None,
+                unbanned: int | None = None) -> str:
     """One host's status of a fleet ban as its record keeps it (JSON): `status` pending | applied | failed, `error`
-    why it failed, and for a ban applied there `added`: how many of its addresses that host banned anew."""
+    why it failed, for a ban applied there `added`: how many of its addresses that host banned anew, and for an
+    unban applied there `unbanned`: how many bans it lifted (a network lifts every ban inside it)."""
     value: dict[str, Any] = {"status": status, "error": error}
     if added is not None:
         value["added"] = added
+    if unbanned is not None:
+        value["unbanned"] = unbanned
     return json.dumps(value)
 
 

@@ -37,7 +37,7 @@ async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:
     return {"bans": await _current_bans(call, jails)}
 
 
-async def unban_everywhere(call: Call) -> dict[str, list[str]]:
+async def unban_everywhere(call: Call) -> dict[str, Any]:
     return await actions.unban_everywhere(call.deps, call.actor, call.param("ip"))
 
 
@@ -57,7 +57,8 @@ async def get_ip(call: Call) -> dict[str, Any]:
 routes = [
     route("GET", "/bans", list_bans, Role.viewer, "Current bans across jails (optionally ?jail=).",
           query={"jail": "only this jail"}),
-    route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator, "Unban an address in every jail.",
+    route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator,
+          "Unban an address, or every ban inside a network (at most /8 or /16), in every jail.",
           action=actions.unban_everywhere),
     route("GET", "/ips/{ip:path}", get_ip, Role.viewer, "An address: current bans, timeline, country."),
 ]

@@ -113,7 +113,7 @@ async def ban_ips(call: Call) -> BanResult:
     return BanResult(result["banned"], result["already_banned"])
 
 
-async def unban_ip(call: Call) -> dict[str, str]:
+async def unban_ip(call: Call) -> dict[str, Any]:
     return await actions.unban(call.deps, call.actor, call.param("jail"), call.param("ip"))
 
 
@@ -124,6 +124,7 @@ routes = [
     route("POST", "/jails/{jail}/bans", ban_ips, Role.operator,
           "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult,
           action=actions.ban),
-    route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator, "Unban an address in a jail.",
+    route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator,
+          "Unban an address, or every ban inside a network (at most /8 or /16), in a jail.",
           action=actions.unban),
 ]

@@ -76,3 +76,15 @@ def test_consecutive_shared_bans_of_one_host_and_jail_are_applied_as_one() -> No
     assert [(ids, item and item["ips"]) for ids, item in out] == [
         (["1-0", "2-0"], ["192.0.2.1", "192.0.2.2"]), (["3-0"], ["192.0.2.3"]), (["4-0"], None),
         (["5-0"], ["192.0.2.4"]), (["6-0"], ["192.0.2.5"])]  # order kept: nothing merged across others
+
+
+def test_a_network_unban_cancels_the_bans_inside_it_and_a_too_wide_one_written_by_hand_cancels_nothing() -> None:
+    """Issue 18 §5: a joining host folds a network unban as the unban action lifts it on a host that was there."""
+    log = [_e("auto", ["198.51.100.7", "198.51.100.0/25", "192.0.2.1"]),
+           _e("unban", ["198.51.100.0/24"], everyone=True) | {"id": "net"},
+           _e("auto", ["203.0.113.9"]),
+           _e("unban", ["0.0.0.0/0"], everyone=True) | {"id": "wide"}]
+    assert sorted(fold(log, "web9")) == [("sshd", "192.0.2.1"), ("sshd", "203.0.113.9")]
+    got = {k: json.loads(v) for k, v in statuses(log, "web9", {"sshd"}, {}).items()}
+    assert got["net"] == {"status": "applied", "error": None}
+    assert got["wide"]["status"] == "failed" and got["wide"]["error"].startswith("refused_address: refusing to unban")
