@@ -136,6 +136,8 @@ def send(store: Store, epoch: int, target: dict[str, Any], batch: list[dict[str,
 async def deliver(ctx: JobContext, target: dict[str, Any]) -> None:
     """Start sending to `target` in its own thread if it is due and not already in flight (never waits for it)."""
     name, now = target["name"], ctx.clock()
+    if not target["enabled"]:
+        return  # paused: its queue waits for the resume
     if target.get("sending_until") and now < target["sending_until"]:
         return  # a message is in flight (its thread records the outcome)
     if target.get("next_attempt") and now < target["next_attempt"]:

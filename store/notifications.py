@@ -110,6 +110,15 @@ class Notifications(NamedRecords):
                                   "delivered": 0, "failures": 0, "failures_total": 0, "dropped": 0}
         return self._add(name, record)
 
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        """Pause (False) or resume (True) a target; 404 when there is none. Paused, it queues no new event and
+        sends nothing (what was queued waits for the resume)."""
+        with self.cache.transact():
+            record = self._existing(name)
+            record["enabled"] = enabled
+            self.cache.set(target_key(name), record)
+        return record
+
     def delete(self, name: str) -> dict[str, Any]:
         return self._remove(name, queue_key(name))
 
