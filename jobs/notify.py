@@ -144,6 +144,8 @@ async def deliver(ctx: JobContext, target: dict[str, Any]) -> None:
         return  # backing off after a failure
     if target.get("last_delivery") and now < target["last_delivery"] + target["min_interval_s"]:
         return  # rate limit: the queue waits, and the next message carries all of it (up to BATCH)
+    if not await offload(ctx.deps.store.notifications.pending, name):
+        return  # nothing queued: no write transaction (the claim's) every run for every target
     batch = await ctx.fenced(ctx.deps.store.notifications.claim, name, BATCH)
     if batch:
         threading.Thread(target=send, args=(ctx.deps.store, ctx.epoch, target, batch,
