@@ -161,6 +161,8 @@ class Notifications(NamedRecords):
         there is nothing to send."""
         with self.cache.transact():
             record = self.get(name)
+            if record is not None and (record.get("sending_until") or 0.0) > self.clock():
+                return []  # another sender holds it (checked here too: the caller's copy of the record may be old)
             batch = self.queue(name, limit) if record is not None else []
             if record is not None and batch:
                 record["sending_until"] = self.clock() + SEND_HOLD_S
