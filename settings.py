@@ -251,6 +251,14 @@ def _raw_value(field: Field, env: Mapping[str, str], overrides: Mapping[str, str
     return field.env, None
 
 
+def source(name: str, env: Mapping[str, str] | None = None) -> str:
+    """The variable a setting is read from (as `load` reads it): `<NAME>_FILE` for a secret given as a file, else
+    `<NAME>` itself. For messages that tell an operator which setting to fix."""
+    field = next(f for f in FIELDS if f.name == name)
+    env = os.environ if env is None else env
+    return field.env + "_FILE" if field.secret and env.get(field.env + "_FILE") else field.env
+
+
 def markdown_table() -> str:
     """The README's configuration table, generated from FIELDS."""
     rows = ["| Variable | Flag | Default | Meaning |", "| --- | --- | --- | --- |"]

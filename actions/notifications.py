@@ -22,6 +22,13 @@ async def create_target(act: Act, name: str, url: str, fmt: str, events: list[st
                          enabled, act.actor.name)
 
 
+@action("notification.update", Role.admin, target="name")
+async def pause_target(act: Act, name: str, enabled: bool) -> dict[str, Any]:
+    """Pause (enabled=False) or resume a target; the updated record."""
+    act.details.update(enabled=enabled)
+    return await offload(act.deps.store.notifications.set_enabled, name, enabled)
+
+
 @action("notification.delete", Role.admin, target="name")
 async def delete_target(act: Act, name: str) -> None:
     act.status = 204

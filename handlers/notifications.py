@@ -31,6 +31,10 @@ class NewTarget(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+class TargetChange(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool  # false: paused (no new events queued, nothing sent); true: resumed
+
+
 class TargetInfo(msgspec.Struct):
     name: str
     url: str  # scheme://host[:port]/... : the rest is the receiver's secret
@@ -80,6 +84,13 @@ async def create_target(call: Call) -> TargetInfo:
     return shown(record, 0)
 
 
+async def pause_target(call: Call) -> TargetInfo:
+    name = call.param("name")
+    body: TargetChange = call.body
+    record = await actions.pause_target(call.deps, call.actor, name, body.enabled)
+    return shown(record, await offload(call.deps.store.notifications.pending, name))
+
+
 async def delete_target(call: Call) -> None:
     await actions.delete_target(call.deps, call.actor, call.param("name"))
 
@@ -97,6 +108,9 @@ routes = [
     route("POST", "/notifications", create_target, Role.admin,
           "Add a notification target: a webhook URL, a format, the events it wants, optional jails, a rate limit.",
           body=NewTarget, response=TargetInfo, status=201, action=actions.create_target),
+    route("PATCH", "/notifications/{name}", pause_target, Role.admin,
+          "Pause (`enabled: false`: no new events queued, nothing sent) or resume a notification target.",
+          body=TargetChange, response=TargetInfo, action=actions.pause_target),
     route("DELETE", "/notifications/{name}", delete_target, Role.admin, "Remove a notification target.",
           status=204, action=actions.delete_target),
     route("POST", "/notifications/{name}/test", test_target, Role.admin,

@@ -136,12 +136,16 @@ def send(store: Store, epoch: int, target: dict[str, Any], batch: list[dict[str,
 async def deliver(ctx: JobContext, target: dict[str, Any]) -> None:
     """Start sending to `target` in its own thread if it is due and not already in flight (never waits for it)."""
     name, now = target["name"], ctx.clock()
+    if not target["enabled"]:
+        return  # paused: its queue waits for the resume
     if target.get("sending_until") and now < target["sending_until"]:
         return  # a message is in flight (its thread records the outcome)
     if target.get("next_attempt") and now < target["next_attempt"]:
         return  # backing off after a failure
     if target.get("last_delivery") and now < target["last_delivery"] + target["min_interval_s"]:
         return  # rate limit: the queue waits, and the next message carries all of it (up to BATCH)
+    if not await offload(ctx.deps.store.notifications.pending, name):
+        return  # nothing queued: no write transaction (the claim's) every run for every target
     batch = await ctx.fenced(ctx.deps.store.notifications.claim, name, BATCH)
     if batch:
         threading.Thread(target=send, args=(ctx.deps.store, ctx.epoch, target, batch,

@@ -17,7 +17,8 @@ Guarantees (while the leader's epoch is current):
   own records, a job's `ctx.fenced` writes, the history sync's commits) and handled in one place,
   `Scheduler._leadership`: the scheduler stops and cancels its running jobs at once.
 - Logging a failure: a traceback only when the error differs from the job's previous one (a job failing the
-  same way every run logs one line a run); none for `JobFailed` (the job explained it in the log already).
+  same way every run logs one line a run); none for `JobFailed` (the job explained it in the log already) nor
+  for `errors.Unavailable` (fail2ban or the fleet's Redis down: one warning line, again only when it changes).
 Failure modes: store errors in the loop are logged and retried after `ERROR_BACKOFF_S`.
 """
 
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
+from errors import Unavailable
 from jobs.definitions import Job, JobContext, JobFailed
 from metrics import process as metrics
 from store.base import Clock, offload
@@ -165,6 +167,10 @@ class Scheduler:
                 log.warning("job %s %s", job.name, error)
         except JobFailed as exc:
             status, error = "error", str(exc)
+        except Unavailable as exc:  # fail2ban, the fleet's Redis, the store: down, and its message says what to do
+            status, error = "error", str(exc)  # one line, no traceback (issue 20): it is a state, not a bug
+            if error != last_error:
+                log.warning("job %s: %s", job.name, error)
         except Exception as exc:  # never let a job's failure leave the task group
             status, error = "error", f"{type(exc).__name__}: {exc}"
             if error == last_error:  # the same failure again: its traceback is in the log already

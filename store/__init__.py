@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from geo import CountryLookup
-from settings import Settings
+from settings import Settings, source
 from store import faults, identity
 from store.audit import AuditLog
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
@@ -49,7 +49,7 @@ class Store:
         if settings.fleet_url:
             from store.redis_backend import RedisCache, connect  # fleet mode only: redis stays optional
 
-            self.shared: Any = RedisCache(connect(settings.fleet_url))
+            self.shared: Any = RedisCache(connect(settings.fleet_url), source("fleet_url"))
         else:
             self.epoch = Epoch(self.path)
             self.shared = Announcing(self.cache, self.epoch)

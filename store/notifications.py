@@ -110,6 +110,15 @@ class Notifications(NamedRecords):
                                   "delivered": 0, "failures": 0, "failures_total": 0, "dropped": 0}
         return self._add(name, record)
 
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        """Pause (False) or resume (True) a target; 404 when there is none. Paused, it queues no new event and
+        sends nothing (what was queued waits for the resume)."""
+        with self.cache.transact():
+            record = self._existing(name)
+            record["enabled"] = enabled
+            self.cache.set(target_key(name), record)
+        return record
+
     def delete(self, name: str) -> dict[str, Any]:
         return self._remove(name, queue_key(name))
 
@@ -152,6 +161,8 @@ class Notifications(NamedRecords):
         there is nothing to send."""
         with self.cache.transact():
             record = self.get(name)
+            if record is not None and (record.get("sending_until") or 0.0) > self.clock():
+                return []  # another sender holds it (checked here too: the caller's copy of the record may be old)
             batch = self.queue(name, limit) if record is not None else []
             if record is not None and batch:
                 record["sending_until"] = self.clock() + SEND_HOLD_S

@@ -10,7 +10,9 @@ Mapping:
   thread like diskcache's: every read-modify-write of the store classes runs under it, on every host at once, so
   the login limiter is exact across all hosts' workers. The lock expires after LOCK_TTL_S if its holder dies.
 
-Faults: every Redis error becomes 503 `fleet_unavailable` (FleetUnavailable). Sockets time out after
+Faults: every Redis error becomes 503 `fleet_unavailable` (FleetUnavailable), its message naming the setting the
+URL came from (BANGUI_FLEET_URL or BANGUI_FLEET_URL_FILE) and telling a Redis that does not answer from one that
+answered and refused the password (WRONGPASS, NOAUTH: details.reason `auth`). Sockets time out after
 SOCKET_TIMEOUT_S, and after a failure the client refuses at once for BREAKER_S, so that an unreachable Redis
 costs an authenticated request well under a second and never stalls an event loop that reads inline.
 `redis` is imported only here and only in fleet mode (the optional extra `fleet`).
@@ -41,8 +43,16 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-UNREACHABLE = ("the fleet store (Redis at BANGUI_FLEET_URL) does not answer: fail2ban keeps working and bangui "
-               "reconnects by itself; check that Redis is running and reachable from this host")
+def unreachable(setting: str) -> str:
+    return (f"the fleet store (Redis at {setting}) does not answer: fail2ban keeps working and bangui reconnects by "
+            "itself; check that Redis is running and reachable from this host")
+
+
+def refused(setting: str, password_given: bool, answer: str) -> str:
+    code, what = ("WRONGPASS", "wrong") if password_given else ("NOAUTH", "missing")
+    return (f"the fleet store (Redis at {setting}) answered but refused bangui's login ({code}: {answer}): the "
+            f"password in {setting} is {what}; put Redis' password in the URL (redis://:PASSWORD@host:port/db, or "
+            "redis://USER:PASSWORD@... for an ACL user) and restart bangui")
 
 
 class FleetUnavailable(Unavailable):
@@ -71,9 +81,12 @@ def connect(url: str, socket_timeout: float = SOCKET_TIMEOUT_S) -> Any:
 class RedisCache:
     """diskcache.Cache's subset (get, set, add, delete, transact, evict, iterkeys, close) on Redis."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, setting: str = "BANGUI_FLEET_URL") -> None:
         self.redis = client
+        self.setting = setting  # where the URL came from, for the messages (settings.source)
+        self._auth_errors = (import_redis().AuthenticationError,)  # WRONGPASS and NOAUTH (redis-py's mapping)
         self._errors = (import_redis().RedisError,)
+        self._last_message = unreachable(setting)  # repeated while the breaker is open
         self._local = threading.local()
         self._down_until = 0.0
 
@@ -81,12 +94,18 @@ class RedisCache:
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
         if time.monotonic() < self._down_until:
-            raise FleetUnavailable(UNREACHABLE, details={"reason": "recent failure"})
+            raise FleetUnavailable(self._last_message, details={"reason": "recent failure"})
         try:
             yield
+        except self._auth_errors as exc:
+            self._down_until = time.monotonic() + BREAKER_S
+            password = self.redis.connection_pool.connection_kwargs.get("password")
+            self._last_message = refused(self.setting, bool(password), str(exc) or type(exc).__name__)
+            raise FleetUnavailable(self._last_message, details={"reason": "auth"}) from None
         except self._errors as exc:
             self._down_until = time.monotonic() + BREAKER_S
-            raise FleetUnavailable(UNREACHABLE, details={"reason": type(exc).__name__}) from None
+            self._last_message = unreachable(self.setting)
+            raise FleetUnavailable(self._last_message, details={"reason": type(exc).__name__}) from None
 
     def call(self, fn: Any, *args: Any) -> Any:
         """`fn(client, *args)` with this client's fault handling (503 fleet_unavailable): for fleet/ code."""

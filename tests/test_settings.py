@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli import main
-from settings import FIELDS, ConfigError, Settings, markdown_table
+from settings import FIELDS, ConfigError, Settings, markdown_table, source
 
 
 def test_defaults_and_env_and_flags() -> None:
@@ -56,3 +56,9 @@ def test_readme_table_matches_the_fields() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert markdown_table() in readme, "regenerate: python -c 'import settings; print(settings.markdown_table())'"
     assert all(f.env in readme for f in FIELDS)
+
+
+def test_source_names_the_variable_a_secret_was_read_from() -> None:
+    assert source("fleet_url", env={"BANGUI_FLEET_URL_FILE": "/run/secrets/fleet"}) == "BANGUI_FLEET_URL_FILE"
+    assert source("fleet_url", env={"BANGUI_FLEET_URL": "redis://h/0"}) == "BANGUI_FLEET_URL"
+    assert source("data_dir", env={"BANGUI_DATA_DIR_FILE": "/x"}) == "BANGUI_DATA_DIR"  # not a secret: no _FILE

@@ -8,6 +8,7 @@ import './jails.js';
 import './admin.js';
 import './config.js';
 import './fleet.js';
+import './notifications.js';
 
 function sessionEnded(msg) {
   const wasIn = !!state.me;
@@ -29,6 +30,7 @@ function setChrome() {
   if (may('logs', 'viewer') || may('filterTest', 'operator')) items.push(['Tools', 'tools']);
   if (may('configJails') || may('configFiles')) items.push(['Configuration', 'config']);
   if (may('audit')) items.push(['Audit', 'audit']);
+  if (may('notifications')) items.push(['Notifications', 'notifications']);
   if (state.paths && may('fleetHosts', 'viewer')) items.push(['Hosts', 'hosts']); // shown in fleet mode only
   items.push(['Tokens', 'tokens']);
   if (can('admin')) items.push(['Users', 'users']);

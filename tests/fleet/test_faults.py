@@ -217,3 +217,42 @@ def test_a_deposed_fleet_leader_does_not_record_a_blocklist_outcome(redis_server
     cache.redis.set("bangui:fleet:leader", lease.value)  # (only to show the same call writes for the holder)
     assert record_if_leading(agent, record, outcome, None) is True  # type: ignore[arg-type]
     assert (lists.get("drop") or {})["runs"] == 1
+
+
+def test_a_wrong_redis_password_read_from_the_url_file_is_reported_as_refused_naming_that_setting(
+        tmp_path: Path, bangui_server: Any) -> None:
+    """Redis answered and refused the login: saying "does not answer, check that Redis is running" sent operators
+    the wrong way, and named BANGUI_FLEET_URL when the URL came from BANGUI_FLEET_URL_FILE (issue 20 item 14)."""
+    redis_server = RedisServer(tmp_path / "redis", requirepass="the right one").start()
+    try:
+        url_file = tmp_path / "fleet-url"
+        url_file.write_text(f"redis://:a-wrong-one@127.0.0.1:{redis_server.port}/0\n")
+        server = bangui_server(workers=1, env={"BANGUI_FLEET_URL_FILE": str(url_file), "BANGUI_HOST_NAME": "pw",
+                                               "BANGUI_ADMIN_PASSWORD": "fleet admin password"})
+        login = {"username": "admin", "password": "fleet admin password"}
+        reply = httpx.post(server.url + "/api/v1/auth/login", json=login, timeout=10)
+        assert reply.status_code == 503, reply.text
+        message = reply.json()["error"]["message"]
+        assert "(Redis at BANGUI_FLEET_URL_FILE) answered but refused bangui's login (WRONGPASS" in message
+        assert "password in BANGUI_FLEET_URL_FILE is wrong" in message and "does not answer" not in message
+        time.sleep(2.5)  # a notifications run or two, each reading the fleet's blocklists from Redis
+        assert "Traceback" not in server.output(), server.output()
+    finally:
+        redis_server.stop()
+
+
+def test_a_missing_redis_password_is_reported_as_noauth(tmp_path: Path) -> None:
+    from store.redis_backend import FleetUnavailable, RedisCache, connect
+
+    redis_server = RedisServer(tmp_path / "redis", requirepass="the right one").start()
+    try:
+        cache = RedisCache(connect(redis_server.url), "BANGUI_FLEET_URL")  # no password in the URL
+        with pytest.raises(FleetUnavailable) as refused:
+            cache.get("k")
+        assert "(Redis at BANGUI_FLEET_URL) answered but refused bangui's login (NOAUTH" in str(refused.value)
+        assert "password in BANGUI_FLEET_URL is missing" in str(refused.value)
+        assert refused.value.details == {"reason": "auth"}
+        with pytest.raises(FleetUnavailable, match="NOAUTH"):  # the breaker repeats the same diagnosis
+            cache.get("k")
+    finally:
+        redis_server.stop()

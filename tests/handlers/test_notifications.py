@@ -204,3 +204,26 @@ def test_targets_that_never_answer_do_not_delay_a_healthy_one(private_api: Api, 
     finally:
         for hung in dead:
             hung.close()
+
+
+def test_a_paused_target_sends_nothing_until_resumed(private_api: Api, receiver: Receiver) -> None:
+    api = private_api
+    for name in ("paused", "control"):
+        target(api, name=name, url=f"{receiver.url}/{name}", events=["ban"], min_interval_s=0)
+    api.call("admin", "POST", "/jobs/notifications/run")
+    receiver.wait(lambda: api.store.notifications.cursor() is not None)
+    reply = api.call("admin", "PATCH", "/notifications/paused", json={"enabled": False})
+    assert reply.status_code == 200 and reply.json()["enabled"] is False, reply.text
+    assert api.call("operator", "PATCH", "/notifications/paused", json={"enabled": True}).status_code == 403
+    assert api.call("admin", "PATCH", "/notifications/ghost", json={"enabled": True}).status_code == 404
+    for name in ("paused", "control"):
+        api.call("admin", "POST", f"/notifications/{name}/test")
+    receiver.wait(lambda: [m["path"] for m in receiver.messages] == ["/control"])
+    ran = api.store.jobs.get("notifications")["runs"]  # the run that sent to control left paused alone; one more:
+    receiver.wait(lambda: api.store.jobs.get("notifications")["runs"] >= ran + 2)
+    assert [m["path"] for m in receiver.messages] == ["/control"]
+    assert api.call("admin", "GET", "/notifications").json()["notifications"][1]["pending"] == 1
+    assert api.call("admin", "PATCH", "/notifications/paused", json={"enabled": True}).status_code == 200
+    receiver.wait(lambda: [m["path"] for m in receiver.messages] == ["/control", "/paused"])
+    audit = api.call("admin", "GET", "/audit", params={"action": "notification.update"}).json()
+    assert sorted(e["details"]["enabled"] for e in audit["items"] if e["outcome"] == "ok") == [False, True]

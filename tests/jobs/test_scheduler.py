@@ -279,3 +279,24 @@ async def test_a_scheduler_whose_epoch_was_taken_stops_without_running_more(deps
     await anyio.sleep(0.15)
     assert len(runs) == count
     assert deps.store.jobs.get("j")["epoch"] == epoch  # the newer epoch's state was never touched
+
+
+async def test_a_job_whose_dependency_is_down_logs_one_line_and_no_traceback(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """fail2ban stopped (its socket gone, as after SIGTERM): the real history sync fails at every run, and the log
+    gets one clear line naming fail2ban, not a traceback per run (issue 20 item 14)."""
+    from f2b.client import Fail2Ban
+    from jobs.archive import history_sync
+
+    deps = make_deps(tmp_path / "data")
+    deps = Deps(deps.settings, deps.store, Fail2Ban(str(tmp_path / "stopped-fail2ban.sock"), timeout=1.0))
+    try:
+        with caplog.at_level(logging.INFO, "bangui.jobs"):
+            await run_for(deps, [Job("history_sync", every=0.05, timeout=5, run=history_sync, jitter=0)], 0.6)
+        record = deps.store.jobs.get("history_sync")
+    finally:
+        deps.store.close()
+    assert record["last_status"] == "error" and record["failures"] >= 2  # it did fail again and again
+    lines = [r for r in caplog.records if "history_sync" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None, [(r.getMessage(), r.exc_info) for r in lines]
+    assert "fail2ban" in lines[0].getMessage() and "Traceback" not in caplog.text
