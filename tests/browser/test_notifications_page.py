@@ -28,8 +28,7 @@ def notify_server(tmp_path: Path, fail2ban: Any) -> Iterator[tuple[ServerProcess
     tokens = seed_users(store)
     store.close()
     receiver = Receiver()
-    server = ServerProcess(data, str(fail2ban.socket), 1, tmp_path,
-                           env={"BANGUI_NOTIFY_ALLOW_PRIVATE": "1", "BANGUI_FAIL2BAN_CONFIG_DIR": str(fail2ban.conf_dir)})
+    server = ServerProcess(data, fail2ban, 1, tmp_path, env={"BANGUI_NOTIFY_ALLOW_PRIVATE": "1"})
     server.start()
     yield server, tokens, receiver
     server.stop()
