@@ -223,7 +223,11 @@ def serve(settings: Settings) -> int:
         if not settings.admin_password and token_file.exists():
             log.warning("first run: open the page and finish setup with the token from `cat %s`, or set "
                         "BANGUI_ADMIN_PASSWORD", token_file)
-        return _run_hypercorn(config)
+        serving = healthcheck.record_serving(settings.data_dir, settings.bind)  # what `bangui healthcheck` asks
+        try:
+            return _run_hypercorn(config)
+        finally:
+            healthcheck.forget_serving(serving)
 
 
 def _print_json(data: object) -> None:
@@ -275,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings)
         if args.command == "healthcheck":
-            return healthcheck.check(settings, args.ready, args.timeout)
+            return healthcheck.check(settings, args.ready, args.timeout, bind=args.bind)
         store = Store(settings)
         try:
             return manage(args, store)
