@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/bangui:check"
 LOCAL_BASE = "localhost/bangui-base:bookworm"
 HUB_BASE = "docker.io/library/debian:bookworm-slim"
-NAME = "bangui-check"
-VOLUME = "bangui-check-data"
+# Names of this run's own: two runs on one host must not remove each other's containers
+NAME = f"bangui-check-{os.getpid()}"
+VOLUME = f"{NAME}-data"
 UID = 10001  # the image's `bangui` user (Containerfile)
 SIZE_TARGET_MB = 200.0
 # pip inside the build checks HTTPS against the host's CAs: mounted where update-ca-certificates (run when the
@@ -126,6 +127,35 @@ def choose_base() -> str:
     return LOCAL_BASE
 
 
+def dangling_images() -> list[str]:
+    return podman("images", "--quiet", "--no-trunc", "--filter", "dangling=true").stdout.split()
+
+
+def config_dir_writable(work: Path) -> str:
+    """README "Container", non-root: a configuration dir with group 10001 and g+rwX is writable by the image's
+    user (atomic .local writes: a temporary file renamed in place), and a plain root-owned one is not."""
+    conf = work / "fail2ban-conf"
+    (conf / "jail.d").mkdir(parents=True)
+    (conf / "jail.conf").write_text("[DEFAULT]\n")
+    conf.chmod(0o755)
+    (conf / "jail.d").chmod(0o755)
+    write = ("set -e; f=/etc/fail2ban/jail.d/zz-check.local; printf '[sshd]\\n' > $f.tmp; mv $f.tmp $f; "
+             "test -s $f")
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        return podman("run", "--rm", "--network", "none", "-v", f"{conf}:/etc/fail2ban", "--entrypoint", "sh",
+                      IMAGE, "-c", write, check=False)
+
+    if attempt().returncode == 0:
+        raise RuntimeError("a root-owned 0755 config dir was writable by uid 10001: the check proves nothing")
+    subprocess.run(["chgrp", "-R", str(UID), str(conf)], check=True)  # the README's commands
+    subprocess.run(["chmod", "-R", "g+rwX", str(conf)], check=True)
+    result = attempt()
+    if result.returncode != 0:
+        raise RuntimeError(f"not writable after chgrp -R 10001 + chmod -R g+rwX: {result.stderr[-1000:]}")
+    return "chgrp -R 10001 + chmod -R g+rwX on the config dir: uid 10001 writes jail.d/*.local"
+
+
 class Run:
     """The container under test and the private fail2ban it talks to."""
 
@@ -204,8 +234,6 @@ def main() -> int:
     if missing:
         print(f"FAIL tools: missing {', '.join(missing)}: apt-get install {' '.join(missing)}")
         return 1
-    podman("rm", "-f", "-t", "0", NAME, f"{NAME}-demo", f"{NAME}-nodb", check=False)  # a previous --keep or interrupted run
-    podman("volume", "rm", "-f", VOLUME, check=False)
     base = ""
 
     def base_image() -> str:
@@ -215,8 +243,15 @@ def main() -> int:
 
     def build() -> str:
         mounts = ["-v", f"{CA_BUNDLE}:{CA_MOUNT}:ro"] if Path(CA_BUNDLE).exists() else []
+        before = set(dangling_images())
         podman("build", "--format", "docker", "--pull=never", "--network", "host", *mounts,
                "--build-arg", f"BASE={base}", "-t", IMAGE, "-f", "Containerfile", ".", timeout=1200)
+        # the build stage's image (~240 MB) and the image this tag named before stay behind untagged: remove
+        # those this build left (not another run's, which may still be building from its own)
+        left = sorted(set(dangling_images()) - before)
+        if left:
+            podman("rmi", *left, check=False)
+        checks.figures["dangling images left by the build"] = str(len(set(dangling_images()) - before))
         size = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout) / 1e6
         checks.figures["image size"] = f"{size:.1f} MB"
         if size > SIZE_TARGET_MB:
@@ -242,6 +277,7 @@ def main() -> int:
         return f"healthcheck {test}, user {config['User']}, no pip/setuptools, fail2ban modules importable"
 
     checks.run("image contents", image_contents)
+    checks.run("config dir writable (non-root)", lambda: config_dir_writable(work))
     run = Run(work)
     try:
         prove(checks, run)
