@@ -161,7 +161,7 @@ class Run:
 
     def __init__(self, work: Path) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://[::1]:{self.port}"  # bound to [::] (an IPv6 wildcard: the healthcheck must find it)
         f2b_dir = work / "f2b"
         f2b_dir.mkdir(mode=0o755)
         self.fail2ban = PrivateServer(f2b_dir)
@@ -178,13 +178,14 @@ class Run:
     def create(self) -> None:
         f2b_dir = str(self.fail2ban.base_dir)
         podman("volume", "create", VOLUME)
-        podman("run", "-d", "--name", NAME, "--network", "host", "--restart", "unless-stopped",
+        # --read-only: podman mounts a fresh /run without /run/.containerenv (issue 20 item 7)
+        podman("run", "-d", "--name", NAME, "--network", "host", "--restart", "unless-stopped", "--read-only",
                "-v", f"{f2b_dir}:/var/run/fail2ban", "-v", f"{f2b_dir}:/var/lib/fail2ban:ro",
                "-v", f"{VOLUME}:/var/lib/bangui",
                "-e", "BANGUI_FAIL2BAN_SOCKET=/var/run/fail2ban/f2b.sock",
                "-e", "BANGUI_FAIL2BAN_DB=/var/lib/fail2ban/fail2ban.sqlite3",
                "-e", "BANGUI_HISTORY_SYNC_SECONDS=2",
-               IMAGE, "--bind", f"127.0.0.1:{self.port}", "--workers", "2")  # a --bind flag: healthcheck sees it
+               IMAGE, "--bind", f"[::]:{self.port}", "--workers", "2")  # a --bind flag: healthcheck finds it
 
     def live(self) -> bool:
         return httpx.get(self.url + "/api/v1/health/live", timeout=2).status_code == 200
@@ -300,7 +301,7 @@ def prove(checks: Checks, run: Run) -> None:
 
     def healthcheck() -> str:
         wait_for("podman healthcheck run", lambda: podman("healthcheck", "run", NAME, check=False).returncode == 0)
-        return "`podman healthcheck run` exit 0 (bind given as a serve flag)"
+        return "`podman healthcheck run` exit 0 (--read-only, bind [::] given as a serve flag)"
 
     checks.run("healthcheck", healthcheck)
 
