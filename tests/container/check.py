@@ -394,7 +394,7 @@ def prove(checks: Checks, run: Run) -> None:
             logs = podman("logs", f"{NAME}-demo").stderr
             assert "private demo fail2ban" in logs and "Traceback" not in logs, logs[-2000:]
         finally:
-            podman("rm", "-f", "-t", "0", f"{NAME}-demo", check=False)
+            podman("rm", "-f", "-v", "-t", "0", f"{NAME}-demo", check=False)
         return "--demo auto without a socket starts Debian's fail2ban-server privately, no traceback"
 
     checks.run("demo auto", demo_auto)
@@ -416,7 +416,7 @@ def prove(checks: Checks, run: Run) -> None:
             warnings = logs.count("mount fail2ban's database directory read-only")
             assert warnings == 1 and "Traceback" not in logs, logs[-3000:]
         finally:
-            podman("rm", "-f", "-t", "0", name, check=False)
+            podman("rm", "-f", "-v", "-t", "0", name, check=False)
         return "one warning naming the mount, /health history_sync failing, no traceback"
 
     checks.run("no DB mount", without_db_mount)
