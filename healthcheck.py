@@ -3,8 +3,9 @@
 It is the container's HEALTHCHECK (exec form, no shell, no curl in the image). It reads the same settings as
 `bangui serve`: the BANGUI_* environment, its own flags, and the flags of the `bangui serve` running in the
 container (`podman run IMAGE --bind [::1]:9000`). The address it checks is, in this order: its own `--bind`,
-the address the server of that data dir records in `serving.json` while it runs (whatever the runtime: with
-`podman run --read-only` there is no /run/.containerenv to recognise a container by), then the settings. A
+the address the server of its data dir (env or flag) records in `serving.json` while it runs (whatever the
+runtime: with `podman run --read-only` there is no /run/.containerenv to recognise a container by), the
+record or `--bind` of the container's `bangui serve` (PID 1 or its child), then the settings. A
 wildcard bind (0.0.0.0, ::) is checked on the matching loopback address.
 """
 
