@@ -244,7 +244,11 @@ def serve(settings: Settings) -> int:
         if not settings.admin_password and token_file.exists():
             log.warning("first run: open the page and finish setup with the token from `cat %s`, or set "
                         "BANGUI_ADMIN_PASSWORD", token_file)
-        return _run_hypercorn(config)
+        serving = healthcheck.record_serving(settings.data_dir, settings.bind)  # what `bangui healthcheck` asks
+        try:
+            return _run_hypercorn(config)
+        finally:
+            healthcheck.forget_serving(serving)
 
 
 def _print_json(data: object) -> None:
@@ -289,15 +293,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything bangui creates (store, archive, setup token, demo files) is private
     args = build_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
-    if args.command == "healthcheck":  # the flags of the server we check count too (a --bind argument)
-        overrides = {**healthcheck.serve_flags(build_parser()), **overrides}
+    served = None
+    if args.command == "healthcheck":
+        # the record of the server on our data dir (env or flag) first; else the flags of the container's
+        # `bangui serve` count too (a --bind or --data-dir argument): see healthcheck.py
+        with contextlib.suppress(ConfigError):
+            served = healthcheck.served_bind(Settings.load(overrides=overrides).data_dir)
+        if served is None:
+            overrides = {**healthcheck.serve_flags(build_parser()), **overrides}
     try:
         settings = Settings.load(overrides=overrides)
         logs.configure(settings.log_level, settings.log_format)
         if args.command == "serve":
             return serve(settings)
         if args.command == "healthcheck":
-            return healthcheck.check(settings, args.ready, args.timeout)
+            return healthcheck.check(settings, args.ready, args.timeout, bind=args.bind or served)
         store = Store(settings)
         try:
             return manage(args, store)

@@ -2,14 +2,19 @@
 
 It is the container's HEALTHCHECK (exec form, no shell, no curl in the image). It reads the same settings as
 `bangui serve`: the BANGUI_* environment, its own flags, and the flags of the `bangui serve` running in the
-container (`podman run IMAGE --bind [::1]:9000`), so the address is right for any bind. A wildcard bind
-(0.0.0.0, ::) is checked on the matching loopback address.
+container (`podman run IMAGE --bind [::1]:9000`). The address it checks is, in this order: its own `--bind`,
+the address the server of its data dir (env or flag) records in `serving.json` while it runs (whatever the
+runtime: with `podman run --read-only` there is no /run/.containerenv to recognise a container by), the
+record or `--bind` of the container's `bangui serve` (PID 1 or its child), then the settings. A
+wildcard bind (0.0.0.0, ::) is checked on the matching loopback address.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
+import json
 import os
 import sys
 from pathlib import Path
@@ -38,7 +43,10 @@ def _serve_argv(proc: Path) -> list[str]:
     for pid in pids:
         try:
             raw = (proc / str(pid) / "cmdline").read_bytes()
-        except OSError:
+            # only PID 1 or its child: a host (or a CI container) may run many servers of other data dirs
+            if pid != 1 and (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1] != "1":
+                continue
+        except (OSError, IndexError):
             continue
         argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
         if "serve" in argv and any(Path(a).name in ("bangui", "cli", "cli.py") for a in argv[:3]):
@@ -66,8 +74,48 @@ def serve_flags(parser: argparse.ArgumentParser, proc: Path = Path("/proc"), con
     return {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
 
 
-def check(settings: Settings, ready: bool = False, timeout: float = 3.0) -> int:
-    host, port = target(settings.bind)
+SERVING_FILE = "serving.json"  # in the data dir: {"pid", "bind"} of the `bangui serve` running on it
+
+
+def record_serving(data_dir: str, bind: str) -> Path:
+    """Write where this server listens (atomically: a checker never reads half a file)."""
+    path = Path(data_dir) / SERVING_FILE
+    partial = path.with_name(f".{SERVING_FILE}.{os.getpid()}")
+    partial.write_text(json.dumps({"pid": os.getpid(), "bind": bind}))
+    os.replace(partial, path)
+    return path
+
+
+def forget_serving(path: Path) -> None:
+    """Remove the record if it is still ours (another server may share the data dir and have replaced it)."""
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's process: it exists
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def served_bind(data_dir: str) -> str | None:
+    """The bind recorded by the live server of this data dir; None without one (or a dead one's leftover)."""
+    try:
+        record = json.loads((Path(data_dir) / SERVING_FILE).read_text())
+        pid, bind = int(record["pid"]), str(record["bind"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return bind if pid > 0 and _alive(pid) else None
+
+
+def check(settings: Settings, ready: bool = False, timeout: float = 3.0, bind: str | None = None) -> int:
+    """`bind`: the address given to the check itself, which wins over the served and configured ones."""
+    host, port = target(bind or served_bind(settings.data_dir) or settings.bind)
     path = "/api/v1/health/ready" if ready else "/api/v1/health/live"
     shown = f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}"
     conn = http.client.HTTPConnection(host, port, timeout=timeout)

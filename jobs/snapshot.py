@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from jobs.definitions import JobContext
 
 _COUNTERS = ("currently_failed", "total_failed", "currently_banned", "total_banned")
+_CONFIG = ("bantime", "findtime", "maxretry")  # the exporter's f2b_config_jail_* series
 
 
 _CONNECT_REASONS = {"missing", "permission", "refused", "error"}  # Fail2BanUnavailable's details.reason
@@ -32,7 +33,8 @@ async def snapshot(ctx: JobContext) -> None:
 
 
 async def fail2ban_snapshot(client: Fail2Ban, clock: Clock) -> dict[str, Any]:
-    """`{reachable, version, jails: [{name, counters...}], error, at}`; errors become `reachable: false`."""
+    """`{reachable, version, jails: [{name, counters..., bantime, findtime, maxretry}], error, at}`; errors
+    become `reachable: false`."""
     snap: dict[str, Any] = {"reachable": False, "version": None, "jails": [], "error": None, "at": clock()}
     try:
         summary = await client.server_summary()
@@ -41,4 +43,18 @@ async def fail2ban_snapshot(client: Fail2Ban, clock: Clock) -> dict[str, Any]:
         return snap
     jails = [{"name": j.name, **{k: getattr(j, k) for k in _COUNTERS}} for j in summary.jails]
     snap.update(reachable=True, version=summary.version, jails=jails)
+    await _add_jail_config(client, jails)
     return snap
+
+
+async def _add_jail_config(client: Fail2Ban, jails: list[dict[str, Any]]) -> None:
+    """Each jail's bantime/findtime/maxretry, in one pipelined round trip; left out when fail2ban refuses
+    (a jail removed since its status was read): the counters stay good."""
+    if not jails:
+        return
+    try:
+        values = await client.pipeline([("get", jail["name"], key) for jail in jails for key in _CONFIG])
+    except AppError:
+        return
+    for i, jail in enumerate(jails):
+        jail.update(zip(_CONFIG, (int(v) for v in values[i * len(_CONFIG):(i + 1) * len(_CONFIG)]), strict=True))

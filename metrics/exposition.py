@@ -33,6 +33,14 @@ _JAIL_SERIES = (  # (exporter name, snapshot field, counter?, help)
     ("f2b_jail_failed_total", "total_failed", True, "Number of total failures on this jail's filter"),
 )
 
+_CONFIG_SERIES = (  # (exporter name, snapshot field, help): the "F2B Config" panel of the exporter's dashboard
+    ("f2b_config_jail_ban_time", "bantime", "How long an IP is banned for in this jail (in seconds)"),
+    ("f2b_config_jail_find_time", "findtime", "How far back the filter will look for failures in this jail "
+     "(in seconds)"),
+    ("f2b_config_jail_max_retries", "maxretry", "The number of failures allowed until the IP is banned by this "
+     "jail"),
+)
+
 
 def _version() -> str:
     try:
@@ -72,6 +80,12 @@ class StoreCollector:
             for jail in jails:
                 family.add_metric([jail["name"]], float(jail.get(field) or 0))
             yield family
+        for name, field, doc in _CONFIG_SERIES:
+            config = _gauge(name, doc, ["jail"])
+            for jail in jails:
+                if jail.get(field) is not None:
+                    config.add_metric([jail["name"]], float(jail[field]))
+            yield config
         version = _gauge("f2b_version", "Version of the exporter and fail2ban server", labels=["exporter", "fail2ban"])
         version.add_metric([f"bangui-{_version()}", str(snap.get("version") or "")], 1.0)
         yield version

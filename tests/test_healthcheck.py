@@ -33,11 +33,13 @@ def test_target_maps_binds_to_a_connectable_address(bind: str, expected: tuple[s
 
 
 def test_serve_flags_come_from_the_running_bangui_serve(tmp_path: Path) -> None:
-    def process(pid: int, argv: bytes) -> None:
+    def process(pid: int, argv: bytes, parent: int = 1) -> None:
         (tmp_path / str(pid)).mkdir()
         (tmp_path / str(pid) / "cmdline").write_bytes(argv)
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (python3) S {parent} {pid} {pid} 0 -1")
 
-    process(1, b"/sbin/init\0--bind\0x\0")  # an init (--init) is PID 1; the server is its child
+    process(1, b"/sbin/init\0--bind\0x\0", 0)  # an init (--init) is PID 1; the server is its child
+    process(5, b"/usr/bin/python3\0/usr/bin/bangui\0serve\0--bind\0[::1]:1\0", 4)  # not the container's server
     assert healthcheck.serve_flags(cli.build_parser(), tmp_path, container=True) == {}
     process(7, b"/opt/bangui/bin/python3\0/opt/bangui/bin/bangui\0serve\0--bind\0[::1]:9000\0--workers\0" b"3\0")
     process(12, b"/opt/bangui/bin/python3\0-c\0from multiprocessing.spawn import spawn_main\0")
@@ -84,3 +86,34 @@ def test_demo_auto_without_fail2ban_server_is_a_clear_message(tmp_path: Path, mo
     assert status == 2
     err = capsys.readouterr().err
     assert "--demo auto" in err and "fail2ban-server not found" in err and "socket directory" in err
+
+
+@pytest.mark.parametrize("bind", ["[::]", "[::1]", "127.0.0.1"])
+def test_healthcheck_finds_the_address_the_server_listens_on_without_its_flags(tmp_path: Path, fail2ban: Any,
+                                                                             bind: str) -> None:
+    # `podman run --read-only IMAGE --bind '[::]:18742'`: no /run/.containerenv, so the serve flags are not
+    # read; the check has only the image's environment (BANGUI_BIND=0.0.0.0:8080) and finds the real address.
+    server = ServerProcess(tmp_path / "data", str(fail2ban.socket), 2, tmp_path)
+    server.args[server.args.index("--bind") + 1] = f"{bind}:{server.port}"
+    if bind == "[::1]":
+        server.url = f"http://[::1]:{server.port}"
+    image_env = {**server.env, "BANGUI_DATA_DIR": str(tmp_path / "data"), "BANGUI_BIND": f"0.0.0.0:{free_port()}"}
+    try:
+        server.start()
+        result = run_check(env=image_env)
+        assert result.returncode == 0, result.stderr
+        assert f":{server.port}/api/v1/health/live" in result.stdout
+        assert run_check("--ready", env=image_env).returncode == 0
+    finally:
+        assert server.stop() == 0, server.output()
+    assert not (tmp_path / "data" / healthcheck.SERVING_FILE).exists()  # removed on a clean stop
+    if not healthcheck.serve_flags(cli.build_parser()):  # (a shared CI host may have a stray server as PID 1's child)
+        assert run_check(env=image_env).returncode == 1
+
+
+def test_a_dead_servers_record_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / healthcheck.SERVING_FILE).write_text('{"pid": 999999999, "bind": "[::1]:1"}')
+    assert healthcheck.served_bind(str(tmp_path)) is None
+    assert healthcheck.served_bind(str(tmp_path / "missing")) is None
+    healthcheck.record_serving(str(tmp_path), "[::]:18742")
+    assert healthcheck.served_bind(str(tmp_path)) == "[::]:18742"

@@ -23,6 +23,10 @@ from tests.fixtures.promtool import check_metrics
 
 pytestmark = pytest.mark.prometheus
 ROOT = Path(__file__).resolve().parents[1]
+# The nine queries of hectorjsmith/fail2ban-prometheus-exporter's _examples/grafana/dashboard.json (issue 20 item 11)
+DASHBOARD_SERIES = ("f2b_config_jail_max_retries", "f2b_config_jail_ban_time", "f2b_config_jail_find_time",
+                    "f2b_jail_failed_total", "f2b_jail_banned_total", "f2b_jail_failed_current",
+                    "f2b_jail_banned_current", "f2b_up", "f2b_errors")
 
 
 def cli_token(server: ServerProcess, role: str) -> str:
@@ -116,6 +120,8 @@ def test_prometheus_scrapes_three_workers_and_promql_sees_the_bans(tmp_path: Pat
     wait_value(url, 'sum(bangui_http_requests_total{route="/api/v1/jails/{jail}/bans",method="POST",status="200"})', 1.0)
     wait_value(url, 'bangui_history_bans{origin="manual"}', 3.0)
     assert query(url, 'f2b_jail_banned_current{jail="nginx-http-auth"}')[0]["value"][1] == "0"
+    for name in DASHBOARD_SERIES:  # each query of the exporter's Grafana dashboard finds data
+        assert query(url, name + '{instance=~".*"}'), name
     targets = httpx.get(url + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     assert [t["health"] for t in targets] == ["up"] and not targets[0]["lastError"]
 

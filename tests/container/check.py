@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/bangui:check"
 LOCAL_BASE = "localhost/bangui-base:bookworm"
 HUB_BASE = "docker.io/library/debian:bookworm-slim"
-NAME = "bangui-check"
-VOLUME = "bangui-check-data"
+# Names of this run's own: two runs on one host must not remove each other's containers
+NAME = f"bangui-check-{os.getpid()}"
+VOLUME = f"{NAME}-data"
 UID = 10001  # the image's `bangui` user (Containerfile)
 SIZE_TARGET_MB = 200.0
 # pip inside the build checks HTTPS against the host's CAs: mounted where update-ca-certificates (run when the
@@ -126,12 +127,41 @@ def choose_base() -> str:
     return LOCAL_BASE
 
 
+def dangling_images() -> list[str]:
+    return podman("images", "--quiet", "--no-trunc", "--filter", "dangling=true").stdout.split()
+
+
+def config_dir_writable(work: Path) -> str:
+    """README "Container", non-root: a configuration dir with group 10001 and g+rwX is writable by the image's
+    user (atomic .local writes: a temporary file renamed in place), and a plain root-owned one is not."""
+    conf = work / "fail2ban-conf"
+    (conf / "jail.d").mkdir(parents=True)
+    (conf / "jail.conf").write_text("[DEFAULT]\n")
+    conf.chmod(0o755)
+    (conf / "jail.d").chmod(0o755)
+    write = ("set -e; f=/etc/fail2ban/jail.d/zz-check.local; printf '[sshd]\\n' > $f.tmp; mv $f.tmp $f; "
+             "test -s $f")
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        return podman("run", "--rm", "--network", "none", "-v", f"{conf}:/etc/fail2ban", "--entrypoint", "sh",
+                      IMAGE, "-c", write, check=False)
+
+    if attempt().returncode == 0:
+        raise RuntimeError("a root-owned 0755 config dir was writable by uid 10001: the check proves nothing")
+    subprocess.run(["chgrp", "-R", str(UID), str(conf)], check=True)  # the README's commands
+    subprocess.run(["chmod", "-R", "g+rwX", str(conf)], check=True)
+    result = attempt()
+    if result.returncode != 0:
+        raise RuntimeError(f"not writable after chgrp -R 10001 + chmod -R g+rwX: {result.stderr[-1000:]}")
+    return "chgrp -R 10001 + chmod -R g+rwX on the config dir: uid 10001 writes jail.d/*.local"
+
+
 class Run:
     """The container under test and the private fail2ban it talks to."""
 
     def __init__(self, work: Path) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://[::1]:{self.port}"  # bound to [::] (an IPv6 wildcard: the healthcheck must find it)
         f2b_dir = work / "f2b"
         f2b_dir.mkdir(mode=0o755)
         self.fail2ban = PrivateServer(f2b_dir)
@@ -148,13 +178,14 @@ class Run:
     def create(self) -> None:
         f2b_dir = str(self.fail2ban.base_dir)
         podman("volume", "create", VOLUME)
-        podman("run", "-d", "--name", NAME, "--network", "host", "--restart", "unless-stopped",
+        # --read-only: podman mounts a fresh /run without /run/.containerenv (issue 20 item 7)
+        podman("run", "-d", "--name", NAME, "--network", "host", "--restart", "unless-stopped", "--read-only",
                "-v", f"{f2b_dir}:/var/run/fail2ban", "-v", f"{f2b_dir}:/var/lib/fail2ban:ro",
                "-v", f"{VOLUME}:/var/lib/bangui",
                "-e", "BANGUI_FAIL2BAN_SOCKET=/var/run/fail2ban/f2b.sock",
                "-e", "BANGUI_FAIL2BAN_DB=/var/lib/fail2ban/fail2ban.sqlite3",
                "-e", "BANGUI_HISTORY_SYNC_SECONDS=2",
-               IMAGE, "--bind", f"127.0.0.1:{self.port}", "--workers", "2")  # a --bind flag: healthcheck sees it
+               IMAGE, "--bind", f"[::]:{self.port}", "--workers", "2")  # a --bind flag: healthcheck finds it
 
     def live(self) -> bool:
         return httpx.get(self.url + "/api/v1/health/live", timeout=2).status_code == 200
@@ -204,8 +235,6 @@ def main() -> int:
     if missing:
         print(f"FAIL tools: missing {', '.join(missing)}: apt-get install {' '.join(missing)}")
         return 1
-    podman("rm", "-f", "-t", "0", NAME, f"{NAME}-demo", f"{NAME}-nodb", check=False)  # a previous --keep or interrupted run
-    podman("volume", "rm", "-f", VOLUME, check=False)
     base = ""
 
     def base_image() -> str:
@@ -215,8 +244,15 @@ def main() -> int:
 
     def build() -> str:
         mounts = ["-v", f"{CA_BUNDLE}:{CA_MOUNT}:ro"] if Path(CA_BUNDLE).exists() else []
+        before = set(dangling_images())
         podman("build", "--format", "docker", "--pull=never", "--network", "host", *mounts,
                "--build-arg", f"BASE={base}", "-t", IMAGE, "-f", "Containerfile", ".", timeout=1200)
+        # the build stage's image (~240 MB) and the image this tag named before stay behind untagged: remove
+        # those this build left (not another run's, which may still be building from its own)
+        left = sorted(set(dangling_images()) - before)
+        if left:
+            podman("rmi", *left, check=False)
+        checks.figures["dangling images left by the build"] = str(len(set(dangling_images()) - before))
         size = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout) / 1e6
         checks.figures["image size"] = f"{size:.1f} MB"
         if size > SIZE_TARGET_MB:
@@ -242,6 +278,7 @@ def main() -> int:
         return f"healthcheck {test}, user {config['User']}, no pip/setuptools, fail2ban modules importable"
 
     checks.run("image contents", image_contents)
+    checks.run("config dir writable (non-root)", lambda: config_dir_writable(work))
     run = Run(work)
     try:
         prove(checks, run)
@@ -264,7 +301,7 @@ def prove(checks: Checks, run: Run) -> None:
 
     def healthcheck() -> str:
         wait_for("podman healthcheck run", lambda: podman("healthcheck", "run", NAME, check=False).returncode == 0)
-        return "`podman healthcheck run` exit 0 (bind given as a serve flag)"
+        return "`podman healthcheck run` exit 0 (--read-only, bind [::] given as a serve flag)"
 
     checks.run("healthcheck", healthcheck)
 
@@ -357,7 +394,7 @@ def prove(checks: Checks, run: Run) -> None:
             logs = podman("logs", f"{NAME}-demo").stderr
             assert "private demo fail2ban" in logs and "Traceback" not in logs, logs[-2000:]
         finally:
-            podman("rm", "-f", "-t", "0", f"{NAME}-demo", check=False)
+            podman("rm", "-f", "-v", "-t", "0", f"{NAME}-demo", check=False)
         return "--demo auto without a socket starts Debian's fail2ban-server privately, no traceback"
 
     checks.run("demo auto", demo_auto)
@@ -379,7 +416,7 @@ def prove(checks: Checks, run: Run) -> None:
             warnings = logs.count("mount fail2ban's database directory read-only")
             assert warnings == 1 and "Traceback" not in logs, logs[-3000:]
         finally:
-            podman("rm", "-f", "-t", "0", name, check=False)
+            podman("rm", "-f", "-v", "-t", "0", name, check=False)
         return "one warning naming the mount, /health history_sync failing, no traceback"
 
     checks.run("no DB mount", without_db_mount)

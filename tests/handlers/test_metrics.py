@@ -98,6 +98,10 @@ def test_fail2ban_series_use_the_exporters_names_and_http_series_route_templates
                    "bangui_leader_changes_total", 'bangui_history_bans{origin="manual"}', "bangui_audit_entries_total"):
         assert sample(text, series) is not None, series
     assert "# TYPE f2b_jail_banned_total counter" in text and "# TYPE f2b_jail_banned_current gauge" in text
+    for jail in (spec.name for spec in fail2ban.jails):  # the exporter dashboard's "F2B Config" panel
+        for series in ("f2b_config_jail_ban_time", "f2b_config_jail_find_time", "f2b_config_jail_max_retries"):
+            assert sample(text, f'{series}{{jail="{jail}"}}') is not None, (series, jail)
+    assert "# TYPE f2b_config_jail_ban_time gauge" in text and "# TYPE f2b_errors gauge" in text
     assert sample(text, 'bangui_history_bans{origin="manual"}') == 1.0
     assert (sample(text, ok) or 0) - (sample(before, ok) or 0) == 3.0
     assert (sample(text, missing) or 0) - (sample(before, missing) or 0) == 1.0
