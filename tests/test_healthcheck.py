@@ -93,7 +93,7 @@ def test_healthcheck_finds_the_address_the_server_listens_on_without_its_flags(t
                                                                              bind: str) -> None:
     # `podman run --read-only IMAGE --bind '[::]:18742'`: no /run/.containerenv, so the serve flags are not
     # read; the check has only the image's environment (BANGUI_BIND=0.0.0.0:8080) and finds the real address.
-    server = ServerProcess(tmp_path / "data", str(fail2ban.socket), 2, tmp_path)
+    server = ServerProcess(tmp_path / "data", fail2ban, 2, tmp_path)
     server.args[server.args.index("--bind") + 1] = f"{bind}:{server.port}"
     if bind == "[::1]":
         server.url = f"http://[::1]:{server.port}"
