@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from store.faults import is_disk_full
-from store.history_reconcile import Reconciled, keep_current, reconcile_current
+from store.history_reconcile import Reconciled, drop_agreeing, keep_current, reconcile_current
 from store.history_schema import address_with_key, aggregate, next_id
 
 if TYPE_CHECKING:
@@ -212,6 +212,7 @@ class ImportSession:
         None if fenced."""
         self._map_addresses()
         keep_current(self.conn)
+        drop_agreeing(self.conn, self.clock())
         if self.commit_staged({}, commit_if) is None:
             return None
         try:

@@ -355,3 +355,29 @@ def test_a_jail_stopped_through_bangui_and_started_again_has_its_restored_bans_o
     result = sync_once(archive, fail2ban.dbfile)
     assert result.restored == 2 and result.lifted == 0
     assert _open_bans(archive) == _banned(fail2ban) == {("sshd", ip) for ip in ips}
+
+
+def test_a_young_ban_fail2ban_has_not_written_yet_stays_open_and_is_looked_at_again(
+        f2b: Fail2BanDb, tmp_path: Path) -> None:
+    """fail2ban writes a ban to its database after it answers: bangui's own record of a ban just made is not
+    closed by a reconcile that does not see it yet, and the next run does not skip the database."""
+    now = [NOW + 10.0]
+    archive = Archive.in_dir(tmp_path / "data", clock=lambda: now[0])
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    archive.record_ban("sshd", ["192.0.2.9"], actor="admin", bantime=600)  # its bips row is not there yet
+    result = sync_once(archive, str(f2b.path))
+    assert result.lifted == 0 and _open_bans(archive) == {("sshd", "192.0.2.1"), ("sshd", "192.0.2.9")}
+    assert not sync_once(archive, str(f2b.path)).unchanged  # still pending: looked at again
+    now[0] += 60  # fail2ban never wrote it (say it refused the ban): closed once past the grace
+    result = sync_once(archive, str(f2b.path))
+    assert result.lifted == 1 and _open_bans(archive) == {("sshd", "192.0.2.1")}
+    assert sync_once(archive, str(f2b.path)).unchanged
+
+
+def test_a_jail_disabled_in_fail2bans_database_bans_nothing(f2b: Fail2BanDb, archive: Archive) -> None:
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    f2b.ban("nginx", "192.0.2.2", NOW - 100)
+    f2b.conn.execute("INSERT INTO jails VALUES ('sshd', 1), ('nginx', 0)")  # nginx stopped
+    result = sync_once(archive, str(f2b.path))
+    assert result.inserted == 2
+    assert _open_bans(archive) == {("sshd", "192.0.2.1")}
