@@ -31,7 +31,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from store.history import Archive
@@ -90,7 +90,7 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
     """
     started = time.monotonic()
     identity = _identity(fail2ban_db_path)
-    marks = {table: archive.sync_marks(f"{table}:{identity}") for table in ("bans", "bips")}
+    marks = {table: archive.sync_marks(f"{table}:{identity}") for table in ("bans", "bips", "rowid")}
     counter = _change_counter(fail2ban_db_path)
     seen = marks["bans"].pop(_COUNTER, None)
     if counter is not None and seen is not None and counter < seen:
@@ -98,7 +98,7 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
         log.info("fail2ban's database %s was replaced; reading it from the start", fail2ban_db_path)
         for table in marks:
             archive.reset_marks(f"{table}:{identity}")
-        marks = {"bans": {}, "bips": {}}
+        marks = {"bans": {}, "bips": {}, "rowid": {}}
     elif counter is not None and counter == seen:
         # Nothing was written since the last complete run (issue 20 item 4: an idle leader re-read an hour of
         # bans every run): no new rows, and fail2ban's current bans are what the archive already agrees with.
@@ -137,8 +137,8 @@ def _reconcile(session: ImportSession, plan: _Plan, still_leader: Callable[[], b
     # `jails` row disabled) bans none of them. A jail missing from `jails` counts as running.
     reader.stage(f"SELECT {_COLUMNS} FROM {SOURCE}.bips WHERE {_ROW_OK}(bantime <= -1 OR timeofban + bantime > ?) "
                  f"{enabled}", [session.clock()])
-    marks = {(f"bans:{plan.identity}", _COUNTER): float(plan.counter)} if plan.counter is not None else {}
-    done = session.reconcile_staged(marks, commit_if=still_leader)
+    done_marks = {(f"bans:{plan.identity}", _COUNTER): float(plan.counter)} if plan.counter is not None else {}
+    done = session.reconcile_staged(plan.final_marks, done_marks, commit_if=still_leader)
     if done is None:
         raise NotLeader("history sync stopped before a commit: another process leads now")
     return done
@@ -151,7 +151,7 @@ class _Counts:
     merged: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
     path: str
     identity: str
@@ -161,6 +161,7 @@ class _Plan:
     sleep: Callable[[float], None]
     marks: dict[str, dict[str, float]]  # table -> {jail: hwm}
     counter: int | None  # the database header's change counter when the run started
+    final_marks: dict[tuple[str, str], float] = field(default_factory=dict)  # saved by a complete run
 
 
 def _identity(path: str) -> str:
@@ -184,11 +185,20 @@ def _change_counter(path: str) -> int | None:
 
 
 def _stage_batches(plan: _Plan, reader: _Reader) -> Iterator[tuple[dict[tuple[str, str], float], int]]:
-    """(new marks, rows staged) per batch, each jail of `bans` then all of `bips`; the rows are in the session's
-    staging table until the caller commits them (the next batch replaces them)."""
+    """(new marks, rows staged) per batch; the rows are in the session's staging table until the caller commits
+    them (the next batch replaces them). Incremental by rowid when a complete run marked one (issue 20 item 4:
+    only what is new), else each jail of `bans` by timeofban with the lookback, then all of `bips`."""
     tables = reader.tables()
     if "bans" not in tables:
         raise SyncError(f"{plan.path} has no 'bans' table: it is not a fail2ban database")
+    top = reader.run(f"SELECT coalesce(max(rowid), 0) FROM {SOURCE}.bans")[0][0]
+    plan.final_marks[(f"rowid:{plan.identity}", "bans")] = float(top)
+    known = plan.marks["rowid"].get("bans")
+    if known is not None and top >= known:
+        yield from _new_rows(plan, reader, int(known))
+        return
+    if known is not None:  # the newest rows were deleted (unbans): their rowids come again; read by time once
+        reader.session.forget_marks(f"rowid:{plan.identity}")
     scans: list[tuple[str, str | None]] = [("bans", jail) for jail in reader.jails()]
     if "bips" in tables:  # current bans: catches rows purged from `bans` (or written late) while still banned
         scans.append(("bips", None))
@@ -201,6 +211,25 @@ def _stage_batches(plan: _Plan, reader: _Reader) -> Iterator[tuple[dict[tuple[st
             # The change counter is marked by the reconcile that ends a complete run, never by a batch: a run
             # cut short must not make the next one skip the database.
             yield {(f"{table}:{plan.identity}", mark_jail): float(last_time)}, rows
+
+
+def _new_rows(plan: _Plan, reader: _Reader, after: int) -> Iterator[tuple[dict[tuple[str, str], float], int]]:
+    """Stage the rows of `bans` with rowid > after, in rowid batches. SQLite gives a new row max(rowid) + 1, so
+    while the newest row stays, every new row lies above the mark whatever its timeofban (rows deleted and
+    written again between two runs, which could reuse rowids under the mark, are still current bans if they
+    matter: the reconcile reads those from `bips`). The per-jail time marks follow, for a fallback run."""
+    sql = (f"SELECT {_COLUMNS} FROM {SOURCE}.bans WHERE {_ROW_OK}rowid > ? ORDER BY rowid LIMIT ?")
+    last = after
+    while True:
+        count, tail = reader.stage(sql, [last, plan.batch])
+        if not count:
+            return
+        last = tail[1]
+        marks = {(f"bans:{plan.identity}", jail): float(at) for jail, at in reader.session.staged_times()}
+        marks[(f"rowid:{plan.identity}", "bans")] = float(last)
+        yield marks, count
+        if count < plan.batch:
+            return
 
 
 def _scan(reader: _Reader, table: str, jail: str | None, start: float, batch: int) -> Iterator[tuple[int, Any]]:

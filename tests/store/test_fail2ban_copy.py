@@ -381,3 +381,21 @@ def test_a_jail_disabled_in_fail2bans_database_bans_nothing(f2b: Fail2BanDb, arc
     result = sync_once(archive, str(f2b.path))
     assert result.inserted == 2
     assert _open_bans(archive) == {("sshd", "192.0.2.1")}
+
+
+def test_rows_written_after_the_newest_row_was_unbanned_are_not_missed(f2b: Fail2BanDb, archive: Archive) -> None:
+    """Reading by rowid (only what is new) while SQLite reuses the rowids of deleted newest rows."""
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    f2b.ban("sshd", "192.0.2.2", NOW)
+    sync_once(archive, str(f2b.path))
+    f2b.unban("sshd", "192.0.2.2")
+    sync_once(archive, str(f2b.path))  # sees the newest row gone
+    f2b.ban("sshd", "192.0.2.3", NOW + 1)  # gets the unbanned row's rowid
+    assert sync_once(archive, str(f2b.path)).inserted == 1
+    f2b.unban("sshd", "192.0.2.3")
+    f2b.ban("sshd", "192.0.2.4", NOW + 2)  # the same, between two runs: found among the current bans
+    f2b.ban("sshd", "192.0.2.5", NOW + 2)
+    sync_once(archive, str(f2b.path))
+    assert {i["ip"] for i in archive.history(limit=100)[0] if i["event"] == "ban"} == \
+        {f"192.0.2.{n}" for n in range(1, 6)}
+    assert [i["at"] for i in archive.history(ip="192.0.2.4")[0]] == [NOW + 2]  # fail2ban's own ban time
