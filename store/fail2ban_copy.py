@@ -9,12 +9,16 @@ Contracts:
   import session for each read, so a batch is copied by one INSERT ... SELECT into a staging table (no Python
   per row), and fail2ban's database is read-locked only while that statement runs, never during the archive's
   write transaction (it is detached by then).
-- Incremental per jail, by `timeofban`: fail2ban writes rows out of `timeofban` order (timeofban is the time of
-  the last *failure*, which may be minutes older than the ban; bans pass through a queue when bantime.increment
-  is on), and it reuses rowids after deleting the newest rows (unban), so neither rowid nor a plain
-  "timeofban > mark" can be trusted. Each run re-reads `timeofban >= mark - lookback`; the archive's unique key
-  makes the re-read rows no-ops. Rows written more than `lookback` late are still caught while the ban is
-  current, through `bips`.
+- Only what is new (issue 20 item 4): a database whose header change counter equals the one of the last
+  complete run is not read at all. Otherwise `bans` rows above the rowid mark of the last complete run are read
+  (fail2ban writes rows out of `timeofban` order: timeofban is the time of the last *failure*, so a time mark
+  cannot be trusted; a new row always gets max(rowid) + 1). fail2ban reuses rowids after deleting the newest
+  rows (unban): when the largest rowid fell below the mark, that run falls back to re-reading each jail from its
+  time mark minus `lookback` plus all of `bips` (as the first run does), and rows that reused rowids between
+  two runs are found among the current bans by the reconcile.
+- Every complete run ends with a reconcile (store/history_reconcile.py): the archive's open bans are made to
+  agree with fail2ban's current ones (restored bans open again, lifted ones closed), in one transaction that
+  also marks the change counter.
 - Marks are keyed by the database file's identity (path, device, inode) and checked against its header's change
   counter, so a fail2ban that starts over with a fresh database (even one that got the old inode) is read from
   its beginning; what the archive already holds is untouched.
