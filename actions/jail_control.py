@@ -64,8 +64,10 @@ async def _is_running(act: Act, jail: str) -> bool:
 
 @action("jail.stop", Role.admin, target="jail")
 async def stop_jail(act: Act, jail: str) -> dict[str, Any]:
-    """Stop ``jail``; its bans are lifted (fail2ban's actions stop) and recorded as unbans. Stopping a
-    stopped jail that the configuration defines is fine; an unknown one is 404 jail_not_found."""
+    """Stop ``jail``; its bans are lifted (fail2ban's actions stop) and recorded as unbans. fail2ban keeps
+    them in its database: a later start restores the unexpired ones, which the history sync records as
+    open again (store/history_reconcile.py). Stopping a stopped jail that the configuration defines is
+    fine; an unknown one is 404 jail_not_found."""
     jail = jail_name(jail)
     try:
         # One round trip, run in order by fail2ban: the list is what the stop lifts.

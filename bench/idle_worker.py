@@ -7,7 +7,7 @@ Starts a private fail2ban (no-op action, its own database), bans --bans addresse
 `bangui serve --workers 2` on a fresh data dir, waits until the history sync has copied every ban (the leader's
 first runs), then measures each worker's CPU over --seconds from /proc/<pid>/stat (utime+stime, all threads)
 and its voluntary context switches (wakeups). Targets: an idle follower under 10 ms per 60 s; the leader under
-1 % of a core with those bans and no new ones.
+1 % of a core with those bans and no new ones. First, the history sync's own costs at the store level.
 """
 
 from __future__ import annotations
@@ -52,11 +52,50 @@ def _leader_pid(data_dir: Path) -> int:
         cache.close()
 
 
+def sync_costs(bans: int, tmp: Path) -> None:
+    """The history sync alone (store level, no server): the first run over `bans` current bans, a run on the
+    unchanged database, and a run after one new ban (wall and CPU time of this process)."""
+    from store.fail2ban_copy import sync_once
+    from store.history import Archive
+    from tests.fixtures.f2b_db import F2B_SCHEMA
+
+    db = tmp / "f2b-sync.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(F2B_SCHEMA)
+    now = int(time.time())
+    rows = [("sshd", f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", now - 600 + n % 600, 86400, 1, None)
+            for n in range(bans)]
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO bans VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO bips (jail, ip, timeofban, bantime, bancount, data) VALUES (?, ?, ?, ?, ?, ?)",
+                     rows)
+    conn.execute("INSERT INTO jails VALUES ('sshd', 1)")
+    conn.execute("COMMIT")
+    archive = Archive.in_dir(tmp / "sync-data")
+    print(f"history sync with {bans} current bans (store level):")
+    print("| run | rows read | wall s | CPU s |")
+    print("|---|---|---|---|")
+    for label in ("first (backfill)", "unchanged database", "after one new ban"):
+        if label == "after one new ban":
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO bans VALUES ('sshd', '192.0.2.1', ?, 600, 1, NULL)", (now,))
+            conn.execute("INSERT INTO bips VALUES ('192.0.2.1', 'sshd', ?, 600, 1, NULL)", (now,))
+            conn.execute("COMMIT")
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = sync_once(archive, str(db))
+        print(f"| {label} | {result.rows_read} | {time.perf_counter() - wall:.3f} | "
+              f"{time.process_time() - cpu:.3f} |")
+    archive.close()
+    conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--bans", type=int, default=100_000)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sync_costs(args.bans, Path(tmp))
     with tempfile.TemporaryDirectory() as tmp, started(Path(tmp) / "f2b") as fail2ban:
         import asyncio
 

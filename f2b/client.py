@@ -233,10 +233,13 @@ class Fail2Ban:
         return str(value) if value else None
 
     async def server_summary(self) -> ServerSummary:
-        """Version, jail count and per-jail status with totals; a jail removed meanwhile is skipped."""
+        """Version, jail count and per-jail status with totals (counters only: `banned_ips` is empty); a jail
+        removed meanwhile is skipped."""
         version, status = await self.pipeline([("version",), ("status",)])
         names = protocol.parse_jail_list(status)
-        replies = await self._run([("status", name) for name in names]) if names else []
+        # The "short" flavour leaves out the banned-address list: with 100,000 bans a plain status is megabytes,
+        # and the leader's snapshot asked for it every few seconds only to count it (issue 20 item 4).
+        replies = await self._run([("status", name, "short") for name in names]) if names else []
         jails = []
         for name, (code, result) in zip(names, replies, strict=True):
             if code == 0:

@@ -9,12 +9,16 @@ Contracts:
   import session for each read, so a batch is copied by one INSERT ... SELECT into a staging table (no Python
   per row), and fail2ban's database is read-locked only while that statement runs, never during the archive's
   write transaction (it is detached by then).
-- Incremental per jail, by `timeofban`: fail2ban writes rows out of `timeofban` order (timeofban is the time of
-  the last *failure*, which may be minutes older than the ban; bans pass through a queue when bantime.increment
-  is on), and it reuses rowids after deleting the newest rows (unban), so neither rowid nor a plain
-  "timeofban > mark" can be trusted. Each run re-reads `timeofban >= mark - lookback`; the archive's unique key
-  makes the re-read rows no-ops. Rows written more than `lookback` late are still caught while the ban is
-  current, through `bips`.
+- Only what is new (issue 20 item 4): a database whose header change counter equals the one of the last
+  complete run is not read at all. Otherwise `bans` rows above the rowid mark of the last complete run are read
+  (fail2ban writes rows out of `timeofban` order: timeofban is the time of the last *failure*, so a time mark
+  cannot be trusted; a new row always gets max(rowid) + 1). fail2ban reuses rowids after deleting the newest
+  rows (unban): when the largest rowid fell below the mark, that run falls back to re-reading each jail from its
+  time mark minus `lookback` plus all of `bips` (as the first run does), and rows that reused rowids between
+  two runs are found among the current bans by the reconcile.
+- Every complete run ends with a reconcile (store/history_reconcile.py): the archive's open bans are made to
+  agree with fail2ban's current ones (restored bans open again, lifted ones closed), in one transaction that
+  also marks the change counter.
 - Marks are keyed by the database file's identity (path, device, inode) and checked against its header's change
   counter, so a fail2ban that starts over with a fresh database (even one that got the old inode) is read from
   its beginning; what the archive already holds is untouched.
@@ -31,7 +35,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from store.history import Archive
@@ -90,7 +94,7 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
     """
     started = time.monotonic()
     identity = _identity(fail2ban_db_path)
-    marks = {table: archive.sync_marks(f"{table}:{identity}") for table in ("bans", "bips")}
+    marks = {table: archive.sync_marks(f"{table}:{identity}") for table in ("bans", "bips", "rowid")}
     counter = _change_counter(fail2ban_db_path)
     seen = marks["bans"].pop(_COUNTER, None)
     if counter is not None and seen is not None and counter < seen:
@@ -98,7 +102,7 @@ def sync_once(archive: Archive, fail2ban_db_path: str, still_leader: Callable[[]
         log.info("fail2ban's database %s was replaced; reading it from the start", fail2ban_db_path)
         for table in marks:
             archive.reset_marks(f"{table}:{identity}")
-        marks = {"bans": {}, "bips": {}}
+        marks = {"bans": {}, "bips": {}, "rowid": {}}
     elif counter is not None and counter == seen:
         # Nothing was written since the last complete run (issue 20 item 4: an idle leader re-read an hour of
         # bans every run): no new rows, and fail2ban's current bans are what the archive already agrees with.
@@ -137,8 +141,8 @@ def _reconcile(session: ImportSession, plan: _Plan, still_leader: Callable[[], b
     # `jails` row disabled) bans none of them. A jail missing from `jails` counts as running.
     reader.stage(f"SELECT {_COLUMNS} FROM {SOURCE}.bips WHERE {_ROW_OK}(bantime <= -1 OR timeofban + bantime > ?) "
                  f"{enabled}", [session.clock()])
-    marks = {(f"bans:{plan.identity}", _COUNTER): float(plan.counter)} if plan.counter is not None else {}
-    done = session.reconcile_staged(marks, commit_if=still_leader)
+    done_marks = {(f"bans:{plan.identity}", _COUNTER): float(plan.counter)} if plan.counter is not None else {}
+    done = session.reconcile_staged(plan.final_marks, done_marks, commit_if=still_leader)
     if done is None:
         raise NotLeader("history sync stopped before a commit: another process leads now")
     return done
@@ -151,7 +155,7 @@ class _Counts:
     merged: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
     path: str
     identity: str
@@ -161,6 +165,7 @@ class _Plan:
     sleep: Callable[[float], None]
     marks: dict[str, dict[str, float]]  # table -> {jail: hwm}
     counter: int | None  # the database header's change counter when the run started
+    final_marks: dict[tuple[str, str], float] = field(default_factory=dict)  # saved by a complete run
 
 
 def _identity(path: str) -> str:
@@ -184,11 +189,20 @@ def _change_counter(path: str) -> int | None:
 
 
 def _stage_batches(plan: _Plan, reader: _Reader) -> Iterator[tuple[dict[tuple[str, str], float], int]]:
-    """(new marks, rows staged) per batch, each jail of `bans` then all of `bips`; the rows are in the session's
-    staging table until the caller commits them (the next batch replaces them)."""
+    """(new marks, rows staged) per batch; the rows are in the session's staging table until the caller commits
+    them (the next batch replaces them). Incremental by rowid when a complete run marked one (issue 20 item 4:
+    only what is new), else each jail of `bans` by timeofban with the lookback, then all of `bips`."""
     tables = reader.tables()
     if "bans" not in tables:
         raise SyncError(f"{plan.path} has no 'bans' table: it is not a fail2ban database")
+    top = reader.run(f"SELECT coalesce(max(rowid), 0) FROM {SOURCE}.bans")[0][0]
+    plan.final_marks[(f"rowid:{plan.identity}", "bans")] = float(top)
+    known = plan.marks["rowid"].get("bans")
+    if known is not None and top >= known:
+        yield from _new_rows(plan, reader, int(known))
+        return
+    if known is not None:  # the newest rows were deleted (unbans): their rowids come again; read by time once
+        reader.session.forget_marks(f"rowid:{plan.identity}")
     scans: list[tuple[str, str | None]] = [("bans", jail) for jail in reader.jails()]
     if "bips" in tables:  # current bans: catches rows purged from `bans` (or written late) while still banned
         scans.append(("bips", None))
@@ -201,6 +215,25 @@ def _stage_batches(plan: _Plan, reader: _Reader) -> Iterator[tuple[dict[tuple[st
             # The change counter is marked by the reconcile that ends a complete run, never by a batch: a run
             # cut short must not make the next one skip the database.
             yield {(f"{table}:{plan.identity}", mark_jail): float(last_time)}, rows
+
+
+def _new_rows(plan: _Plan, reader: _Reader, after: int) -> Iterator[tuple[dict[tuple[str, str], float], int]]:
+    """Stage the rows of `bans` with rowid > after, in rowid batches. SQLite gives a new row max(rowid) + 1, so
+    while the newest row stays, every new row lies above the mark whatever its timeofban (rows deleted and
+    written again between two runs, which could reuse rowids under the mark, are still current bans if they
+    matter: the reconcile reads those from `bips`). The per-jail time marks follow, for a fallback run."""
+    sql = (f"SELECT {_COLUMNS} FROM {SOURCE}.bans WHERE {_ROW_OK}rowid > ? ORDER BY rowid LIMIT ?")
+    last = after
+    while True:
+        count, tail = reader.stage(sql, [last, plan.batch])
+        if not count:
+            return
+        last = tail[1]
+        marks = {(f"bans:{plan.identity}", jail): float(at) for jail, at in reader.session.staged_times()}
+        marks[(f"rowid:{plan.identity}", "bans")] = float(last)
+        yield marks, count
+        if count < plan.batch:
+            return
 
 
 def _scan(reader: _Reader, table: str, jail: str | None, start: float, batch: int) -> Iterator[tuple[int, Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from store.faults import is_disk_full
-from store.history_reconcile import Reconciled, keep_current, reconcile_current
+from store.history_reconcile import Reconciled, drop_agreeing, keep_current, reconcile_current
 from store.history_schema import address_with_key, aggregate, next_id
 
 if TYPE_CHECKING:
@@ -173,6 +173,15 @@ class ImportSession:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute(f"DETACH DATABASE {SOURCE}")
 
+    def staged_times(self) -> list[tuple[str, float]]:
+        """(jail, latest time) of the staged batch."""
+        return self.conn.execute("SELECT jail, max(at) FROM temp.stage GROUP BY jail").fetchall()
+
+    def forget_marks(self, source: str) -> None:
+        """Delete the marks of one source (marks otherwise only move forward)."""
+        with Transaction(self.conn) as conn:
+            conn.execute("DELETE FROM sync_marks WHERE source = ?", (source,))
+
     # -- batches ---------------------------------------------------------------------------------------------
 
     def stage_rows(self, bans: Iterable[Sequence[Any]]) -> int:
@@ -205,21 +214,23 @@ class ImportSession:
             return None
         return ImportResult(inserted, merged)
 
-    def reconcile_staged(self, marks: Mapping[tuple[str, str], float],
+    def reconcile_staged(self, marks: Mapping[tuple[str, str], float], done_marks: Mapping[tuple[str, str], float],
                          commit_if: Callable[[], bool] = lambda: True) -> Reconciled | None:
         """The staged batch is fail2ban's current bans: import what the archive lacks, then make its open bans
-        agree with them (store/history_reconcile.py); `marks` are saved with it unless some are pending.
-        None if fenced."""
+        agree with them (store/history_reconcile.py); `marks` are saved with it, `done_marks` too unless some
+        bans are pending. None if fenced."""
         self._map_addresses()
         keep_current(self.conn)
+        drop_agreeing(self.conn, self.clock())
         if self.commit_staged({}, commit_if) is None:
             return None
         try:
             with Transaction(self.conn) as conn:
                 now = self.clock()
                 done = reconcile_current(conn, now)
+                _save_marks(conn, marks, now)
                 if not done.pending:  # else the next run must not skip an unchanged database
-                    _save_marks(conn, marks, now)
+                    _save_marks(conn, done_marks, now)
                 if not commit_if():
                     raise Fenced
         except Fenced:

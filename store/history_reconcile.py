@@ -31,8 +31,8 @@ GRACE_S = 30.0
 MARK_SOURCE, MARK_JAIL = "reconcile", "#event-id"
 
 # The latest event of (ipkey, jail) (an unban at the same time as a ban ends it), as in history_query's ends_at.
-_LATEST = ("(SELECT e.id FROM main.events e WHERE e.ipkey = {k}.{key} AND e.jail = {k}.jail "
-           "ORDER BY e.at DESC, e.event DESC LIMIT 1)")
+_LATEST = ("(SELECT l.id FROM main.events l WHERE l.ipkey = {key} AND l.jail = {jail} "
+           "ORDER BY l.at DESC, l.event DESC LIMIT 1)")
 _OPEN = "e.event = 'ban' AND (e.bantime IS NULL OR e.bantime < 0 OR e.at + e.bantime > :now)"
 _DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS cur (key BLOB NOT NULL, jail TEXT NOT NULL, ip TEXT, at, bantime, bancount, "
@@ -61,13 +61,24 @@ def keep_current(conn: sqlite3.Connection) -> int:
         "m.country FROM temp.stage s CROSS JOIN temp.ipmap m ON m.raw = s.ip ORDER BY s.at").rowcount
 
 
+def drop_agreeing(conn: sqlite3.Connection, now: float) -> None:
+    """Take out of `temp.stage` the current bans the archive already holds open: only the others (rows the
+    archive lacks, bans it holds closed) go through the import, so a reconcile with 100,000 current bans does
+    not re-import them all."""
+    latest = _LATEST.format(key="m.key", jail="s.jail")
+    conn.execute(
+        "DELETE FROM temp.stage WHERE rowid IN (SELECT s.rowid FROM temp.stage s CROSS JOIN temp.ipmap m "
+        f"ON m.raw = s.ip WHERE EXISTS (SELECT 1 FROM main.events e WHERE e.id = {latest} AND {_OPEN}))",
+        {"now": now})
+
+
 def reconcile_current(conn: sqlite3.Connection, now: float) -> Reconciled:
     """Inside the caller's write transaction on the same connection, after `keep_current` and the import of
     those rows: add the restores and unbans, keep `sync_open` and the event-id mark."""
     conn.execute("DELETE FROM temp.cand")
     args = {"now": now, "grace": GRACE_S, "restored": RESTORED_BY, "lifted": LIFTED_BY}
     first_new = next_id(conn)
-    latest = _LATEST.format(k="c", key="key")
+    latest = _LATEST.format(key="c.key", jail="c.jail")
     restored = conn.execute(
         "INSERT OR IGNORE INTO main.events (event, jail, ip, ipkey, at, since, bantime, bancount, data, origin, "
         "actor, country) SELECT 'ban', c.jail, c.ip, c.key, :now, c.at, CASE WHEN c.bantime IS NULL THEN NULL "
@@ -81,7 +92,7 @@ def reconcile_current(conn: sqlite3.Connection, now: float) -> Reconciled:
     since_id = int(row[0]) if row else 0
     conn.execute(
         "INSERT OR IGNORE INTO temp.cand SELECT k.ipkey, k.jail, "
-        f"{_LATEST.format(k='k', key='ipkey')} FROM (SELECT ipkey, jail FROM main.sync_open UNION "
+        f"{_LATEST.format(key='k.ipkey', jail='k.jail')} FROM (SELECT ipkey, jail FROM main.sync_open UNION "
         "SELECT ipkey, jail FROM main.events WHERE id > :since AND event = 'ban' "
         "AND (bantime IS NULL OR bantime < 0 OR at + bantime > :now)) k "
         "WHERE NOT EXISTS (SELECT 1 FROM temp.cur c WHERE c.key = k.ipkey AND c.jail = k.jail)",

@@ -38,7 +38,7 @@ async function catalogue(main, ctx) {
   if (may('activate') || may('deactivate')) {
     cols.push(['', (j) => (j.active
       ? (may('deactivate') ? action('Deactivate', async () => {
-        if (!confirm('Deactivate ' + j.name + '? Its bans are lifted and it stays off after restarts.')) return;
+        if (!confirm('Deactivate ' + j.name + '? Its bans are lifted and it stays off after restarts (activating it again bans again the addresses whose ban time has not run out).')) return;
         await api('deactivate', { params: { jail: j.name } });
         notice(j.name + ' deactivated.');
         rerender();

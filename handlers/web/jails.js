@@ -76,11 +76,11 @@ function controls(j) {
     notice(msg + (r && r.active === false ? ' (stopped).' : '.'));
     rerender();
   }, cls, label + ' jail ' + j.name);
-  if (j.active === false) { if (may('jailStart')) btns.push(run(() => api('jailStart', { params }), 'Start', 'Started ' + j.name)); } else if (may('jailStop')) {
+  if (j.active === false) { if (may('jailStart')) btns.push(run(() => api('jailStart', { params }), 'Start', 'Started ' + j.name + '; fail2ban bans again the addresses whose ban time has not run out')); } else if (may('jailStop')) {
     btns.push(action('Stop', async () => {
-      if (!confirm('Stop ' + j.name + '? Its bans are lifted and it stops watching its logs until started again.')) return;
+      if (!confirm('Stop ' + j.name + '? fail2ban lifts its bans and stops watching its logs until the jail is started again; a start (or a restart of fail2ban) bans again the addresses whose ban time has not run out.')) return;
       await api('jailStop', { params: { jail: j.name } });
-      notice('Stopped ' + j.name + '.');
+      notice('Stopped ' + j.name + ': its bans are lifted until it starts again.');
       rerender();
     }, 'danger small', 'Stop jail ' + j.name));
   }

@@ -47,6 +47,8 @@ async def test_server_info(fail2ban: PrivateServer, fail2ban_client: Fail2Ban) -
     assert (summary.version, summary.jail_count, summary.currently_banned, summary.total_banned) == \
         ("1.0.2", 3, 3, 3)
     assert [j.name for j in summary.jails] == ["nginx-http-auth", "sshd", "sshd-dummy"]
+    assert [j.currently_banned for j in summary.jails] == [1, 2, 0]
+    assert all(j.banned_ips == [] for j in summary.jails)  # counters only: never the whole list
 
 
 async def test_jail_status_and_config(fail2ban: PrivateServer, fail2ban_client: Fail2Ban) -> None:

@@ -355,3 +355,47 @@ def test_a_jail_stopped_through_bangui_and_started_again_has_its_restored_bans_o
     result = sync_once(archive, fail2ban.dbfile)
     assert result.restored == 2 and result.lifted == 0
     assert _open_bans(archive) == _banned(fail2ban) == {("sshd", ip) for ip in ips}
+
+
+def test_a_young_ban_fail2ban_has_not_written_yet_stays_open_and_is_looked_at_again(
+        f2b: Fail2BanDb, tmp_path: Path) -> None:
+    """fail2ban writes a ban to its database after it answers: bangui's own record of a ban just made is not
+    closed by a reconcile that does not see it yet, and the next run does not skip the database."""
+    now = [NOW + 10.0]
+    archive = Archive.in_dir(tmp_path / "data", clock=lambda: now[0])
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    archive.record_ban("sshd", ["192.0.2.9"], actor="admin", bantime=600)  # its bips row is not there yet
+    result = sync_once(archive, str(f2b.path))
+    assert result.lifted == 0 and _open_bans(archive) == {("sshd", "192.0.2.1"), ("sshd", "192.0.2.9")}
+    assert not sync_once(archive, str(f2b.path)).unchanged  # still pending: looked at again
+    now[0] += 60  # fail2ban never wrote it (say it refused the ban): closed once past the grace
+    result = sync_once(archive, str(f2b.path))
+    assert result.lifted == 1 and _open_bans(archive) == {("sshd", "192.0.2.1")}
+    assert sync_once(archive, str(f2b.path)).unchanged
+
+
+def test_a_jail_disabled_in_fail2bans_database_bans_nothing(f2b: Fail2BanDb, archive: Archive) -> None:
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    f2b.ban("nginx", "192.0.2.2", NOW - 100)
+    f2b.conn.execute("INSERT INTO jails VALUES ('sshd', 1), ('nginx', 0)")  # nginx stopped
+    result = sync_once(archive, str(f2b.path))
+    assert result.inserted == 2
+    assert _open_bans(archive) == {("sshd", "192.0.2.1")}
+
+
+def test_rows_written_after_the_newest_row_was_unbanned_are_not_missed(f2b: Fail2BanDb, archive: Archive) -> None:
+    """Reading by rowid (only what is new) while SQLite reuses the rowids of deleted newest rows."""
+    f2b.ban("sshd", "192.0.2.1", NOW)
+    f2b.ban("sshd", "192.0.2.2", NOW)
+    sync_once(archive, str(f2b.path))
+    f2b.unban("sshd", "192.0.2.2")
+    sync_once(archive, str(f2b.path))  # sees the newest row gone
+    f2b.ban("sshd", "192.0.2.3", NOW + 1)  # gets the unbanned row's rowid
+    assert sync_once(archive, str(f2b.path)).inserted == 1
+    f2b.unban("sshd", "192.0.2.3")
+    f2b.ban("sshd", "192.0.2.4", NOW + 2)  # the same, between two runs: found among the current bans
+    f2b.ban("sshd", "192.0.2.5", NOW + 2)
+    sync_once(archive, str(f2b.path))
+    assert {i["ip"] for i in archive.history(limit=100)[0] if i["event"] == "ban"} == \
+        {f"192.0.2.{n}" for n in range(1, 6)}
+    assert [i["at"] for i in archive.history(ip="192.0.2.4")[0]] == [NOW + 2]  # fail2ban's own ban time
