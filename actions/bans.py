@@ -47,7 +47,15 @@ async def _history(act: Act, record: Callable[..., Any], *args: Any, events: int
         else:
             await offload(record, *args)
     except Exception:
-        log.exception("could not record %r in history", args[:2])
+        # Retried with the original actor and origin before the audit entry completes (actions/base.py): left
+        # to the sync, fail2ban's row would reach history as `auto` with no actor (issue 18).
+        log.exception("could not record %r in history (retried later)", args[:2])
+        act.deferred.append(functools.partial(record, *args))
+
+
+def _plan(kind: str, jail: str, ips: list[str], origin: str, source_host: str | None) -> dict[str, Any]:
+    """What the leader needs to reconcile this ban/unban if its process dies midway (jobs/reconcile.py)."""
+    return {"kind": kind, "jail": jail, "ips": ips, "origin": origin, "source_host": source_host}
 
 
 def _audit_ips(act: Act, ips: list[str]) -> None:
@@ -88,7 +96,7 @@ def _checked(settings: Settings, actor: Actor, raw: list[str], force: bool) -> l
     return ip_list(raw)
 
 
-@action("jail.ban", Role.operator, target="jail")
+@action("jail.ban", Role.operator, target="jail", plans=True)
 async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", force: bool = False,
               client: Fail2Ban | None = None, source_host: str | None = None) -> dict[str, list[str]]:
     """Ban every address/network (all valid or none); `{"banned": fresh, "already_banned": [...]}`.
@@ -107,6 +115,7 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
     _audit_ips(act, ips)
     if source_host:
         act.details["source_host"] = source_host
+    await act.begin(_plan("ban", jail, ips, origin, source_host))
     client = client or act.deps.fail2ban
     record = functools.partial(act.deps.store.history.record_ban, source_host=source_host)
     if len(ips) > min(OVERLAP_FROM, BULK_CHUNK):
@@ -148,13 +157,14 @@ async def _bulk_ban(act: Act, client: Fail2Ban, jail: str, ips: list[str], origi
                 already = await client.ban_listing(jail, chunk)
             else:
                 await client.ban(jail, chunk)
+            act.details["applied"] = start + len(chunk)  # a failure after this is `partial`
             new = [ip for ip in chunk if ip not in already]
             if new:
                 tg.start_soon(remember, new, since)
     return already
 
 
-@action("jail.unban", Role.operator, target="jail")
+@action("jail.unban", Role.operator, target="jail", plans=True)
 async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
                 source_host: str | None = None) -> dict[str, str]:
     """Unban one address; origin fleet with `source_host` when the fleet asked (fleet/agent.py)."""
@@ -162,13 +172,14 @@ async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
     act.details["ip"] = ip
     if source_host:
         act.details["source_host"] = source_host
+    await act.begin(_plan("unban", jail, [ip], origin, source_host))
     if not await act.deps.fail2ban.unban(jail, ip):
         raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
     await _history(act, act.deps.store.history.record_unban, jail, ip, act.actor.name, None, origin, source_host)
     return {"unbanned": ip, "jail": jail}
 
 
-@action("jail.unban_many", Role.operator, target="jail")
+@action("jail.unban_many", Role.operator, target="jail", plans=True)
 async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manual",
                      source_host: str | None = None, client: Fail2Ban | None = None) -> dict[str, list[str]]:
     """Unban many addresses in one fail2ban call (a fleet unban: one call and one audit entry, not one per
@@ -178,6 +189,7 @@ async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manu
     _audit_ips(act, ips)
     if source_host:
         act.details["source_host"] = source_host
+    await act.begin(_plan("unban", jail, ips, origin, source_host))
     before = await (client or act.deps.fail2ban).unban_listing(jail, ips)
     lifted = [ip for ip in ips if ip in before]
     act.details["unbanned"] = len(lifted)

@@ -47,7 +47,7 @@ from store.connections import PerThread
 from store.inline import NoWait
 
 FIELDS = ("id", "at", "actor", "role", "via", "source_ip", "action", "target", "outcome", "status", "details")
-COMPLETED = ("actor", "role", "outcome", "status", "details")  # what a completion sets on its entry
+COMPLETED = ("actor", "role", "via", "outcome", "status", "details")  # what a completion sets on its entry
 # `pending`: started, not completed (yet); `partial`: failed after part of its work was done; `interrupted`:
 # its process died mid-action and the leader completed the entry with what fail2ban says was applied.
 OUTCOMES = ("ok", "denied", "failed", "pending", "partial", "interrupted")
