@@ -36,7 +36,7 @@ from core.processes import this_process
 from core.roles import Role
 from errors import AppError, Forbidden, Unauthorized
 from store.base import offload
-from store.faults import storage_full, write_problem
+from store.faults import storage_full, too_little_room
 from store.inline import write
 
 if TYPE_CHECKING:
@@ -69,9 +69,8 @@ class Act:
         """Append this action's entry as `pending` (write-ahead): call before the first side effect. Raises
         507 storage_full / 503 when it cannot be written: then nothing may happen."""
         await _retry_stranded()
-        problem = write_problem(self.deps.store.audit.path.parent)
-        if problem and "full" in problem:  # SQLite may still find room in its WAL: this action's completion not
-            raise storage_full()
+        if too_little_room(self.deps.store.audit.path.parent):  # SQLite may still find WAL room for this entry,
+            raise storage_full()  # but not for its completion or the history of a ban
         details = dict(self.details)
         ips = (plan or {}).get("ips") or []
         if len(ips) > len(details.get("ips") or ()):  # the entry holds a digest; the intent holds the list

@@ -72,6 +72,15 @@ def translated(exc: BaseException) -> AppError | None:
     return None
 
 
+def too_little_room(data_dir: Path) -> bool:
+    """Is the data dir's disk below MIN_FREE_BYTES? (a statvfs: cheap enough to ask before each action)"""
+    try:
+        st = os.statvfs(data_dir)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < MIN_FREE_BYTES
+
+
 def write_problem(data_dir: Path) -> str | None:
     """Why the store cannot take writes now (None: it can): little free space, or a recent disk-full failure."""
     try:
