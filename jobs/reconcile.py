@@ -57,15 +57,19 @@ async def _applied(deps: Deps, intent: dict[str, Any]) -> dict[str, Any]:
         return details
     jail, ips, history = plan["jail"], plan["ips"], deps.store.history
     banned = set(await deps.fail2ban.banned_ips(jail))
+    # The dead process may have recorded some chunks already (with its actor): those are not recorded twice.
+    recorded = await offload(history.recorded_since, jail, plan["kind"], intent["actor"], intent["at"])
     if plan["kind"] == "ban":
         applied = [ip for ip in ips if ip in banned]
-        if applied:
-            await offload(lambda: history.record_ban(jail, applied, plan["origin"], intent["actor"],
+        missing = [ip for ip in applied if ip not in recorded]
+        if missing:
+            await offload(lambda: history.record_ban(jail, missing, plan["origin"], intent["actor"],
                                                      since=intent["at"], source_host=plan.get("source_host")))
     else:
         applied = [ip for ip in ips if ip not in banned]
-        if applied:
-            await offload(lambda: history.record_unbans(jail, applied, intent["actor"], origin=plan["origin"],
+        missing = [ip for ip in applied if ip not in recorded]
+        if missing:
+            await offload(lambda: history.record_unbans(jail, missing, intent["actor"], origin=plan["origin"],
                                                         source_host=plan.get("source_host")))
     return dict(details, applied=len(applied), requested=len(ips))
 
