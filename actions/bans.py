@@ -48,7 +48,15 @@ async def _history(act: Act, record: Callable[..., Any], *args: Any, events: int
         else:
             await offload(record, *args)
     except Exception:
-        log.exception("could not record %r in history", args[:2])
+        # Retried with the original actor and origin before the audit entry completes (actions/base.py): left
+        # to the sync, fail2ban's row would reach history as `auto` with no actor (issue 18).
+        log.exception("could not record %r in history (retried later)", args[:2])
+        act.deferred.append(functools.partial(record, *args))
+
+
+def _plan(kind: str, jail: str, ips: list[str], origin: str, source_host: str | None) -> dict[str, Any]:
+    """What the leader needs to reconcile this ban/unban if its process dies midway (jobs/reconcile.py)."""
+    return {"kind": kind, "jail": jail, "ips": ips, "origin": origin, "source_host": source_host}
 
 
 def _audit_ips(act: Act, ips: list[str]) -> None:
@@ -89,7 +97,7 @@ def _checked(settings: Settings, actor: Actor, raw: list[str], force: bool) -> l
     return ip_list(raw)
 
 
-@action("jail.ban", Role.operator, target="jail")
+@action("jail.ban", Role.operator, target="jail", plans=True)
 async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", force: bool = False,
               client: Fail2Ban | None = None, source_host: str | None = None) -> dict[str, list[str]]:
     """Ban every address/network (all valid or none); `{"banned": fresh, "already_banned": [...]}`.
@@ -108,6 +116,7 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
     _audit_ips(act, ips)
     if source_host:
         act.details["source_host"] = source_host
+    await act.begin(_plan("ban", jail, ips, origin, source_host))
     client = client or act.deps.fail2ban
     record = functools.partial(act.deps.store.history.record_ban, source_host=source_host)
     if len(ips) > min(OVERLAP_FROM, BULK_CHUNK):
@@ -149,6 +158,7 @@ async def _bulk_ban(act: Act, client: Fail2Ban, jail: str, ips: list[str], origi
                 already = await client.ban_listing(jail, chunk)
             else:
                 await client.ban(jail, chunk)
+            act.details["applied"] = start + len(chunk)  # a failure after this is `partial`
             new = [ip for ip in chunk if ip not in already]
             if new:
                 tg.start_soon(remember, new, since)
@@ -165,25 +175,36 @@ def check_unban_refusals(ips: list[str]) -> None:
                            details={"refused": refused})
 
 
-async def _lift(client: Fail2Ban, jail: str, ips: list[str]) -> dict[str, list[str]]:
-    """Unban `ips` (canonical, checked) in `jail`: each -> the ban entries its unban lifted there. A network is
-    never sent to fail2ban (it would lift everything inside unrecorded): the ban list is read first and the
-    entries core/unbans.py names are unbanned one by one in one call, with the list just before it read in the
-    same round trip, so only entries fail2ban still held count as lifted."""
+async def _targets(client: Fail2Ban, jail: str, ips: list[str]) -> dict[str, list[str]]:
+    """Each of `ips` (canonical, checked) -> the ban entries its unban would lift in `jail`. A network is never
+    sent to fail2ban (it would lift everything inside, unrecorded): the ban list is read and core/unbans.py names
+    the entries inside it. These entries are the write-ahead plan (a crash midway is reconciled on them)."""
     if not any("/" in ip for ip in ips):
-        before = await client.unban_listing(jail, ips)
-        return {ip: [ip] if ip in before else [] for ip in ips}
+        return {ip: [ip] for ip in ips}
     listing = await client.banned_ips(jail)
-    plan = await offload(lifted_by, ips, listing) if len(listing) > INLINE_CHECKS else lifted_by(ips, listing)
-    before = await client.unban_listing(jail, [e for lifted in plan.values() for e in lifted])
-    return {ip: [e for e in lifted if e in before] for ip, lifted in plan.items()}
+    return await offload(lifted_by, ips, listing) if len(listing) > INLINE_CHECKS else lifted_by(ips, listing)
+
+
+async def _lift(client: Fail2Ban, jail: str, targets: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Unban the planned entries in one call, with the list just before it read in the same round trip, so only
+    entries fail2ban still held count as lifted."""
+    before = await client.unban_listing(jail, [e for entries in targets.values() for e in entries])
+    return {ip: [e for e in entries if e in before] for ip, entries in targets.items()}
+
+
+async def _lift_planned(act: Act, client: Fail2Ban, jail: str, ips: list[str], origin: str,
+                        source_host: str | None) -> dict[str, list[str]]:
+    """The entries each of `ips` lifts, written ahead as the action's plan, then lifted."""
+    targets = await _targets(client, jail, ips)
+    await act.begin(_plan("unban", jail, [e for entries in targets.values() for e in entries], origin, source_host))
+    return await _lift(client, jail, targets)
 
 
 def _audit_lifted(act: Act, lifted: list[str]) -> None:
     act.details.update(unbanned=len(lifted), lifted=lifted[:AUDITED_IPS])
 
 
-@action("jail.unban", Role.operator, target="jail")
+@action("jail.unban", Role.operator, target="jail", plans=True)
 async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
                 source_host: str | None = None) -> dict[str, Any]:
     """Unban one address, or every ban inside a network (core/unbans.py); origin fleet with `source_host` when
@@ -193,10 +214,7 @@ async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
     if source_host:
         act.details["source_host"] = source_host
     check_unban_refusals([ip])
-    if "/" in ip:
-        lifted = (await _lift(act.deps.fail2ban, jail, [ip]))[ip]
-    else:
-        lifted = [ip] if await act.deps.fail2ban.unban(jail, ip) else []
+    lifted = (await _lift_planned(act, act.deps.fail2ban, jail, [ip], origin, source_host))[ip]
     _audit_lifted(act, lifted)
     if not lifted:
         raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
@@ -205,7 +223,7 @@ async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
     return {"unbanned": ip, "jail": jail, "count": len(lifted), "lifted": lifted}
 
 
-@action("jail.unban_many", Role.operator, target="jail")
+@action("jail.unban_many", Role.operator, target="jail", plans=True)
 async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manual",
                      source_host: str | None = None, client: Fail2Ban | None = None) -> dict[str, Any]:
     """Unban many addresses/networks in one fail2ban call (a fleet unban: one call and one audit entry, not one
@@ -217,7 +235,7 @@ async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manu
     if source_host:
         act.details["source_host"] = source_host
     check_unban_refusals(ips)
-    plan = await _lift(client or act.deps.fail2ban, jail, ips)
+    plan = await _lift_planned(act, client or act.deps.fail2ban, jail, ips, origin, source_host)
     lifted = [e for entries in plan.values() for e in entries]
     act.details["unbanned"] = len(lifted)
     if lifted:
@@ -235,7 +253,7 @@ async def unban_everywhere(act: Act, ip: str) -> dict[str, Any]:
     if "/" in ip:
         per_jail = {}
         for jail in await act.deps.fail2ban.jail_names():
-            lifted = (await _lift(act.deps.fail2ban, jail, [ip]))[ip]
+            lifted = (await _lift(act.deps.fail2ban, jail, await _targets(act.deps.fail2ban, jail, [ip])))[ip]
             if lifted:
                 per_jail[jail] = lifted
     else:

@@ -32,6 +32,7 @@ JAILS = (JailSpec("sshd", action="noop"),)
 OVERHEAD_TARGET = 1.10
 PAGE_TARGET_MS = 20.0
 START = 1_700_000_000.0
+INSERT = f"INSERT INTO entries ({', '.join((*FIELDS, 'prev', 'hash'))}) VALUES ({', '.join('?' * (len(FIELDS) + 2))})"
 
 
 def fill(data_dir: Path, count: int) -> None:
@@ -51,9 +52,10 @@ def fill(data_dir: Path, count: int) -> None:
         rows.append([entry[f] for f in FIELDS] + [prev, digest])
         prev = digest
         if len(rows) == 50_000:
-            conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            conn.executemany(INSERT, rows)
             rows.clear()
-    conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.executemany(INSERT, rows)
+    log._set_head(conn, count, START + 30.0 * count, prev)  # the log's head: verify compares the chain's end
     conn.execute("COMMIT")
     log.close()
 

@@ -1,7 +1,8 @@
 """The audit log (admin): filtered pages newest first, CSV, and a check of the hash chain.
 
 Filters: since/until (ISO-8601 or epoch seconds), actor, action (a prefix: `jail.` gives every jail
-action), target, outcome (ok | denied | failed), cursor, limit (1-1000).
+action), target, outcome (ok | denied | failed | pending | partial | interrupted: the current one), cursor,
+limit (1-1000). `GET /audit/head`: the newest entry's id and hash, for an operator to keep elsewhere.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from store.base import offload
 _AUDIT_QUERY = {
     "since": "ISO-8601 or epoch seconds (inclusive)", "until": "ISO-8601 or epoch seconds (inclusive)",
     "actor": "who acted (user, token:<name>, cli:<os user>, ...)", "action": "an action or a prefix (jail.)",
-    "target": "what was acted on", "outcome": "ok | denied | failed", "limit": "1-1000 (default 100)",
+    "target": "what was acted on", "outcome": " | ".join(OUTCOMES), "limit": "1-1000 (default 100)",
     "cursor": "next_cursor of the previous page", "format": "csv for CSV (or Accept: text/csv)",
 }
 
@@ -77,6 +78,11 @@ async def list_audit(call: Call) -> Any:
     return {"items": [shown_entry(i) for i in items], "next_cursor": cursor}
 
 
+async def audit_head(call: Call) -> dict[str, Any]:
+    head = await offload(call.deps.store.audit.head)
+    return dict(head, at=iso(head["at"]) if head["at"] is not None else None)
+
+
 async def verify_audit(call: Call) -> dict[str, Any]:
     return await offload(call.deps.store.audit.verify)
 
@@ -86,4 +92,6 @@ routes = [
           query=_AUDIT_QUERY),
     route("GET", "/audit/verify", verify_audit, Role.admin,
           "Check the audit log's hash chain; names the first altered or removed entry."),
+    route("GET", "/audit/head", audit_head, Role.admin,
+          "The audit log's head (newest id and hash): keep it elsewhere to detect a cut or a wipe later."),
 ]

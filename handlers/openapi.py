@@ -10,6 +10,7 @@ import msgspec
 
 from core.roles import Role
 from handlers.api import ADDRESS_SCHEMA, ApiRoute, Call, route
+from store.audit import OUTCOMES
 
 _REF = "#/components/schemas/{name}"
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
@@ -33,6 +34,7 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "since": {"type": "string", "maxLength": 40}, "until": {"type": "string", "maxLength": 40},
     "origin": {"type": "string", "enum": ["auto", "manual", "blocklist", "fleet"]},
     "event": {"type": "string", "enum": ["ban", "unban"]},
+    "outcome": {"type": "string", "enum": list(OUTCOMES)},  # the audit log's (store/audit.py)
     "country": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "cursor": {"type": "string", "maxLength": 200},

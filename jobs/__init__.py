@@ -6,6 +6,7 @@
   the one handler of `store.leader.NotLeader`).
 - `jobs.definitions`: the JOBS table (`Job`, `JobContext`, `load_jobs`).
 - One module per job body: `snapshot`, `cleanup`, `archive` (history sync: one call of
-  store.fail2ban_copy.sync_once; history and audit retention), `blocklists` (imports through the ban action).
+  store.fail2ban_copy.sync_once; history and audit retention), `blocklists` (imports through the ban action),
+  `reconcile` (write-ahead audit entries left pending by a dead process; also run at every leader's start).
 docs/election.md explains the design and its failure modes.
 """

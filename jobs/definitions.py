@@ -23,6 +23,7 @@ from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
 from jobs.errors import JobFailed
 from jobs.notify import notifications
+from jobs.reconcile import audit_reconcile
 from jobs.snapshot import snapshot
 from settings import ConfigError, Settings
 from store.base import Clock, offload
@@ -80,6 +81,7 @@ def builtin_jobs() -> list[Job]:
         Job("history_sync", every="history_sync_seconds", timeout=300.0, run=history_sync),
         Job("history_retention", every=3600.0, timeout=600.0, run=history_retention),
         Job("audit_retention", every=3600.0, timeout=600.0, run=audit_retention),
+        Job("audit_reconcile", every=30.0, timeout=300.0, run=audit_reconcile),
         Job("blocklists", every=60.0, timeout=600.0, run=blocklists),
         Job("notifications", every=2.0, timeout=120.0, run=notifications),
     ]

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from jobs.definitions import Job, load_jobs
+from jobs.reconcile import reconcile_pending
 from jobs.scheduler import GRACE_S, Scheduler
 from store.base import offload
 from store.leader import NotLeader
@@ -179,6 +180,10 @@ async def _lead(deps: Deps, lock: LeaderLock, jobs: tuple[Job, ...], grace_s: fl
         record = await offload(deps.store.leader.claim)
     epoch = record["epoch"]
     log.info("pid %d leads with epoch %d", record["pid"], epoch)
+    try:  # before any job: entries a crashed process left pending (the sync would copy its bans as `auto`)
+        await reconcile_pending(deps)
+    except Exception:
+        log.exception("reconciling pending audit entries failed; the audit_reconcile job retries")
     scheduler = Scheduler(deps, epoch, jobs, clock=deps.store.leader.clock, grace_s=grace_s)
     try:
         async with anyio.create_task_group() as tg:

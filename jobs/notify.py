@@ -62,6 +62,8 @@ def collect(store: Store) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                        "source_host": row["source_host"]})
     entries = store.audit.after(int(cursor["audit"]), READ_BATCH)
     for entry in entries:
+        if entry["outcome"] == "pending":  # a started action: its completion (a row of its own) follows
+            continue
         if entry["action"] == "auth.login" and entry["outcome"] != "ok":
             events.append({"id": f"a{entry['id']}", "event": "login.failed", "at": entry["at"],
                            "ip": entry["source_ip"], "detail": f"user {entry['target']!r} from {entry['source_ip']}"})

@@ -72,6 +72,20 @@ def translated(exc: BaseException) -> AppError | None:
     return None
 
 
+# An action is refused before its write-ahead audit entry below this much free space (actions/base.py): room for
+# the entry, its completion and a ban's history. Lower than MIN_FREE_BYTES, which only degrades readiness.
+MIN_ACTION_BYTES = 64 * 1024
+
+
+def too_little_room(data_dir: Path) -> bool:
+    """Is the data dir's disk below MIN_ACTION_BYTES? (a statvfs: cheap enough to ask before each action)"""
+    try:
+        st = os.statvfs(data_dir)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < MIN_ACTION_BYTES
+
+
 def write_problem(data_dir: Path) -> str | None:
     """Why the store cannot take writes now (None: it can): little free space, or a recent disk-full failure."""
     try:

@@ -240,6 +240,13 @@ class Archive:
                     (jail, text, key, when, origin, actor, self._country(text, valid), source_host)).rowcount
         return added
 
+    def recorded_since(self, jail: str, event: str, actor: str | None, since: float) -> set[str]:
+        """Addresses with a `ban`/`unban` event of `actor` in `jail` at or after `since` (what a process that died
+        mid-action had already recorded: reconciliation adds only the rest, jobs/reconcile.py)."""
+        rows = self._conn().execute("SELECT ip FROM events WHERE jail = ? AND at >= ? AND event = ? AND actor IS ? "
+                                    "AND origin != 'auto'", (jail, since, event, actor))
+        return {str(r[0]) for r in rows}
+
     def import_session(self) -> ImportSession:
         """A bulk import through a connection of its own (`with archive.import_session() as session:`)."""
         return ImportSession(self._connect(cache_kib=SYNC_CACHE_KIB), self.clock, self.geo)

@@ -153,3 +153,16 @@ def test_audit_api_filters_csv_and_verify(api: Api) -> None:
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].startswith("id,at,actor") and len(csv.text.splitlines()) == 4
     assert api.call("admin", "GET", "/audit/verify").json()["ok"] is True
+
+
+def test_audit_head_names_the_newest_entry_and_a_ban_is_one_completed_entry(api: Api) -> None:
+    assert api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.60"]}).status_code == 200
+    head = api.call("admin", "GET", "/audit/head").json()
+    (ban,) = api.call("admin", "GET", "/audit", params={"action": "jail.ban"}).json()["items"]
+    assert ban["outcome"] == "ok" and ban["details"]["banned"] == 1
+    assert head["last_id"] == ban["id"] + 1  # the ban's completion is the newest row of the chain
+    assert len(head["hash"]) == 64 and head["at"]
+    assert api.call("operator", "GET", "/audit/head").status_code == 403
+    for outcome in ("pending", "partial", "interrupted"):
+        assert api.call("admin", "GET", "/audit", params={"outcome": outcome}).json()["items"] == []
+    assert api.call("admin", "GET", "/audit/verify").json()["ok"] is True

@@ -144,7 +144,7 @@ def test_an_older_log_drops_its_time_and_outcome_indexes_and_filters_by_the_part
     log = _log(tmp_path)
     with sqlite3.connect(tmp_path / "audit.db") as db:
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
-    assert indexes == {"entries_actor", "entries_target", "entries_problems"}
+    assert indexes == {"entries_actor", "entries_target", "entries_problems", "entries_of"}
     statements: list[str] = []
     conn = log._conn()
     conn.set_trace_callback(statements.append)
@@ -183,3 +183,59 @@ def test_the_key_and_the_log_are_private(tmp_path: Path) -> None:
     _log(tmp_path).append(_entry(1))
     assert (tmp_path / "audit-key").stat().st_mode & 0o077 == 0
     assert (tmp_path / "audit.db").stat().st_mode & 0o077 == 0
+
+
+def _completed_chain(tmp_path: Path) -> AuditLog:
+    log = _log(tmp_path)
+    started = log.append(_entry(0, outcome="pending"), intent=("owner", None))
+    log.append(_entry(1))
+    log.append(dict(_entry(0, outcome="ok"), of=started))
+    return log
+
+
+def test_a_completion_is_chained_and_shown_on_its_entry(tmp_path: Path) -> None:
+    log = _completed_chain(tmp_path)
+    items, _ = log.page()
+    assert [(i["id"], i["outcome"]) for i in items] == [(2, "ok"), (1, "ok")] and log.count() == 2
+    assert log.intents() == [] and log.verify()["ok"] is True
+    assert [i["id"] for i in log.page(outcome="ok")[0]] == [2, 1] and log.page(outcome="pending")[0] == []
+
+
+def test_an_edited_completion_is_named(tmp_path: Path) -> None:
+    log = _completed_chain(tmp_path)
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        db.execute("UPDATE entries SET outcome = 'failed' WHERE id = 3")
+    result = log.verify()
+    assert not result["ok"] and result["first_bad_id"] == 3 and "altered" in result["reason"]
+
+
+def test_a_tail_cut_is_reported_and_its_ids_are_never_reused(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for i in range(10):
+        log.append(_entry(i))
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        db.execute("DELETE FROM entries WHERE id > 5")
+    result = log.verify()
+    assert not result["ok"] and result["first_bad_id"] == 6 and "truncated" in result["reason"]
+    assert log.append(_entry(11)) == 11
+    assert not log.verify()["ok"]
+
+
+def test_a_wiped_log_is_reported(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for i in range(4):
+        log.append(_entry(i))
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        db.execute("DELETE FROM entries")
+    result = log.verify()
+    assert not result["ok"] and result["checked"] == 0 and "truncated" in result["reason"]
+
+
+def test_the_head_names_the_newest_entry(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    assert log.head()["last_id"] == 0
+    log.append(_entry(0))
+    head = log.head()
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        assert head["hash"] == db.execute("SELECT hash FROM entries WHERE id = 1").fetchone()[0]
+    assert head["last_id"] == 1
