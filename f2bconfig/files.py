@@ -20,6 +20,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+fsync_dir = _fsync_dir  # the journal and the change log make their renames durable the same way
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
