@@ -41,7 +41,7 @@ from typing import Any
 
 from errors import Unavailable
 from f2b.protocol import sync_call
-from f2bconfig import catalogue, files, journal, tools
+from f2bconfig import catalogue, files, journal, runtime, tools
 from f2bconfig.changes import ChangeLog
 from f2bconfig.errors import ApplyFailed, ConfigInvalid, ConfigOverridden
 from f2bconfig.lock import config_lock
@@ -87,6 +87,7 @@ class Engine:
         self.timeout = timeout
         self.changes = ChangeLog(data_dir)
         self.last_brief: dict[str, dict[str, str]] = {}
+        self.last_values: dict[str, dict[str, str]] = {}  # jail -> option -> value, as the staged config says
         self.change_id: str | None = None  # the next change's id (an action sets it first, to audit it)
 
     # ---- fail2ban over its socket (blocking) --------------------------------------------------------
@@ -128,6 +129,7 @@ class Engine:
                                 details={"errors": messages, "files": sorted(edits)})
         jails = [str(j) for j in result.get("jails", [])]
         self.last_brief = dict(result.get("brief") or {})
+        self.last_values = dict(result.get("values") or {})
         missing = [j for j in must_enable if j not in jails]
         if missing:
             raise ConfigInvalid(f"the configuration does not enable {', '.join(missing)}",
@@ -161,6 +163,54 @@ class Engine:
             if time.monotonic() >= deadline:
                 return problem
             time.sleep(0.1)
+
+    def settle(self, touched: dict[str, set[str]], wanted: dict[str, dict[str, str]]) -> str | None:
+        """Make the running value of every ``touched`` setting the configured one (f2bconfig/runtime.py):
+        `set` commands, else a restart of the jail with its bans restored. None, or what still differs."""
+        def differences() -> list[tuple[str, str, str | None, Any]]:
+            running = {(jail, key): self.call("get", jail, key) for jail, keys in touched.items() for key in keys}
+            return runtime.mismatches(wanted, touched, running)
+
+        restart = set()
+        for jail, key, want, got in differences():
+            cmds = runtime.commands(jail, key, want, got)
+            try:
+                for cmd in cmds if cmds is not None else []:
+                    self.call(*cmd)
+            except ApplyFailed:
+                cmds = None
+            if cmds is None:
+                restart.add(jail)
+        for jail in sorted(restart):
+            self._restart_jail(jail)
+        left = differences()
+        if not left:
+            return None
+        return "fail2ban runs other values than the configuration says: " + ", ".join(
+            f"{jail} {key} = {got!r} (configured: {want!r})" for jail, key, want, got in left)
+
+    def _restart_jail(self, jail: str) -> None:
+        """Stop and start ``jail`` fresh (fail2ban-client reload --restart), then ban again every address it
+        had banned (its database restores only what it recorded)."""
+        banned = {str(ip) for ip in self.call("get", jail, "banned")}
+        tools.reload(self.tree.root, self.socket, jail, restart=True)
+        missing = banned - {str(ip) for ip in self.call("get", jail, "banned")}
+        if missing:
+            self.call("set", jail, "banip", *sorted(missing))
+
+    def _settle_to_config(self, states: dict[str, tuple[bytes | None, bytes | None]], cmds: list[list[str]],
+                          jails: set[str]) -> str | None:
+        """After a rollback or recovery: the touched settings back to what the live configuration says."""
+        touched = runtime.touched(states, cmds, jails)
+        if not touched:
+            return None
+        result = tools.read_config("check", self.tree.root)
+        if not result.get("ok"):
+            return "fail2ban cannot read the restored configuration"
+        try:
+            return self.settle(touched, dict(result.get("values") or {}))
+        except (ApplyFailed, Fail2BanDown) as exc:
+            return exc.message
 
     def _apply(self, change: Change, plan: Plan, expected: set[str], absent: set[str]) -> tuple[str | None, str]:
         if change.reload:
@@ -210,7 +260,7 @@ class Engine:
             change_id = self.change_id or ChangeLog.new_id()
             journal.write(self.data_dir, {
                 "id": change_id, "time": time.time(), "action": change.action, "actor": change.actor,
-                "target": change.target, "reload": change.reload, "undo": plan.undo,
+                "target": change.target, "reload": change.reload, "undo": plan.undo, "runtime": plan.runtime,
                 "active_before": sorted(active_before), "activate": list(change.activate),
                 "created_before": sorted(self.tree.created()), "details": plan.details,
                 "files": [{"path": rel, "before": _text(before[rel]), "after": _text(data)}
@@ -224,6 +274,9 @@ class Engine:
                 for rel, data in plan.edits.items():
                     files.put(self.tree.resolve(rel), data)
                 problem, output = self._apply(change, plan, expected, absent)
+                if problem is None:  # fail2ban's reload keeps options no file names any more (issue 18 §4)
+                    states = {rel: (before[rel], data) for rel, data in plan.edits.items()}
+                    problem = self.settle(runtime.touched(states, plan.runtime, expected), self.last_values)
             except Exception as exc:  # a failed write (disk full, ...) or fail2ban gone mid-change: undo all
                 problem, output = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", ""
             if problem is not None:
@@ -251,6 +304,7 @@ class Engine:
         states = {f["path"]: (_bytes(f["before"]), _bytes(f["after"])) for f in intent["files"]}
         for rel, (before, _) in states.items():
             files.put(self.tree.resolve(rel), before)
+            files.remove_temps(self.tree.resolve(rel).parent)
         self.tree.mark_created(set(intent["created_before"]))
         output = ""
         if intent["reload"]:
@@ -261,6 +315,7 @@ class Engine:
                     self.call(*cmd)
         active_before = set(intent["active_before"])
         problem = self.verify(active_before, set(intent["activate"]) - active_before)
+        problem = problem or self._settle_to_config(states, intent["runtime"], active_before)
         entry = self.changes.record(
             intent["action"], intent["actor"], intent["target"], states, intent.get("details") or {},
             change_id=intent["id"],
@@ -282,6 +337,8 @@ class Engine:
                     self.call(*cmd)
             again = ""
         recovered = self.verify(active_before, set())
+        recovered = recovered or self._settle_to_config(
+            {rel: (data, plan.edits[rel]) for rel, data in before.items()}, plan.runtime, active_before)
         journal.clear(self.data_dir)  # rolled back: nothing left to recover
         raise ApplyFailed(
             f"fail2ban did not take the change ({problem}); the previous configuration was restored"

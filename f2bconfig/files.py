@@ -49,6 +49,13 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(folder)
 
 
+def remove_temps(folder: Path) -> None:
+    """Delete the temp files a process killed inside `atomic_write` left in ``folder``."""
+    for tmp in folder.glob(".*.bangui-tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

@@ -48,7 +48,7 @@ def _put(http: httpx.Client, f2b: StockConfigServer, tmp: Path) -> httpx.Respons
 
 
 def _patch(http: httpx.Client, f2b: StockConfigServer, tmp: Path) -> httpx.Response:
-    return http.patch("/api/v1/jails/sshd", json={"maxretry": 8})
+    return http.patch("/api/v1/jails/sshd", json={"maxretry": 8, "bantime_increment": {"enabled": True, "factor": 3}})
 
 
 def _activate(http: httpx.Client, f2b: StockConfigServer, tmp: Path) -> httpx.Response:
@@ -158,6 +158,9 @@ def _one_run(kind: Kind, tmp: Path, delay: float) -> str:
             assert active == before_jails, context
             if kind.name == "jail_patch":
                 assert sync_call(f2b.socket, "get", "sshd", "maxretry")[1] == 5, context
+                assert sync_call(f2b.socket, "get", "sshd", "bantime.increment")[1] in (None, False), context
+            elif kind.name == "jail_patch":
+                assert sync_call(f2b.socket, "get", "sshd", "bantime.factor")[1] == "3", context
         return ("after" if after else "before") + ("+interrupted" if records and not after else "")
 
 
