@@ -4,7 +4,8 @@ configuration is either the before or the after state, and config/changes says w
 
 Each run uses a fresh private fail2ban on a copy of the stock configuration. The kill lands within the
 change's duration, measured once per kind on its own instance. Seed: printed; replay with
-BANGUI_CRASH_SEED=<seed>. The default run does 3 runs per kind; `-m reliability` (./dev reliability) 20+.
+BANGUI_CRASH_SEED=<seed>. The default run does 3 runs per kind; tests/reliability/test_config_crash.py
+(./dev reliability) 20 per kind.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def _one_run(kind: Kind, tmp: Path, delay: float) -> str:
         return ("after" if after else "before") + ("+interrupted" if records and not after else "")
 
 
-def _crash_runs(kind: Kind, tmp_path: Path, runs: int) -> None:
+def crash_runs(kind: Kind, tmp_path: Path, runs: int) -> None:
     seed = int(os.environ.get("BANGUI_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
     print(f"crash test {kind.name}: seed {seed} (replay: BANGUI_CRASH_SEED={seed})")
     rng = random.Random(seed)
@@ -178,11 +179,5 @@ def _crash_runs(kind: Kind, tmp_path: Path, runs: int) -> None:
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
 def test_a_change_killed_at_a_random_moment_is_rolled_back_or_complete(kind: Kind, tmp_path: Path) -> None:
-    _crash_runs(kind, tmp_path, SHORT_RUNS)
+    crash_runs(kind, tmp_path, SHORT_RUNS)
 
-
-@pytest.mark.reliability
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
-def test_twenty_kills_per_kind_leave_the_before_or_after_state(kind: Kind, tmp_path: Path) -> None:
-    _crash_runs(kind, tmp_path, LONG_RUNS)
