@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import logs
+from actions.config import recover_unfinished
 from core.deps import Deps
 from errors import exception_handlers
 from f2b.client import Fail2Ban
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await claim_host_name(settings, store)
             async with anyio.create_task_group() as tg:
                 await tg.start(first_start.bootstrap_in_background, store, settings.admin_password)
+                tg.start_soon(recover_unfinished, settings)  # a config change a crash left half done
                 if settings.leader_candidate:
                     await tg.start(run_candidate, deps)
                 yield {"deps": deps}

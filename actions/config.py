@@ -6,6 +6,7 @@ and audits the change id and the diff; a refused change audits fail2ban's messag
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +18,10 @@ from errors import AppError
 from f2bconfig import formula
 from f2bconfig import operations as ops
 from f2bconfig.engine import engine_for
+from f2bconfig.errors import ConfigBusy
 from store.base import offload
 
+log = logging.getLogger("bangui.config")
 MAX_AUDITED_DIFF = 20_000  # characters of diff kept in the audit entry (the change log keeps all of it)
 # Action files can hold credentials (e.g. an API token for a cloud firewall): their values stay out of the audit.
 _SECRET_LINE = re.compile(r"^([+\- ]\s*[\w.\-]*(?:pass|secret|token|key|auth)[\w.\-]*\s*[=:]).*$",
@@ -30,9 +33,14 @@ def audited_diff(diff: str) -> str:
 
 
 async def _run(act: Act, func: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    engine = engine_for(act.deps.settings)
+    # the change id is known before the change starts: a change interrupted by a crash is recorded
+    # under the same id in config/changes as in this action's audit entry
+    engine.change_id = act.details["change"] = engine.changes.new_id()
     try:
-        result = await offload(func, engine_for(act.deps.settings), act.actor.name, *args)
+        result = await offload(func, engine, act.actor.name, *args)
     except AppError as exc:
+        act.details.pop("change")  # not applied: no record carries this id
         for key in ("errors", "failed", "path", "entry", "rolled_back", "recovered"):
             if key in exc.details:
                 act.details[key] = exc.details[key]
@@ -110,3 +118,19 @@ async def delete_file(act: Act, path: str, if_match: str | None) -> dict[str, An
 @action("config.revert", Role.admin, target="change_id")
 async def revert_change(act: Act, change_id: str) -> dict[str, Any]:
     return await _run(act, ops.revert, change_id)
+
+
+async def recover_unfinished(settings: Any) -> None:
+    """At server start: roll back a configuration change a killed process left half done (f2bconfig/engine.py
+    `recover`). Every worker tries; the first takes the config lock, the others get ConfigBusy and leave it
+    (a change, too, recovers first under the lock). Never raises: it runs in the lifespan's task group."""
+    try:
+        entry = await offload(engine_for(settings).recover)
+    except ConfigBusy:
+        return
+    except Exception:
+        log.exception("could not recover the interrupted configuration change")
+        return
+    if entry is not None:
+        log.warning("configuration change %s (%s) was interrupted: rolled back to its before state%s", entry["id"],
+                    entry["action"], "" if entry["fail2ban_verified"] else f"; fail2ban: {entry['problem']}")

@@ -1,6 +1,11 @@
 """The log of applied configuration changes, kept in `<data dir>/config/changes/` (one JSON file each,
 0600 in a 0700 dir): who, when, which action, every file's previous and new text, and a unified diff.
 The previous text is what a revert restores; nothing else in bangui keeps old versions of files.
+
+`outcome` is `applied`, or `interrupted` for a change whose process died midway (recovered from the
+journal, f2bconfig/journal.py): then `state` says where the configuration was left (`before`: rolled back
+to the before-images) and `fail2ban_verified` whether fail2ban was seen running every jail it ran before.
+The id is also in the action's audit details (`change`), so the two records match.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import NotFound
+from f2bconfig.files import fsync_dir
 
 MAX_KEPT = 1000  # oldest records beyond this are deleted
 
@@ -37,13 +43,23 @@ class ChangeLog:
     def __init__(self, data_dir: Path | str) -> None:
         self.folder = Path(data_dir) / "config" / "changes"
 
+    @staticmethod
+    def new_id() -> str:
+        return f"{int(time.time() * 1000):013d}-{secrets.token_hex(3)}"
+
+    def exists(self, change_id: str) -> bool:
+        return (self.folder / f"{change_id}.json").is_file()
+
     def record(self, action: str, actor: str, target: str | None, files: dict[str, tuple[bytes | None, bytes | None]],
-               summary: dict[str, Any] | None = None) -> dict[str, Any]:
+               summary: dict[str, Any] | None = None, change_id: str | None = None,
+               outcome: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write one record durably (fsynced): ``outcome`` defaults to {"outcome": "applied", "state": "after"}."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         now = time.time()
-        change_id = f"{int(now * 1000):013d}-{secrets.token_hex(3)}"
+        change_id = change_id or self.new_id()
         entry = {
             "id": change_id, "time": now, "actor": actor, "action": action, "target": target,
+            **(outcome or {"outcome": "applied", "state": "after"}),
             "files": [{"path": rel, "before": _text(b), "after": _text(a)} for rel, (b, a) in sorted(files.items())],
             "diff": "".join(unified_diff(rel, b, a) for rel, (b, a) in sorted(files.items())),
             "summary": summary or {},
@@ -52,7 +68,10 @@ class ChangeLog:
         fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(entry, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(path.with_suffix(".tmp"), path)
+        fsync_dir(self.folder)
         self._prune()
         return entry
 

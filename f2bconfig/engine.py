@@ -17,6 +17,14 @@ Order and guarantees:
    those deactivated) is active.
 4. Otherwise: restore the previous files, reload (or undo the runtime commands), verify again, and
    raise 422 `apply_failed` with what failed, fail2ban's output and the tail of its log.
+
+Crash safety (issue 18): before the first write, the intent (change id, before- and after-image of every
+file, jails active before, undo commands) is fsynced to the journal (f2bconfig/journal.py); it is
+removed only after the change record is written (or the rollback is done). A process killed anywhere in
+between leaves the journal; `recover` (at server start and under the lock before every change) rolls
+the files back to their before-images, reloads or undoes, verifies fail2ban runs every jail it ran
+before, and records the change in the change log as `interrupted` (state `before`). A journal whose
+change is already in the change log only needs removing: the change completed.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from typing import Any
 
 from errors import Unavailable
 from f2b.protocol import sync_call
-from f2bconfig import catalogue, files, tools
+from f2bconfig import catalogue, files, journal, runtime, tools
 from f2bconfig.changes import ChangeLog
 from f2bconfig.errors import ApplyFailed, ConfigInvalid, ConfigOverridden
 from f2bconfig.lock import config_lock
@@ -79,6 +87,8 @@ class Engine:
         self.timeout = timeout
         self.changes = ChangeLog(data_dir)
         self.last_brief: dict[str, dict[str, str]] = {}
+        self.last_values: dict[str, dict[str, str]] = {}  # jail -> option -> value, as the staged config says
+        self.change_id: str | None = None  # the next change's id (an action sets it first, to audit it)
 
     # ---- fail2ban over its socket (blocking) --------------------------------------------------------
     def call(self, *args: str) -> Any:
@@ -119,6 +129,7 @@ class Engine:
                                 details={"errors": messages, "files": sorted(edits)})
         jails = [str(j) for j in result.get("jails", [])]
         self.last_brief = dict(result.get("brief") or {})
+        self.last_values = dict(result.get("values") or {})
         missing = [j for j in must_enable if j not in jails]
         if missing:
             raise ConfigInvalid(f"the configuration does not enable {', '.join(missing)}",
@@ -152,6 +163,54 @@ class Engine:
             if time.monotonic() >= deadline:
                 return problem
             time.sleep(0.1)
+
+    def settle(self, touched: dict[str, set[str]], wanted: dict[str, dict[str, str]]) -> str | None:
+        """Make the running value of every ``touched`` setting the configured one (f2bconfig/runtime.py):
+        `set` commands, else a restart of the jail with its bans restored. None, or what still differs."""
+        def differences() -> list[tuple[str, str, str | None, Any]]:
+            running = {(jail, key): self.call("get", jail, key) for jail, keys in touched.items() for key in keys}
+            return runtime.mismatches(wanted, touched, running)
+
+        restart = set()
+        for jail, key, want, got in differences():
+            cmds = runtime.commands(jail, key, want, got)
+            try:
+                for cmd in cmds if cmds is not None else []:
+                    self.call(*cmd)
+            except ApplyFailed:
+                cmds = None
+            if cmds is None:
+                restart.add(jail)
+        for jail in sorted(restart):
+            self._restart_jail(jail)
+        left = differences()
+        if not left:
+            return None
+        return "fail2ban runs other values than the configuration says: " + ", ".join(
+            f"{jail} {key} = {got!r} (configured: {want!r})" for jail, key, want, got in left)
+
+    def _restart_jail(self, jail: str) -> None:
+        """Stop and start ``jail`` fresh (fail2ban-client reload --restart), then ban again every address it
+        had banned (its database restores only what it recorded)."""
+        banned = {str(ip) for ip in self.call("get", jail, "banned")}
+        tools.reload(self.tree.root, self.socket, jail, restart=True)
+        missing = banned - {str(ip) for ip in self.call("get", jail, "banned")}
+        if missing:
+            self.call("set", jail, "banip", *sorted(missing))
+
+    def _settle_to_config(self, states: dict[str, tuple[bytes | None, bytes | None]], cmds: list[list[str]],
+                          jails: set[str]) -> str | None:
+        """After a rollback or recovery: the touched settings back to what the live configuration says."""
+        touched = runtime.touched(states, cmds, jails)
+        if not touched:
+            return None
+        result = tools.read_config("check", self.tree.root)
+        if not result.get("ok"):
+            return "fail2ban cannot read the restored configuration"
+        try:
+            return self.settle(touched, dict(result.get("values") or {}))
+        except (ApplyFailed, Fail2BanDown) as exc:
+            return exc.message
 
     def _apply(self, change: Change, plan: Plan, expected: set[str], absent: set[str]) -> tuple[str | None, str]:
         if change.reload:
@@ -189,6 +248,7 @@ class Engine:
         with config_lock(self.data_dir):
             for stale in (self.data_dir / "config").glob("stage-*"):  # left by a crash: nobody else holds the lock
                 shutil.rmtree(stale, ignore_errors=True)
+            self._recover_locked()
             plan = change.plan(self)
             for rel in plan.edits:
                 self._check_writable(self.tree.require_editable(rel))
@@ -197,23 +257,72 @@ class Engine:
             active_before = self.active_jails()
             expected = (active_before | set(change.activate)) - set(change.deactivate)
             absent = set(change.deactivate)
+            change_id = self.change_id or ChangeLog.new_id()
+            journal.write(self.data_dir, {
+                "id": change_id, "time": time.time(), "action": change.action, "actor": change.actor,
+                "target": change.target, "reload": change.reload, "undo": plan.undo, "runtime": plan.runtime,
+                "active_before": sorted(active_before), "activate": list(change.activate),
+                "created_before": sorted(self.tree.created()), "details": plan.details,
+                "files": [{"path": rel, "before": _text(before[rel]), "after": _text(data)}
+                          for rel, data in plan.edits.items()]})
             new_confs = {rel for rel, data in plan.edits.items()
                          if rel.endswith(".conf") and data is not None and before[rel] is None}
             gone = {rel for rel, data in plan.edits.items() if data is None}
-            if new_confs or gone & self.tree.created():
-                self.tree.mark_created((self.tree.created() | new_confs) - gone)
             try:
+                if new_confs or gone & self.tree.created():
+                    self.tree.mark_created((self.tree.created() | new_confs) - gone)
                 for rel, data in plan.edits.items():
                     files.put(self.tree.resolve(rel), data)
                 problem, output = self._apply(change, plan, expected, absent)
+                if problem is None:  # fail2ban's reload keeps options no file names any more (issue 18 §4)
+                    states = {rel: (before[rel], data) for rel, data in plan.edits.items()}
+                    problem = self.settle(runtime.touched(states, plan.runtime, expected), self.last_values)
             except Exception as exc:  # a failed write (disk full, ...) or fail2ban gone mid-change: undo all
                 problem, output = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", ""
             if problem is not None:
                 self._roll_back(change, plan, before, active_before, problem, output)
             catalogue.remember_brief(self.tree.root, self.last_brief)
             entry = self.changes.record(change.action, change.actor, change.target,
-                                        {rel: (before[rel], plan.edits[rel]) for rel in plan.edits}, plan.details)
+                                        {rel: (before[rel], plan.edits[rel]) for rel in plan.edits}, plan.details,
+                                        change_id=change_id)
+            journal.clear(self.data_dir)
             return entry
+
+    def recover(self) -> dict[str, Any] | None:
+        """Roll back a change its process did not finish (see the module docstring); its record, or None.
+        ConfigBusy when another process holds the lock (that one recovers before its own change)."""
+        with config_lock(self.data_dir):
+            return self._recover_locked()
+
+    def _recover_locked(self) -> dict[str, Any] | None:
+        intent = journal.read(self.data_dir)
+        if intent is None:
+            return None
+        if self.changes.exists(intent["id"]):  # killed after the record: the change completed
+            journal.clear(self.data_dir)
+            return None
+        states = {f["path"]: (_bytes(f["before"]), _bytes(f["after"])) for f in intent["files"]}
+        for rel, (before, _) in states.items():
+            files.put(self.tree.resolve(rel), before)
+            files.remove_temps(self.tree.resolve(rel).parent)
+        self.tree.mark_created(set(intent["created_before"]))
+        output = ""
+        if intent["reload"]:
+            _, output = tools.reload(self.tree.root, self.socket)
+        else:
+            for cmd in intent["undo"]:
+                with contextlib.suppress(ApplyFailed, Fail2BanDown):  # best effort: verified below
+                    self.call(*cmd)
+        active_before = set(intent["active_before"])
+        problem = self.verify(active_before, set(intent["activate"]) - active_before)
+        problem = problem or self._settle_to_config(states, intent["runtime"], active_before)
+        entry = self.changes.record(
+            intent["action"], intent["actor"], intent["target"], states, intent.get("details") or {},
+            change_id=intent["id"],
+            outcome={"outcome": "interrupted", "state": "before", "started": intent["time"],
+                     "fail2ban_verified": problem is None, "problem": problem, "fail2ban_output": output[-2000:]})
+        journal.clear(self.data_dir)
+        return entry
 
     def _roll_back(self, change: Change, plan: Plan, before: dict[str, bytes | None], active_before: set[str],
                    problem: str, output: str) -> None:
@@ -228,12 +337,23 @@ class Engine:
                     self.call(*cmd)
             again = ""
         recovered = self.verify(active_before, set())
+        recovered = recovered or self._settle_to_config(
+            {rel: (data, plan.edits[rel]) for rel, data in before.items()}, plan.runtime, active_before)
+        journal.clear(self.data_dir)  # rolled back: nothing left to recover
         raise ApplyFailed(
             f"fail2ban did not take the change ({problem}); the previous configuration was restored"
             + ("" if recovered is None else f", but fail2ban is not fully back: {recovered}"),
             details={"failed": problem, "fail2ban_output": output[-4000:], "log_tail": log_tail,
                      "rolled_back": True, "recovered": recovered is None, "rollback_output": again[-2000:],
                      "files": sorted(before)})
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", errors="surrogateescape")
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8", errors="surrogateescape")
 
 
 def _link_tree(root: Path, stage: Path) -> None:

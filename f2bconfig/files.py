@@ -20,6 +20,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+fsync_dir = _fsync_dir  # the journal and the change log make their renames durable the same way
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,6 +47,13 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def remove_temps(folder: Path) -> None:
+    """Delete the temp files a process killed inside `atomic_write` left in ``folder``."""
+    for tmp in folder.glob(".*.bangui-tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def remove(path: Path) -> None:

@@ -260,7 +260,11 @@ def delete_file(engine: Engine, actor: str, rel: str, if_match: str | None) -> d
 
 def revert(engine: Engine, actor: str, change_id: str) -> dict[str, Any]:
     def plan(eng: Engine) -> Plan:
-        states = eng.changes.file_states(eng.changes.get(change_id))
+        record = eng.changes.get(change_id)
+        if record.get("outcome", "applied") != "applied":
+            raise Conflict(f"change {change_id} was {record['outcome']} and rolled back: nothing to revert",
+                           code="revert_conflict", details={"outcome": record["outcome"]})
+        states = eng.changes.file_states(record)
         for rel, (_, after) in states.items():
             if eng.tree.read(rel) != after:
                 raise Conflict(f"{rel} changed after change {change_id}: revert the later changes first",

@@ -48,10 +48,12 @@ def read_config(command: str, config_dir: Path, jail: str | None = None) -> dict
         return {"ok": False, "errors": [f"fail2ban could not read the configuration: {tail}"], "jails": []}
 
 
-def reload(config_dir: Path, socket: str, jail: str | None = None) -> tuple[bool, str]:
-    """`fail2ban-client -c DIR -s SOCK reload [JAIL]`: fail2ban re-reads DIR client-side and sends the
-    server the whole command stream (the raw socket `reload` without it would delete jails)."""
-    args = [client_binary(), "-c", str(config_dir), "-s", socket, "reload"] + ([jail] if jail else [])
+def reload(config_dir: Path, socket: str, jail: str | None = None, restart: bool = False) -> tuple[bool, str]:
+    """`fail2ban-client -c DIR -s SOCK reload [--restart] [JAIL]`: fail2ban re-reads DIR client-side and sends
+    the server the whole command stream (the raw socket `reload` without it would delete jails). With
+    ``restart`` the jail is stopped and started fresh: the only way to reset an option no file names."""
+    args = ([client_binary(), "-c", str(config_dir), "-s", socket, "reload"] + (["--restart"] if restart else [])
+            + ([jail] if jail else []))
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT, env=fail2ban_env(),
                               stdin=subprocess.DEVNULL)

@@ -131,7 +131,10 @@ async def list_changes(call: Call) -> dict[str, Any]:
     engine = engine_for(call.deps.settings)
     page = await offload(engine.changes.page, 200)
     return {"changes": [{"id": c["id"], "time": iso(c["time"]), "actor": c["actor"], "action": c["action"],
-                         "target": c["target"], "files": c["files"], "diff": c["diff"]} for c in page]}
+                         "target": c["target"], "files": c["files"], "diff": c["diff"],
+                         "outcome": c.get("outcome", "applied"), "state": c.get("state", "after")}
+                        | ({"fail2ban_verified": c["fail2ban_verified"]} if "fail2ban_verified" in c else {})
+                        for c in page]}
 
 
 async def revert_change(call: Call) -> dict[str, Any]:

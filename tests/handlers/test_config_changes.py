@@ -320,3 +320,38 @@ def test_a_server_setting_fail2ban_would_reject_is_invalid(config_api: Api, stoc
         assert r.status_code == 422 and r.json()["error"]["code"] == "config_invalid", r.text
         assert all(w in r.json()["error"]["message"] for w in words), r.json()["error"]["message"]
     assert not (stock_fail2ban.conf_dir / "fail2ban.d" / "mine.local").exists()
+
+
+def test_revert_restores_what_fail2ban_runs_and_keeps_the_bans(config_api: Api,
+                                                                 stock_fail2ban: StockConfigServer) -> None:
+    """Issue 18 §4: fail2ban's reload keeps bantime.increment once no file names it; the revert's verify
+    sees the runtime differ from the configuration and restarts the jail, bans restored."""
+    r = config_api.call("admin", "PATCH", "/jails/sshd", json={"bantime_increment": {"enabled": True, "factor": 3}})
+    assert r.status_code == 200, r.text
+    assert r.json()["bantime_increment"]["enabled"] is True and r.json()["bantime_increment"]["factor"] == 3
+    get(stock_fail2ban, "set", "sshd", "banip", "192.0.2.5")
+    change = config_api.call("admin", "GET", "/config/changes").json()["changes"][0]["id"]
+    r = config_api.call("admin", "POST", f"/config/changes/{change}/revert")
+    assert r.status_code == 200, r.text
+    assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()  # the change created it: the revert removes it
+    assert get(stock_fail2ban, "get", "sshd", "bantime.increment") in (None, False)
+    assert get(stock_fail2ban, "get", "sshd", "bantime.factor") in (None, "1")
+    jail = config_api.call("admin", "GET", "/jails/sshd").json()
+    assert not (jail["bantime_increment"] or {}).get("enabled")
+    assert "192.0.2.5" in get(stock_fail2ban, "get", "sshd", "banned")  # type: ignore[operator]
+    assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
+
+
+def test_a_hand_edit_removed_by_a_file_write_is_reset_at_runtime(config_api: Api,
+                                                                  stock_fail2ban: StockConfigServer) -> None:
+    """The same for any file: a PUT that drops a key fail2ban's reload would keep."""
+    r = config_api.call("admin", "PUT", "/config/files/jail.d/mine.local",
+                        content=b"[sshd]\nmaxretry = 7\nbantime.increment = true\nbantime.factor = 4\n")
+    assert r.status_code == 201, r.text
+    assert get(stock_fail2ban, "get", "sshd", "bantime.factor") == "4"
+    r = config_api.call("admin", "PUT", "/config/files/jail.d/mine.local", content=b"[sshd]\nmaxretry = 7\n",
+                        headers={"If-Match": r.headers["etag"]})
+    assert r.status_code == 200, r.text
+    assert get(stock_fail2ban, "get", "sshd", "bantime.increment") in (None, False)
+    assert get(stock_fail2ban, "get", "sshd", "bantime.factor") in (None, "1")
+    assert get(stock_fail2ban, "get", "sshd", "maxretry") == 7
