@@ -144,3 +144,25 @@ def test_long_stream_is_not_cut(server: Any) -> None:
             if time.monotonic() - started > 35:
                 break
     assert time.monotonic() - started > 35  # longer than the 30 s read timeout that once cut it
+
+
+def _requests_counted(url: str, token: str, status: str) -> float:
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
+    series = f'bangui_http_requests_total{{method="POST",route="/api/v1/jails/{{jail}}/bans",status="{status}"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series + " "))
+
+
+def test_a_client_that_aborts_its_body_is_not_a_server_error(server: Any) -> None:
+    """Issue 18: 10 aborted uploads gave 1,330 traceback lines and ten HTTP 500s in /metrics."""
+    token = admin_token(server.data_dir)
+    for _ in range(10):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(b"POST /api/v1/jails/sshd/bans HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 100000\r\n\r\n{\"ips\": [")
+        time.sleep(0.05)  # the server is reading the body when the client goes away
+        sock.close()
+    assert until(lambda: _requests_counted(server.url, token, "499") >= 10, timeout=20), \
+        _requests_counted(server.url, token, "499")
+    assert _requests_counted(server.url, token, "500") == 0
+    assert "Traceback" not in server.output() and "unhandled error" not in server.output()
+    assert httpx.get(server.url + "/api/v1/health/live", timeout=10).status_code == 200
