@@ -3,6 +3,7 @@ the slow-body attack that used to pin connections open forever (issue 8 items 7,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -166,3 +167,32 @@ def test_a_client_that_aborts_its_body_is_not_a_server_error(server: Any) -> Non
     assert _requests_counted(server.url, token, "500") == 0
     assert "Traceback" not in server.output() and "unhandled error" not in server.output()
     assert httpx.get(server.url + "/api/v1/health/live", timeout=10).status_code == 200
+
+
+def _ten_mib_upload(port: int, token: str) -> tuple[bytes, float]:
+    """A client that writes a whole 10 MiB body before it reads anything: (what it read, seconds it took)."""
+    body = b"x" * (10 * 1024 * 1024)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        # if the server stopped reading, what it answered must still be readable
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"POST /api/v1/jails/sshd/bans HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    return data, time.monotonic() - started
+
+
+def test_a_client_that_writes_10_mib_before_reading_always_gets_413_promptly(server: Any) -> None:
+    """Issue 18: 2 of 30 such clients were left hanging for 8 to 120 s."""
+    token = admin_token(server.data_dir)
+    results = [_ten_mib_upload(server.port, token) for _ in range(30)]
+    answers = [(data[:12], round(seconds, 2)) for data, seconds in results]
+    assert all(data.startswith(b"HTTP/1.1 413") for data, _ in results), answers
+    assert all(b'"body_too_large"' in data and b"connection: close" in data.lower() for data, _ in results)
+    assert max(seconds for _, seconds in results) < 5.0, answers
