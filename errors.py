@@ -3,7 +3,8 @@
 
 Handlers, the auth layer and the stores raise `AppError` (or a subclass); `app.py` installs
 `render_error` for it, for Starlette's own HTTPException (router 404/405) and for anything unexpected,
-which is logged with its traceback and answered with a bare 500 that leaks no exception text.
+which is logged with its traceback and answered with a bare 500 that leaks no exception text. A client that
+disconnects before its request is complete is not an error: counted as 499, nothing logged.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("bangui.errors")
@@ -90,8 +91,12 @@ def exception_handlers() -> dict[Any, Any]:
     import diskcache
 
     return {cls: render_error for cls in (AppError, HTTPException, ExceptionGroup, diskcache.Timeout,
-                                          sqlite3.Error, OSError, Exception)}
+                                          sqlite3.Error, OSError, ClientDisconnect, Exception)}
 
+
+# nginx's "client closed request": what the metrics and the access log count for a client that went away before
+# its request was complete (nobody receives the response). Not a server error (issue 18).
+CLIENT_CLOSED = 499
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
 
@@ -127,6 +132,9 @@ def first_app_error(exc: BaseException) -> AppError | None:
 async def render_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, BaseExceptionGroup):
         exc = first_app_error(exc) or exc
+    if isinstance(exc, ClientDisconnect):  # the client aborted its request (e.g. mid-body): nothing to log
+        log.debug("client went away during %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
     from store.faults import translated  # late: store modules import this one
 
     exc = translated(exc) or exc

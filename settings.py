@@ -169,6 +169,9 @@ class Settings:
     filter_test_seconds: float = setting(
         "float", 15.0, "Time allowed for one filter test; a slower one (e.g. a "
         "catastrophic regex) is stopped.", minimum=0.5)
+    filter_tests_per_user: int = setting(
+        "int", 1, "Filter tests one user may run at once on this host (all workers together); more are "
+        "answered 429 with Retry-After, so one user's slow regexes cannot starve the others.", minimum=1)
     fleet_url: str = setting(
         "str", "", "Fleet mode: redis://[user:pass@]host:port/db (rediss:// for TLS) of the Redis that the fleet's "
         "hosts share. Empty: single-host mode, no Redis needed.", secret=True)

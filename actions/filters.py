@@ -4,7 +4,8 @@ tail of a log file, through fail2ban's own engine (f2b/engine.py: same results a
 Changes nothing, but is an action like every POST (audited: who tested what against which file). A test
 runs in a child process with a deadline (BANGUI_FILTER_TEST_SECONDS): a catastrophic regex is killed and
 answered 422 `filter_timeout` while the server keeps serving. Readable log files: those a running jail
-watches, and files under BANGUI_LOG_DIRS (symlinks resolved before the check).
+watches, and files under BANGUI_LOG_DIRS (symlinks resolved before the check). One user runs at most
+BANGUI_FILTER_TESTS_PER_USER tests at once on the host (all workers together; more: 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import re
 import time
 from typing import Any
 
+import anyio
+
 from actions.base import Act, action
 from core.roles import Role
-from errors import Forbidden, InvalidInput, NotFound
+from errors import Forbidden, InvalidInput, NotFound, RateLimited
 from f2b.engine_client import filter_test
 from store.base import offload
 
@@ -93,7 +96,16 @@ async def test_filter(act: Act, *, filter: str | None = None, failregex: list[st
     else:
         request["lines"] = lines
         act.details["lines"] = len(lines or [])
+    user = act.actor.user or act.actor.name
+    slot, retry_after = await offload(act.deps.store.filter_tests.acquire, user)
+    if slot is None:
+        raise RateLimited(f"you already run {settings.filter_tests_per_user} filter tests at once; retry in "
+                          f"{retry_after} s", retry_after)
     started = time.perf_counter()
-    out = await filter_test(request, settings.filter_test_seconds)
+    try:
+        out = await filter_test(request, settings.filter_test_seconds)
+    finally:
+        with anyio.CancelScope(shield=True):  # also when the client went away: give the slot back
+            await offload(act.deps.store.filter_tests.release, user, slot)
     act.details.update(matched=out["matched"], checked=out["lines_checked"])
     return dict(out, elapsed_ms=round((time.perf_counter() - started) * 1000, 1))

@@ -10,7 +10,10 @@
   (a GET with `Content-Length: 100000000`, a 413, a 401 before the body) carries `connection: close`, so hypercorn
   closes the connection after it instead of keeping it for the next request while the rest of an unread body
   arrives (hypercorn's per-request queue holds 10 chunks; once the app is done nothing empties it, and the
-  connection's reader would wait on it forever).
+  connection's reader would wait on it forever). Before closing, the rest of the body is read and dropped (up to
+  DRAIN_MAX_BYTES within DRAIN_MAX_S): a client that writes its whole body before it reads (curl, most
+  libraries) would otherwise stall on a full socket buffer and never see the answer (a 10 MiB upload hung
+  8-120 s, issue 18).
 - `install_error_bodies()`: hypercorn answers requests h11 cannot parse (`Content-Length: -1`, a NUL in a header,
   a byte 0xFF in the path) itself, before any app code, with an empty 400. It is replaced, in the worker, by the
   same status with bangui's JSON error envelope and security headers. hypercorn has no hook for this: the method
@@ -30,6 +33,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from errors import SECURITY_HEADERS, AppError
 
 BODY_CHUNK_TIMEOUT_S = 10.0  # the longest wait for the next chunk of a request body
+# After an early answer (a 413, a 401 before the body), what is still read and dropped of the unread body so that a
+# client that writes it all before reading gets that answer instead of a stalled write (issue 18).
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_MAX_S = 5.0
 KEEP_ALIVE_S = 5.0
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -69,12 +76,36 @@ class BodyPolicy:
                 done = True
             return message
 
+        drain = False
+
         async def closing_send(message: Message) -> None:
+            nonlocal drain
             if message["type"] == "http.response.start" and not done:
                 message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+                drain = message["status"] != 408  # a stalled body has nothing more to give
+            elif message["type"] == "http.response.body" and drain and not message.get("more_body", False):
+                # hypercorn closes the connection as soon as the response ends: with the client still writing,
+                # that close resets the connection and the answer is lost (or, with its body queue full, the
+                # connection hangs). So the answer's last message waits until the body was read to its end.
+                if message.get("body"):
+                    await send({"type": "http.response.body", "body": message["body"], "more_body": True})
+                if not done:
+                    await _drain(receive)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         await self.app(scope, tracking_receive, closing_send)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of a request body whose answer was already sent (bounded in bytes and time)."""
+    dropped = 0
+    with anyio.move_on_after(DRAIN_MAX_S):
+        while dropped <= DRAIN_MAX_BYTES:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            dropped += len(message.get("body", b""))
 
 
 def _has_body(scope: Scope) -> bool:

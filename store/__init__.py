@@ -17,7 +17,7 @@ from store.history import Archive
 from store.jobstate import JobState
 from store.leader import LeaderState
 from store.notifications import Notifications
-from store.ratelimit import LoginLimiter
+from store.ratelimit import ConcurrencyLimiter, LoginLimiter
 from store.runtime import RuntimeState
 from store.sessions import Sessions
 from store.tokens import Tokens
@@ -59,6 +59,9 @@ class Store:
         self.tokens = Tokens(self.shared, clock, self.users, memo=self._memo())
         self.login_limiter = LoginLimiter(self.shared, clock, settings.login_max_failures,
                                           settings.login_window_seconds, settings.login_user_max_failures)
+        # This host's CPU: counted in the host's own store, also in fleet mode. A slot outlives any test.
+        self.filter_tests = ConcurrencyLimiter(self.cache, clock, "filter-test", settings.filter_tests_per_user,
+                                               hold=settings.filter_test_seconds + 60.0)
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)

@@ -18,6 +18,7 @@ distributed guesser gets at most that many guesses per window against it. Userna
 from __future__ import annotations
 
 import math
+import secrets
 
 import diskcache
 
@@ -64,3 +65,44 @@ class LoginLimiter:
     def _live(self, key: str, now: float) -> dict[str, float] | None:
         counter: dict[str, float] | None = self.cache.get(key)
         return counter if counter and counter["reset_at"] > now else None
+
+
+class ConcurrencyLimiter:
+    """At most `limit` operations at once per user, counted by every worker and process on the host (issue 18: 20
+    concurrent catastrophic regexes from one operator queued everyone else's filter test for 29 s).
+
+    A running operation holds a slot `{id: expires_at}` in `ratelimit:<kind>:<user>`, taken and given back in
+    store transactions. A slot expires `hold` seconds after it was taken (longer than the operation may run),
+    so a worker killed mid-operation cannot keep its slot forever; the key itself expires with its last slot.
+    """
+
+    def __init__(self, cache: diskcache.Cache, clock: Clock, kind: str, limit: int, hold: float) -> None:
+        self.cache = cache
+        self.clock = clock
+        self.kind = kind
+        self.limit = limit
+        self.hold = hold
+
+    def _key(self, user: str) -> str:
+        return f"ratelimit:{self.kind}:{user.casefold()}"
+
+    def acquire(self, user: str) -> tuple[str | None, int]:
+        """(slot id, 0) when one is free, else (None, seconds until the oldest slot expires at the latest)."""
+        key, now = self._key(user), self.clock()
+        with self.cache.transact():
+            slots = {k: v for k, v in (self.cache.get(key) or {}).items() if v > now}
+            if len(slots) >= self.limit:
+                return None, max(1, math.ceil(min(slots.values()) - now))
+            slot = secrets.token_hex(8)
+            slots[slot] = now + self.hold
+            self.cache.set(key, slots, expire=self.hold)
+        return slot, 0
+
+    def release(self, user: str, slot: str) -> None:
+        key, now = self._key(user), self.clock()
+        with self.cache.transact():
+            slots = {k: v for k, v in (self.cache.get(key) or {}).items() if v > now and k != slot}
+            if slots:
+                self.cache.set(key, slots, expire=max(1.0, max(slots.values()) - now))
+            else:
+                self.cache.delete(key)

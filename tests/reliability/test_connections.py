@@ -3,6 +3,7 @@ the slow-body attack that used to pin connections open forever (issue 8 items 7,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -144,3 +145,54 @@ def test_long_stream_is_not_cut(server: Any) -> None:
             if time.monotonic() - started > 35:
                 break
     assert time.monotonic() - started > 35  # longer than the 30 s read timeout that once cut it
+
+
+def _requests_counted(url: str, token: str, status: str) -> float:
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
+    series = f'bangui_http_requests_total{{method="POST",route="/api/v1/jails/{{jail}}/bans",status="{status}"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series + " "))
+
+
+def test_a_client_that_aborts_its_body_is_not_a_server_error(server: Any) -> None:
+    """Issue 18: 10 aborted uploads gave 1,330 traceback lines and ten HTTP 500s in /metrics."""
+    token = admin_token(server.data_dir)
+    for _ in range(10):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(b"POST /api/v1/jails/sshd/bans HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 100000\r\n\r\n{\"ips\": [")
+        time.sleep(0.05)  # the server is reading the body when the client goes away
+        sock.close()
+    assert until(lambda: _requests_counted(server.url, token, "499") >= 10, timeout=20), \
+        _requests_counted(server.url, token, "499")
+    assert _requests_counted(server.url, token, "500") == 0
+    assert "Traceback" not in server.output() and "unhandled error" not in server.output()
+    assert httpx.get(server.url + "/api/v1/health/live", timeout=10).status_code == 200
+
+
+def _ten_mib_upload(port: int, token: str) -> tuple[bytes, float]:
+    """A client that writes a whole 10 MiB body before it reads anything: (what it read, seconds it took)."""
+    body = b"x" * (10 * 1024 * 1024)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        # if the server stopped reading, what it answered must still be readable
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"POST /api/v1/jails/sshd/bans HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    return data, time.monotonic() - started
+
+
+def test_a_client_that_writes_10_mib_before_reading_always_gets_413_promptly(server: Any) -> None:
+    """Issue 18: 2 of 30 such clients were left hanging for 8 to 120 s."""
+    token = admin_token(server.data_dir)
+    results = [_ten_mib_upload(server.port, token) for _ in range(30)]
+    answers = [(data[:12], round(seconds, 2)) for data, seconds in results]
+    assert all(data.startswith(b"HTTP/1.1 413") for data, _ in results), answers
+    assert all(b'"body_too_large"' in data and b"connection: close" in data.lower() for data, _ in results)
+    assert max(seconds for _, seconds in results) < 5.0, answers

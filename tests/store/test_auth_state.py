@@ -11,6 +11,7 @@ import pytest
 from settings import Settings
 from store import Store
 from store.base import StoreError, open_cache
+from store.ratelimit import ConcurrencyLimiter
 from tests.fixtures.clock import START
 from tests.fixtures.clock import ManualClock as Clock
 
@@ -157,3 +158,17 @@ def test_tokens_lookup_list_and_revoke(store: Store, ann: dict[str, object]) -> 
     assert [t["id"] for t in store.tokens.list()] == [record["id"]]
     store.tokens.revoke(record["id"])
     assert store.tokens.lookup(token) is None and store.tokens.list() == []
+
+
+def test_filter_test_slots_are_per_user_and_a_crashed_holders_slot_expires(store: Store, clock: Clock) -> None:
+    assert store.filter_tests.limit == 1  # the default: below the 2 tests a worker runs, so others find room
+    slots = ConcurrencyLimiter(store.cache, clock, "filter-test", 2, hold=75.0)
+    first, _ = slots.acquire("ann")
+    assert first is not None and slots.acquire("ANN")[0] is not None
+    refused, retry_after = slots.acquire("ann")
+    assert refused is None and 0 < retry_after <= 75
+    assert slots.acquire("bob")[0] is not None  # another user is not affected
+    slots.release("ann", first)
+    assert slots.acquire("ann")[0] is not None
+    clock.now += 76  # the holders died without releasing: their slots lapse
+    assert slots.acquire("ann")[0] is not None and slots.acquire("ann")[0] is not None
