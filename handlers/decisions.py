@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.deps import Deps
-from errors import Forbidden, InvalidInput
+from errors import AppError, Forbidden, InvalidInput
 from handlers.api import json_response
 from handlers.security import client_address
 from store.base import offload
@@ -114,12 +114,20 @@ def _live(request: Request, deps: Deps) -> list[dict[str, Any]] | None:
     return _shaped(deps.store.decisions.rows(), deps.store.clock(), keep)
 
 
+async def _answer(request: Request, answer: Callable[[Request, Deps], Any]) -> Response:
+    try:
+        return json_response(await offload(answer, request, request.state.deps))
+    except AppError as exc:
+        error = {"code": exc.code, "message": exc.message, "details": exc.details}
+        return json_response({"message": exc.message, "error": error}, exc.status, exc.headers)
+
+
 async def decisions_stream(request: Request) -> Response:
-    return json_response(await offload(_stream, request, request.state.deps))
+    return await _answer(request, _stream)
 
 
 async def decisions_live(request: Request) -> Response:
-    return json_response(await offload(_live, request, request.state.deps))
+    return await _answer(request, _live)
 
 
 routes = [

@@ -137,7 +137,11 @@ def test_wrong_or_missing_key_is_403_and_no_other_credential_works(api: Api) -> 
     publish(api)
     for headers in ({}, {"X-Api-Key": "nope"}, api.as_("admin")):
         for url in ("/v1/decisions/stream?startup=true", "/v1/decisions?ip=192.0.2.1"):
-            assert api.client.get(url, headers=headers).status_code == 403
+            refused = api.client.get(url, headers=headers)
+            assert refused.status_code == 403
+            # the LAPI's `message` (CrowdSec's Go client reads it unchecked) beside the one error envelope
+            assert refused.json()["message"].startswith("access forbidden")
+            assert refused.json()["error"]["code"] == "bouncer_key_refused"
 
 
 def test_a_bouncer_key_works_nowhere_else(api: Api) -> None:
