@@ -10,6 +10,7 @@ Records:
 - `decisions:seq` -> the last change's number (an idle poll reads only this and its position).
 - `decisions:change:<seq>` -> {"new": rows, "deleted": rows}, expiring after `retention_s`.
 - `decisions:pos:<bouncer>` -> the change number that bouncer has seen.
+- `decisions:count` -> how many decisions are current (for /metrics, without reading every row).
 
 A publish writes all of these in one transaction (the job runs it fenced). A poll whose next change has expired
 (the bouncer stopped polling for longer than the retention) gets every current ban, as at startup: never a gap.
@@ -28,6 +29,7 @@ CURRENT = "decisions:current"
 SEQ = "decisions:seq"
 CHANGE = "decisions:change:"
 POSITION = "decisions:pos:"
+COUNT = "decisions:count"
 RETENTION_S = 3600.0
 Row = list[Any]  # [id, jail, ip, expires_at | None, origin]
 Ban = tuple[str, str, float | None]  # (jail, ip, expires_at | None)
@@ -70,7 +72,11 @@ class Decisions:
         if changed:
             self.cache.set(CHANGE + str(seq), {"new": new, "deleted": deleted}, expire=self.retention_s)
             self.cache.set(SEQ, seq)
+            self.cache.set(COUNT, len(rows))
         return seq
+
+    def count(self) -> int:
+        return int(self.cache.get(COUNT, 0))
 
     # -- a bouncer's side --------------------------------------------------------------------------------------
 

@@ -232,3 +232,15 @@ def test_cli_bouncer_add_prints_a_working_key_once(api: Api) -> None:
     assert api.client.get("/v1/decisions/stream", headers={"X-Api-Key": key}).status_code == 403
     entries, _ = api.store.audit.page(action="bouncer.")
     assert [(e["action"], e["via"]) for e in entries][::2] == [("bouncer.delete", "cli"), ("bouncer.create", "cli")]
+
+
+def test_metrics_show_each_bouncers_last_pull_and_the_decisions_count(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1", "192.0.2.2"]})
+    publish(api)
+    bouncer(api, "idle")
+    poll(api, bouncer(api, "edge"), startup=True)
+    text = api.client.get("/metrics", headers=api.as_("metrics")).text
+    pulls = [line for line in text.splitlines() if line.startswith("bangui_bouncer_last_pull_timestamp_seconds{")]
+    assert len(pulls) == 1 and pulls[0].startswith('bangui_bouncer_last_pull_timestamp_seconds{bouncer="edge"} ')
+    assert float(pulls[0].rsplit(" ", 1)[1]) > 1.7e9
+    assert "\nbangui_decisions 2.0\n" in text
