@@ -11,6 +11,8 @@ Records:
 - `decisions:change:<seq>` -> {"new": rows, "deleted": rows}, expiring after `retention_s`.
 - `decisions:pos:<bouncer>` -> the change number that bouncer has seen.
 - `decisions:count` -> how many decisions are current (for /metrics, without reading every row).
+- `decisions:digest` -> a digest of the ban list last published: an unchanged list (most runs) costs the job one
+  small read instead of decoding every row twice.
 
 A publish writes all of these in one transaction (the job runs it fenced). A poll whose next change has expired
 (the bouncer stopped polling for longer than the retention) gets every current ban, as at startup: never a gap.
@@ -18,7 +20,8 @@ A publish writes all of these in one transaction (the job runs it fenced). A pol
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import diskcache
@@ -30,6 +33,7 @@ SEQ = "decisions:seq"
 CHANGE = "decisions:change:"
 POSITION = "decisions:pos:"
 COUNT = "decisions:count"
+DIGEST = "decisions:digest"
 RETENTION_S = 3600.0
 Row = list[Any]  # [id, jail, ip, expires_at | None, origin]
 Ban = tuple[str, str, float | None]  # (jail, ip, expires_at | None)
@@ -47,7 +51,11 @@ class Decisions:
         state: dict[str, Any] | None = self.cache.get(CURRENT)
         return state or {"seq": 0, "next_id": 1, "rows": []}
 
-    def publish(self, bans: Iterable[Ban], origins: Mapping[tuple[str, str], str]) -> int:
+    def unchanged(self, bans: Sequence[Ban]) -> bool:
+        """Is `bans` the list last published (same addresses, same ends)?"""
+        return self.cache.get(DIGEST) == ban_digest(bans)
+
+    def publish(self, bans: Sequence[Ban], origins: Mapping[tuple[str, str], str]) -> int:
         """Make `bans` the current decisions (call it inside a transaction: the job runs it fenced). New bans get
         an id and their origin from `origins` (default `fail2ban`). Returns the change number (unchanged: none)."""
         state = self.current()
@@ -69,6 +77,7 @@ class Decisions:
         seq = state["seq"] + 1 if changed else state["seq"]
         if changed or rows != state["rows"]:
             self.cache.set(CURRENT, {"seq": seq, "next_id": next_id, "rows": rows})
+        self.cache.set(DIGEST, ban_digest(bans))
         if changed:
             self.cache.set(CHANGE + str(seq), {"new": new, "deleted": deleted}, expire=self.retention_s)
             self.cache.set(SEQ, seq)
@@ -112,6 +121,10 @@ class Decisions:
 
     def forget(self, bouncer: str) -> None:
         self.cache.delete(POSITION + bouncer)
+
+
+def ban_digest(bans: Sequence[Ban]) -> str:
+    return hashlib.blake2b(repr(sorted(bans, key=lambda b: (b[0], b[1]))).encode(), digest_size=16).hexdigest()
 
 
 def go_duration(seconds: float) -> str:

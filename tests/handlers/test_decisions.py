@@ -244,3 +244,12 @@ def test_metrics_show_each_bouncers_last_pull_and_the_decisions_count(api: Api) 
     assert len(pulls) == 1 and pulls[0].startswith('bangui_bouncer_last_pull_timestamp_seconds{bouncer="edge"} ')
     assert float(pulls[0].rsplit(" ", 1)[1]) > 1.7e9
     assert "\nbangui_decisions 2.0\n" in text
+
+
+def test_an_unchanged_ban_list_is_recognised_without_reading_the_rows(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1"]})
+    publish(api)
+    bans = [("sshd", "192.0.2.1", api.store.decisions.rows()[0][3])]
+    assert api.store.decisions.unchanged(bans)
+    assert not api.store.decisions.unchanged([*bans, ("sshd", "192.0.2.2", None)])
+    assert not api.store.decisions.unchanged([("sshd", "192.0.2.1", None)])  # a new end is a change too
