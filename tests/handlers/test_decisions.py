@@ -16,6 +16,7 @@ import pytest
 from core.deps import Deps
 from f2b.client import Fail2Ban
 from jobs.decisions import current_bans
+from store import Store
 from store.decisions import go_duration
 from tests.fixtures.app import Api, make_settings
 
@@ -253,3 +254,20 @@ def test_an_unchanged_ban_list_is_recognised_without_reading_the_rows(api: Api) 
     assert api.store.decisions.unchanged(bans)
     assert not api.store.decisions.unchanged([*bans, ("sshd", "192.0.2.2", None)])
     assert not api.store.decisions.unchanged([("sshd", "192.0.2.1", None)])  # a new end is a change too
+
+
+def test_another_process_on_the_data_dir_continues_each_bouncers_stream(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1"]})
+    publish(api)
+    key = bouncer(api)
+    poll(api, key, startup=True)
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.2"]})
+    publish(api)
+    other = Store(api.settings)  # what another worker, or the server after a restart, opens
+    try:
+        assert other.bouncers.lookup(key) is not None
+        new, deleted = other.decisions.pull("edge", startup=False)
+        assert [row[2] for row in new] == ["192.0.2.2"] and deleted == []
+    finally:
+        other.close()
+    assert poll(api, key) == {"new": None, "deleted": None}  # nothing repeated
