@@ -26,7 +26,9 @@ from handlers import (
     auth,
     bans,
     blocklists,
+    bouncers,
     config,
+    decisions,
     filters,
     fleet,
     health,
@@ -62,7 +64,7 @@ API_ROUTES: list[ApiRoute] = [
     *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
     *jail_config.routes, *server_settings.routes, *config.routes,
-    *fleet.routes,
+    *fleet.routes, *bouncers.routes,
 ]
 
 
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             store.close()
 
     routes: list[BaseRoute] = [r.starlette_route() for r in API_ROUTES]
+    routes += decisions.routes  # CrowdSec's LAPI for bouncers, at the root (issue 22)
     routes += web.routes
     return Starlette(
         routes=routes,

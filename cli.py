@@ -1,5 +1,5 @@
 """The `bangui` command: `serve`, `healthcheck`, `user add|passwd|list|delete`, `token create|list|revoke`,
-`audit verify`.
+`bouncer add|list|delete`, `audit verify`.
 
 Every subcommand takes the same configuration (flags from settings.FIELDS, or BANGUI_* variables) and
 works while servers are running: they all share the store in the data dir. Changes go through the
@@ -43,7 +43,7 @@ def _refuse_foreign_modules(error: ImportError | None = None) -> None:
 try:
     import healthcheck
     import logs
-    from actions import tokens, users
+    from actions import bouncers, tokens, users
     from core.actor import cli as cli_actor
     from core.deps import Deps
     from core.roles import ROLE_NAMES, TOKEN_ROLE_NAMES
@@ -104,11 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id")
 
+    bouncer = sub.add_parser("bouncer", help="manage CrowdSec bouncer keys").add_subparsers(dest="action",
+                                                                                              required=True)
+    bouncer_add = bouncer.add_parser("add", help="create a bouncer key and print it alone on stdout (shown once)")
+    bouncer_add.add_argument("name")
+    bouncer.add_parser("list", help="list bouncers (no keys)")
+    bouncer_delete = bouncer.add_parser("delete", help="delete a bouncer key (refused at once)")
+    bouncer_delete.add_argument("name")
+
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
     verify = audit.add_parser("verify", help="check the audit log's hash chain (exit 1 naming the first "
                               "altered or removed entry)")
 
-    for sp in (add, passwd, user.choices["list"], delete, create, token.choices["list"], revoke, verify):
+    for sp in (add, passwd, user.choices["list"], delete, create, token.choices["list"], revoke, verify,
+               bouncer_add, bouncer.choices["list"], bouncer_delete):
         _add_settings_flags(sp)
     return parser
 
@@ -275,6 +284,14 @@ async def _manage(args: argparse.Namespace, deps: Deps) -> int:
             _print_json(store.tokens.list())
         else:
             await tokens.revoke_token(deps, actor, args.id)
+    elif args.command == "bouncer":
+        if args.action == "add":
+            key, _ = await bouncers.create_bouncer(deps, actor, args.name)
+            print(key)
+        elif args.action == "list":
+            _print_json(store.bouncers.list())
+        else:
+            await bouncers.delete_bouncer(deps, actor, args.name)
     elif args.action == "verify":
         result = store.audit.verify()
         _print_json(result)

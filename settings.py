@@ -145,6 +145,10 @@ class Settings:
     leader_stale_seconds: float = setting(
         "float", 15.0, "Heartbeat age after which health reports 'degraded'.", minimum=1)
     snapshot_seconds: float = setting("float", 5.0, "Interval of the fail2ban health snapshot job.", minimum=0.5)
+    decisions_seconds: float = setting(
+        "float", 1.0, "Interval of the job that publishes fail2ban's current bans to CrowdSec bouncers.", minimum=0.2)
+    decisions_jails: str = setting(
+        "str", "", "Comma-separated jails whose bans CrowdSec bouncers receive (default: every jail).")
     history_sync_seconds: float = setting("float", 10.0, "Interval of the history sync job.", minimum=1)
     history_retention_days: int = setting("int", 365, "Archived bans older than this are purged.", minimum=1)
     audit_retention_days: int = setting(

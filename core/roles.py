@@ -2,6 +2,10 @@
 
 `metrics` is below `viewer` and for API tokens only (a Prometheus scraper's credential): the one route that
 asks for it is `GET /metrics`, every other route needs at least `viewer`, and no user has it.
+
+`bouncer` is the lowest and belongs only to CrowdSec bouncer keys (store/bouncers.py, issue 22): such a key is
+read from `X-Api-Key` on the decisions routes (handlers/decisions.py) and nowhere else, and those routes read no
+other credential. No user or API token can have it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from errors import InvalidInput
 
 
 class Role(enum.IntEnum):
+    bouncer = -2
     metrics = -1
     viewer = 0
     operator = 1
@@ -19,7 +24,7 @@ class Role(enum.IntEnum):
 
 
 ROLE_NAMES = tuple(r.name for r in Role if r >= Role.viewer)  # a user's roles
-TOKEN_ROLE_NAMES = tuple(r.name for r in Role)  # a token's: also `metrics`
+TOKEN_ROLE_NAMES = tuple(r.name for r in Role if r >= Role.metrics)  # a token's: also `metrics`
 
 
 def parse_role(name: str, allowed: tuple[str, ...] = ROLE_NAMES) -> Role:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobs.archive import audit_retention, history_retention, history_sync
 from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
+from jobs.decisions import decisions
 from jobs.errors import JobFailed
 from jobs.notify import notifications
 from jobs.reconcile import audit_reconcile
@@ -77,6 +78,7 @@ def builtin_jobs() -> list[Job]:
     """The JOBS table. Add a job here (or, for site-specific work, through BANGUI_JOBS_MODULE)."""
     return [
         Job("snapshot", every="snapshot_seconds", timeout=10.0, run=snapshot),
+        Job("decisions", every="decisions_seconds", timeout=30.0, run=decisions, jitter=0.0),
         Job("cleanup", every=300.0, timeout=120.0, run=cleanup),
         Job("history_sync", every="history_sync_seconds", timeout=300.0, run=history_sync),
         Job("history_retention", every=3600.0, timeout=600.0, run=history_retention),

@@ -65,6 +65,7 @@ class StoreCollector:
         yield from self._history_and_audit()
         yield from self._blocklists()
         yield from self._notifications()
+        yield from self._bouncers()
 
     def _fail2ban(self, snap: dict[str, Any]) -> Iterator[Metric]:
         jails = snap.get("jails") or []
@@ -141,6 +142,17 @@ class StoreCollector:
             if record.get("last_delivery"):
                 last.add_metric([name], float(record["last_delivery"]))
         yield from (failures, last, ok)
+
+    def _bouncers(self) -> Iterator[Metric]:
+        """CrowdSec bouncers (issue 22): when each last pulled decisions, and how many decisions are current."""
+        last = _gauge("bangui_bouncer_last_pull_timestamp_seconds", "When each CrowdSec bouncer last pulled "
+                      "decisions (Unix time; refreshed at most every few seconds).", labels=["bouncer"])
+        for record in self.store.bouncers.list():
+            if record["last_pull"] is not None:
+                last.add_metric([record["name"]], float(record["last_pull"]))
+        yield last
+        yield _gauge("bangui_decisions", "Decisions CrowdSec bouncers receive now (fail2ban's current bans of the "
+                     "decisions' jails).", value=float(self.store.decisions.count()))
 
 
 def render(store: Store) -> bytes:

@@ -12,7 +12,9 @@ from store import faults, identity
 from store.audit import AuditLog
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
+from store.bouncers import Bouncers
 from store.credential_memo import Announcing, Epoch, Memo
+from store.decisions import Decisions
 from store.history import Archive
 from store.jobstate import JobState
 from store.leader import LeaderState
@@ -68,6 +70,8 @@ class Store:
         # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (fleet/blocklists.py).
         self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
+        self.bouncers = Bouncers(self.cache, clock)  # CrowdSec bouncer keys and their decisions (issue 22)
+        self.decisions = Decisions(self.cache, clock)
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
 

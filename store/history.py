@@ -300,6 +300,16 @@ class Archive:
         keys = ("id", "event", "jail", "ip", "at", "origin", "actor", "source_host")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    def ban_origins(self, jail: str, ips: Iterable[str]) -> dict[str, str]:
+        """The origin of the latest ban event of each address in `jail` that the archive has (decisions, issue 22)."""
+        conn, out = self._conn(), {}
+        for ip in ips:
+            row = conn.execute("SELECT origin FROM events WHERE ipkey = ? AND jail = ? AND event = 'ban' "
+                               "ORDER BY at DESC LIMIT 1", (address_with_key(ip)[1], jail)).fetchone()
+            if row is not None:
+                out[ip] = str(row[0])
+        return out
+
     def last_event_id(self) -> int:
         return int(self._conn().execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 

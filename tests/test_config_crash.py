@@ -87,8 +87,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def _server(tmp: Path, f2b: StockConfigServer) -> ServerProcess:
-    return ServerProcess(tmp / "data", f2b.socket, workers=1, log_dir=tmp,
-                         env={"BANGUI_FAIL2BAN_CONFIG_DIR": str(f2b.conf_dir)}).start()
+    return ServerProcess(tmp / "data", f2b, workers=1, log_dir=tmp).start()
 
 
 def _token(tmp: Path, f2b: StockConfigServer) -> str:

@@ -1,4 +1,4 @@
-// Jobs, blocklists, API tokens and users.
+// Jobs, blocklists, API tokens, users and CrowdSec bouncer keys.
 import {
   h, api, state, alive, can, box, kv, num, dur, time, rel, table, field, onSubmit, action, notice, showError, statusBadge,
   jailLink, ROLES, VIEWS,
@@ -138,6 +138,43 @@ VIEWS.tokens = async (main, _args, ctx) => {
   });
   main.append(h('h1', {}, 'API tokens'), box('New token', form, secret),
     box(can('admin') ? 'All tokens' : 'Your tokens', list));
+  await load();
+};
+
+// CrowdSec bouncer keys (issue 22): they read GET /v1/decisions/stream and nothing else.
+VIEWS.bouncers = async (main, _args, ctx) => {
+  const name = h('input', { required: true, maxlength: 64, spellcheck: 'false' });
+  const secret = h('div');
+  const list = h('div');
+  const form = h('form', { class: 'inline' }, field('Name', name), h('button', { type: 'submit' }, 'Create key'));
+  const load = async () => {
+    const r = await api('bouncers');
+    if (!alive(ctx)) return;
+    list.replaceChildren(table(r.bouncers, [
+      ['Name', (b) => b.name], ['Created', (b) => time(b.created), 'hide-sm'],
+      ['Last pull', (b) => time(b.last_pull, 'never')], ['From', (b) => b.last_address || '', 'hide-sm'],
+      ['User agent', (b) => b.user_agent || ''],
+      ['', (b) => action('Delete', async () => {
+        if (!confirm('Delete the bouncer key "' + b.name + '"? That bouncer is refused at once.')) return;
+        await api('deleteBouncer', { params: { name: b.name } });
+        notice('Bouncer ' + b.name + ' deleted.');
+        await load();
+      }, 'danger small', 'Delete bouncer ' + b.name)],
+    ], 'No bouncers.'));
+  };
+  onSubmit(form, async () => {
+    const r = await api('newBouncer', { body: { name: name.value.trim() } });
+    const out = h('input', { class: 'secret', readonly: true, value: r.api_key, 'aria-label': 'New bouncer key' });
+    secret.replaceChildren(h('div', { class: 'box secret-box' },
+      h('p', {}, h('strong', {}, 'Key for "' + r.name + '" created. It is shown only this once: copy it now.')),
+      h('div', { class: 'row' }, out),
+      h('p', { class: 'muted small' }, 'In the bouncer\'s config: api_url: ' + location.origin + '/ and api_key: <key>'),
+      h('button', { type: 'button', class: 'secondary small', onclick: () => secret.replaceChildren() }, 'Done')));
+    out.select();
+    name.value = '';
+    await load();
+  });
+  main.append(h('h1', {}, 'CrowdSec bouncers'), box('New bouncer key', form, secret), box('Bouncers', list));
   await load();
 };
 

@@ -34,6 +34,7 @@ function setChrome() {
   if (state.paths && may('fleetHosts', 'viewer')) items.push(['Hosts', 'hosts']); // shown in fleet mode only
   items.push(['Tokens', 'tokens']);
   if (can('admin')) items.push(['Users', 'users']);
+  if (may('bouncers')) items.push(['Bouncers', 'bouncers']); // CrowdSec bouncer keys (admin)
   for (const [label, name] of items) {
     nav.append(h('a', { href: name ? hash(name) : '#/', 'data-view': name || 'dashboard', hidden: name === 'hosts' && !state.fleet }, label));
   }

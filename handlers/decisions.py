@@ -1,0 +1,148 @@
+"""The bouncer side of CrowdSec's Local API v1 (issue 22): `GET /v1/decisions/stream` and `GET /v1/decisions`.
+
+Served at the root (outside /api/v1) so that a bouncer's `api_url: http://HOST:PORT/` works. The only credential
+read here is a bouncer key in `X-Api-Key` (role `bouncer`, store/bouncers.py); no other credential works on these
+routes, and a bouncer key works nowhere else. A wrong or missing key is 403, as the LAPI answers. Answers come from
+the store (store/decisions.py, published by the leader's `decisions` job): a poll never asks fail2ban.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.deps import Deps
+from errors import AppError, Forbidden, InvalidInput
+from handlers.api import json_response
+from handlers.security import client_address
+from store.base import offload
+from store.decisions import Row, go_duration
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+PERMANENT_S = 10 * 365 * 86400  # a permanent ban's duration: ten years (the LAPI has no "forever")
+
+
+def _words(value: str | None) -> list[str]:
+    return [w.strip().lower() for w in (value or "").split(",") if w.strip()]
+
+
+def stream_filter(query: Any) -> Callable[[dict[str, Any]], bool] | None:
+    """The LAPI stream's query filters: scopes, origins, scenarios_containing, scenarios_not_containing (None:
+    no filter)."""
+    scopes, origins = _words(query.get("scopes")), _words(query.get("origins"))
+    containing = _words(query.get("scenarios_containing"))
+    not_containing = _words(query.get("scenarios_not_containing"))
+    if not (scopes or origins or containing or not_containing):
+        return None
+
+    def keep(d: dict[str, Any]) -> bool:
+        scenario = d["scenario"].lower()
+        return ((not scopes or d["scope"].lower() in scopes) and (not origins or d["origin"].lower() in origins)
+                and (not containing or any(w in scenario for w in containing))
+                and not any(w in scenario for w in not_containing))
+
+    return keep
+
+
+def _network(text: str, name: str) -> Network:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise InvalidInput(f"{name}: not an address or network: {text!r}", code="invalid_address") from None
+
+
+def live_filter(query: Any) -> Callable[[dict[str, Any]], bool]:
+    """`/v1/decisions` filters: ip, range (contains=true: decisions covering it; false: decisions inside it),
+    scope + value, type."""
+    contains = query.get("contains", "true").lower() != "false"
+    wanted = [_network(query[k], k) for k in ("ip", "range") if query.get(k)]
+    scope, value, kind = query.get("scope"), query.get("value"), query.get("type")
+    if value and (scope or "ip").lower() in ("ip", "range"):
+        wanted.append(_network(value, "value"))
+
+    def keep(d: dict[str, Any]) -> bool:
+        if (kind and d["type"] != kind.lower()) or (scope and d["scope"].lower() != scope.lower()):
+            return False
+        for net in wanted:
+            mine = ipaddress.ip_network(d["value"], strict=False)
+            if mine.version != net.version:
+                return False
+            if not (net.subnet_of(mine) if contains else mine.subnet_of(net)):  # type: ignore[arg-type]
+                return False
+        return True
+
+    return keep
+
+
+def _shaped(rows: Iterable[Row], now: float, keep: Callable[[dict[str, Any]], bool] | None,
+            ) -> list[dict[str, Any]] | None:
+    """The decisions of `rows` that `keep` accepts (None: all), or None for none (as the LAPI answers).
+    Durations and scenarios are memoised: a startup of 100,000 rows spent most of its time formatting them."""
+    durations: dict[int, str] = {}
+    scenarios: dict[str, str] = {}
+    out = []
+    for decision_id, jail, value, expires_at, origin in rows:
+        left = PERMANENT_S if expires_at is None else max(0, int(expires_at - now))
+        duration = durations.get(left)
+        if duration is None:
+            duration = durations[left] = go_duration(left)
+        scenario = scenarios.get(jail)
+        if scenario is None:
+            scenario = scenarios[jail] = f"fail2ban/{jail}"
+        d = {"id": decision_id, "origin": origin, "type": "ban", "scope": "Range" if "/" in value else "Ip",
+             "value": value, "duration": duration, "scenario": scenario}
+        if keep is None or keep(d):
+            out.append(d)
+    return out or None
+
+
+def _bouncer(request: Request, deps: Deps) -> tuple[str, dict[str, Any]]:
+    key = request.headers.get("x-api-key", "")
+    record = deps.store.bouncers.lookup(key)
+    if record is None:
+        raise Forbidden("access forbidden: unknown or missing X-Api-Key", code="bouncer_key_refused")
+    deps.store.bouncers.pulled(key, record, client_address(request, deps.settings),
+                               request.headers.get("user-agent", ""))
+    return key, record
+
+
+def _stream(request: Request, deps: Deps) -> dict[str, Any]:
+    _, bouncer = _bouncer(request, deps)
+    startup = request.query_params.get("startup", "false").lower() == "true"
+    keep = stream_filter(request.query_params)
+    new, deleted = deps.store.decisions.pull(bouncer["name"], startup)
+    now = deps.store.clock()
+    return {"new": _shaped(new, now, keep), "deleted": _shaped(deleted, now, keep)}
+
+
+def _live(request: Request, deps: Deps) -> list[dict[str, Any]] | None:
+    _bouncer(request, deps)
+    keep = live_filter(request.query_params)
+    return _shaped(deps.store.decisions.rows(), deps.store.clock(), keep)
+
+
+async def _answer(request: Request, answer: Callable[[Request, Deps], Any]) -> Response:
+    try:
+        return json_response(await offload(answer, request, request.state.deps))
+    except AppError as exc:
+        error = {"code": exc.code, "message": exc.message, "details": exc.details}
+        return json_response({"message": exc.message, "error": error}, exc.status, exc.headers)
+
+
+async def decisions_stream(request: Request) -> Response:
+    return await _answer(request, _stream)
+
+
+async def decisions_live(request: Request) -> Response:
+    return await _answer(request, _live)
+
+
+routes = [
+    Route("/v1/decisions/stream", decisions_stream, methods=["GET"], name="lapi:stream"),
+    Route("/v1/decisions", decisions_live, methods=["GET"], name="lapi:decisions"),
+]
