@@ -19,7 +19,8 @@ NEW_PASSWORD = "another long password 42"
 ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("POST", "/auth/login"): ("anonymous", "/auth/login", {"username": "admin", "password": PASSWORD}),
     ("POST", "/auth/logout"): ("viewer", "/auth/logout", None),
-    ("DELETE", "/auth/sessions"): ("viewer", "/auth/sessions", None),
+    # a token ends only itself: its owner's sessions need a session or an admin-role token (issue 18 item 7)
+    ("DELETE", "/auth/sessions"): ("admin", "/auth/sessions", None),
     ("POST", "/setup"): ("anonymous", "/setup", {"setup_token": "x", "username": "root", "password": PASSWORD}),
     ("POST", "/users"): ("admin", "/users", {"username": "newbie", "password": PASSWORD, "role": "viewer"}),
     ("PATCH", "/users/{name}"): ("admin", "/users/viewer", {"password": NEW_PASSWORD}),
@@ -53,6 +54,9 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("POST", "/config/changes/{id}/revert"): ("admin", "/config/changes/nope/revert", None),
     ("POST", "/notifications"): ("admin", "/notifications", {"name": "hook", "url": "https://h.example/x?t=s3cr3t-tok"}),
     ("DELETE", "/notifications/{name}"): ("admin", "/notifications/nope", None),
+    ("PATCH", "/notifications/{name}"): ("admin", "/notifications/nope", {"enabled": False}),
+    ("POST", "/bouncers"): ("admin", "/bouncers", {"name": "edge"}),
+    ("DELETE", "/bouncers/{name}"): ("admin", "/bouncers/nope", None),
     ("POST", "/notifications/{name}/test"): ("admin", "/notifications/nope/test", None),
     # without fleet mode: 404 fleet_disabled, audited as failed (tests/fleet covers fleet mode)
     ("POST", "/fleet/bans"): ("operator", "/fleet/bans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
