@@ -21,8 +21,7 @@ LEGITIMATE = {"failregex": [r"from <HOST>"], "lines": ["Failed password for root
 
 
 def test_one_users_concurrent_filter_tests_are_capped_across_workers(bangui_server: Any, fail2ban: Any) -> None:
-    server = bangui_server(workers=2, env={"BANGUI_FAIL2BAN_CONFIG_DIR": str(fail2ban.conf_dir),
-                                           "BANGUI_FILTER_TEST_SECONDS": "4", })
+    server = bangui_server(workers=2, env={"BANGUI_FILTER_TEST_SECONDS": "4"})
     greedy = {"Authorization": f"Bearer {admin_token(server.data_dir, 'operator')}"}
     store = Store(Settings.for_tests(data_dir=str(server.data_dir)))
     try:
