@@ -21,6 +21,9 @@ Per jail and per iteration, one fresh address each through:
       forwards each request as one fail2ban command on a kept connection; no auth, Starlette, history or
       audit) through http.client: what any app served by hypercorn costs at least, so f/b bounds what the
       api/socket targets leave for bangui's own work (a2 - f);
+  (g) the bare floor (bench/barefloor.py, issue 25: a bare ASGI app under hypercorn's DEFAULT config, one process,
+      passing each request to fail2ban on one plain asyncio stream: pickle + terminator, nothing else) through
+      http.client: issue 25's targets are a2/g <= 1.10 (dummy) and <= 1.50 (no-op);
 a, a2, p, p2, b and f (and a0) alternate within every iteration (their order rotates each iteration, and the jail
 order flips), so machine noise hits all alike. Targets (issue 13): api/socket <= 1.25 (dummy), <= 4.5
 (no-op), and bangui ahead of the peer (api/peer <= 1), each with the same client on both servers (httpx:
@@ -67,6 +70,7 @@ JAILS = (JailSpec("sshd-dummy", action="dummy"), JailSpec("sshd", action="noop")
 ACTION = {"sshd-dummy": "dummy", "sshd": "no-op"}
 A_OVER_B_TARGET = {"sshd-dummy": 1.25, "sshd": 4.5}  # issue 13 (issue 2's long-term aim: 1.2 and 3.0)
 A_OVER_PEER_TARGET = 1.0
+A2_OVER_G_TARGET = {"sshd-dummy": 1.10, "sshd": 1.50}  # issue 25: bangui / bare floor, http.client both
 C_OVER_A_TARGET = 20.0
 
 
@@ -193,12 +197,13 @@ def comparison_server(module: str, fail2ban_socket: str) -> Iterator[tuple[int, 
         proc.wait(10)
 
 
-PATHS = ("a", "a2", "p", "p2", "b", "c", "f", "a0")
-INTERLEAVED = ("a", "a2", "p", "p2", "b", "f")
+PATHS = ("a", "a2", "p", "p2", "b", "c", "f", "g", "a0")
+INTERLEAVED = ("a", "a2", "p", "p2", "b", "f", "g")
 LABELS = {"a": "(a) bangui, httpx keep-alive, Bearer", "a2": "(a2) bangui, http.client keep-alive",
           "p": "(p) peer, httpx keep-alive", "p2": "(p2) peer, http.client keep-alive",
           "b": "(b) raw socket, persistent", "c": "(c) fail2ban-client programs",
           "f": "(f) hypercorn floor, http.client",
+          "g": "(g) bare floor, http.client",
           "a0": "(a0) --baseline bangui, http.client"}
 
 
@@ -210,15 +215,18 @@ def run(iterations: int, warmup: int, client_every: int, baseline: Path | None =
           bangui(tmp / "data", f2b, workers=1, retry_for=300) as server,
           comparison_server("bench.peer", f2b.socket) as (peer_port, peer_pid),
           comparison_server("bench.floor", f2b.socket) as (floor_port, floor_pid),
+          comparison_server("bench.barefloor", f2b.socket) as (bare_port, bare_pid),
           baseline_server(baseline, tmp / "base", f2b) as base):
         token = create_token(tmp / "data", "operator")
         raw = RawSocket(f2b.socket)
         lean = LeanHttp(server.port, token)
         lean_peer = LeanHttp(peer_port, token)
         lean_floor = LeanHttp(floor_port, token)
+        lean_bare = LeanHttp(bare_port, token)
         lean_base = LeanHttp(base[0], create_token(tmp / "base", "operator")) if base else None
         assert server.proc is not None
-        pids = {"bangui (a, a2)": server.proc.pid, "peer (p, p2)": peer_pid, "hypercorn floor (f)": floor_pid}
+        pids = {"bangui (a, a2)": server.proc.pid, "peer (p, p2)": peer_pid, "hypercorn floor (f)": floor_pid,
+                "bare floor (g)": bare_pid}
         if base:
             pids["baseline (a0)"] = base[1]
         cpu: dict[str, float] = {}
@@ -233,6 +241,7 @@ def run(iterations: int, warmup: int, client_every: int, baseline: Path | None =
                 "b": lambda jail, ip: raw_pair(raw, jail, ip),
                 "c": lambda jail, ip: client_pair(f2b.socket, jail, ip),
                 "f": lean_floor.pair,
+                "g": lean_bare.pair,
             }
             interleaved: tuple[str, ...] = INTERLEAVED
             if lean_base is not None:
@@ -257,11 +266,13 @@ def run(iterations: int, warmup: int, client_every: int, baseline: Path | None =
                         if i >= 0:
                             samples[(spec.name, path)].append(elapsed_ms)
         pairs = {"bangui (a, a2)": 4 * iterations, "peer (p, p2)": 4 * iterations, "hypercorn floor (f)": 2 * iterations,
+                 "bare floor (g)": 2 * iterations,
                  "baseline (a0)": 2 * iterations}
         cpu_ms = {name: (cpu_seconds(pid) - cpu[name]) * 1000 / pairs[name] for name, pid in pids.items()}
         lean.close()
         lean_peer.close()
         lean_floor.close()
+        lean_bare.close()
         if lean_base is not None:
             lean_base.close()
         raw.close()
@@ -289,9 +300,15 @@ def report(samples: dict[tuple[str, str], list[float]]) -> int:
     ratio_rows = []
     for spec in JAILS:
         name, jail = spec.name, f"{spec.name} ({ACTION[spec.name]})"
-        a, a2, p, p2, b, c, f = (medians[(name, path)] for path in PATHS[:7])
+        a, a2, p, p2, b, c, f, g = (medians[(name, path)] for path in PATHS[:8])
+        bare = A2_OVER_G_TARGET[name]
         limit, ahead = A_OVER_B_TARGET[name], A_OVER_PEER_TARGET
         ratio_rows += [
+            [jail, "a2/g (bangui / bare floor, issue 25)", f"{a2 / g:.3f}", f"<= {bare:g}",
+             verdict(a2 / g, bare, False)],
+            [jail, "a2/f (bangui / bench's floor, info)", f"{a2 / f:.3f}", "", ""],
+            [jail, "f/g (bench's floor / bare floor, info)", f"{f / g:.3f}", "", ""],
+            [jail, "a2-g (bangui's work over the bare floor)", f"{a2 - g:.3f} ms", "", ""],
             [jail, "a/b (httpx)", f"{a / b:.3f}", f"<= {limit:g}", verdict(a / b, limit, False)],
             [jail, "a2/b (http.client)", f"{a2 / b:.3f}", f"<= {limit:g}", verdict(a2 / b, limit, False)],
             [jail, "a/p (httpx: bangui/peer)", f"{a / p:.3f}", f"<= {ahead:g}", verdict(a / p, ahead, False)],

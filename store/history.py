@@ -48,7 +48,10 @@ if TYPE_CHECKING:
     from geo import CountryLookup
 
 FILENAME = "history.sqlite3"
-PURGE_BATCH = 5000
+PURGE_BATCH = 5000  # rows per purge transaction at most
+PURGE_FIRST_BATCH = 500
+PURGE_HOLD_S = 0.03  # a purge transaction's target length (then PURGE_PAUSE_S without the lock)
+PURGE_PAUSE_S = 0.03
 PAGE_BYTES = 8192
 CACHE_KIB = 16384
 CHECKPOINT_BYTES = 40 << 20
@@ -274,15 +277,22 @@ class Archive:
             conn.execute("DELETE FROM sync_marks WHERE source = ?", (source,))
 
     def purge(self, older_than_days: float, batch: int = PURGE_BATCH) -> int:
-        """Delete events older than `older_than_days` (by the injected clock), `batch` rows per transaction,
-        so that API writes and the sync never wait long behind it. Returns how many were deleted."""
+        """Delete events older than `older_than_days` (by the injected clock), at most `batch` rows per transaction,
+        so that API writes and the sync never wait long behind it. Returns how many were deleted.
+
+        Each transaction is sized to hold the write lock about PURGE_HOLD_S (the batch grows or shrinks with the
+        time the last one took: a fixed 5,000 rows held it 200 ms+ on a loaded host), and the purge then sleeps
+        PURGE_PAUSE_S: another process waiting for the lock polls it every 1-25 ms in its first ~150 ms (SQLite's
+        busy handler), so it gets in during that pause instead of losing the race to the next batch (measured with
+        bench/history_big.py: a writer waited up to 1.6 s behind back-to-back batches)."""
         cutoff = self.clock() - older_than_days * DAY_S
-        total = 0
+        total, size = 0, min(batch, PURGE_FIRST_BATCH)
         while True:
+            started = time.perf_counter()
             with self._write() as conn:
-                # The batch is "at <= the batch-th oldest time" (ties may add a few rows), or all that is left.
+                # The batch is "at <= the size-th oldest time" (ties may add a few rows), or all that is left.
                 row = conn.execute("SELECT at FROM events WHERE at < ? ORDER BY at LIMIT 1 OFFSET ?",
-                                   (cutoff, batch - 1)).fetchone()
+                                   (cutoff, size - 1)).fetchone()
                 where, params = ("at <= ?", (row[0],)) if row is not None else ("at < ?", (cutoff,))
                 aggregate(conn, where, params, -1)
                 drop_empty(conn, where, params)
@@ -290,6 +300,9 @@ class Archive:
             total += deleted
             if row is None:
                 return total
+            held = time.perf_counter() - started
+            size = max(1, min(batch, int(size * min(2.0, PURGE_HOLD_S / max(held, 1e-4)))))
+            time.sleep(PURGE_PAUSE_S)
 
     # -- queries (store.history_query) ---------------------------------------------------------------------
 
@@ -339,3 +352,7 @@ class Archive:
     def csv_lines(self, **filters: Any) -> Iterator[str]:
         """See `history_query.csv_lines`: the whole filtered history as CSV text lines, page by page."""
         return history_query.csv_lines(self._conn, **filters)
+
+    def csv_chunks(self, **filters: Any) -> Iterator[str]:
+        """See `history_query.csv_chunks`: the same CSV text one page per string (what the export streams)."""
+        return history_query.csv_chunks(self._conn, **filters)

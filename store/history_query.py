@@ -94,8 +94,9 @@ def check_origin(origin: str | None) -> None:
         raise InvalidInput(f"origin must be one of {', '.join(ORIGINS)}", details={"field": "origin"})
 
 
-def _where(since: float | None, until: float | None, jail: str | None, ip: str | None, origin: str | None,
-           country: str | None, event: str | None) -> tuple[list[str], list[Any]]:
+def _where(since: float | None = None, until: float | None = None, jail: str | None = None, ip: str | None = None,
+           origin: str | None = None, country: str | None = None,
+           event: str | None = None) -> tuple[list[str], list[Any]]:
     check_origin(origin)
     clauses: list[str] = []
     params: list[Any] = []
@@ -135,9 +136,17 @@ def history(conn: sqlite3.Connection, since: float | None = None, until: float |
 
     `ip` is an address or a CIDR (v4 or v6); `since`/`until` are inclusive epoch seconds.
     """
+    rows, next_cursor = _page(conn, limit, cursor, dict(since=since, until=until, jail=jail, ip=ip, origin=origin,
+                                                        country=country, event=event))
+    return [_item(row) for row in rows], next_cursor
+
+
+def _page(conn: sqlite3.Connection, limit: int, cursor: str | None,
+          filters: dict[str, Any]) -> tuple[list[tuple[Any, ...]], str | None]:
+    """One page of `_COLUMNS` rows, newest first, and the next page's cursor (or None)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", details={"field": "limit"})
-    clauses, params = _where(since, until, jail, ip, origin, country, event)
+    clauses, params = _where(**filters)
     if cursor:
         at, event_id = decode_cursor(cursor)
         # `e.at <= ?` bounds the index range; the OR breaks ties between events of the same instant by id.
@@ -150,8 +159,7 @@ def history(conn: sqlite3.Connection, since: float | None = None, until: float |
     rows = conn.execute(sql, [*params, limit + 1]).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1][4], rows[-1][0]) if more else None
-    return [_item(row) for row in rows], next_cursor
+    return rows, encode_cursor(rows[-1][4], rows[-1][0]) if more else None
 
 
 def ip_timeline(conn: sqlite3.Connection, ip: str, geo: Any = None) -> dict[str, Any]:
@@ -221,36 +229,56 @@ CSV_HEADER = ("time", "at", "event", "jail", "ip", "origin", "actor", "country",
 
 def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LIMIT,
               **filters: Any) -> Iterator[str]:
-    """The filtered history as CSV lines (header first), fetched one page at a time.
-
-    `connect` is called per page: a streaming response may resume this generator on another thread.
-    Log lines (matches) are joined with newlines into one quoted field; the csv module escapes commas, quotes
-    and newlines.
-    """
-    filters.pop("limit", None)
-    filters.pop("cursor", None)
+    """The filtered history as CSV lines (header first), fetched one page at a time (see `csv_chunks`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
+    for rows in _csv_pages(connect, page_size, filters):
+        for row in rows:
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(row)
+            yield buffer.getvalue()
 
-    def line(values: tuple[Any, ...] | list[Any]) -> str:
+
+def csv_chunks(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LIMIT,
+               **filters: Any) -> Iterator[str]:
+    """The same CSV text as `csv_lines`, one string per page (the header is the first): what the export streams.
+
+    Per line, a generator step (a thread hop when Starlette iterates it) and a `writerow` into a fresh buffer cost
+    more than the line's query; per page, `writerows` formats 1,000 rows in one call (issue 25 item 4).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for rows in _csv_pages(connect, page_size, filters):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(values)
-        return buffer.getvalue()
+        writer.writerows(rows)
+        yield buffer.getvalue()
 
+
+def _csv_pages(connect: Callable[[], sqlite3.Connection], page_size: int,
+               filters: dict[str, Any]) -> Iterator[list[tuple[Any, ...]] | list[tuple[str, ...]]]:
+    """[CSV_HEADER], then each page's CSV rows. `connect` is called per page: a streaming response may resume
+    this generator on another thread. Log lines (matches) are joined with newlines into one field (the csv module
+    escapes commas, quotes and newlines)."""
+    filters.pop("limit", None)
+    filters.pop("cursor", None)
     # The first page is read before the header is yielded: bad filters raise before the first byte (and so before
     # the 200) rather than cutting a started stream (issue 8 item 12).
-    items, cursor = history(connect(), limit=page_size, cursor=None, **filters)
-    yield line(CSV_HEADER)
+    rows, cursor = _page(connect(), page_size, None, filters)
+    yield [CSV_HEADER]
+    fromtimestamp, utc = datetime.fromtimestamp, UTC
     while True:
-        for it in items:
-            when = datetime.fromtimestamp(it["at"], UTC).isoformat().replace("+00:00", "Z")
-            yield line([when, it["at"], it["event"], it["jail"], it["ip"], it["origin"], it["actor"] or "",
-                        it["country"] or "", _blank(it["bantime"]), _blank(it["failures"]),
-                        _blank(it["ends_at"]), "\n".join(it["matches"]), it["source_host"] or ""])
+        # The row tuples of `history` straight to CSV fields: no item dicts (a third of the time per line).
+        yield [(fromtimestamp(at, utc).isoformat().replace("+00:00", "Z"), at, event, jail, ip, origin,
+                actor or "", country or "", _blank(bantime), _blank(failures),
+                _blank(_ends_at(at, bantime, unban_at, next_ban_at) if event == "ban" else None),
+                "\n".join(_matches(matches)), source_host or "")
+               for (_id, event, jail, ip, at, bantime, _bancount, failures, matches, origin, actor, country,
+                    source_host, unban_at, next_ban_at) in rows]
         if cursor is None:
             return
-        items, cursor = history(connect(), limit=page_size, cursor=cursor, **filters)
+        rows, cursor = _page(connect(), page_size, cursor, filters)
 
 
 def _blank(value: Any) -> Any:

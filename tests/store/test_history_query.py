@@ -269,3 +269,14 @@ def test_database_errors_surface_as_sqlite_errors(archive: Archive, tmp_path: Pa
     finally:
         history.BUSY_TIMEOUT_S = old
         other.rollback()
+
+
+def test_csv_chunks_are_the_csv_lines_a_page_at_a_time(archive: Archive) -> None:
+    archive.import_bans([synced("sshd", f"8.8.{n // 250}.{n % 250}", NOW + n, matches=[f'a "b", {n}', "c\nd"])
+                         for n in range(700)], {})
+    archive.record_unban("sshd", "8.8.0.5", actor="ops, x", at=NOW + 5.5)
+    chunks = list(archive.csv_chunks(jail="sshd", page_size=300))
+    assert len(chunks) == 1 + 3  # the header, then 701 rows in pages of 300
+    assert "".join(chunks) == "".join(archive.csv_lines(jail="sshd", page_size=300))
+    rows = list(csv.reader(io.StringIO("".join(chunks))))
+    assert len(rows) == 702 and rows[1][4] == "8.8.2.199"
