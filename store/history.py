@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from geo import CountryLookup
 
 FILENAME = "history.sqlite3"
+STATS_CACHE_ENTRIES = 16  # per thread: (range, jail, origin) combinations a dashboard asks for
 PURGE_BATCH = 5000  # rows per purge transaction at most
 PURGE_FIRST_BATCH = 500
 PURGE_HOLD_S = 0.03  # a purge transaction's target length (then PURGE_PAUSE_S without the lock)
@@ -102,6 +104,7 @@ class Archive:
         self.clock = clock
         self.geo = geo
         self._connections = PerThread(self._connect)
+        self._stats_cache = threading.local()  # per thread, as the connections whose data_version it relies on
         self.nowait = NoWait(self._connect)  # store/inline.py: small records on the event loop when nothing waits
         self._create_file()
         migrate(self._conn())
@@ -345,9 +348,27 @@ class Archive:
 
     def stats(self, range_: str = "24h", jail: str | None = None, origin: str | None = None,
               now: float | None = None) -> dict[str, Any]:
-        """See `history_stats.stats`."""
-        return history_stats.stats(self._conn(), range_, jail=jail, origin=origin,
-                                   now=self.clock() if now is None else now)
+        """See `history_stats.stats`. Answered again from this thread's last results while nothing was written to
+        the archive and the window has not moved (issue 25: a 30-day window of a busy archive scans its events for
+        the top addresses and countries, milliseconds to seconds, and every open dashboard asks for the same)."""
+        conn = self._conn()
+        now = self.clock() if now is None else now
+        end = history_stats.window_end(range_, now)
+        if end is None:  # not a range: stats() says so
+            return history_stats.stats(conn, range_, jail=jail, origin=origin, now=now)
+        # data_version moves when another connection (any process) commits; total_changes when this one writes.
+        version = (id(conn), conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+        cache: dict[tuple[Any, ...], tuple[tuple[int, int, int], dict[str, Any]]] = \
+            self._stats_cache.__dict__.setdefault("entries", {})
+        key = (range_, jail, origin, end)
+        hit = cache.get(key)
+        if hit is not None and hit[0] == version:
+            return dict(hit[1])
+        result = history_stats.stats(conn, range_, jail=jail, origin=origin, now=now)
+        if len(cache) >= STATS_CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = (version, result)
+        return dict(result)
 
     def csv_lines(self, **filters: Any) -> Iterator[str]:
         """See `history_query.csv_lines`: the whole filtered history as CSV text lines, page by page."""

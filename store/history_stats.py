@@ -33,6 +33,15 @@ def _bucket_start(t: float, width: int) -> int:
     return math.floor((t - offset) / width) * width + offset
 
 
+def window_end(range_: str, now: float) -> int | None:
+    """Where the window of `range_` ending at `now` ends (None for an unknown range): the results of `stats` for the
+    same range, filters and end are the same while the archive is unchanged."""
+    if range_ not in RANGES:
+        return None
+    width = RANGES[range_][0]
+    return _bucket_start(now, width) + width
+
+
 def stats(conn: sqlite3.Connection, range_: str, jail: str | None = None, origin: str | None = None,
           now: float = 0.0) -> dict[str, Any]:
     """Dashboard figures for ban events in the window of `range_` ("24h", "7d", "30d", "365d") ending at
@@ -43,7 +52,8 @@ def stats(conn: sqlite3.Connection, range_: str, jail: str | None = None, origin
         raise InvalidInput(f"range must be one of {', '.join(RANGES)}", details={"field": "range"})
     check_origin(origin)
     width, count = RANGES[range_]
-    end = _bucket_start(now, width) + width
+    end = window_end(range_, now)
+    assert end is not None
     since = end - count * width
     filters, fparams = "", []
     if jail:

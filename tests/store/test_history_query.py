@@ -280,3 +280,15 @@ def test_csv_chunks_are_the_csv_lines_a_page_at_a_time(archive: Archive) -> None
     assert "".join(chunks) == "".join(archive.csv_lines(jail="sshd", page_size=300))
     rows = list(csv.reader(io.StringIO("".join(chunks))))
     assert len(rows) == 702 and rows[1][4] == "8.8.2.199"
+
+
+def test_stats_answered_again_only_while_the_archive_is_unchanged(filled: Archive) -> None:
+    first = filled.stats("24h", now=NOW)
+    assert filled.stats("24h", now=NOW + 1) == first  # same window, nothing written: the same figures
+    filled.record_ban("sshd", ["8.8.4.4"], at=NOW - 10)  # this connection writes
+    assert filled.stats("24h", now=NOW)["total"] == first["total"] + 1
+    other = Archive(filled.path)
+    other.record_ban("nginx", ["8.8.4.5"], at=NOW - 5)  # another connection commits (as another process would)
+    assert filled.stats("24h", now=NOW)["total"] == first["total"] + 2
+    assert filled.stats("24h", now=NOW + 86400)["total"] == 0  # the window moved on
+    other.close()
