@@ -15,16 +15,29 @@ allocations (bench/tracehook/sitecustomize.py, on SIGUSR2). Targets: leader <= 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
 
 from bench.auth_throughput import login_cookie
-from bench.common import ADMIN_PASSWORD, REPO, JailSpec, bangui, cli, machine, table, verdict, work_dir
+from bench.common import (
+    ADMIN_PASSWORD,
+    REPO,
+    JailSpec,
+    PrivateServer,
+    ServerProcess,
+    cli,
+    machine,
+    table,
+    verdict,
+    work_dir,
+)
 from bench.scaling import wrk
 from f2b.instance import DEFAULT_JAILS, started
 from f2b.protocol import sync_call
@@ -65,6 +78,17 @@ def snapshot(label: str, pids: list[int], leader: int | None) -> list[list[str]]
     return rows
 
 
+@contextlib.contextmanager
+def started_server(data: Path, f2b: PrivateServer, env: dict[str, str]) -> Iterator[ServerProcess]:
+    """`bangui serve --workers 3`, given 5 minutes to answer (tracemalloc and a loaded machine slow the start)."""
+    server = ServerProcess(data, f2b, 3, data.parent, env=env)
+    try:
+        server.start(timeout=300)
+        yield server
+    finally:
+        server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--bans", type=int, default=100_000)
@@ -83,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             traces.mkdir()
             env |= {"PYTHONTRACEMALLOC": "1", "BENCH_TRACEMALLOC_DIR": str(traces),
                     "PYTHONPATH": f"{REPO / 'bench' / 'tracehook'}:{os.environ.get('PYTHONPATH', '')}"}
-        with bangui(data, f2b, workers=3, env=env, retry_for=300) as server:
+        with started_server(data, f2b, env) as server:
             pids = server.worker_pids()
             rows = snapshot("started", pids, leader_pid(data, pids))
             key = cli("bouncer", "add", "bench", data_dir=data).strip()
@@ -91,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             client = httpx.Client(base_url=server.url, headers={"X-Api-Key": key}, timeout=120)
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:  # until the leader has published every ban
-                if len(client.get("/v1/decisions/stream?startup=true").json()["new"] or []) >= args.bans:
+                reply = client.get("/v1/decisions/stream?startup=true")
+                if reply.status_code == 200 and len(reply.json()["new"] or []) >= args.bans:
                     break
                 time.sleep(2)
             leader = leader_pid(data, pids)
