@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         deep_id = conn.execute("SELECT id, at FROM events WHERE at <= ? ORDER BY at DESC LIMIT 1",
                                (deep_at,)).fetchone()
         deep = encode_cursor(deep_id[1], deep_id[0])
-        print("  ..." + 'first = timed(', flush=True)
+        print("  timing: pages", flush=True)
         first = timed(lambda: archive.history(limit=50), 200)
         deep_times = timed(lambda: archive.history(limit=50, cursor=deep), 200)
         measured["page p50, first (ms)"] = p50(first)
@@ -229,14 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         nets = [r[0].rsplit(".", 2)[0] + ".0.0/16" for r in conn.execute(
             "SELECT ip FROM events WHERE id > ? AND ip NOT LIKE '%:%' LIMIT 1000", (total // 2,))]
         info["page p50, /16 network (ms)"] = f"{p50(timed(lambda: archive.history(ip=rng.choice(nets), limit=50), 50)):.2f}"
-        print("  ..." + 'ips = [r[0] for r', flush=True)
+        print("  timing: IP timelines", flush=True)
         ips = [r[0] for r in conn.execute("SELECT ip FROM events WHERE id % 9973 = 0 LIMIT 300")]
         measured["ip timeline p50 (ms)"] = p50(timed(lambda: archive.ip_timeline(rng.choice(ips)), 300))
         busiest = conn.execute("SELECT ipkey, bans FROM agg_ip ORDER BY bans DESC LIMIT 1").fetchone()
         busy_ip = conn.execute("SELECT ip FROM events WHERE ipkey = ? LIMIT 1", (busiest[0],)).fetchone()[0]
         info[f"ip timeline, busiest address ({busiest[1]:,} bans), p50 (ms)"] = \
             f"{p50(timed(lambda: archive.ip_timeline(busy_ip), 11)):.1f}"
-        print("  ..." + 'measured["stats 365d p50 (ms)"', flush=True)
+        print("  timing: stats", flush=True)
         # history_stats.stats itself: Archive.stats answers a repeat from its cache while nothing was written.
         measured["stats 365d p50 (ms)"] = p50(timed(lambda: history_stats.stats(conn, "365d", now=now), 11))
         info["stats 365d, one jail, p50 (ms)"] = \
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         info["stats 30d repeated, archive unchanged (Archive.stats cache), p50 (ms)"] = \
             f"{p50(timed(lambda: archive.stats('30d', now=now), 50)):.3f}"
 
-        print("  ..." + 'rate, peak', flush=True)
+        print("  timing: CSV export", flush=True)
         t0 = time.perf_counter()
         lines = sum(1 for _ in zip(range(200_000), archive.csv_lines(), strict=False))
         info["CSV lines one by one (csv_lines, before), rows/s"] = f"{lines / (time.perf_counter() - t0):,.0f}"
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         info["CSV export: Python heap peak, RSS growth, RSS growth after 100,000 lines (MB)"] = \
             f"{peak:.1f}, {rss_growth:.1f}, {rss_late:.1f}"
 
-        print("  ..." + 'oldest = conn', flush=True)
+        print("  timing: retention (purge beside a writer)", flush=True)
         oldest = conn.execute("SELECT min(at) FROM events").fetchone()[0]
         cutoff_days = (now - oldest) / DAY - 365 * 1_000_000 / args.rows  # the oldest ~1,000,000 rows
         deleted, seconds, waits = purge_with_writer(archive, cutoff_days)
