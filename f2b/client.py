@@ -252,6 +252,11 @@ class Fail2Ban:
     async def jail_status(self, jail: str) -> JailStatus:
         return protocol.parse_jail_status(jail, await self.call("status", jail))
 
+    async def jail_counters(self, jail: str) -> JailStatus:
+        """`jail_status` without the ban list (`status <jail> short`: `banned_ips` is empty; the plain status
+        carries every ban, megabytes for a blocklist jail)."""
+        return protocol.parse_jail_status(jail, await self.call("status", jail, "short"))
+
     async def jail_config(self, jail: str) -> JailConfig:
         """bantime/findtime/maxretry/ignoreip/logpath/actions, pipelined in one round trip."""
         keys = ("bantime", "findtime", "maxretry", "ignoreip", "logpath", "actions")

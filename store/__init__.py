@@ -12,6 +12,7 @@ from store import faults, identity
 from store.audit import AuditLog
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
+from store.ban_view import BanView
 from store.bouncers import Bouncers
 from store.credential_memo import Announcing, Epoch, Memo
 from store.decisions import Decisions
@@ -71,7 +72,9 @@ class Store:
         self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
         self.bouncers = Bouncers(self.cache, clock)  # CrowdSec bouncer keys and their decisions (issue 22)
-        self.decisions = Decisions(self.cache, clock)
+        # The one view of fail2ban's current bans: the API's ban lists and the bouncers' decisions (issues 22, 25)
+        self.bans = BanView.in_dir(self.path, clock)
+        self.decisions = Decisions(self.bans, [j.strip() for j in settings.decisions_jails.split(",")])
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
 
@@ -103,6 +106,7 @@ class Store:
     def close(self) -> None:
         self.history.close()
         self.audit.close()
+        self.bans.close()
         if self.epoch is None:  # the fleet's Redis client (an Announcing wrapper closes with the cache below)
             self.shared.close()
         else:
