@@ -17,7 +17,8 @@ from store.ban_view import Page
 from store.base import offload
 
 MAX_LIMIT = 1000
-QUERY = {"limit": "page size, 1..1000 (GET /bans: default every ban; a jail: 100)", "cursor": "next_cursor of the previous page",
+QUERY = {"limit": "page size, 1..1000 (GET /bans: default every ban; a jail: 100)",
+         "cursor": "next_cursor of the previous page",
          "prefix": "only addresses beginning with this text (e.g. 10.64.)",
          "network": "only bans inside this CIDR (e.g. 10.64.0.0/16)"}
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from store.base import offload
 from store.ban_view import Ban, signature_of
+from store.base import offload
 
 if TYPE_CHECKING:
     from core.deps import Deps

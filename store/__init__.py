@@ -10,9 +10,9 @@ from geo import CountryLookup
 from settings import Settings, source
 from store import faults, identity
 from store.audit import AuditLog
+from store.ban_view import BanView
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
-from store.ban_view import BanView
 from store.bouncers import Bouncers
 from store.credential_memo import Announcing, Epoch, Memo
 from store.decisions import Decisions

@@ -87,13 +87,12 @@ class BanView:
     def __init__(self, path: Path | str, clock: Clock) -> None:
         self.path = Path(path)
         self.clock = clock
-        try:  # 0600 before SQLite creates it (its -wal/-shm take the main file's mode)
+        # 0600 before SQLite creates it (its -wal/-shm take the main file's mode). Never open and close an
+        # EXISTING file here: closing any descriptor of a file drops every POSIX lock this process holds on it,
+        # SQLite's included; another process then took its connections for the last ones, checkpointed and
+        # removed the WAL under them ("database disk image is malformed", seen with the CLI beside a server).
+        with contextlib.suppress(FileExistsError):
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            # never open and close an existing file here: closing any descriptor of a file drops every POSIX lock
-            # this process holds on it, SQLite's included; another process then took its connections for the
-            # last ones, checkpointed and removed the WAL under them ("database disk image is malformed")
-            pass
         self._connections = PerThread(self._connect)
         self.nowait = NoWait(self._connect)  # store/inline.py: a small direct change on the event loop
         self.conn().executescript(SCHEMA)
@@ -288,7 +287,8 @@ class BanView:
              prefix: str | None = None, network: str | None = None) -> Page:
         """The current bans that match, in address order (with `prefix`: in text order), `limit` at a time
         after `cursor` (None: all of them)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if jail is not None:
             where.append("jail = ?")
             params.append(jail)
