@@ -3,15 +3,17 @@ lists, address lookups and the CrowdSec decisions stream serve from (issues 22 a
 
 A run asks fail2ban for its counters only (`status <jail> short`, no ban list): while every jail's banned-now
 and banned-in-total counters and fail2ban's socket are unchanged, the view is current and only its `as_of`
-moves. Otherwise, and at least every FULL_EVERY_S (a re-ban that prolongs a ban moves no counter), it reads every
-jail's `get <jail> banip --with-time` and publishes the difference. A worker whose view is older than one
-interval (no leader yet, or a leader that lags) runs the same sync itself before it answers (`fresh_view`). A
-jail fail2ban does not answer for stops the run (nothing is published), so a fail2ban that is down never reads
-as "every ban lifted".
+moves. Otherwise, and at least every FULL_EVERY_S (a re-ban that prolongs a ban moves no counter), it reads
+every jail's `get <jail> banip --with-time`, and publishes the difference unless the lists are the ones last
+published (their digest: a periodic read of 100,000 unchanged bans builds no rows; building them grew the
+leader by ~40 MB). A worker whose view is older than one interval (no leader yet, or a leader that lags) runs
+the same sync itself before it answers (`fresh_view`). A jail fail2ban does not answer for stops the run
+(nothing is published), so a fail2ban that is down never reads as "every ban lifted".
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from store.base import offload
 
 if TYPE_CHECKING:
     from core.deps import Deps
+    from f2b.client import Fail2Ban
     from jobs.definitions import JobContext
 
 log = logging.getLogger("bangui.jobs")
@@ -50,9 +53,13 @@ async def sync(deps: Deps, full: bool = False) -> None:
             and read_at - await offload(view.full_at) < FULL_EVERY_S):
         await offload(view.touch, read_at)
         return
-    bans: list[Ban] = []
-    for jail in jails:
-        bans += [(jail, b.ip, b.banned_at, b.expires_at) for b in await client.banned_with_times(jail)]
+    lines = {jail: await client.ban_time_lines(jail) for jail in jails}
+    digest = await offload(lists_digest, lines)
+    if not full and await offload(view.meta, "lists") == digest:  # a periodic read that found nothing new
+        await offload(view.touch, read_at, signature)
+        return
+    bans = await offload(parsed, client, lines)  # 100,000 lines: ~1 s of strptime, not on the event loop
+    del lines
     bantimes = dict(zip(jails, [int(t) for t in await client.pipeline([("get", j, "bantime") for j in jails])],
                         strict=True)) if jails else {}
     history = deps.store.history
@@ -60,7 +67,20 @@ async def sync(deps: Deps, full: bool = False) -> None:
     def origins(jail: str, ips: list[str]) -> dict[str, str]:
         return {ip: _origin(origin) for ip, origin in history.ban_origins(jail, ips).items()}
 
-    await offload(view.publish, bans, origins, read_at, signature, bantimes)
+    await offload(view.publish, bans, origins, read_at, signature, bantimes, digest)
+
+
+def lists_digest(lines: dict[str, list[str]]) -> str:
+    """A digest of fail2ban's ban lists as it sent them (addresses, starts and ends)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for jail, jail_lines in sorted(lines.items()):
+        digest.update(jail.encode() + b"\0" + "\n".join(sorted(jail_lines)).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def parsed(client: Fail2Ban, lines: dict[str, list[str]]) -> list[Ban]:
+    return [(jail, b.ip, b.banned_at, b.expires_at) for jail, jail_lines in lines.items()
+            for b in client.parse_ban_times(jail_lines)]
 
 
 async def fresh_view(deps: Deps) -> float:

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS changes(seq INTEGER NOT NULL, gone INTEGER NOT NULL, 
 CREATE INDEX IF NOT EXISTS changes_seq ON changes(seq);
 CREATE TABLE IF NOT EXISTS positions(bouncer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counts(jail TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 """
 COLUMNS = "id, jail, ip, banned_at, expires_at, origin"
 
@@ -172,17 +173,20 @@ class BanView:
 
     # -- writes ----------------------------------------------------------------------------------------------
 
-    def touch(self, read_at: float) -> bool:
-        """fail2ban's counters are unchanged since the last full read begun before `read_at`: the view is as of
-        `read_at` (False: a newer read already said so)."""
+    def touch(self, read_at: float, signature: str | None = None) -> bool:
+        """fail2ban's counters (or, with `signature`, its ban lists) are unchanged since the last full read: the
+        view is as of `read_at` (False: a newer read already said so)."""
         with self.transaction() as conn:
             if read_at <= float(self.meta("as_of", conn) or 0.0):
                 return False
             self._set(conn, "as_of", read_at)
+            if signature is not None:
+                self._set(conn, "full_at", read_at)
+                self._set(conn, "signature", signature)
         return True
 
     def publish(self, bans: Sequence[Ban], origin_of: OriginOf, read_at: float, signature: str,
-                bantimes: Mapping[str, int]) -> int | None:
+                bantimes: Mapping[str, int], lists: str = "") -> int | None:
         """Make the view what fail2ban banned when the read began at `read_at` (`bans`: every running jail's).
         A ban the view did not have gets its origin from `origin_of(jail, ips)` (the archive knows bangui's own:
         manual, blocklist, fleet; default `fail2ban`). Returns the change number written (None: nothing for
@@ -225,8 +229,11 @@ class BanView:
             self._set(conn, "as_of", read_at)
             self._set(conn, "full_at", read_at)
             self._set(conn, "signature", signature)
+            self._set(conn, "lists", lists)
             for jail, bantime in bantimes.items():
                 self._set(conn, "bantime:" + jail, bantime)
+            conn.execute("DELETE FROM counts")
+            conn.execute("INSERT INTO counts SELECT jail, count(*) FROM bans GROUP BY jail")
             conn.execute("DELETE FROM lifted WHERE at < ?", (now - LIFTED_KEEP_S,))
         return seq
 
@@ -263,10 +270,12 @@ class BanView:
         with self.transaction() as conn:
             bantime = self.meta("bantime:" + jail, conn)
             end = None if bantime is None or int(bantime) < 0 else now + int(bantime)
+            before = conn.total_changes
             conn.executemany(
                 "INSERT INTO bans(jail, ip, key, banned_at, expires_at, origin, confirmed, changed_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT(jail, ip) DO NOTHING",
                 [(jail, ip, address_with_key(ip)[1], now, end, origin, now) for ip in ips])
+            _count(conn, jail, conn.total_changes - before)
             conn.executemany("DELETE FROM lifted WHERE jail = ? AND ip = ?", [(jail, ip) for ip in ips])
 
     def lifted(self, jail: str, ips: Sequence[str]) -> None:
@@ -278,6 +287,7 @@ class BanView:
                 "(SELECT value FROM json_each(?))", (jail, json.dumps(list(ips)))).fetchall()
             gone = [row[:5] for row in rows if row[5]]
             conn.executemany("DELETE FROM bans WHERE id = ?", [(row[0],) for row in rows])
+            _count(conn, jail, -len(rows))
             conn.executemany("INSERT OR REPLACE INTO lifted VALUES (?, ?, ?)", [(jail, ip, now) for ip in ips])
             self._apply(conn, [], gone, [], now)
 
@@ -304,7 +314,11 @@ class BanView:
         column = "ip" if order == "t" else "key"
         filters = " AND ".join(where) or "1"
         with self.reading() as conn:
-            total = int(conn.execute(f"SELECT count(*) FROM bans WHERE {filters}", params).fetchone()[0])
+            if prefix is None and network is None:  # kept per jail: a count of 100,000 rows took ~10 ms
+                total = int(conn.execute(f"SELECT coalesce(sum(n), 0) FROM counts WHERE {filters}",
+                                         params).fetchone()[0])
+            else:
+                total = int(conn.execute(f"SELECT count(*) FROM bans WHERE {filters}", params).fetchone()[0])
             after, after_params = "", []
             if cursor is not None:
                 value, last_jail = decode_cursor(cursor, order)
@@ -323,6 +337,11 @@ class BanView:
         key = address_with_key(ip)[1]
         return [ViewBan(*row) for row in self.conn().execute(
             f"SELECT {COLUMNS} FROM bans WHERE key = ? ORDER BY jail", (key,))]
+
+
+def _count(conn: sqlite3.Connection, jail: str, delta: int) -> None:
+    conn.execute("INSERT INTO counts VALUES (?, ?) ON CONFLICT(jail) DO UPDATE SET n = n + excluded.n",
+                 (jail, delta))
 
 
 def signature_of(identity: str, counters: Sequence[tuple[str, int, int]]) -> str:
