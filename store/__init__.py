@@ -29,6 +29,13 @@ from store.users import Users
 __all__ = ["Store", "StoreError"]
 
 
+def decision_jails(settings: Settings) -> list[str]:
+    """The jails whose bans are decisions: BANGUI_DECISIONS_JAILS; in fleet mode by default the fleet's shared
+    jails (every host holds their bans, so every host answers a bouncer with the same bans); else every jail."""
+    named = settings.decisions_jails or (settings.fleet_share_jails if settings.fleet_url else "")
+    return [j.strip() for j in named.split(",") if j.strip()]
+
+
 class Store:
     """Owns the data dir and every shared record in it. Build one per process; close it at exit."""
 
@@ -71,10 +78,12 @@ class Store:
         # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (fleet/blocklists.py).
         self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
-        self.bouncers = Bouncers(self.cache, clock)  # CrowdSec bouncer keys and their decisions (issue 22)
+        # CrowdSec bouncer keys (issue 22); in fleet mode in the fleet's identity store: a key works on every
+        # host, and its deletion stops it at once on every host
+        self.bouncers = Bouncers(self.shared if settings.fleet_url else self.cache, clock)
         # The one view of fail2ban's current bans: the API's ban lists and the bouncers' decisions (issues 22, 25)
         self.bans = BanView.in_dir(self.path, clock)
-        self.decisions = Decisions(self.bans, [j.strip() for j in settings.decisions_jails.split(",")])
+        self.decisions = Decisions(self.bans, decision_jails(settings))
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
 
