@@ -148,7 +148,8 @@ class Settings:
     decisions_seconds: float = setting(
         "float", 1.0, "Interval of the job that publishes fail2ban's current bans to CrowdSec bouncers.", minimum=0.2)
     decisions_jails: str = setting(
-        "str", "", "Comma-separated jails whose bans CrowdSec bouncers receive (default: every jail).")
+        "str", "", "Comma-separated jails whose bans CrowdSec bouncers receive (default: every jail; in fleet "
+        "mode the fleet's shared jails).")
     history_sync_seconds: float = setting("float", 10.0, "Interval of the history sync job.", minimum=1)
     history_retention_days: int = setting("int", 365, "Archived bans older than this are purged.", minimum=1)
     audit_retention_days: int = setting(

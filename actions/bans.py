@@ -54,6 +54,18 @@ async def _history(act: Act, record: Callable[..., Any], *args: Any, events: int
         act.deferred.append(functools.partial(record, *args))
 
 
+async def _view(act: Act, change: Callable[..., Any], *args: Any, entries: int) -> None:
+    """Show bangui's ban or unban in the view of current bans at once (store/ban_view.py). A failure is logged,
+    never an error for what fail2ban carried out: the next sync of the view (within a second) shows it anyway."""
+    try:
+        if entries <= INLINE_EVENTS:
+            await write(act.deps.store.bans.nowait, change, *args)
+        else:
+            await offload(change, *args)
+    except Exception:
+        log.exception("could not show %r in the view of current bans (the next sync will)", args[:1])
+
+
 def _plan(kind: str, jail: str, ips: list[str], origin: str, source_host: str | None) -> dict[str, Any]:
     """What the leader needs to reconcile this ban/unban if its process dies midway (jobs/reconcile.py)."""
     return {"kind": kind, "jail": jail, "ips": ips, "origin": origin, "source_host": source_host}
@@ -124,12 +136,14 @@ async def ban(act: Act, jail: str, ips: list[str], *, origin: str = "manual", fo
         already = await _bulk_ban(act, client, jail, ips, origin, record, size)
         fresh = [ip for ip in ips if ip not in already]
         act.details["banned"] = len(fresh)
+        await _view(act, act.deps.store.bans.added, jail, fresh, origin, entries=len(fresh))
         return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
     started = act.deps.store.clock()  # a bulk ban lasts seconds: history matches fail2ban's rows in its span
     already = set(await client.ban_new(jail, ips))  # one round trip for the set
     fresh = [ip for ip in ips if ip not in already]
     act.details["banned"] = len(fresh)
     if fresh:
+        await _view(act, act.deps.store.bans.added, jail, fresh, origin, entries=len(fresh))
         await _history(act, functools.partial(record, since=started), jail, fresh, origin, act.actor.name,
                        events=len(fresh))
     return {"banned": fresh, "already_banned": [ip for ip in ips if ip in already]}
@@ -218,6 +232,7 @@ async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
     _audit_lifted(act, lifted)
     if not lifted:
         raise NotFound(f"{ip} is not banned in {jail}", code="not_banned")
+    await _view(act, act.deps.store.bans.lifted, jail, lifted, entries=len(lifted))
     await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name, None, origin,
                    source_host, events=len(lifted))
     return {"unbanned": ip, "jail": jail, "count": len(lifted), "lifted": lifted}
@@ -239,6 +254,7 @@ async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manu
     lifted = [e for entries in plan.values() for e in entries]
     act.details["unbanned"] = len(lifted)
     if lifted:
+        await _view(act, act.deps.store.bans.lifted, jail, lifted, entries=len(lifted))
         await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name, None, origin,
                        source_host, events=len(lifted))
     return {"unbanned": lifted, "not_banned": [ip for ip in ips if not plan[ip]], "count": len(lifted)}
@@ -264,6 +280,7 @@ async def unban_everywhere(act: Act, ip: str) -> dict[str, Any]:
     if not jails:
         raise NotFound(f"{ip} is not banned in any jail", code="not_banned")
     for jail, lifted in per_jail.items():
+        await _view(act, act.deps.store.bans.lifted, jail, lifted, entries=len(lifted))
         await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name,
                        events=len(lifted))
     return {"unbanned_from": jails, "count": count}

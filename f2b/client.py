@@ -252,6 +252,11 @@ class Fail2Ban:
     async def jail_status(self, jail: str) -> JailStatus:
         return protocol.parse_jail_status(jail, await self.call("status", jail))
 
+    async def jail_counters(self, jail: str) -> JailStatus:
+        """`jail_status` without the ban list (`status <jail> short`: `banned_ips` is empty; the plain status
+        carries every ban, megabytes for a blocklist jail)."""
+        return protocol.parse_jail_status(jail, await self.call("status", jail, "short"))
+
     async def jail_config(self, jail: str) -> JailConfig:
         """bantime/findtime/maxretry/ignoreip/logpath/actions, pipelined in one round trip."""
         keys = ("bantime", "findtime", "maxretry", "ignoreip", "logpath", "actions")
@@ -334,9 +339,17 @@ class Fail2Ban:
 
     async def banned_with_times(self, jail: str) -> list[BanTime]:
         """Current bans of ``jail`` with start and end (see the module docstring for the format)."""
+        return self.parse_ban_times(await self.ban_time_lines(jail))
+
+    async def ban_time_lines(self, jail: str) -> list[str]:
+        """``get <jail> banip --with-time`` as fail2ban sends it (parse with `parse_ban_times`)."""
+        return [str(line) for line in await self.call("get", jail, "banip", "--with-time")]
+
+    @staticmethod
+    def parse_ban_times(lines: list[str]) -> list[BanTime]:
         out = []
-        for line in await self.call("get", jail, "banip", "--with-time"):
-            parsed = protocol.parse_ban_time(str(line))
+        for line in lines:
+            parsed = protocol.parse_ban_time(line)
             if parsed is None:
                 raise Fail2BanCommandError(f"unexpected 'banip --with-time' line from fail2ban: {line!r}")
             out.append(parsed)

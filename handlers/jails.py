@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio
 import msgspec
 
 from actions import bans as actions
@@ -12,10 +11,11 @@ from core.addresses import jail_name
 from core.roles import Role
 from f2b.client import JailNotFound
 from handlers.api import ADDRESS_SCHEMA, Call, iso, route
+from handlers.ban_pages import QUERY, current_page
 from handlers.jail_extras import BantimeIncrement, inactive_jail, jail_extras
-from store.base import offload
 
 MAX_IPS_PER_REQUEST = 10_000
+DEFAULT_BANS_PAGE = 100
 
 
 class JailSummary(msgspec.Struct):
@@ -40,7 +40,11 @@ class JailDetail(JailSummary):
     ignoreip: list[str]
     logpaths: list[str]
     actions: list[str]
-    banned: list[BanEntry]
+    banned: list[BanEntry]  # a page of the current bans (?limit=, default 100; ?cursor=), see handlers/ban_pages.py
+    next_cursor: str | None = None  # None: the last page
+    bans_total: int = 0  # current bans of the jail in the view (matching ?prefix= / ?network= when given)
+    as_of: float | None = None  # epoch seconds of the view of current bans the page comes from
+    age_s: float | None = None
     active: bool = True
     idle: bool | None = None
     bantime_increment: BantimeIncrement | None = None
@@ -64,47 +68,28 @@ def _summary(status: Any) -> JailSummary:
                        status.total_failed)
 
 
-async def gather(func: Any, items: list[str]) -> list[Any]:
-    """`func(item)` for every item concurrently (the client caps concurrency), results in order."""
-    results: list[Any] = [None] * len(items)
-
-    async def one(i: int, item: str) -> None:
-        results[i] = await func(item)
-
-    async with anyio.create_task_group() as tg:
-        for i, item in enumerate(items):
-            tg.start_soon(one, i, item)
-    return results
-
-
-def countries(call: Call, ips: list[str]) -> list[str | None]:
-    """Country of each address (cached per process; callers run it in a thread: a ban list can be long)."""
-    geo = call.deps.store.history.geo
-    return [geo.country(ip) if geo is not None else None for ip in ips]
-
-
 async def list_jails(call: Call) -> dict[str, list[JailSummary]]:
-    client = call.deps.fail2ban
-    statuses = await gather(client.jail_status, await client.jail_names())
-    return {"jails": [_summary(s) for s in statuses]}
+    # counters only (`status <jail> short`): a plain status carries the jail's whole ban list
+    return {"jails": [_summary(s) for s in (await call.deps.fail2ban.server_summary()).jails]}
 
 
 async def get_jail(call: Call) -> JailDetail:
     client, jail = call.deps.fail2ban, jail_name(call.param("jail"))
     try:
-        status = await client.jail_status(jail)
+        status = await client.jail_counters(jail)
     except JailNotFound:
         if (inactive := await inactive_jail(call.deps, jail)) is None:  # configured, not running: active false
             raise
         return JailDetail(**inactive)
     config = await client.jail_config(jail)
-    bans = await client.banned_with_times(jail)
-    where = await offload(countries, call, [b.ip for b in bans])
-    banned = [BanEntry(b.ip, iso(b.banned_at), iso(b.expires_at), cc) for b, cc in zip(bans, where, strict=True)]
+    shown = await current_page(call, jail, DEFAULT_BANS_PAGE)
+    banned = [BanEntry(b.ip, iso(b.banned_at), iso(b.expires_at), cc)
+              for b, cc in zip(shown.page.bans, shown.countries, strict=True)]
     s = _summary(status)
     return JailDetail(s.name, s.currently_banned, s.total_banned, s.currently_failed, s.total_failed,
                       config.bantime, config.findtime, config.maxretry, config.ignoreip, config.logpaths,
-                      config.actions, banned, **await jail_extras(call.deps, jail))
+                      config.actions, banned, shown.page.next_cursor, shown.page.total, shown.as_of, shown.age_s,
+                      **await jail_extras(call.deps, jail))
 
 
 async def ban_ips(call: Call) -> BanResult:
@@ -119,8 +104,9 @@ async def unban_ip(call: Call) -> dict[str, Any]:
 
 routes = [
     route("GET", "/jails", list_jails, Role.viewer, "Jails with their counters."),
-    route("GET", "/jails/{jail}", get_jail, Role.viewer, "One jail: counters, settings, current bans.",
-          response=JailDetail),
+    route("GET", "/jails/{jail}", get_jail, Role.viewer,
+          "One jail: counters, settings, and a page of its current bans (?limit=, default 100; ?cursor=).",
+          response=JailDetail, query=QUERY),
     route("POST", "/jails/{jail}/bans", ban_ips, Role.operator,
           "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult,
           action=actions.ban),

@@ -1,20 +1,35 @@
-"""The `decisions` job: the leader publishes fail2ban's current bans as CrowdSec decisions (issue 22).
+"""The `decisions` job: the leader keeps the view of fail2ban's current bans (store/ban_view.py) that the API's ban
+lists, address lookups and the CrowdSec decisions stream serve from (issues 22 and 25).
 
-One `get <jail> banip --with-time` per jail per run, on the leader only: a bouncer's poll reads the published
-record (store/decisions.py) and never asks fail2ban. A jail fail2ban does not answer for stops the run (nothing is
-published), so a fail2ban that is down never reads as "every ban lifted".
+A run asks fail2ban for its counters only (`status <jail> short`, no ban list): while every jail's banned-now
+and banned-in-total counters and fail2ban's socket are unchanged, the view is current and only its `as_of`
+moves. Otherwise, and at least every FULL_EVERY_S (a re-ban that prolongs a ban moves no counter), it reads
+every jail's `get <jail> banip --with-time`, and publishes the difference unless the lists are the ones last
+published (their digest: a periodic read of 100,000 unchanged bans builds no rows; building them grew the
+leader by ~40 MB). A worker whose view is older than one interval (no leader yet, or a leader that lags) runs
+the same sync itself before it answers (`fresh_view`). A jail fail2ban does not answer for stops the run
+(nothing is published), so a fail2ban that is down never reads as "every ban lifted".
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import TYPE_CHECKING
 
+import anyio
+
+from store.ban_view import Ban, signature_of
 from store.base import offload
-from store.decisions import Ban
 
 if TYPE_CHECKING:
     from core.deps import Deps
+    from f2b.client import Fail2Ban
     from jobs.definitions import JobContext
+
+log = logging.getLogger("bangui.jobs")
+FULL_EVERY_S = 30.0
+_lock: anyio.Lock | None = None  # one on-demand sync at a time in this process
 
 
 def _origin(archived: str) -> str:
@@ -22,39 +37,71 @@ def _origin(archived: str) -> str:
 
 
 async def decisions(ctx: JobContext) -> None:
-    bans = await fail2ban_bans(ctx.deps)
-    if await offload(ctx.deps.store.decisions.unchanged, bans):
+    await sync(ctx.deps)
+    await offload(ctx.deps.store.decisions.trim)
+
+
+async def sync(deps: Deps, full: bool = False) -> None:
+    """Bring the view up to what fail2ban bans now (see the module docstring)."""
+    view, client = deps.store.bans, deps.fail2ban
+    read_at = deps.store.clock()
+    summary = await client.server_summary()
+    jails = [j.name for j in summary.jails]
+    signature = signature_of(client.server_identity(),
+                             [(j.name, j.currently_banned, j.total_banned) for j in summary.jails])
+    if (not full and await offload(view.signature) == signature
+            and read_at - await offload(view.full_at) < FULL_EVERY_S):
+        await offload(view.touch, read_at)
         return
-    origins = await new_origins(ctx.deps, bans)
-    await ctx.fenced(ctx.deps.store.decisions.publish, bans, origins)
+    lines = {jail: await client.ban_time_lines(jail) for jail in jails}
+    digest = await offload(lists_digest, lines)
+    if not full and await offload(view.meta, "lists") == digest:  # a periodic read that found nothing new
+        await offload(view.touch, read_at, signature)
+        return
+    bans = await offload(parsed, client, lines)  # 100,000 lines: ~1 s of strptime, not on the event loop
+    del lines
+    bantimes = dict(zip(jails, [int(t) for t in await client.pipeline([("get", j, "bantime") for j in jails])],
+                        strict=True)) if jails else {}
+    history = deps.store.history
+
+    def origins(jail: str, ips: list[str]) -> dict[str, str]:
+        return {ip: _origin(origin) for ip, origin in history.ban_origins(jail, ips).items()}
+
+    await offload(view.publish, bans, origins, read_at, signature, bantimes, digest)
 
 
-async def current_bans(deps: Deps) -> tuple[list[Ban], dict[tuple[str, str], str]]:
-    """fail2ban's current bans of the decisions' jails, and the origin of those not yet published."""
-    bans = await fail2ban_bans(deps)
-    return bans, await new_origins(deps, bans)
+def lists_digest(lines: dict[str, list[str]]) -> str:
+    """A digest of fail2ban's ban lists as it sent them (addresses, starts and ends)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for jail, jail_lines in sorted(lines.items()):
+        digest.update(jail.encode() + b"\0" + "\n".join(sorted(jail_lines)).encode() + b"\0")
+    return digest.hexdigest()
 
 
-async def fail2ban_bans(deps: Deps) -> list[Ban]:
-    """fail2ban's current bans of the decisions' jails (BANGUI_DECISIONS_JAILS, default all)."""
-    wanted = [j.strip() for j in deps.settings.decisions_jails.split(",") if j.strip()]
-    running = await deps.fail2ban.jail_names()
-    jails = [j for j in running if j in wanted] if wanted else running
-    bans: list[Ban] = []
-    for jail in jails:
-        bans += [(jail, b.ip, b.expires_at) for b in await deps.fail2ban.banned_with_times(jail)]
-    return bans
+def parsed(client: Fail2Ban, lines: dict[str, list[str]]) -> list[Ban]:
+    return [(jail, b.ip, b.banned_at, b.expires_at) for jail, jail_lines in lines.items()
+            for b in client.parse_ban_times(jail_lines)]
 
 
-async def new_origins(deps: Deps, bans: list[Ban]) -> dict[tuple[str, str], str]:
-    """Who made each ban not yet published: the archive knows bangui's own (manual, blocklist, fleet)."""
-    known = {(row[1], row[2]) for row in await offload(deps.store.decisions.rows)}
-    fresh: dict[str, list[str]] = {}
-    for jail, ip, _ in bans:
-        if (jail, ip) not in known:
-            fresh.setdefault(jail, []).append(ip)
-    origins: dict[tuple[str, str], str] = {}
-    for jail, ips in fresh.items():
-        found = await offload(deps.store.history.ban_origins, jail, ips)
-        origins.update({(jail, ip): _origin(origin) for ip, origin in found.items()})
-    return origins
+async def fresh_view(deps: Deps) -> float:
+    """The view's `as_of`, after syncing it here when it is older than one sync interval. A fail2ban that does
+    not answer leaves an older view served (its age says so); with no view at all its error is the answer."""
+    global _lock
+    view, max_age = deps.store.bans, deps.settings.decisions_seconds
+    as_of = view.as_of()
+    if as_of is not None and deps.store.clock() - as_of <= max_age:
+        return as_of
+    if _lock is None:
+        _lock = anyio.Lock()
+    async with _lock:
+        as_of = view.as_of()
+        if as_of is not None and deps.store.clock() - as_of <= max_age:
+            return as_of  # another request of this process just synced
+        try:
+            await sync(deps)
+        except Exception as exc:
+            if as_of is None:
+                raise
+            log.warning("serving bans as of %.1f s ago: the view could not be synced: %s",
+                        deps.store.clock() - as_of, exc)
+    return view.as_of() or deps.store.clock()

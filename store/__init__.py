@@ -10,6 +10,7 @@ from geo import CountryLookup
 from settings import Settings, source
 from store import faults, identity
 from store.audit import AuditLog
+from store.ban_view import BanView
 from store.base import Clock, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
 from store.bouncers import Bouncers
@@ -26,6 +27,13 @@ from store.tokens import Tokens
 from store.users import Users
 
 __all__ = ["Store", "StoreError"]
+
+
+def decision_jails(settings: Settings) -> list[str]:
+    """The jails whose bans are decisions: BANGUI_DECISIONS_JAILS; in fleet mode by default the fleet's shared
+    jails (every host holds their bans, so every host answers a bouncer with the same bans); else every jail."""
+    named = settings.decisions_jails or (settings.fleet_share_jails if settings.fleet_url else "")
+    return [j.strip() for j in named.split(",") if j.strip()]
 
 
 class Store:
@@ -70,8 +78,12 @@ class Store:
         # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (fleet/blocklists.py).
         self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
-        self.bouncers = Bouncers(self.cache, clock)  # CrowdSec bouncer keys and their decisions (issue 22)
-        self.decisions = Decisions(self.cache, clock)
+        # CrowdSec bouncer keys (issue 22); in fleet mode in the fleet's identity store: a key works on every
+        # host, and its deletion stops it at once on every host
+        self.bouncers = Bouncers(self.shared if settings.fleet_url else self.cache, clock)
+        # The one view of fail2ban's current bans: the API's ban lists and the bouncers' decisions (issues 22, 25)
+        self.bans = BanView.in_dir(self.path, clock)
+        self.decisions = Decisions(self.bans, decision_jails(settings))
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
 
@@ -103,6 +115,7 @@ class Store:
     def close(self) -> None:
         self.history.close()
         self.audit.close()
+        self.bans.close()
         if self.epoch is None:  # the fleet's Redis client (an Announcing wrapper closes with the cache below)
             self.shared.close()
         else:

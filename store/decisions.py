@@ -1,130 +1,111 @@
 """The current bans as CrowdSec decisions, and each bouncer's position in their change log (issue 22).
 
-The leader's `decisions` job (jobs/decisions.py) publishes what fail2ban bans now; a bouncer's poll
-(handlers/decisions.py) answers from here only, never from fail2ban. All keys live in the shared store, so any
-worker, after any restart, answers a bouncer's next poll from where its previous poll left it.
+Decisions are the confirmed bans of the one view of current bans (store/ban_view.py, kept by the leader's
+`decisions` job, jobs/decisions.py) in the decisions' jails (BANGUI_DECISIONS_JAILS, default all); a bouncer's
+poll (handlers/decisions.py) answers from here only, never from fail2ban. The positions live in the view's file,
+so any worker, after any restart, answers a bouncer's next poll from where its previous poll left it.
 
-Records:
-- `decisions:current` -> {"seq", "next_id", "rows": [[id, jail, ip, expires_at | None, origin], ...]}: the bans
-  in force after change `seq`. An id is given at first sight of a (jail, ip) ban and kept while it lasts.
-- `decisions:seq` -> the last change's number (an idle poll reads only this and its position).
-- `decisions:change:<seq>` -> {"new": rows, "deleted": rows}, expiring after `retention_s`.
-- `decisions:pos:<bouncer>` -> the change number that bouncer has seen.
-- `decisions:count` -> how many decisions are current (for /metrics, without reading every row).
-- `decisions:digest` -> a digest of the ban list last published: an unchanged list (most runs) costs the job one
-  small read instead of decoding every row twice.
-
-A publish writes all of these in one transaction (the job runs it fenced). A poll whose next change has expired
-(the bouncer stopped polling for longer than the retention) gets every current ban, as at startup: never a gap.
+- A poll answers the changes after the bouncer's position (`new` and `deleted` merged by decision id: a decision
+  added and lifted in between is neither).
+- A bouncer whose next change was trimmed (it stopped polling for longer than the retention) is resynced: every
+  current decision in `new`, and in `deleted` every decision lifted or expired since its position: the lifted
+  ones are kept (`gone` rows) as long as a known bouncer has not passed them, at most `GONE_KEEP_S`. So a resync
+  never leaves a bouncer enforcing a ban that ended while it was away (issue 22).
+- `startup=true`, or a bouncer with no position: every current decision, nothing deleted (as the LAPI answers).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
+import json
+import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-import diskcache
+from store.ban_view import BanView
 
-from store.base import Clock
-
-CURRENT = "decisions:current"
-SEQ = "decisions:seq"
-CHANGE = "decisions:change:"
-POSITION = "decisions:pos:"
-COUNT = "decisions:count"
-DIGEST = "decisions:digest"
 RETENTION_S = 3600.0
+GONE_KEEP_S = 30 * 86400.0  # a bouncer away longer than this may keep a lifted ban (its key should be deleted)
+TRIM_EVERY_S = 60.0
 Row = list[Any]  # [id, jail, ip, expires_at | None, origin]
-Ban = tuple[str, str, float | None]  # (jail, ip, expires_at | None)
+CURRENT = "SELECT id, jail, ip, expires_at, origin FROM bans WHERE confirmed = 1"
 
 
 class Decisions:
-    def __init__(self, cache: diskcache.Cache, clock: Clock, retention_s: float = RETENTION_S) -> None:
-        self.cache = cache
-        self.clock = clock
+    def __init__(self, view: BanView, jails: Sequence[str] = (), retention_s: float = RETENTION_S) -> None:
+        self.view = view
+        self.jails = [j for j in jails if j]
         self.retention_s = retention_s
 
-    # -- the leader's side -------------------------------------------------------------------------------------
+    def _in_jails(self) -> tuple[str, list[Any]]:
+        if not self.jails:
+            return "", []
+        return " AND jail IN (SELECT value FROM json_each(?))", [json.dumps(self.jails)]
 
-    def current(self) -> dict[str, Any]:
-        state: dict[str, Any] | None = self.cache.get(CURRENT)
-        return state or {"seq": 0, "next_id": 1, "rows": []}
-
-    def unchanged(self, bans: Sequence[Ban]) -> bool:
-        """Is `bans` the list last published (same addresses, same ends)?"""
-        return self.cache.get(DIGEST) == ban_digest(bans)
-
-    def publish(self, bans: Sequence[Ban], origins: Mapping[tuple[str, str], str]) -> int:
-        """Make `bans` the current decisions (call it inside a transaction: the job runs it fenced). New bans get
-        an id and their origin from `origins` (default `fail2ban`). Returns the change number (unchanged: none)."""
-        state = self.current()
-        before = {(row[1], row[2]): row for row in state["rows"]}
-        rows: list[Row] = []
-        new: list[Row] = []
-        next_id = state["next_id"]
-        for jail, ip, expires_at in bans:
-            row = before.pop((jail, ip), None)
-            if row is None:
-                row = [next_id, jail, ip, expires_at, origins.get((jail, ip), "fail2ban")]
-                next_id += 1
-                new.append(row)
-            elif row[3] != expires_at:  # prolonged (e.g. a re-ban): same decision, new end
-                row = [row[0], jail, ip, expires_at, row[4]]
-            rows.append(row)
-        deleted = list(before.values())
-        changed = bool(new or deleted)
-        seq = state["seq"] + 1 if changed else state["seq"]
-        if changed or rows != state["rows"]:
-            self.cache.set(CURRENT, {"seq": seq, "next_id": next_id, "rows": rows})
-        self.cache.set(DIGEST, ban_digest(bans))
-        if changed:
-            self.cache.set(CHANGE + str(seq), {"new": new, "deleted": deleted}, expire=self.retention_s)
-            self.cache.set(SEQ, seq)
-            self.cache.set(COUNT, len(rows))
-        return seq
+    def seq(self) -> int:
+        return int(self.view.meta("seq") or 0)
 
     def count(self) -> int:
-        return int(self.cache.get(COUNT, 0))
+        only, params = self._in_jails()
+        return int(self.view.conn().execute(f"SELECT count(*) FROM bans WHERE confirmed = 1{only}",
+                                            params).fetchone()[0])
 
-    # -- a bouncer's side --------------------------------------------------------------------------------------
-
-    def rows(self) -> list[Row]:
-        rows: list[Row] = self.current()["rows"]
-        return rows
+    def rows(self, conn: sqlite3.Connection | None = None) -> list[Row]:
+        only, params = self._in_jails()
+        return [list(row) for row in (conn or self.view.conn()).execute(f"{CURRENT}{only} ORDER BY id", params)]
 
     def pull(self, bouncer: str, startup: bool) -> tuple[list[Row], list[Row]]:
-        """(new, deleted) for `bouncer` since its previous pull (everything current at startup, or when its
-        position is unknown or older than the retained changes), and move its position."""
-        position = None if startup else self.cache.get(POSITION + bouncer)
-        seq = int(self.cache.get(SEQ, 0))
-        if position == seq:
+        """(new, deleted) for `bouncer` since its previous pull (see the module docstring), and move its
+        position. One transaction: the answer and the new position agree."""
+        conn = self.view.conn()
+        row = None if startup else conn.execute("SELECT seq FROM positions WHERE bouncer = ?", (bouncer,)).fetchone()
+        position = None if row is None else int(row[0])
+        if position is not None and position == self.seq():  # an idle poll: two small reads, no write
             return [], []
-        new: dict[int, Row] = {}
-        deleted: dict[int, Row] = {}
-        if position is not None and 0 <= position < seq:
-            for number in range(position + 1, seq + 1):
-                change = self.cache.get(CHANGE + str(number))
-                if change is None:  # expired: this bouncer was away too long
-                    break
-                for row in change["new"]:
-                    new[row[0]] = row
-                for row in change["deleted"]:
-                    if new.pop(row[0], None) is None:  # added and gone within the window: neither
-                        deleted[row[0]] = row
-            else:
-                self.cache.set(POSITION + bouncer, seq)
-                return list(new.values()), list(deleted.values())
-        state = self.current()  # a full resync, from one consistent record
-        self.cache.set(POSITION + bouncer, state["seq"])
-        return state["rows"], []
+        only, params = self._in_jails()
+        with self.view.transaction() as conn:
+            seq = int(self.view.meta("seq", conn) or 0)
+            trimmed = int(self.view.meta("trimmed", conn) or 0)
+            if position is None or position > seq:  # startup, unknown, or a view that was started afresh
+                new, deleted = self.rows(conn), []
+            elif position >= trimmed:
+                new_by_id: dict[int, Row] = {}
+                deleted_by_id: dict[int, Row] = {}
+                for gone, *change in conn.execute(
+                        f"SELECT gone, id, jail, ip, expires_at, origin FROM changes WHERE seq > ?{only} "
+                        "ORDER BY seq", [position, *params]):
+                    if not gone:
+                        new_by_id[change[0]] = change
+                    elif new_by_id.pop(change[0], None) is None:
+                        deleted_by_id[change[0]] = change
+                new, deleted = list(new_by_id.values()), list(deleted_by_id.values())
+            else:  # away longer than the retention: a full resync, with what ended meanwhile
+                new = self.rows(conn)
+                deleted = [list(r) for r in conn.execute(
+                    f"SELECT id, jail, ip, expires_at, origin FROM changes WHERE gone = 1 AND seq > ?{only} "
+                    "ORDER BY seq", [position, *params])]
+            conn.execute("INSERT OR REPLACE INTO positions VALUES (?, ?)", (bouncer, seq))
+        return new, deleted
 
     def forget(self, bouncer: str) -> None:
-        self.cache.delete(POSITION + bouncer)
+        with self.view.transaction() as conn:
+            conn.execute("DELETE FROM positions WHERE bouncer = ?", (bouncer,))
 
-
-def ban_digest(bans: Sequence[Ban]) -> str:
-    return hashlib.blake2b(repr(sorted(bans, key=lambda b: (b[0], b[1]))).encode(), digest_size=16).hexdigest()
+    def trim(self, force: bool = False) -> None:
+        """Drop changes older than the retention (new decisions) and lifted ones every known bouncer has passed
+        (or older than GONE_KEEP_S). Runs at most every TRIM_EVERY_S unless `force`."""
+        now = self.view.clock()
+        with self.view.transaction() as conn:
+            if not force and now - float(self.view.meta("trimmed_at", conn) or 0.0) < TRIM_EVERY_S:
+                return
+            BanView._set(conn, "trimmed_at", now)
+            cutoff = conn.execute("SELECT max(seq) FROM changes WHERE at < ?", (now - self.retention_s,)).fetchone()[0]
+            if cutoff is None:
+                return
+            slowest = conn.execute("SELECT min(seq) FROM positions").fetchone()[0]
+            passed = cutoff if slowest is None else min(cutoff, int(slowest))
+            conn.execute("DELETE FROM changes WHERE seq <= ? AND (gone = 0 OR seq <= ? OR at < ?)",
+                         (cutoff, passed, now - GONE_KEEP_S))
+            BanView._set(conn, "trimmed", max(int(cutoff), int(self.view.meta("trimmed", conn) or 0)))
 
 
 def go_duration(seconds: float) -> str:

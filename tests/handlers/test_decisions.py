@@ -15,7 +15,7 @@ import pytest
 
 from core.deps import Deps
 from f2b.client import Fail2Ban
-from jobs.decisions import current_bans
+from jobs.decisions import sync
 from store import Store
 from store.decisions import go_duration
 from tests.fixtures.app import Api, make_settings
@@ -24,17 +24,26 @@ ROOT = Path(__file__).resolve().parents[2]
 GO_DURATION = re.compile(r"(\d+h)?(\d+m)?\d+s")
 
 
-def publish(api: Api, settings: Any = None) -> None:
-    """One run of the `decisions` job (its fenced write without the election)."""
+def publish(api: Api) -> None:
+    """One full sync of the view of current bans, as the `decisions` job runs it (without the election)."""
     async def run() -> None:
         client = Fail2Ban(api.settings.fail2ban_socket)
         try:
-            bans, origins = await current_bans(Deps(settings or api.settings, api.store, client))
+            await sync(Deps(api.settings, api.store, client), full=True)
         finally:
             await client.aclose()
-        with api.store.cache.transact():
-            api.store.decisions.publish(bans, origins)
     anyio.run(run)
+
+
+def f2b(api: Api, *args: str) -> Any:
+    """One command straight to fail2ban, behind bangui's back."""
+    async def run() -> Any:
+        client = Fail2Ban(api.settings.fail2ban_socket)
+        try:
+            return await client.call(*args)
+        finally:
+            await client.aclose()
+    return anyio.run(run)
 
 
 def bouncer(api: Api, name: str = "edge") -> str:
@@ -96,17 +105,58 @@ def test_each_bouncer_has_its_own_position(api: Api) -> None:
     assert poll(api, a)["new"] is None
 
 
-def test_a_bouncer_away_longer_than_the_retention_gets_a_full_resync(api: Api) -> None:
-    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1"]})
+def expire_changes(api: Api) -> None:
+    """What the retention does to changes nobody pulled in time (store/decisions.py `trim`)."""
+    api.store.decisions.retention_s = 0.0
+    api.store.decisions.trim(force=True)
+
+
+def test_a_bouncer_away_longer_than_the_retention_gets_a_full_resync_with_what_ended(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1", "192.0.2.3"]})
     publish(api)
     key = bouncer(api)
     poll(api, key, startup=True)
     api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.2"]})
+    api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.1")
     publish(api)
-    api.store.cache.delete("decisions:change:2")  # what the retention's expiry does to a change nobody pulled
+    expire_changes(api)
     got = poll(api, key)
-    assert values(got["new"]) == {"192.0.2.1", "192.0.2.2"}  # everything, as at startup: never a silent gap
+    assert values(got["new"]) == {"192.0.2.2", "192.0.2.3"}  # everything, as at startup: never a silent gap
+    assert values(got["deleted"]) == {"192.0.2.1"}  # and what ended meanwhile: not enforced forever
     assert poll(api, key) == {"new": None, "deleted": None}
+
+
+def test_unbans_and_expiries_are_deleted_in_every_path(api: Api) -> None:
+    """Through bangui (at once), behind bangui's back (fail2ban unbans or expires: at the next sync), polled
+    incrementally, and after a resync for a second bouncer that was away."""
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1", "192.0.2.2", "192.0.2.3"]})
+    publish(api)
+    near, far = bouncer(api, "near"), bouncer(api, "far")
+    poll(api, near, startup=True)
+    poll(api, far, startup=True)
+    api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.1")
+    assert values(poll(api, near)["deleted"]) == {"192.0.2.1"}  # no sync needed
+    f2b(api, "set", "sshd", "unbanip", "192.0.2.2")  # what an expiry looks like to the sync
+    publish(api)
+    assert values(poll(api, near)["deleted"]) == {"192.0.2.2"}
+    expire_changes(api)
+    got = poll(api, far)
+    assert values(got["deleted"]) == {"192.0.2.1", "192.0.2.2"} and values(got["new"]) == {"192.0.2.3"}
+
+
+def test_a_prolonged_ban_is_the_old_decision_deleted_and_a_new_one_in_one_answer(api: Api) -> None:
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1"]})
+    publish(api)
+    key = bouncer(api)
+    first = poll(api, key, startup=True)["new"][0]
+    f2b(api, "set", "sshd", "bantime", "7200")
+    f2b(api, "set", "sshd", "unbanip", "192.0.2.1")
+    f2b(api, "set", "sshd", "banip", "192.0.2.1")
+    publish(api)
+    got = poll(api, key)
+    assert [d["id"] for d in got["deleted"]] == [first["id"]]
+    assert values(got["new"]) == {"192.0.2.1"} and got["new"][0]["id"] != first["id"]
+    assert got["new"][0]["duration"].startswith(("1h59m", "2h0m"))
 
 
 def test_stream_filters_by_scope_origin_and_scenario(api: Api) -> None:
@@ -182,9 +232,14 @@ def test_bouncer_keys_are_admin_only_hashed_listed_and_audited(api: Api) -> None
 def test_decisions_jails_narrows_the_published_jails(api: Api, tmp_path: Any) -> None:
     api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1"]})
     api.call("operator", "POST", "/jails/nginx-http-auth/bans", json={"ips": ["192.0.2.5"]})
-    narrowed = make_settings(tmp_path / "other", api.settings.fail2ban_socket, decisions_jails="nginx-http-auth")
-    publish(api, narrowed)
-    assert values(poll(api, bouncer(api), startup=True)["new"]) == {"192.0.2.5"}
+    publish(api)
+    narrowed = Store(make_settings(api.settings.data_dir, api.settings.fail2ban_socket,
+                                   decisions_jails="nginx-http-auth"))  # a worker of a server started so
+    try:
+        assert [row[2] for row in narrowed.decisions.pull("edge", startup=True)[0]] == ["192.0.2.5"]
+        assert narrowed.decisions.count() == 1 and api.store.decisions.count() == 2
+    finally:
+        narrowed.close()
 
 
 def test_fail2ban_bans_from_log_lines_have_origin_fail2ban(api: Api, fail2ban: Any) -> None:
@@ -247,13 +302,28 @@ def test_metrics_show_each_bouncers_last_pull_and_the_decisions_count(api: Api) 
     assert "\nbangui_decisions 2.0\n" in text
 
 
-def test_an_unchanged_ban_list_is_recognised_without_reading_the_rows(api: Api) -> None:
+def quick_sync(api: Api) -> None:
+    """A run of the `decisions` job: counters first, the ban lists only when they moved."""
+    async def run() -> None:
+        client = Fail2Ban(api.settings.fail2ban_socket)
+        try:
+            await sync(Deps(api.settings, api.store, client))
+        finally:
+            await client.aclose()
+    anyio.run(run)
+
+
+def test_an_unchanged_fail2ban_is_recognised_by_its_counters_without_reading_ban_lists(api: Api) -> None:
     api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1"]})
     publish(api)
-    bans = [("sshd", "192.0.2.1", api.store.decisions.rows()[0][3])]
-    assert api.store.decisions.unchanged(bans)
-    assert not api.store.decisions.unchanged([*bans, ("sshd", "192.0.2.2", None)])
-    assert not api.store.decisions.unchanged([("sshd", "192.0.2.1", None)])  # a new end is a change too
+    view = api.store.bans
+    full_at, as_of = view.full_at(), view.as_of()
+    quick_sync(api)
+    assert view.full_at() == full_at and view.as_of() > as_of  # newer, and no ban list was read
+    f2b(api, "set", "sshd", "banip", "192.0.2.2")  # behind bangui's back: the counters move
+    quick_sync(api)
+    assert view.full_at() > full_at
+    assert {row[2] for row in api.store.decisions.rows()} == {"192.0.2.1", "192.0.2.2"}
 
 
 def test_another_process_on_the_data_dir_continues_each_bouncers_stream(api: Api) -> None:
