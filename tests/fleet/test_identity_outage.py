@@ -7,29 +7,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import pytest
 
 from tests.fixtures.waiting import wait_for
-from tests.fleet.conftest import LOGIN, Fleet, Host, dump, start_fleet
+from tests.fleet.conftest import LOGIN, dump, fleet_health, start_fleet, wait_replicated
 from tests.fleet.test_faults import outboxed
 
 pytestmark = pytest.mark.fleet
 API = "/api/v1"
-
-
-def fleet_health(host: Host, headers: dict[str, str]) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(host.url + API + "/health", headers=headers, timeout=10).json()
-    return dict(body["fleet"])
-
-
-def wait_replicated(fleet: Fleet, after: float) -> None:
-    """Every host's replica refreshed after `after` (epoch seconds)."""
-    for host in fleet.hosts:
-        wait_for(lambda host=host: (age := fleet_health(host, fleet.headers())["replica_age_s"]) is not None
-                 and time.time() - age > after, timeout=20, what=f"{host.name}'s replica refreshed")
 
 
 def test_with_redis_stopped_every_host_serves_from_its_replica_and_refuses_identity_changes(tmp_path: Path) -> None:
