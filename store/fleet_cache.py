@@ -2,7 +2,8 @@
 replica (store/replica.py) while it does not (issue 21 items 1 and 5).
 
 - Reads: Redis; on 503 fleet_unavailable the replica, once it has been refreshed at least once (a host that never
-  saw Redis has no identity to fall back on, and says so: 503).
+  saw Redis has no identity to fall back on, and says so: 503). After Redis restarted empty, until a host's replica
+  is written back (store/replica.py), a key Redis lacks is read from the replica.
 - Writes: Redis, then the replica at once (so this host's own changes, a revocation above all, are in the replica
   before the next refresh). While Redis is away, only what one host may do alone happens, in the replica:
   the login limiter's counters (host-local: exact per host), sessions (a login, a logout: written to Redis when it
@@ -75,6 +76,8 @@ class FleetCache:
             self._failed(exc)
             return self.replica.cache.get(key, default, expire_time=expire_time)
         self._ok()
+        if (value[0] if expire_time else value) is default and self.replica.redis_empty():
+            return self.replica.cache.get(key, default, expire_time=expire_time)  # until a replica is written back
         return value
 
     def iterkeys(self, reverse: bool = False) -> Iterator[str]:
@@ -84,6 +87,8 @@ class FleetCache:
             self._failed(exc)
             return iter(sorted(self.replica.keys(), reverse=reverse))
         self._ok()
+        if self.replica.redis_empty():
+            return iter(sorted(set(keys) | set(self.replica.keys()), reverse=reverse))
         return keys
 
     # -- writes ------------------------------------------------------------------------------------------

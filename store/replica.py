@@ -13,7 +13,8 @@ managing the host.
 - The epoch: a random marker (`EPOCH_KEY`, outside the mirrored namespace) made once when Redis holds users, and
   kept in the replica. A Redis that answers without it while this replica has one restarted empty: its users and
   tokens are gone. The hosts then offer their replicas (`OFFERS`, scored by the time of their last refresh) for a
-  short window, and the host with the newest one writes it back (`reseed`) before anyone mirrors the empty Redis.
+  short window, and the host with the newest one writes it back (`write_back`) before anyone mirrors the empty
+  Redis; meanwhile a key Redis lacks is read from the replica (`redis_empty`).
 Meta keys start with `~`, which no fleet key does (every fleet key is `<kind>:<id>`).
 """
 
@@ -66,6 +67,10 @@ class Replica:
     def available(self) -> bool:
         return bool(self.meta().get("refreshed"))
 
+    def redis_empty(self) -> bool:
+        """Redis restarted empty and no replica has been written back yet (`refresh` saw it)."""
+        return bool(self.meta().get("redis_empty"))
+
     def mark_down(self, now: float) -> None:
         """A refresh failed: the outage started now, unless it already had."""
         with self.cache.transact():
@@ -113,6 +118,8 @@ class Replica:
         marker = _text(r.get(EPOCH_KEY))
         if marker is None:
             if meta.get("epoch"):
+                if not meta.get("redis_empty"):  # reads of missing keys use the replica meanwhile (fleet_cache)
+                    self.cache.set(META, dict(meta, redis_empty=now))
                 return "empty"
             if r.exists(KV + "setup:complete"):  # the fleet has users: mark this Redis' generation
                 r.set(EPOCH_KEY, secrets.token_hex(8), nx=True)

@@ -92,6 +92,8 @@ def test_redis_restarted_empty_gets_the_newest_replica_back_once(tmp_path: Path)
         redis_server.start()  # empty: no AOF
         time.sleep(1.1)
         assert refresh(old) == refresh(new) == "empty"  # nothing mirrored: the replicas keep the identity
+        assert old.tokens.lookup(token) is not None  # read from the replica until one is written back
+        assert [u["name"] for u in new.users.list()] == ["ann", "bob"]
         now = time.time()
         r = new.shared.redis
         assert old.replica and new.replica
