@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -93,9 +94,16 @@ def test_redis_restarted_empty_gets_the_fleets_identity_back_and_each_outbox_ban
                                                  timeout=10).status_code == 200, timeout=30,
                      what=f"the fleet's token accepted again on {host.name}")
         assert httpx.get(h2.url + API + "/setup", timeout=10).json() == {"complete": True}
-        reseeds = [e for h in (h1, h2) for e in httpx.get(h.url + API + "/audit?action=fleet.identity_reseed",
-                                                          headers=fleet.headers(), timeout=10).json()["items"]]
-        assert len(reseeds) == 1 and reseeds[0]["outcome"] == "ok", reseeds
+
+        def reseeds() -> list[dict[str, Any]]:
+            return [e for h in (h1, h2) for e in httpx.get(h.url + API + "/audit?action=fleet.identity_reseed",
+                                                           headers=fleet.headers(), timeout=10).json()["items"]]
+
+        wait_for(lambda: client.exists("bangui:identity:epoch") and reseeds(), timeout=30,
+                 what="a host's replica written back")
+        assert client.exists("bangui:kv:user:admin")
+        written = reseeds()
+        assert len(written) == 1 and written[0]["outcome"] == "ok", written  # once, by one host
         assert any("wrote this host's replica of the fleet's identity back" in h.server.output() for h in (h1, h2))
         wait_for(lambda: "198.51.100.42" in h2.banned(), timeout=20, what="the outbox's ban on web2")
         published = [ip for _, f in client.xrange("bangui:fleet:log") for ip in json.loads(f[b"ips"])]
