@@ -52,3 +52,16 @@ async def fleet_ban(act: Act, jail: str, ips: list[str], hosts: list[str] | None
 @action("fleet.unban", Role.operator, target="jail")
 async def fleet_unban(act: Act, jail: str, ips: list[str], hosts: list[str] | None = None) -> dict[str, Any]:
     return await _publish(act, "unban", jail, ips, hosts)
+
+
+@action("fleet.identity_reseed", Role.admin)
+async def identity_reseed(act: Act) -> dict[str, Any]:
+    """Write this host's replica of the fleet's identity (store/replica.py) back to a Redis that restarted empty:
+    by the host the fleet chose for having the newest replica (fleet/agent.py). Audited with what
+    was written (counts and the epoch; never a value)."""
+    store = act.deps.store
+    if store.replica is None:
+        raise NotFound("fleet mode is off: set BANGUI_FLEET_URL to the fleet's Redis", code="fleet_disabled")
+    summary: dict[str, Any] = await offload(store.shared.call, store.replica.write_back)
+    act.details.update(summary)
+    return summary

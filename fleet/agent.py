@@ -14,13 +14,16 @@ Loops in one task group:
   marked first and never published again: no loops;
 - lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs: log retention, and
   (a loop of its own: a fetch never delays a lease renewal) the fleet's blocklist imports (fleet/blocklists.py);
-- answer: other hosts' history requests (fleet/rpc.py).
+- answer: other hosts' history requests (fleet/rpc.py);
+- replicate: mirror the fleet's identity into this host's replica (store/replica.py) and, after Redis restarted
+  empty, write the newest host's replica back.
 Redis errors never end the agent: each loop logs once per outage and retries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -32,7 +35,9 @@ import anyio
 
 import fleet
 from actions import bans as ban_actions
+from actions import fleet as fleet_actions
 from core.actor import Actor
+from core.roles import Role
 from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
 from fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
@@ -91,7 +96,7 @@ class Agent:
         try:
             async with anyio.create_task_group() as tg:
                 for loop in (self._heartbeat, self._consume, self.watcher.watch, self._lead, self._answer,
-                             self._blocklists):
+                             self._blocklists, self._replicate):
                     tg.start_soon(self._forever, loop)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*self.errors):
@@ -118,13 +123,17 @@ class Agent:
     # -- heartbeat and outbox ----------------------------------------------------------------------------
     async def _heartbeat(self) -> None:
         while True:
-            if await offload(self.beat):
-                for jail, ips in [(j, sorted(v)) for j, v in self.watcher.own.items() if v]:  # copied on the loop
-                    await offload(self.share, jail, ips)
+            forgotten = await offload(self.beat)
+            own = [(j, set(v)) for j, v in self.watcher.own.items() if v]  # copied on the loop
             self._recovered("_heartbeat")
+            published: dict[str, set[str]] = {}
             if self.outbox.pending():
-                sent = await offload(self.outbox.flush, self._publish_now)
+                sent = await offload(self.outbox.flush, functools.partial(self._publish_now, published=published))
                 log.info("fleet: published %d shared ban(s) buffered while Redis was unreachable", sent)
+            if forgotten:  # this host's own shared bans again, but not those the outbox has just published
+                for jail, ips in own:
+                    if ips - published.get(jail, set()):
+                        await offload(self.share, jail, sorted(ips - published.get(jail, set())))
             await anyio.sleep(HEARTBEAT_S)
 
     def beat(self) -> bool:
@@ -141,12 +150,50 @@ class Agent:
         joined = pipe.execute()[2]
         if joined and self.beats:
             log.warning("fleet: host %s was missing from Redis (restarted empty?): publishing it and its own shared "
-                        "bans again; users and tokens are gone unless Redis persists them (AOF)", self.name)
+                        "bans again; the fleet's users and tokens come back from the newest host's replica "
+                        "(store/replica.py)", self.name)
         self.beats += 1
         return bool(joined and self.beats > 1)
 
-    def _publish_now(self, item: dict[str, str]) -> None:
+    def _publish_now(self, item: dict[str, str], published: dict[str, set[str]] | None = None) -> None:
+        """Append `item` to the fleet log; `published`: collects jail -> addresses (the outbox's flush)."""
         self.sync.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
+        if published is not None:
+            published.setdefault(item["jail"], set()).update(json.loads(item["ips"]))
+
+    # -- the replica of the fleet's identity (store/replica.py) --------------------------------------------
+    async def _replicate(self) -> None:
+        """Mirror the fleet's identity into this host's replica while Redis answers; after Redis restarted empty,
+        offer the replica and, when this host's is the newest, write it back (audited: fleet.identity_reseed)."""
+        replica = self.deps.store.replica
+        assert replica is not None  # fleet mode
+        while True:
+            try:
+                outcome = await offload(replica.refresh, self.sync)
+            except self.errors:
+                await offload(replica.mark_down, time.time())
+                raise
+            if outcome == "empty":
+                await self._reseed(replica)
+                await anyio.sleep(RETRY_S)
+                continue
+            self._recovered("_replicate")
+            await anyio.sleep(HEARTBEAT_S)
+
+    async def _reseed(self, replica: Any) -> None:
+        if "_reseed" not in self.down_logged:
+            self.down_logged.add("_reseed")
+            log.warning("fleet: Redis answers without the fleet's identity (it restarted empty: no persistence); "
+                        "offering this host's replica (refreshed %.1f s ago) to write it back",
+                        time.time() - float(replica.meta().get("refreshed") or 0.0))
+        if not await offload(replica.reseed_claim, self.sync, self.name):
+            return
+        actor = Actor(f"fleet:{self.name}", Role.admin, "fleet", None, user=f"fleet:{self.name}")
+        summary = await fleet_actions.identity_reseed(self.deps, actor)
+        self.down_logged.discard("_reseed")
+        log.warning("fleet: wrote this host's replica of the fleet's identity back to Redis (it restarted empty): "
+                    "%d user(s), %d key(s), epoch %s, replica %.1f s old", summary["users"], summary["keys"],
+                    summary["epoch"], summary["replica_age_s"])
 
     # -- consume -----------------------------------------------------------------------------------------
     async def _consume(self) -> None:

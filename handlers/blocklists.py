@@ -75,8 +75,12 @@ async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
     if settings.fleet_url:  # the fleet's lists; `last_added`: what this host banned anew (fleet/blocklists.py)
         from fleet import host_name
         from fleet.blocklists import added_here
+        from store.redis_backend import FleetUnavailable
 
-        records = await offload(call.deps.store.shared.call, added_here, host_name(settings), records)
+        try:
+            records = await offload(call.deps.store.shared.call, added_here, host_name(settings), records)
+        except FleetUnavailable:  # Redis away: the lists from this host's replica, this host's count unknown
+            records = [dict(r, last_added=None) if r.get("last_fleet_ban") else r for r in records]
     return {"blocklists": [blocklist_info(r) for r in records]}
 
 

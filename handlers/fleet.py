@@ -41,8 +41,15 @@ async def fleet_health(deps: Deps) -> dict[str, Any]:
     try:
         summary: dict[str, Any] = await offload(deps.store.shared.call, health_summary, host_name(deps.settings))
     except FleetUnavailable:
-        return {"connected": False, "leader": None, "lag_s": None}
-    return summary
+        summary = {"connected": False, "leader": None, "lag_s": None}
+    return dict(summary, **await fleet_degradation(deps, summary["connected"]))
+
+
+async def fleet_degradation(deps: Deps, connected: bool) -> dict[str, Any]:
+    """`status` ok | degraded (Redis away: this host serves from its replica of the fleet's identity), `since`,
+    and how old that replica is (issue 21 item 1)."""
+    state: dict[str, Any] = await offload(deps.store.shared.degradation, connected)
+    return dict(state, since=iso(state["since"]), replica_refreshed=iso(state["replica_refreshed"]))
 
 
 async def list_hosts(call: Call) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import msgspec
 from core.roles import Role
 from errors import Unavailable
 from handlers.api import Call, iso, json_response, route
-from handlers.fleet import fleet_health
+from handlers.fleet import fleet_degradation, fleet_health
 from handlers.jobs import heartbeat_is_stale, leader_summary
 from store.base import offload
 
@@ -32,7 +32,9 @@ class Health(msgspec.Struct):
     store_error: str | None = None  # why the store cannot serve (deleted/replaced file, disk full, no answer)
     # {status: ok | failing | running | pending, error, last_finished}: e.g. fail2ban's DB is not mounted
     history_sync: dict[str, Any] | None = None
-    fleet: dict[str, Any] | None = None  # fleet mode: {"connected", "leader", "lag_s"} (handlers/fleet.py)
+    # fleet mode: {"connected", "leader", "lag_s", "status": ok|degraded, "since", "replica_refreshed",
+    # "replica_age_s"} (handlers/fleet.py)
+    fleet: dict[str, Any] | None = None
 
 
 async def live(call: Call) -> dict[str, str]:
@@ -57,7 +59,8 @@ async def ready(call: Call) -> Any:
     if problem is not None:
         body["store_error"] = problem
     if call.deps.settings.fleet_url:  # public, so that Redis being away shows without credentials (which need it)
-        body["fleet"] = {"connected": await offload(call.deps.store.shared.reachable)}
+        connected = await offload(call.deps.store.shared.reachable)  # degraded: still ready (the host serves)
+        body["fleet"] = {"connected": connected, **await fleet_degradation(call.deps, connected)}
     return json_response(body, 200 if store_ok else 503)
 
 

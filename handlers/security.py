@@ -1,8 +1,9 @@
 """Who is calling, what they may do, and where they call from.
 
 - Authentication: `Authorization: Bearer bgt_...` (API token) or the `bangui_session` cookie
-  (server-side session). Both are one small inline store read; the write that refreshes
-  last-seen/last-used happens only every minute or so, in a worker thread.
+  (server-side session). Both are one small inline store read (in fleet mode: Redis, in a worker thread
+  with a deadline, then this host's replica); the write that refreshes last-seen/last-used happens only
+  every minute or so, in a worker thread.
 - Roles: viewer < operator < admin. Every route declares the least role it needs.
 - CSRF: an unsafe request without a Bearer token (cookie-authenticated, or login/setup) is refused
   when the browser says it is cross-origin (`Sec-Fetch-Site: cross-site|same-site`, or an `Origin`
@@ -26,6 +27,7 @@ from errors import Forbidden
 from settings import Settings
 from store.base import offload
 from store.faults import StorageFull
+from store.redis_backend import FleetUnavailable
 
 if TYPE_CHECKING:
     from core.deps import Deps
@@ -43,7 +45,7 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Actor:
     auth = request.headers.get("authorization")
     if auth is not None:
         scheme, _, token = auth.partition(" ")
-        record = store.tokens.lookup(token.strip()) if scheme.lower() == "bearer" else None
+        record = await _lookup(store, "token", token.strip()) if scheme.lower() == "bearer" else None
         if record is None:
             return anonymous(source)
         if store.tokens.needs_touch(record):
@@ -51,7 +53,7 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Actor:
         return Actor(f"token:{record['name']}", Role[record["role"]], "token", source, user=record["owner"],
                      token_id=record["id"], expires_at=record["expires_at"])
     session_id = request.cookies.get(SESSION_COOKIE)
-    record = store.sessions.lookup(session_id) if session_id else None
+    record = await _lookup(store, "session", session_id) if session_id else None
     if record is None or session_id is None:
         return anonymous(source)
     if store.sessions.needs_touch(record):
@@ -60,9 +62,22 @@ async def authenticate(request: HTTPConnection, deps: Deps) -> Actor:
                  session_id=session_id, expires_at=record["expires_at"])
 
 
+async def _lookup(store: Any, kind: str, credential: str) -> dict[str, Any] | None:
+    """One small inline read on this host's store; in fleet mode a thread with a deadline, then the host's replica
+    of the fleet's identity (store/fleet_cache.py): a slow Redis must not hold every request of this worker."""
+    remote = store.tokens.lookup if kind == "token" else store.sessions.lookup
+    if store.replica is None:
+        record: dict[str, Any] | None = remote(credential)
+        return record
+    from store.fleet_cache import lookup
+
+    local = store.replica.lookup_token if kind == "token" else store.replica.lookup_session
+    return await lookup(remote, local, credential)
+
+
 async def _touch(func: Any, *args: Any) -> None:
     """Refresh last-used/idle times; on a full disk reads go on without it (issue 8 item 14)."""
-    with contextlib.suppress(StorageFull):
+    with contextlib.suppress(StorageFull, FleetUnavailable):  # FleetUnavailable: the fleet store is away or slow
         await offload(func, *args)
 
 

@@ -10,6 +10,7 @@ from actions.auth import complete_setup as complete
 from handlers.api import Call, route
 from handlers.users import shown_user
 from store import setup as first_start
+from store.base import offload
 
 
 class SetupRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -19,7 +20,9 @@ class SetupRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def get_setup(call: Call) -> dict[str, bool]:
-    return {"complete": first_start.is_complete(call.deps.store)}
+    if call.deps.settings.fleet_url:  # a Redis read: never on the event loop (issue 21 item 5)
+        return {"complete": await offload(first_start.is_complete, call.deps.store)}
+    return {"complete": first_start.is_complete(call.deps.store)}  # one small inline read on this host
 
 
 async def complete_setup(call: Call) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from store.jobstate import JobState
 from store.leader import LeaderState
 from store.notifications import Notifications
 from store.ratelimit import ConcurrencyLimiter, LoginLimiter
+from store.replica import Replica
 from store.runtime import RuntimeState
 from store.sessions import Sessions
 from store.tokens import Tokens
@@ -56,10 +57,13 @@ class Store:
         # Identity and limits: this host's cache (announcing its writes to the other processes' credential memos,
         # store/credential_memo.py), or in fleet mode the fleet's Redis (store/redis_backend.py; no memo).
         self.epoch: Epoch | None = None
+        self.replica: Replica | None = None  # fleet mode: this host's copy of the fleet's identity (store/replica.py)
         if settings.fleet_url:
-            from store.redis_backend import RedisCache, connect  # fleet mode only: redis stays optional
+            from store.fleet_cache import FleetCache  # fleet mode only: redis stays optional
+            from store.redis_backend import RedisCache, connect
 
-            self.shared: Any = RedisCache(connect(settings.fleet_url), source("fleet_url"))
+            self.replica = Replica(self.path)
+            self.shared: Any = FleetCache(RedisCache(connect(settings.fleet_url), source("fleet_url")), self.replica)
         else:
             self.epoch = Epoch(self.path)
             self.shared = Announcing(self.cache, self.epoch)
@@ -67,6 +71,10 @@ class Store:
         self.sessions = Sessions(self.shared, clock, self.users, idle=settings.session_idle_minutes * 60.0,
                                  lifetime=settings.session_lifetime_hours * 3600.0, memo=self._memo())
         self.tokens = Tokens(self.shared, clock, self.users, memo=self._memo())
+        if self.replica is not None:  # the same lookups on the replica alone, when Redis is slow (fleet_cache.lookup)
+            self.replica.sessions = Sessions(self.replica.cache, clock, Users(self.replica.cache, clock),
+                                             idle=self.sessions.idle, lifetime=self.sessions.lifetime)
+            self.replica.tokens = Tokens(self.replica.cache, clock, Users(self.replica.cache, clock))
         self.login_limiter = LoginLimiter(self.shared, clock, settings.login_max_failures,
                                           settings.login_window_seconds, settings.login_user_max_failures)
         # This host's CPU: counted in the host's own store, also in fleet mode. A slot outlives any test.
@@ -116,7 +124,7 @@ class Store:
         self.history.close()
         self.audit.close()
         self.bans.close()
-        if self.epoch is None:  # the fleet's Redis client (an Announcing wrapper closes with the cache below)
+        if self.epoch is None:  # the fleet's Redis client and the replica (an Announcing wrapper closes with the cache)
             self.shared.close()
         else:
             self.epoch.close()

@@ -5,9 +5,11 @@ break anything; `fresh_fleet` builds one per test for those that kill or stop pa
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -16,6 +18,7 @@ from f2b.instance import PrivateServer
 from f2b.protocol import sync_call
 from tests.fixtures.processes import ServerProcess
 from tests.fixtures.redis import RedisServer
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.fleet
 PASSWORD = "fleet admin password"
@@ -84,6 +87,18 @@ def start_fleet(base: Path, persist: bool = False, n: int = 3, env: dict[str, st
             fleet.stop()
         raise
     return fleet
+
+
+def fleet_health(host: Host, headers: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(host.url + "/api/v1/health", headers=headers, timeout=10).json()
+    return dict(body["fleet"])
+
+
+def wait_replicated(fleet: Fleet, after: float) -> None:
+    """Every host's replica refreshed after `after` (epoch seconds)."""
+    for host in fleet.hosts:
+        wait_for(lambda host=host: (age := fleet_health(host, fleet.headers())["replica_age_s"]) is not None
+                 and time.time() - age > after, timeout=20, what=f"{host.name}'s replica refreshed")
 
 
 def dump(fleet: Fleet) -> None:
