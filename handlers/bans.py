@@ -11,7 +11,7 @@ from core.addresses import jail_name, one_ip
 from core.roles import Role
 from handlers.api import Call, iso, route
 from handlers.history import shown_event
-from handlers.jails import countries, gather
+from handlers.jails import UnbanRequest, countries, gather
 from store.base import offload
 
 
@@ -38,7 +38,8 @@ async def list_bans(call: Call) -> dict[str, list[CurrentBan]]:
 
 
 async def unban_everywhere(call: Call) -> dict[str, Any]:
-    return await actions.unban_everywhere(call.deps, call.actor, call.param("ip"))
+    body: UnbanRequest = call.body
+    return await actions.unban_everywhere(call.deps, call.actor, call.param("ip"), local=body.local)
 
 
 async def get_ip(call: Call) -> dict[str, Any]:
@@ -58,7 +59,8 @@ routes = [
     route("GET", "/bans", list_bans, Role.viewer, "Current bans across jails (optionally ?jail=).",
           query={"jail": "only this jail"}),
     route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator,
-          "Unban an address, or every ban inside a network (at most /8 or /16), in every jail.",
-          action=actions.unban_everywhere),
+          "Unban an address, or every ban inside a network (at most /8 or /16), in every jail. Fleet mode: as "
+          "DELETE /jails/{jail}/bans/{ip} ({\"local\": true} for this host only).", body=UnbanRequest,
+          body_optional=True, action=actions.unban_everywhere),
     route("GET", "/ips/{ip:path}", get_ip, Role.viewer, "An address: current bans, timeline, country."),
 ]

@@ -51,7 +51,7 @@ class Store:
         if settings.fleet_url:
             from store.redis_backend import RedisCache, connect  # fleet mode only: redis stays optional
 
-            self.shared: Any = RedisCache(connect(settings.fleet_url), source("fleet_url"))
+            self.shared: Any = RedisCache(connect(settings), source("fleet_url"))
         else:
             self.epoch = Epoch(self.path)
             self.shared = Announcing(self.cache, self.epoch)
