@@ -15,7 +15,8 @@ URL came from (BANGUI_FLEET_URL or BANGUI_FLEET_URL_FILE) and telling a Redis th
 answered and refused the password (WRONGPASS, NOAUTH: details.reason `auth`). Sockets time out after
 SOCKET_TIMEOUT_S, and after a failure the client refuses at once for BREAKER_S, so that an unreachable Redis
 costs an authenticated request well under a second and never stalls an event loop that reads inline.
-`redis` is imported only here and only in fleet mode (the optional extra `fleet`).
+`redis` is imported only here and only in fleet mode (the optional extra `fleet`); `connect` is the one factory
+of Redis clients (sync and asyncio, TLS, Sentinel): fleet/ code makes its clients through it.
 """
 
 from __future__ import annotations
