@@ -152,6 +152,8 @@ def failover(fleet: Fleet, kills: int) -> tuple[list[float], list[float], list[f
             witness = next(h for h in fleet.hosts if h is not victim)
             victim.server.signal_group(signal.SIGKILL)
             killed = time.monotonic()
+            if victim.server.proc is not None:
+                victim.server.proc.wait()
             new_at = stale_at = None
             while new_at is None or stale_at is None:
                 now = time.monotonic()

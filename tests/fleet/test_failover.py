@@ -41,6 +41,8 @@ def test_a_crashed_leader_is_replaced_shown_stale_and_takes_its_name_back_on_its
     wait_for(lambda: _status(fresh_fleet, other, leader.name) == "up", timeout=20, what="the leader up")
     leader.server.signal_group(signal.SIGKILL)  # the whole server: main process and workers
     killed = time.monotonic()
+    assert leader.server.proc is not None
+    leader.server.proc.wait()
     new = wait_for(lambda: (v := _lease(fresh_fleet)) and v != lease and v, timeout=15, pause=0.02,
                    what="another fleet leader")
     print(f"new fleet leader {new} after {time.monotonic() - killed:.2f} s")
