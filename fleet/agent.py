@@ -207,7 +207,7 @@ class Agent:
         kind, source = item.get("kind"), item.get("source", "?")
         if (kind == "auto" and source == self.name) or not for_host(item, self.name):
             return
-        # shared bans (and the unbans that follow them, actions/bans.py) land in this host's fleet jail, if it has one
+        # shared bans (and the unbans that follow them, actions/fleet_follow.py) land in this host's fleet jail, if any
         mapped = kind == "auto" or item.get("shared") == "1"
         jail = (self.settings.fleet_jail or item["jail"]) if mapped else item["jail"]
         actor, recorded = who(source, item.get("list") or "")
