@@ -180,6 +180,23 @@ class Settings:
     fleet_url: str = setting(
         "str", "", "Fleet mode: redis://[user:pass@]host:port/db (rediss:// for TLS) of the Redis that the fleet's "
         "hosts share. Empty: single-host mode, no Redis needed.", secret=True)
+    fleet_tls_ca_file: str = setting(
+        "path", "", "Fleet mode over TLS (rediss://): the CA certificate file that signed Redis' certificate "
+        "(default: the system's CAs).")
+    fleet_tls_cert_file: str = setting(
+        "path", "", "Fleet mode over TLS: this host's client certificate, for a Redis that checks clients "
+        "(tls-auth-clients); with BANGUI_FLEET_TLS_KEY_FILE.")
+    fleet_tls_key_file: str = setting(
+        "path", "", "Fleet mode over TLS: the private key of BANGUI_FLEET_TLS_CERT_FILE.")
+    fleet_sentinels: str = setting(
+        "str", "", "Fleet mode with Redis Sentinel: comma-separated host:port of the sentinels, which say where "
+        "the primary is (BANGUI_FLEET_URL then gives only user, password, database and TLS; its host is not "
+        "used).")
+    fleet_sentinel_service: str = setting(
+        "str", "", "Fleet mode with Redis Sentinel: the monitored primary's name (sentinel monitor NAME ...).")
+    fleet_sentinel_password: str = setting(
+        "str", "", "Fleet mode with Redis Sentinel: the sentinels' own password (their requirepass), if any; "
+        "the primary's comes from BANGUI_FLEET_URL.", secret=True)
     host_name: str = setting(
         "str", "", "This host's name in the fleet, unique among its running servers (default: the machine's "
         "hostname).")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from actions.base import Act, action
+from actions.fleet_follow import follow_unbans, where
 from core import refusals
 from core.actor import Actor
 from core.addresses import ip_list, jail_name, one_ip
@@ -220,9 +221,11 @@ def _audit_lifted(act: Act, lifted: list[str]) -> None:
 
 @action("jail.unban", Role.operator, target="jail", plans=True)
 async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
-                source_host: str | None = None) -> dict[str, Any]:
+                source_host: str | None = None, local: bool = False) -> dict[str, Any]:
     """Unban one address, or every ban inside a network (core/unbans.py); origin fleet with `source_host` when
-    the fleet asked (fleet/agent.py). `{"unbanned": ip, "jail", "count": bans lifted, "lifted": [...]}`."""
+    the fleet asked (fleet/agent.py). `{"unbanned": ip, "jail", "count": bans lifted, "lifted": [...],
+    "applies": "here" | "fleet", "fleet": {"id", "hosts"} | None}`: in fleet mode an unban of an address the
+    fleet shared is shared too (a fleet unban, actions/fleet_follow.py) unless `local`."""
     jail, ip = jail_name(jail), one_ip(ip)
     act.details["ip"] = ip
     if source_host:
@@ -235,12 +238,14 @@ async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
     await _view(act, act.deps.store.bans.lifted, jail, lifted, entries=len(lifted))
     await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name, None, origin,
                    source_host, events=len(lifted))
-    return {"unbanned": ip, "jail": jail, "count": len(lifted), "lifted": lifted}
+    shared = await follow_unbans(act, {jail: lifted}, local)
+    return {"unbanned": ip, "jail": jail, "count": len(lifted), "lifted": lifted, **where(shared)}
 
 
 @action("jail.unban_many", Role.operator, target="jail", plans=True)
 async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manual",
-                     source_host: str | None = None, client: Fail2Ban | None = None) -> dict[str, Any]:
+                     source_host: str | None = None, client: Fail2Ban | None = None,
+                     requested_by: str | None = None) -> dict[str, Any]:
     """Unban many addresses/networks in one fail2ban call (a fleet unban: one call and one audit entry, not one
     per address); `{"unbanned": [entries lifted], "not_banned": [requested, lifting nothing], "count"}`. A
     network lifts the bans inside it (core/unbans.py); history records an unban for each entry lifted."""
@@ -249,6 +254,8 @@ async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manu
     _audit_ips(act, ips)
     if source_host:
         act.details["source_host"] = source_host
+    if requested_by:  # a fleet unban that followed this person's unban on `source_host`
+        act.details["requested_by"] = requested_by
     check_unban_refusals(ips)
     plan = await _lift_planned(act, client or act.deps.fail2ban, jail, ips, origin, source_host)
     lifted = [e for entries in plan.values() for e in entries]
@@ -261,9 +268,9 @@ async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manu
 
 
 @action("ban.unban_everywhere", Role.operator, target="ip")
-async def unban_everywhere(act: Act, ip: str) -> dict[str, Any]:
+async def unban_everywhere(act: Act, ip: str, *, local: bool = False) -> dict[str, Any]:
     """Unban an address in every jail holding it, or every ban inside a network in every jail;
-    `{"unbanned_from": [jails], "count": bans lifted}`."""
+    `{"unbanned_from": [jails], "count": bans lifted, "applies", "fleet"}` (fleet mode: as `unban`)."""
     ip = one_ip(ip)
     check_unban_refusals([ip])
     if "/" in ip:
@@ -283,4 +290,5 @@ async def unban_everywhere(act: Act, ip: str) -> dict[str, Any]:
         await _view(act, act.deps.store.bans.lifted, jail, lifted, entries=len(lifted))
         await _history(act, act.deps.store.history.record_unbans, jail, lifted, act.actor.name,
                        events=len(lifted))
-    return {"unbanned_from": jails, "count": count}
+    shared = await follow_unbans(act, per_jail, local)
+    return {"unbanned_from": jails, "count": count, **where(shared)}

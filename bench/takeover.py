@@ -7,6 +7,7 @@
    until another process holds the lock AND has published itself (`leader:current` with a newer
    epoch, polled every ~1 ms); restart the victim. Prints median / p90 / max.
    Targets (issue 4): median <= 50 ms, max <= 250 ms.
+   (Fleet failover, the fleet leader's lease in Redis across hosts, is measured by bench/fleet.py.)
 2. Idle cost: CPU used over --idle-seconds by one follower vs. an idle process that loads the same
    code and store but is not a candidate, from /proc/<pid>/stat (utime+stime, clock ticks, all
    threads) and /proc/<pid>/task/*/schedstat (nanoseconds). The leader's cost is shown for scale.

@@ -13,9 +13,11 @@ Nothing here imports `redis` at module level: without BANGUI_FLEET_URL nothing o
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
+import secrets
 import socket
+import time
 
 from settings import Settings
 
@@ -23,10 +25,11 @@ HOSTS = "bangui:fleet:hosts"
 STREAM = "bangui:fleet:log"
 LEASE = "bangui:fleet:leader"
 EPOCH = "bangui:fleet:epoch"
-HEARTBEAT_S = 2.0  # hosts publish their record this often
-STALE_AFTER_S = 3 * HEARTBEAT_S  # 3 missed heartbeats
+HEARTBEAT_S = 0.5  # hosts publish their record this often (a few small writes: cheap)
+STALE_AFTER_S = 2.0  # 4 missed heartbeats: a dead host is `stale` within 2.5 s (issue 21: within 3 s)
 DOWN_AFTER_S = 30.0
 ALIVE_TTL_S = 10.0  # the name stays claimed this long after a server's last heartbeat
+INSTANCE_FILE = "fleet-instance-id"
 
 
 def host_key(name: str) -> str:
@@ -50,9 +53,32 @@ def host_name(settings: Settings) -> str:
 
 
 def instance_id(settings: Settings) -> str:
-    """Who runs under this host name: the machine and the data dir (a restart of the same server is the same)."""
-    where = f"{socket.gethostname()}\0{os.path.realpath(settings.data_dir)}"
-    return hashlib.sha256(where.encode()).hexdigest()[:16]
+    """Who runs under this host name: the data dir, by a random id kept in it (created once, 0600). A server
+    restarted on the same data dir is the same host and takes its name back at once, even where the machine's
+    name or the dir's path changed (a container gets a new hostname, a volume another mount point); a server on
+    another data dir under the same name is another instance (refused while the first one's claim lives)."""
+    return _instance_id(os.path.realpath(settings.data_dir))
+
+
+@functools.lru_cache(maxsize=4)
+def _instance_id(data_dir: str) -> str:
+    path = os.path.join(data_dir, INSTANCE_FILE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path, encoding="ascii") as existing:
+            if value := existing.read().strip():
+                return value
+        # an empty file: its maker crashed between create and write (or is writing now): wait for it, once
+        time.sleep(0.05)
+        with open(path, encoding="ascii") as existing:
+            return existing.read().strip() or "unknown"
+    value = secrets.token_hex(8)
+    with os.fdopen(fd, "w", encoding="ascii") as new:
+        new.write(value)
+        new.flush()
+        os.fsync(new.fileno())
+    return value
 
 
 def shared_jails(settings: Settings) -> list[str]:

@@ -43,12 +43,12 @@ from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_ke
 from fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
 from fleet.blocklists import fleet_blocklists
 from fleet.join import join
-from fleet.lease import RENEW_S, Lease
+from fleet.lease import CLAIM_POLL_S, RENEW_S, Lease
 from fleet.log import SET_STATUS, decode, host_status, min_id
 from fleet.outbox import Outbox
 from fleet.watch import Watcher
 from store.base import offload
-from store.redis_backend import import_redis
+from store.redis_backend import connect, import_redis
 
 if TYPE_CHECKING:
     from core.deps import Deps
@@ -58,6 +58,8 @@ log = logging.getLogger("bangui.fleet")
 BLOCK_MS = 1000
 RETENTION_EVERY_S = 60.0
 RETRY_S = 0.5
+REPLICA_WAIT_MS = 100  # a replica on the same network acknowledges in well under a millisecond
+NO_REPLICA_PAUSE_S = 10.0
 BULK_CLIENT_FROM = 1000  # a (un)ban of more addresses gets a client that waits as long as fail2ban needs
 try:
     VERSION = version("bangui")
@@ -78,9 +80,8 @@ class Agent:
         self.name = fleet.host_name(settings)
         self.instance = fleet.instance_id(settings)
         self.sync = deps.store.shared.redis
-        self.fast = redis.asyncio.Redis.from_url(settings.fleet_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self.blocking = redis.asyncio.Redis.from_url(settings.fleet_url, socket_timeout=BLOCK_MS / 1000 + 2,
-                                                     socket_connect_timeout=0.5)
+        self.fast = connect(settings, 0.5, asyncio=True)
+        self.blocking = connect(settings, BLOCK_MS / 1000 + 2, asyncio=True)
         self.errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.retried = (*self.errors, AppError)
         self.outbox = Outbox(Path(deps.store.path))
@@ -88,6 +89,7 @@ class Agent:
         self.down_logged: set[str] = set()
         self.beats = 0
         self.was_leading = False
+        self.no_replica_until = 0.0  # Sentinel mode: publish without WAIT until then (no replica answered)
         self.watcher = Watcher(deps, self.share)
 
     async def run(self) -> None:
@@ -100,7 +102,9 @@ class Agent:
                     tg.start_soon(self._forever, loop)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*self.errors):
-                await self.lease.release()
+                if self.lease.token is not None:  # a graceful stop hands the lease over at once
+                    await self.lease.release()
+                    log.info("host %s handed the fleet lease over (stopping)", self.name)
             await self.fast.aclose()
             await self.blocking.aclose()
 
@@ -157,9 +161,27 @@ class Agent:
 
     def _publish_now(self, item: dict[str, str], published: dict[str, set[str]] | None = None) -> None:
         """Append `item` to the fleet log; `published`: collects jail -> addresses (the outbox's flush)."""
-        self.sync.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
+        if not self.settings.fleet_sentinels:
+            self.sync.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
+        else:
+            self._publish_replicated(item)
         if published is not None:
             published.setdefault(item["jail"], set()).update(json.loads(item["ips"]))
+
+    def _publish_replicated(self, item: dict[str, str]) -> None:
+        # Replicated Redis: the primary acknowledges before its replica has the entry; one SIGKILLed in between
+        # would lose it while the outbox believed it published. WAIT until a replica has it too (a bounded wait: a
+        # fleet whose replica is away still publishes, as a single Redis would).
+        pipe = self.sync.pipeline(transaction=False)
+        pipe.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
+        waiting = time.monotonic() >= self.no_replica_until
+        if waiting:
+            pipe.wait(1, REPLICA_WAIT_MS)
+        replies = pipe.execute()
+        if waiting and not replies[1]:  # no replica (yet) after a failover: publish without waiting for a while
+            self.no_replica_until = time.monotonic() + NO_REPLICA_PAUSE_S
+            log.warning("fleet: no Redis replica acknowledged a shared ban within %d ms (replica away?); "
+                        "publishing without waiting for %.0f s", REPLICA_WAIT_MS, NO_REPLICA_PAUSE_S)
 
     # -- the replica of the fleet's identity (store/replica.py) --------------------------------------------
     async def _replicate(self) -> None:
@@ -235,23 +257,29 @@ class Agent:
         kind, source = item.get("kind"), item.get("source", "?")
         if (kind == "auto" and source == self.name) or not for_host(item, self.name):
             return
-        jail = (self.settings.fleet_jail or item["jail"]) if kind == "auto" else item["jail"]
+        # shared bans (and the unbans that follow them, actions/fleet_follow.py) land in this host's fleet jail, if any
+        mapped = kind == "auto" or item.get("shared") == "1"
+        jail = (self.settings.fleet_jail or item["jail"]) if mapped else item["jail"]
         actor, recorded = who(source, item.get("list") or "")
-        status, error, added, unbanned, started = "applied", None, None, None, time.monotonic()
+        if item.get("by"):  # the person behind a fleet unban that followed their unban on `source`
+            recorded["requested_by"] = item["by"]
+        status, error, added, unbanned, refused = "applied", None, None, None, 0
+        started = time.monotonic()
         try:
-            if kind == "unban":  # one call and one audit entry; those not banned here have reached the goal
+            if kind == "unban":  # one call and one audit entry
                 # the unban action refuses too wide a network, also in an entry written into the log by hand
                 unbanned = await self._unban(actor, recorded, jail, item["ips"])
+                status = "applied" if unbanned else "not_banned"  # nothing to lift here: say so, not "applied"
             elif item.get("list") or kind == "auto":
-                added = await self._apply_filtered(actor, recorded, jail, item)
+                added, refused = await self._apply_filtered(actor, recorded, jail, item)
             else:  # a fleet ban someone asked for: all or nothing here, and its status says why
                 await self.watcher.mark_applied(jail, item["ips"])  # the fleet's ban, not this host's own
                 added = len((await ban_actions.ban(self.deps, actor, jail, item["ips"], **recorded))["banned"])
         except AppError as exc:
             status, error, added, unbanned = "failed", failure(exc), None, None
             log.warning("fleet %s from %s in %s failed here: %s", kind, source, jail, error)
-        log.info("fleet %s of %d address(es) in %s from %s: %s in %.3f s", kind, len(item["ips"]), jail, source,
-                 status, time.monotonic() - started)
+        log.info("fleet %s of %d address(es) in %s from %s: %s%s in %.3f s", kind, len(item["ips"]), jail, source,
+                 status, _what_happened(len(item["ips"]), added, unbanned, refused), time.monotonic() - started)
         if item.get("id"):
             await self.record_statuses({item["id"]: host_status(status, error, added, unbanned)})
 
@@ -275,11 +303,11 @@ class Agent:
                 await client.aclose()
 
     async def _apply_filtered(self, actor: Actor, recorded: dict[str, Any], jail: str,
-                              item: dict[str, Any]) -> int:
+                              item: dict[str, Any]) -> tuple[int, int]:
         """Another host's shared bans, or a blocklist the fleet leader fetched (fleet/blocklists.py): what this
         host may ban of them (one address it refuses must not cost it the other 49 of a catch-up batch, or a
-        whole list), in one call; a large list with a client that waits as long as fail2ban needs. The number
-        of addresses banned anew."""
+        whole list), in one call; a large list with a client that waits as long as fail2ban needs. (How many
+        addresses it banned anew, how many it refused.)"""
         # ~7-20 us an address: a list of 100,000 would hold the event loop for a second or more
         if len(item["ips"]) > BULK_CLIENT_FROM:
             ips, refused = await offload(acceptable, self.settings, item["ips"])
@@ -290,11 +318,12 @@ class Agent:
                         f"blocklist {item['list']}" if item.get("list") else "shared ban", item.get("source"),
                         len(refused), refused[0])
         if not ips:
-            return 0
+            return 0, len(refused)
         await self.watcher.mark_applied(jail, ips)  # the fleet's bans, not this host's own
         client = bulk_client(self.settings) if len(ips) > BULK_CLIENT_FROM else None
         try:
-            return len((await ban_actions.ban(self.deps, actor, jail, ips, client=client, **recorded))["banned"])
+            banned = (await ban_actions.ban(self.deps, actor, jail, ips, client=client, **recorded))["banned"]
+            return len(banned), len(refused)
         finally:
             if client is not None:
                 await client.aclose()
@@ -337,7 +366,7 @@ class Agent:
                 last_retention = time.monotonic()
                 if trimmed > 0:
                     log.info("fleet retention: trimmed %d log entries", trimmed)
-            await anyio.sleep(RENEW_S)
+            await anyio.sleep(RENEW_S if self.lease.token is not None else CLAIM_POLL_S)
 
     async def _blocklists(self) -> None:
         await fleet_blocklists(self)
@@ -349,3 +378,13 @@ class Agent:
         elif self.was_leading and not now:
             log.warning("host %s no longer leads the fleet", self.name)
         self.was_leading = now
+
+
+def _what_happened(asked: int, added: int | None, unbanned: int | None, refused: int) -> str:
+    """What this host really did with an entry, for its log line: banned anew, already banned, refused, lifted."""
+    if unbanned is not None:
+        return f" ({unbanned} ban(s) lifted)"
+    if added is None:
+        return ""
+    already = asked - added - refused
+    return f" ({added} banned anew, {max(already, 0)} already banned, {refused} refused)"

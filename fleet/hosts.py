@@ -1,8 +1,9 @@
 """Host names are unique among the fleet's running servers: checked when a server starts.
 
-A running server's agent keeps `bangui:fleet:alive:<name>` = its instance id (machine + data dir) alive with a
-short TTL. A server that starts under a name another running server holds stops with a message; the same
-server restarting (same machine and data dir) is the same instance, and the CLI never claims a name, so a
+A running server's agent keeps `bangui:fleet:alive:<name>` = its instance id (a random id kept in its data dir,
+fleet.instance_id) alive with a short TTL. A server that starts under a name another running server holds stops
+with a message (exit 2); the same data dir restarting (a crash, a new hostname) is the same instance and takes its
+name back at once, and the CLI never claims a name, so a
 `bangui user ...` beside its own server works on the fleet store.
 """
 

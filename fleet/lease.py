@@ -1,8 +1,10 @@
 """The fleet leader: one host leader of the fleet holds a lease in Redis and runs the fleet's jobs.
 
 - Claim: one Lua script (atomic): when `bangui:fleet:leader` is free, take the next fencing token (INCR
-  `bangui:fleet:epoch`) and SET the lease `<host>:<token>` with PX = LEASE_S. Held: renewed every RENEW_S
-  (a compare-and-PEXPIRE script), far inside the lease.
+  `bangui:fleet:epoch`) and SET the lease `<host>:<token>` with PX = LEASE_S; the other hosts try every
+  CLAIM_POLL_S. Held: renewed every RENEW_S (a compare-and-PEXPIRE script), far inside the lease. So a killed
+  leader is replaced about LEASE_S after its last renewal (issue 21: within 1.5 s), and a leader that stops
+  (graceful) deletes its lease: the next host takes it within CLAIM_POLL_S.
 - Stepping down in time: a holder counts its lease from the moment it SENT the last successful renewal and
   acts only until half the lease has passed since then (`acting`), so a host that loses Redis, or stalls, stops
   acting as fleet leader well before another can take the expired lease (clock rates, not clocks, must agree).
@@ -18,8 +20,9 @@ from typing import Any
 
 from fleet import EPOCH, LEASE
 
-LEASE_S = 6.0
-RENEW_S = 1.0
+LEASE_S = 1.0  # a SIGKILLed leader's lease lapses within this; the next host claims within CLAIM_POLL_S after
+RENEW_S = 0.2  # the holder renews 5 times a lease: one late renewal (a busy host) does not cost it the lease
+CLAIM_POLL_S = 0.1  # how often the other hosts try to claim (one tiny Lua call)
 CLAIM = """
 if redis.call('exists', KEYS[1]) == 1 then return 0 end
 local token = redis.call('incr', KEYS[2])

@@ -84,15 +84,34 @@ def publish_fleet_ban(client: Any, kind: str, jail: str, ips: list[str], hosts: 
         targets = sorted(set(hosts))
     if not targets:
         raise InvalidInput("no host in the fleet yet", code="unknown_host")
-    ban_id = secrets.token_hex(8)
+    return _append(client, entry(kind, jail, ips, source, targets, "", everyone=hosts is None), targets,
+                   retention_hours)
+
+
+def _append(client: Any, item: dict[str, str], targets: list[str], retention_hours: int) -> dict[str, Any]:
+    """Append a fleet ban/unban with a pending status for each target host (one transaction)."""
+    ban_id = item["id"] = secrets.token_hex(8)
     pipe = client.pipeline(transaction=True)
     pipe.hset(ban_key(ban_id), mapping={h: host_status("pending") for h in targets})
     pipe.expire(ban_key(ban_id), retention_hours * 3600)
-    pipe.xadd(STREAM, entry(kind, jail, ips, source, targets, ban_id, everyone=hosts is None),
-              minid=min_id(retention_hours),
-              approximate=True)
+    pipe.xadd(STREAM, item, minid=min_id(retention_hours), approximate=True)
     pipe.execute()
     return {"id": ban_id, "hosts": targets}
+
+
+def publish_followed_unban(client: Any, jail: str, ips: list[str], source: str, retention_hours: int, by: str,
+                           shared_jail: bool) -> dict[str, Any] | None:
+    """The fleet unban that follows an unban on `source` (actions/fleet_follow.py): for every other host, with
+    the person who asked (`by`); `shared` when `jail` is a shared jail there, so that hosts that receive shared
+    bans in their BANGUI_FLEET_JAIL lift them there. None: no other host."""
+    targets = [h for h in known_hosts(client) if h != source]
+    if not targets:
+        return None
+    item = entry("unban", jail, ips, source, targets)
+    item["by"] = by
+    if shared_jail:
+        item["shared"] = "1"
+    return _append(client, item, targets, retention_hours)
 
 
 def ban_status(client: Any, ban_id: str) -> dict[str, Any]:

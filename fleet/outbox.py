@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +18,15 @@ NAME = "fleet-outbox.jsonl"
 class Outbox:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / NAME
+        # append (the watcher's thread) and flush (the heartbeat's) never interleave: a flush rewrites the file
+        # with what it did not send, and an entry appended meanwhile was lost (seen during a Sentinel failover)
+        self._lock = threading.Lock()
 
     def append(self, entry: dict[str, str]) -> None:
+        with self._lock:
+            self._append(entry)
+
+    def _append(self, entry: dict[str, str]) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, (json.dumps(entry) + "\n").encode())
@@ -31,6 +39,10 @@ class Outbox:
 
     def flush(self, publish: Callable[[dict[str, str]], None]) -> int:
         """Publish every buffered entry in order; on the first failure keep the rest (and re-raise)."""
+        with self._lock:
+            return self._flush(publish)
+
+    def _flush(self, publish: Callable[[dict[str, str]], None]) -> int:
         if not self.pending():
             return 0
         entries = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from errors import AppError
+from settings import Settings
 
 RPC_TIMEOUT_S = 2.0
 
@@ -30,11 +31,11 @@ class HostUnreachable(AppError):
 
 
 @lru_cache(maxsize=4)
-def waiting_client(url: str) -> Any:
+def waiting_client(settings: Settings) -> Any:
     """A client whose socket outlasts a BLPOP of RPC_TIMEOUT_S (the store's client times out sooner)."""
     from store.redis_backend import connect
 
-    return connect(url, socket_timeout=RPC_TIMEOUT_S + 1.0)
+    return connect(settings, socket_timeout=RPC_TIMEOUT_S + 1.0)
 
 
 def ask_history(client: Any, host: str, filters: dict[str, Any], timeout: float = RPC_TIMEOUT_S) -> dict[str, Any]:

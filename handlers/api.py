@@ -66,6 +66,7 @@ class ApiRoute:
     query: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> description
     action: Action[Any] | None = None  # the audited action this route performs (state-changing routes)
     max_body_bytes: int | None = None  # this route's body limit (default: the max_body_bytes setting)
+    body_optional: bool = False  # an empty body is the body type's defaults (e.g. DELETE with {"local": true})
     _decoder: msgspec.json.Decoder[Any] | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +119,8 @@ class ApiRoute:
             chunks.append(chunk)
         raw = b"".join(chunks)
         if not raw.strip():
+            if self.body_optional and self.body is not None:
+                return self.body()
             raise InvalidInput("a JSON body is required", code="invalid_json")
         assert self._decoder is not None
         try:

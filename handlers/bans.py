@@ -12,6 +12,7 @@ from core.roles import Role
 from handlers.api import Call, iso, route
 from handlers.ban_pages import QUERY, countries, current_page
 from handlers.history import shown_event
+from handlers.jails import UnbanRequest
 from jobs.decisions import fresh_view
 from store.base import offload
 
@@ -42,7 +43,8 @@ async def list_bans(call: Call) -> BanList:
 
 
 async def unban_everywhere(call: Call) -> dict[str, Any]:
-    return await actions.unban_everywhere(call.deps, call.actor, call.param("ip"))
+    body: UnbanRequest = call.body
+    return await actions.unban_everywhere(call.deps, call.actor, call.param("ip"), local=body.local)
 
 
 async def get_ip(call: Call) -> dict[str, Any]:
@@ -66,7 +68,8 @@ routes = [
           "Current bans across jails (optionally ?jail=), in pages with ?limit= (from the view of current bans).",
           query={"jail": "only this jail", **QUERY}, response=BanList),
     route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator,
-          "Unban an address, or every ban inside a network (at most /8 or /16), in every jail.",
-          action=actions.unban_everywhere),
+          "Unban an address, or every ban inside a network (at most /8 or /16), in every jail. Fleet mode: as "
+          "DELETE /jails/{jail}/bans/{ip} ({\"local\": true} for this host only).", body=UnbanRequest,
+          body_optional=True, action=actions.unban_everywhere),
     route("GET", "/ips/{ip:path}", get_ip, Role.viewer, "An address: current bans, timeline, country."),
 ]

@@ -83,7 +83,7 @@ async def remote_history(call: Call, host: str, filters: dict[str, Any]) -> dict
     me = host_name(call.deps.settings)
     if host == me:
         return None
-    client = waiting_client(call.deps.settings.fleet_url)
+    client = waiting_client(call.deps.settings)
     if host != "*":
         page: dict[str, Any] = await offload(shared.call, lambda _c: ask_history(client, host, filters))
         return {"items": [dict(i, host=host) for i in page["items"]], "next_cursor": page["next_cursor"]}

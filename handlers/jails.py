@@ -58,6 +58,12 @@ class BanRequest(msgspec.Struct, forbid_unknown_fields=True):
     force: bool = False  # admin only: ban even the caller's own address or bangui's (audited)
 
 
+class UnbanRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """An unban's optional body (an empty body is the defaults)."""
+
+    local: bool = False  # fleet mode: unban on this host only, even an address the fleet shared (issue 21)
+
+
 class BanResult(msgspec.Struct):
     banned: list[str]
     already_banned: list[str]
@@ -99,7 +105,8 @@ async def ban_ips(call: Call) -> BanResult:
 
 
 async def unban_ip(call: Call) -> dict[str, Any]:
-    return await actions.unban(call.deps, call.actor, call.param("jail"), call.param("ip"))
+    body: UnbanRequest = call.body
+    return await actions.unban(call.deps, call.actor, call.param("jail"), call.param("ip"), local=body.local)
 
 
 routes = [
@@ -111,6 +118,7 @@ routes = [
           "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult,
           action=actions.ban),
     route("DELETE", "/jails/{jail}/bans/{ip:path}", unban_ip, Role.operator,
-          "Unban an address, or every ban inside a network (at most /8 or /16), in a jail.",
-          action=actions.unban),
+          "Unban an address, or every ban inside a network (at most /8 or /16), in a jail. Fleet mode: an address "
+          "the fleet shared is unbanned on every host too, unless the body says {\"local\": true}; `applies` and "
+          "`fleet` say where.", body=UnbanRequest, body_optional=True, action=actions.unban),
 ]

@@ -77,7 +77,8 @@ def document(routes: list[ApiRoute]) -> dict[str, Any]:
         if params:
             op["parameters"] = params
         if r.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": by_type[r.body]}}}
+            op["requestBody"] = {"required": not r.body_optional,
+                                 "content": {"application/json": {"schema": by_type[r.body]}}}
         ok: dict[str, Any] = {"description": "success"}
         if r.response is not None:
             ok["content"] = {"application/json": {"schema": by_type[r.response]}}

@@ -63,7 +63,7 @@ class Store:
             from store.redis_backend import RedisCache, connect
 
             self.replica = Replica(self.path)
-            self.shared: Any = FleetCache(RedisCache(connect(settings.fleet_url), source("fleet_url")), self.replica)
+            self.shared: Any = FleetCache(RedisCache(connect(settings), source("fleet_url")), self.replica)
         else:
             self.epoch = Epoch(self.path)
             self.shared = Announcing(self.cache, self.epoch)

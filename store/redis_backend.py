@@ -15,12 +15,14 @@ URL came from (BANGUI_FLEET_URL or BANGUI_FLEET_URL_FILE) and telling a Redis th
 answered and refused the password (WRONGPASS, NOAUTH: details.reason `auth`). Sockets time out after
 SOCKET_TIMEOUT_S, and after a failure the client refuses at once for BREAKER_S, so that an unreachable Redis
 costs an authenticated request well under a second and never stalls an event loop that reads inline.
-`redis` is imported only here and only in fleet mode (the optional extra `fleet`).
+`redis` is imported only here and only in fleet mode (the optional extra `fleet`); `connect` is the one factory
+of Redis clients (sync and asyncio, TLS, Sentinel): fleet/ code makes its clients through it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from typing import Any
 import msgspec
 
 from errors import Unavailable
+from settings import ConfigError, Settings
 from store.base import StoreBusy
 
 KV = "bangui:kv:"
@@ -64,18 +67,79 @@ def import_redis() -> Any:
     try:
         import redis
     except ImportError:
-        from settings import ConfigError
-
         raise ConfigError("BANGUI_FLEET_URL is set but the Python package `redis` is missing: "
                           "install bangui with the fleet extra (pip install 'bangui[fleet]')") from None
     return redis
 
 
-def connect(url: str, socket_timeout: float = SOCKET_TIMEOUT_S) -> Any:
-    """A synchronous client with short timeouts (thread-safe: a connection pool per process)."""
+def connect(where: Settings | str, socket_timeout: float = SOCKET_TIMEOUT_S, *,
+            connect_timeout: float = CONNECT_TIMEOUT_S, asyncio: bool = False) -> Any:
+    """The one way bangui makes a Redis client: `where` is the settings (URL, TLS files, sentinels) or a bare URL
+    (tests, tools). Synchronous (thread-safe: a connection pool per process) or, with `asyncio`, redis.asyncio's
+    client; both with the given timeouts, never retrying on their own (callers decide: breaker, outbox, retry).
+
+    - `rediss://`: TLS through redis-py, checked against BANGUI_FLEET_TLS_CA_FILE (default: the system's CAs),
+      with a client certificate when BANGUI_FLEET_TLS_CERT_FILE/KEY_FILE are set;
+    - BANGUI_FLEET_SENTINELS: redis-py's Sentinel client. Every new connection asks the sentinels where the
+      primary is, and a connection to a demoted primary (READONLY) is dropped, so after a failover each client
+      reaches the promoted replica by itself. The URL gives user, password, database and TLS (sentinels too)."""
     redis = import_redis()
-    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT_S,
-                                health_check_interval=30, retry_on_timeout=False)
+    settings = None if isinstance(where, str) else where
+    url = where if isinstance(where, str) else where.fleet_url
+    options: dict[str, Any] = {"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout,
+                               "retry_on_timeout": False, **_tls_options(settings, url)}
+    if not asyncio:
+        options["health_check_interval"] = 30
+    if settings is not None and settings.fleet_sentinels:
+        return _via_sentinels(redis, settings, url, options, asyncio)
+    if asyncio:
+        return redis.asyncio.Redis.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def _tls_options(settings: Settings | None, url: str) -> dict[str, Any]:
+    """redis-py's TLS arguments from the settings (ConfigError for TLS files without a rediss:// URL)."""
+    if settings is None:
+        return {}
+    files = {"ssl_ca_certs": settings.fleet_tls_ca_file, "ssl_certfile": settings.fleet_tls_cert_file,
+             "ssl_keyfile": settings.fleet_tls_key_file}
+    given = {k: v for k, v in files.items() if v}
+    if not url.startswith("rediss://"):
+        if given:
+            raise ConfigError("BANGUI_FLEET_TLS_* files are set but BANGUI_FLEET_URL is not rediss://: write "
+                                "rediss://... to reach Redis over TLS, or unset the TLS files")
+        return {}
+    if bool(settings.fleet_tls_cert_file) != bool(settings.fleet_tls_key_file):
+        raise ConfigError("a client certificate needs both BANGUI_FLEET_TLS_CERT_FILE and "
+                            "BANGUI_FLEET_TLS_KEY_FILE")
+    for name, path in given.items():
+        if not os.access(path, os.R_OK):
+            setting = {"ssl_ca_certs": "CA", "ssl_certfile": "CERT", "ssl_keyfile": "KEY"}[name]
+            raise ConfigError(f"BANGUI_FLEET_TLS_{setting}_FILE={path!r} cannot be read")
+    return given
+
+
+def _via_sentinels(redis: Any, settings: Settings, url: str, options: dict[str, Any], asyncio: bool) -> Any:
+    """The primary of BANGUI_FLEET_SENTINEL_SERVICE through redis-py's Sentinel support (no failover of ours)."""
+    if not settings.fleet_sentinel_service:
+        raise ConfigError("BANGUI_FLEET_SENTINELS is set: set BANGUI_FLEET_SENTINEL_SERVICE to the name the "
+                            "sentinels monitor (sentinel monitor NAME host port quorum)")
+    sentinels = []
+    for part in (p.strip() for p in settings.fleet_sentinels.split(",") if p.strip()):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"BANGUI_FLEET_SENTINELS: {part!r} is not host:port (e.g. 10.0.0.5:26379)")
+        sentinels.append((host.strip("[]"), int(port)))
+    parsed = redis.connection.parse_url(url)
+    tls = url.startswith("rediss://")
+    primary = {k: parsed[k] for k in ("username", "password", "db") if parsed.get(k) is not None}
+    ssl = {"ssl": True, **{k: v for k, v in options.items() if k.startswith("ssl_")}} if tls else {}
+    timeouts = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+    sentinel_kwargs = {**timeouts, **ssl, "password": settings.fleet_sentinel_password or None}
+    module = redis.asyncio.sentinel if asyncio else redis.sentinel
+    manager = module.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+    return manager.master_for(settings.fleet_sentinel_service, **{**options, **primary, **ssl})
+
 
 
 class RedisCache:

@@ -88,7 +88,7 @@ def test_killing_the_fleet_leader_hands_the_lease_over(fresh_fleet: Fleet) -> No
     killed = time.monotonic()
     new = wait_for(lambda: (v := _lease(fresh_fleet)) and v != lease and v, timeout=15, pause=0.05,
                    what="another fleet leader")
-    print(f"new fleet leader {new} after {time.monotonic() - killed:.2f} s (lease 6 s)")
+    print(f"new fleet leader {new} after {time.monotonic() - killed:.2f} s (lease 1 s)")
     assert int(new.rpartition(":")[2]) > int(token)
 
 

@@ -158,3 +158,53 @@ def test_fleet_bans_and_unbans_are_in_each_hosts_history_as_origin_fleet_with_th
             ("unban", "fleet", "web2", "fleet:web2"), ("ban", "fleet", "web2", "fleet:web2")], host.name
         assert httpx.get(host.url + "/api/v1/history", params={"ip": ip, "origin": "manual"},
                          headers=shared_fleet.headers(), timeout=10).json()["items"] == []
+
+
+def test_an_unban_of_a_shared_ban_on_any_host_is_shared_unless_local(shared_fleet: Fleet) -> None:
+    """Issue 21 item 4: a false positive unbanned on one host is gone everywhere the fleet put it."""
+    h1, h2, h3 = shared_fleet.hosts
+    followed, kept = "203.0.113.71", "203.0.113.72"
+    for ip in (followed, kept):
+        h1.fail2ban.append_failures("sshd", ip, 3)
+    wait_for(lambda: {followed, kept} <= h2.banned() and {followed, kept} <= h3.banned(), timeout=15,
+             what="web1's shared bans everywhere")
+    r = httpx.delete(h2.url + f"/api/v1/jails/sshd/bans/{followed}", headers=shared_fleet.headers(), timeout=10)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["applies"] == "fleet" and [f["hosts"] for f in answer["fleet"]] == [["web1", "web3"]]
+    wait_for(lambda: followed not in h1.banned() and followed not in h3.banned(), timeout=15,
+             what="the unban on web1 and web3")
+    status = httpx.get(h2.url + f"/api/v1/fleet/bans/{answer['fleet'][0]['id']}", headers=shared_fleet.headers(),
+                       timeout=10).json()["hosts"]
+    assert status["web1"]["status"] == "applied" and status["web1"]["unbanned"] == 1
+    items = httpx.get(h3.url + "/api/v1/history", params={"ip": followed, "event": "unban"},
+                      headers=shared_fleet.headers(), timeout=10).json()["items"]
+    assert [(i["actor"], i["origin"], i["source_host"]) for i in items] == [("fleet:web2", "fleet", "web2")]
+    r = httpx.request("DELETE", h2.url + f"/api/v1/jails/sshd/bans/{kept}", json={"local": True},
+                      headers=shared_fleet.headers(), timeout=10)
+    assert r.status_code == 200 and (r.json()["applies"], r.json()["fleet"]) == ("here", None), r.text
+    assert kept not in h2.banned() and kept in h1.banned() and kept in h3.banned()
+    r = httpx.request("DELETE", h2.url + f"/api/v1/jails/sshd/bans/{kept}", json={"local": "yes"},
+                      headers=shared_fleet.headers(), timeout=10)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_body")
+
+
+def test_a_fleet_unban_says_not_banned_on_a_host_that_had_no_such_ban(shared_fleet: Fleet) -> None:
+    h1, h2, h3 = shared_fleet.hosts
+    ip = "192.0.2.202"
+    r = httpx.post(h1.url + "/api/v1/fleet/bans", json={"ips": [ip], "jail": "nginx-http-auth", "hosts": ["web1"]},
+                   headers=shared_fleet.headers(), timeout=10)
+    assert r.status_code == 202, r.text
+    wait_for(lambda: ip in h1.banned("nginx-http-auth"), timeout=15, what="the fleet ban on web1")
+    r = httpx.post(h1.url + "/api/v1/fleet/unbans", json={"ips": [ip], "jail": "nginx-http-auth"},
+                   headers=shared_fleet.headers(), timeout=10)
+    assert r.status_code == 202, r.text
+
+    def statuses() -> dict:  # type: ignore[type-arg]
+        return httpx.get(h1.url + f"/api/v1/fleet/bans/{r.json()['id']}", headers=shared_fleet.headers(),
+                         timeout=10).json()["hosts"]
+
+    done = wait_for(lambda: (s := statuses()) and all(v["status"] != "pending" for v in s.values()) and s,
+                    timeout=30, what="the fleet unban done everywhere")
+    assert done["web1"] == {"status": "applied", "error": None, "unbanned": 1}
+    assert done["web2"] == done["web3"] == {"status": "not_banned", "error": None, "unbanned": 0}

@@ -65,7 +65,8 @@ def test_unban_in_jail_and_not_banned(api: Api) -> None:
     api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["2001:db8::5"]})
     r = api.call("operator", "DELETE", "/jails/sshd/bans/2001:db8::5")
     assert r.status_code == 200
-    assert r.json() == {"unbanned": "2001:db8::5", "jail": "sshd", "count": 1, "lifted": ["2001:db8::5"]}
+    assert r.json() == {"unbanned": "2001:db8::5", "jail": "sshd", "count": 1, "lifted": ["2001:db8::5"],
+                        "applies": "here", "fleet": None}  # single-host mode: here only
     again = api.call("operator", "DELETE", "/jails/sshd/bans/2001:db8::5")
     assert again.status_code == 404
     assert again.json()["error"]["code"] == "not_banned"
