@@ -173,3 +173,38 @@ def _top_ips_bounded(conn: sqlite3.Connection, w: _Window, auto_only: bool) -> l
 
 def _best(counts: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
     return heapq.nsmallest(TOP_N, ((k, c) for k, c in counts if c > 0), key=lambda kc: (-kc[1], kc[0]))
+
+
+MAX_OFFENDERS = 1000  # repeat offenders answered, most bans first
+
+
+def repeat_offenders(conn: sqlite3.Connection, min_bans: int, days: float, jail: str | None = None,
+                     now: float = 0.0, geo: Any = None, limit: int = MAX_OFFENDERS) -> list[dict[str, Any]]:
+    """The addresses with at least `min_bans` ban events in the last `days` days before `now` (in `jail` only,
+    when given), most bans first (then the latest ban first), at most `limit`: [{ip, country, bans, jails,
+    first_ban, last_ban}] (epoch seconds; jails sorted; country of the address's newest event, else `geo`).
+
+    Only an address with at least `min_bans` bans over the whole archive (agg_ip, an upper bound of any window's
+    count) can qualify, so the window is counted for those alone, each through the unique (ipkey, jail, at,
+    event) index without touching the table: cheap where most addresses were banned once or twice (the common
+    case); where nearly every address qualifies (min_bans 1) the window is scanned by time instead."""
+    since = now - days * DAY_S
+    jail_filter, params = (" AND e.jail = ?", [jail]) if jail else ("", [])
+    select = ("SELECT e.ipkey, count(*) AS c, min(e.at), max(e.at), group_concat(DISTINCT e.jail) FROM events e")
+    tail = " GROUP BY e.ipkey HAVING c >= ? ORDER BY c DESC, max(e.at) DESC, e.ipkey LIMIT ?"
+    if min_bans > 1:
+        sql = (f"{select} INDEXED BY events_key JOIN agg_ip a ON e.ipkey = a.ipkey WHERE a.bans >= ? "
+               f"AND e.event = 'ban' AND e.at >= ?{jail_filter}{tail}")
+        args = [min_bans, since, *params, min_bans, limit]
+    else:
+        sql = f"{select} WHERE e.event = 'ban' AND e.at >= ?{jail_filter}{tail}"
+        args = [since, *params, min_bans, limit]
+    out = []
+    for key, bans, first, last, jails in conn.execute(sql, args).fetchall():
+        ip, country = conn.execute("SELECT ip, country FROM events WHERE ipkey = ? ORDER BY at DESC LIMIT 1",
+                                   (key,)).fetchone()
+        if country is None and geo is not None:
+            country = geo.country(ip)
+        out.append({"ip": ip, "country": country, "bans": bans, "jails": sorted(jails.split(",")),
+                    "first_ban": first, "last_ban": last})
+    return out
