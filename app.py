@@ -40,6 +40,7 @@ from handlers import (
     metrics,
     notifications,
     openapi,
+    preferences,
     server,
     server_settings,
     setup,
@@ -64,7 +65,7 @@ API_ROUTES: list[ApiRoute] = [
     *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
     *jail_config.routes, *server_settings.routes, *config.routes,
-    *fleet.routes, *bouncers.routes,
+    *fleet.routes, *bouncers.routes, *preferences.routes,
 ]
 
 

@@ -61,6 +61,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     # without fleet mode: 404 fleet_disabled, audited as failed (tests/fleet covers fleet mode)
     ("POST", "/fleet/bans"): ("operator", "/fleet/bans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
     ("POST", "/fleet/unbans"): ("operator", "/fleet/unbans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
+    ("PATCH", "/preferences"): ("viewer", "/preferences", {"theme": "dark"}),
 }
 SECRETS: list[str] = [PASSWORD, NEW_PASSWORD, "s3cr3t-tok"]
 
