@@ -46,6 +46,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("DELETE", "/jails/{jail}/ignoreip/{entry:path}"): ("operator", "/jails/sshd/ignoreip/192.0.2.61", None),
     ("PATCH", "/server/settings"): ("admin", "/server/settings", {"dbmaxmatches": 5}),
     ("POST", "/server/reload"): ("admin", "/server/reload", None),
+    ("POST", "/server/restart"): ("admin", "/server/restart", None),
     ("POST", "/config/jails/{jail}/activate"): ("admin", "/config/jails/sshd/activate", None),
     ("POST", "/config/jails/{jail}/deactivate"): ("admin", "/config/jails/nginx-http-auth/deactivate", None),
     ("PUT", "/config/files/{path:path}"): ("admin", "/config/files/jail.d/audit.local",
