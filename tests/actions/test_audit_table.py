@@ -32,6 +32,8 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("DELETE", "/bans/{ip:path}"): ("operator", "/bans/192.0.2.9", None),
     ("POST", "/blocklists"): ("admin", "/blocklists", {"name": "bl", "url": "https://example.com/l.txt",
                                                        "jail": "sshd"}),
+    ("POST", "/blocklists/preview"): ("admin", "/blocklists/preview", {"name": "bl", "url": "http://127.0.0.1:9/l.txt",
+                                                               "jail": "sshd"}),
     ("DELETE", "/blocklists/{name}"): ("admin", "/blocklists/nope", None),
     ("POST", "/blocklists/{name}/run"): ("operator", "/blocklists/nope/run", None),
     ("POST", "/jobs/{name}/run"): ("operator", "/jobs/cleanup/run", None),
