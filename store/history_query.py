@@ -215,8 +215,16 @@ def network_timeline(conn: sqlite3.Connection, network: str, geo: Any = None) ->
     }
 
 
-CSV_HEADER = ("time", "at", "event", "jail", "ip", "origin", "actor", "country", "bantime", "failures",
+# Every time in ISO 8601 UTC (issue 23 item 6: the epoch `at` column, a copy of `time`, is gone).
+CSV_HEADER = ("time", "event", "jail", "ip", "origin", "actor", "country", "bantime", "failures",
               "ends_at", "matches", "source_host")
+
+
+def _iso(epoch: float | None) -> str:
+    """ISO 8601 UTC with a Z, to the fraction a time has (fail2ban's are whole seconds; bangui's own are not)."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LIMIT,
@@ -244,10 +252,9 @@ def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LI
     yield line(CSV_HEADER)
     while True:
         for it in items:
-            when = datetime.fromtimestamp(it["at"], UTC).isoformat().replace("+00:00", "Z")
-            yield line([when, it["at"], it["event"], it["jail"], it["ip"], it["origin"], it["actor"] or "",
+            yield line([_iso(it["at"]), it["event"], it["jail"], it["ip"], it["origin"], it["actor"] or "",
                         it["country"] or "", _blank(it["bantime"]), _blank(it["failures"]),
-                        _blank(it["ends_at"]), "\n".join(it["matches"]), it["source_host"] or ""])
+                        _iso(it["ends_at"]), "\n".join(it["matches"]), it["source_host"] or ""])
         if cursor is None:
             return
         items, cursor = history(connect(), limit=page_size, cursor=cursor, **filters)

@@ -3,6 +3,7 @@ audit entry each with the right action and outcome; no secret is ever stored in 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -160,6 +161,8 @@ def test_audit_api_filters_csv_and_verify(api: Api) -> None:
     csv = api.call("admin", "GET", "/audit", params={"format": "csv", "target": "sshd"})
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].startswith("id,at,actor") and len(csv.text.splitlines()) == 4
+    for line in csv.text.splitlines()[1:]:  # every time in ISO 8601 (issue 23 item 6)
+        assert datetime.fromisoformat(line.split(",")[1].replace("Z", "+00:00")).tzinfo is not None, line
     assert api.call("admin", "GET", "/audit/verify").json()["ok"] is True
 
 

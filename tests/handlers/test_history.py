@@ -4,6 +4,7 @@ sync job, filters, CSV, stats and the per-address timeline, against a real priva
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 import io
 from typing import Any
 
@@ -81,8 +82,12 @@ def test_csv_export_escapes_log_lines(api: Api, fail2ban: Any) -> None:
     r = api.call("viewer", "GET", "/history?format=csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(r.text)))
-    assert rows[0][:5] == ["time", "at", "event", "jail", "ip"]
-    assert rows[1][2:5] == ["ban", "sshd", "192.0.2.50"]
+    assert rows[0][:4] == ["time", "event", "jail", "ip"]
+    assert rows[1][1:4] == ["ban", "sshd", "192.0.2.50"]
+    for row in rows[1:]:  # every time in ISO 8601 (issue 23 item 6), none an epoch
+        for column in ("time", "ends_at"):
+            value = row[rows[0].index(column)]
+            assert value == "" or datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo, (column, value)
     via_accept = api.call("viewer", "GET", "/history", headers={"Accept": "text/csv"})
     assert via_accept.headers["content-type"].startswith("text/csv")
     assert via_accept.text.splitlines()[0] == r.text.splitlines()[0]
