@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import BaseRoute
 
 import logs
@@ -51,7 +50,7 @@ from handlers import (
 )
 from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
-from handlers.middleware import Edge, StoreGuard
+from handlers.middleware import ApiCompression, Edge, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
 from settings import Settings
@@ -106,12 +105,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        # Answers over 1 KB gzip-compressed for a client that accepts it (issue 23 item 9). Starlette leaves
-        # text/event-stream alone (the log stream is never buffered) and flushes each chunk of other streamed
-        # answers (CSV). Level 6: zlib's default, about half the CPU of Starlette's 9 for a few % more bytes.
-        middleware=[Middleware(Edge, trusted_proxies=settings.trusted_proxies),
-                    Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6), Middleware(BodyPolicy),
-                    Middleware(StoreGuard)],
+        middleware=[Middleware(Edge, trusted_proxies=settings.trusted_proxies), Middleware(ApiCompression),
+                    Middleware(BodyPolicy), Middleware(StoreGuard)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

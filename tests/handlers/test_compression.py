@@ -35,6 +35,8 @@ def test_large_answers_are_gzipped_small_ones_and_the_log_stream_are_not(bangui_
         assert gzip.decompress(raw) == plain.content and len(raw) < len(plain.content) / 3
         small = client.get(server.url + "/api/v1/health/live", headers=gz)
         assert small.status_code == 200 and "content-encoding" not in small.headers
+        refused = client.get(server.url + "/api/v1/openapi.json", headers={**cookie, "Accept-Encoding": "gzip;q=0"})
+        assert "content-encoding" not in refused.headers and refused.content == plain.content
 
         for ip in ("192.0.2.1", "192.0.2.2"):
             ban(fail2ban, ip)
