@@ -4,8 +4,8 @@ sync job, filters, CSV, stats and the per-address timeline, against a real priva
 from __future__ import annotations
 
 import csv
-from datetime import datetime
 import io
+from datetime import datetime
 from typing import Any
 
 import pytest
