@@ -40,6 +40,7 @@ from handlers import (
     metrics,
     notifications,
     openapi,
+    preferences,
     server,
     server_settings,
     setup,
@@ -49,7 +50,7 @@ from handlers import (
 )
 from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
-from handlers.middleware import Edge, StoreGuard
+from handlers.middleware import ApiCompression, Edge, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
 from settings import Settings
@@ -64,7 +65,7 @@ API_ROUTES: list[ApiRoute] = [
     *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
     *jail_config.routes, *server_settings.routes, *config.routes,
-    *fleet.routes, *bouncers.routes,
+    *fleet.routes, *bouncers.routes, *preferences.routes,
 ]
 
 
@@ -104,8 +105,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += web.routes
     return Starlette(
         routes=routes,
-        middleware=[Middleware(Edge, trusted_proxies=settings.trusted_proxies), Middleware(BodyPolicy),
-                    Middleware(StoreGuard)],
+        middleware=[Middleware(Edge, trusted_proxies=settings.trusted_proxies), Middleware(ApiCompression),
+                    Middleware(BodyPolicy), Middleware(StoreGuard)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -51,7 +51,7 @@ try:
     from handlers import transport
     from metrics.files import multiprocess_dir
     from settings import FIELDS, ConfigError, Settings
-    from stopping import join_workers
+    from stopping import StopForwarder, join_workers
     from store import Store, StoreError
 except ImportError as exc:
     _refuse_foreign_modules(exc)
@@ -177,21 +177,12 @@ def _run_hypercorn(config: HypercornConfig) -> int:
     """
     from hypercorn.run import run
 
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(read_fd, False)
-    os.set_blocking(write_fd, False)
-    previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    forwarder = StopForwarder()  # also tells idle workers of a stop at once (stopping.py)
     try:
         status = int(run(config))
         join_workers(config.graceful_timeout + WORKER_STOP_EXTRA_S)  # see stopping.py
     finally:
-        signal.set_wakeup_fd(previous)
-        received = b""
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(read_fd, 512):
-                received += chunk
-        os.close(read_fd)
-        os.close(write_fd)
+        received = forwarder.close()
     if status == 0 and not {signal.SIGTERM, signal.SIGINT} & set(received):
         log.error("a worker died abnormally and hypercorn stopped the server: exiting 1 for the supervisor")
         return 1

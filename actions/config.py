@@ -89,6 +89,13 @@ async def reload_server(act: Act) -> dict[str, Any]:
     return result
 
 
+@action("server.restart", Role.admin)
+async def restart_server(act: Act) -> dict[str, Any]:
+    result = await _run(act, ops.restart_server)
+    act.details.update(jails=result["jails"], banned_again=result["banned_again"])
+    return result
+
+
 @action("config.jail_activate", Role.admin, target="jail")
 async def activate_jail(act: Act, jail: str, overrides: dict[str, Any]) -> dict[str, Any]:
     jail = jail_name(jail)

@@ -164,6 +164,9 @@ def main() -> int:
                 timed(lambda: archive.stats("365d", now=now), 5), 50)
         finally:
             history_stats.BOUNDED_CANDIDATES = bounded
+        info["repeat offenders, 3 bans in 30 days, p50 (ms)"] = p(timed(lambda: archive.repeat_offenders(3, 30), 5), 50)
+        info["repeat offenders, 3 bans in 30 days, jail3, p50 (ms)"] = p(
+            timed(lambda: archive.repeat_offenders(3, 30, "jail3"), 5), 50)
         t0 = time.perf_counter()
         lines = sum(1 for _ in archive.csv_lines(jail="jail3", since=now - 30 * 86400))
         info[f"CSV export, jail + 30 days ({lines:,} lines), rows/s"] = lines / (time.perf_counter() - t0)

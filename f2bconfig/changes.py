@@ -103,5 +103,20 @@ class ChangeLog:
         return out
 
     @staticmethod
+    def reverted_by(entries: list[dict[str, Any]]) -> dict[str, str]:
+        """change id -> id of the applied `config.revert` that undid it and still stands, among `entries` (any
+        order). A revert that was itself reverted no longer counts: its change is in effect again."""
+        by: dict[str, str] = {}
+        for entry in sorted(entries, key=lambda e: e["id"]):  # ids sort by time
+            if entry["action"] != "config.revert" or entry.get("outcome", "applied") != "applied":
+                continue
+            target = str(entry["target"])
+            by[target] = entry["id"]
+            undone = next((e for e in entries if e["id"] == target), None)
+            if undone is not None and undone["action"] == "config.revert":
+                by.pop(str(undone["target"]), None)
+        return by
+
+    @staticmethod
     def file_states(entry: dict[str, Any]) -> dict[str, tuple[bytes | None, bytes | None]]:
         return {f["path"]: (_bytes(f["before"]), _bytes(f["after"])) for f in entry["files"]}

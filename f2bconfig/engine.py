@@ -67,6 +67,7 @@ class Change:
     target: str | None
     plan: Callable[[Engine], Plan]
     reload: bool = True
+    restart: bool = False  # with reload: every jail stopped and started afresh, bans restored (server.restart)
     activate: Sequence[str] = ()
     deactivate: Sequence[str] = ()
 
@@ -89,6 +90,7 @@ class Engine:
         self.last_brief: dict[str, dict[str, str]] = {}
         self.last_values: dict[str, dict[str, str]] = {}  # jail -> option -> value, as the staged config says
         self.change_id: str | None = None  # the next change's id (an action sets it first, to audit it)
+        self.banned_again = 0  # addresses a restart banned again that fail2ban did not restore itself
 
     # ---- fail2ban over its socket (blocking) --------------------------------------------------------
     def call(self, *args: str) -> Any:
@@ -198,6 +200,17 @@ class Engine:
         if missing:
             self.call("set", jail, "banip", *sorted(missing))
 
+    def _ban_again(self, banned: dict[str, Any]) -> int:
+        """After every jail was restarted: ban again what each jail had banned and fail2ban did not restore from
+        its database (e.g. rows purged, or no database); the count."""
+        count = 0
+        for jail, before in banned.items():
+            missing = {str(ip) for ip in before or []} - {str(ip) for ip in self.call("get", jail, "banned") or []}
+            if missing:
+                self.call("set", jail, "banip", *sorted(missing))
+                count += len(missing)
+        return count
+
     def _settle_to_config(self, states: dict[str, tuple[bytes | None, bytes | None]], cmds: list[list[str]],
                           jails: set[str]) -> str | None:
         """After a rollback or recovery: the touched settings back to what the live configuration says."""
@@ -214,10 +227,13 @@ class Engine:
 
     def _apply(self, change: Change, plan: Plan, expected: set[str], absent: set[str]) -> tuple[str | None, str]:
         if change.reload:
-            ok, output = tools.reload(self.tree.root, self.socket)
+            banned = {jail: self.call("get", jail, "banned") for jail in sorted(expected)} if change.restart else {}
+            ok, output = tools.reload(self.tree.root, self.socket, restart=change.restart)
             problem = self.verify(expected, absent, VERIFY_SECONDS if ok else 1.0)
             if problem is None and not ok:
                 problem = "fail2ban-client reload failed"
+            if problem is None and banned:
+                self.banned_again = self._ban_again(banned)
             return problem, output
         for cmd in plan.runtime:
             try:

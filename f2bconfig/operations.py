@@ -164,6 +164,17 @@ def reload_server(engine: Engine, actor: str) -> dict[str, Any]:
     return {"jails": sorted(engine.active_jails())}
 
 
+def restart_server(engine: Engine, actor: str) -> dict[str, Any]:
+    """Restart fail2ban's jails, all of them, afresh: `fail2ban-client reload --restart` (fail2ban 1.0.2 stops every
+    jail, runs their actions' actionstop, re-reads the whole configuration, server settings included, and starts
+    them again; bans come back from its database and what it did not restore is banned again). fail2ban's own
+    `restart` stops the server process and starts a new one from the client, which bangui must not do: the host's
+    service manager owns that process (and runs it as root). Validated first; verified like a reload."""
+    engine.banned_again = 0
+    engine.run(Change("server.restart", actor, None, lambda eng: Plan(), reload=True, restart=True))
+    return {"jails": sorted(engine.active_jails()), "banned_again": engine.banned_again}
+
+
 # ---- catalogue and activation ---------------------------------------------------------------------------
 def defined_jails(root: Path) -> set[str]:
     """Jail sections of jail.conf, jail.d/*.conf, jail.local, jail.d/*.local (plain INI read, no interpolation)."""

@@ -3,7 +3,8 @@
 The imports themselves run only on the elected leader (jobs/blocklists.py, job `blocklists`, every minute
 it looks for lists due). "Run now" is handed over through the store, like `POST /jobs/{name}/run`: a
 per-list request flag the job consumes, plus a run request for the `blocklists` job so that the leader
-starts it within a second. No fetch ever happens in the serving worker. The URL is checked for form at
+starts it within a second. No import's fetch happens in the serving worker (a preview's does: an admin's dry run,
+under the same rules, in a thread). The URL is checked for form at
 creation (http/https, no credentials); where it points is checked at each fetch (the SSRF rules are in
 jobs/blocklists.py).
 """
@@ -18,6 +19,7 @@ from actions import blocklists as actions
 from core.roles import Role
 from handlers.api import Call, iso, route
 from handlers.jobs import leader_summary
+from jobs.blocklists import fetch_and_parse
 from store.base import offload
 from store.blocklists import MAX_INTERVAL_S, MAX_URL_LENGTH, MIN_INTERVAL_S
 
@@ -51,6 +53,14 @@ class BlocklistInfo(msgspec.Struct):
     next_due: str | None  # null: never run, so due at the job's next look (within a minute)
     # fleet mode: the fleet ban that carried the last import to every host (GET /fleet/bans/{id}: per host)
     last_fleet_ban: str | None = None
+
+
+class BlocklistPreview(msgspec.Struct):
+    entries: int  # valid distinct entries an import would ban
+    invalid: int  # lines that are neither an address nor a network
+    refused: int  # addresses/networks the ban action refuses (loopback, too wide, bangui's own...)
+    invalid_samples: list[str]
+    refused_samples: list[str]
 
 
 class BlocklistRunRequested(msgspec.Struct):
@@ -90,6 +100,12 @@ async def create_blocklist(call: Call) -> BlocklistInfo:
                                                 body.interval_s, body.enabled))
 
 
+async def preview_blocklist(call: Call) -> BlocklistPreview:
+    body: NewBlocklist = call.body
+    result = await actions.preview_blocklist(call.deps, call.actor, body.name, body.url, body.jail, fetch_and_parse)
+    return BlocklistPreview(**result)
+
+
 async def delete_blocklist(call: Call) -> None:
     await actions.delete_blocklist(call.deps, call.actor, call.param("name"))
 
@@ -107,6 +123,10 @@ routes = [
     route("POST", "/blocklists", create_blocklist, Role.admin,
           "Add a blocklist: an http(s) URL of addresses/networks imported into a jail every interval_s.",
           body=NewBlocklist, response=BlocklistInfo, status=201, action=actions.create_blocklist),
+    route("POST", "/blocklists/preview", preview_blocklist, Role.admin,
+          "Dry run of a blocklist (the body of POST /blocklists): fetched and parsed as an import would, with "
+          "counts and samples of invalid and refused lines; nothing banned, nothing stored.",
+          body=NewBlocklist, response=BlocklistPreview, action=actions.preview_blocklist),
     route("DELETE", "/blocklists/{name}", delete_blocklist, Role.admin,
           "Remove a blocklist (its bans stay until the jail's bantime ends).", status=204,
           action=actions.delete_blocklist),

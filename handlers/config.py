@@ -130,9 +130,11 @@ async def delete_file(call: Call) -> dict[str, Any]:
 async def list_changes(call: Call) -> dict[str, Any]:
     engine = engine_for(call.deps.settings)
     page = await offload(engine.changes.page, 200)
+    reverted_by = engine.changes.reverted_by(page)  # the page shows `Revert` only where it still applies
     return {"changes": [{"id": c["id"], "time": iso(c["time"]), "actor": c["actor"], "action": c["action"],
                          "target": c["target"], "files": c["files"], "diff": c["diff"],
-                         "outcome": c.get("outcome", "applied"), "state": c.get("state", "after")}
+                         "outcome": c.get("outcome", "applied"), "state": c.get("state", "after"),
+                         "reverted": c["id"] in reverted_by, "reverted_by": reverted_by.get(c["id"])}
                         | ({"fail2ban_verified": c["fail2ban_verified"]} if "fail2ban_verified" in c else {})
                         for c in page]}
 

@@ -109,7 +109,37 @@ async def get_stats(call: Call) -> dict[str, Any]:
                 trend=[{"start": iso(b["start"]), "bans": b["bans"]} for b in stats["trend"]])
 
 
+_OFFENDERS_QUERY = {"min_bans": "ban events at least (default 3)", "days": "in the last N days (default 30)",
+                    "jail": "in this jail only"}
+
+
+def _whole(query: QueryParams, name: str, default: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise InvalidInput(f"{name} must be a whole number from 1 to {high}", code="invalid_query",
+                           details={"field": name})
+    return int(raw)
+
+
+async def repeat_offenders(call: Call) -> dict[str, Any]:
+    """Addresses banned at least min_bans times in the last `days` days (issue 23 item 5), most bans first."""
+    query = call.request.query_params
+    unknown = sorted(set(query) - set(_OFFENDERS_QUERY))
+    if unknown:
+        raise InvalidInput(f"unknown query parameter {unknown[0]!r}", code="invalid_query",
+                           details={"allowed": sorted(_OFFENDERS_QUERY)})
+    min_bans, days = _whole(query, "min_bans", 3, 1_000_000), _whole(query, "days", 30, 36_500)
+    jail = jail_name(query["jail"]) if query.get("jail") else None  # ?jail= (empty): every jail
+    offenders = await offload(call.deps.store.history.repeat_offenders, min_bans, days, jail)
+    return {"offenders": offenders, "min_bans": min_bans, "days": days}
+
+
 routes = [
+    route("GET", "/history/repeat-offenders", repeat_offenders, Role.viewer,
+          "Addresses banned at least min_bans times in the last `days` days (most first, at most 1000), with "
+          "country, jails, first and last ban (epoch seconds).", query=_OFFENDERS_QUERY),
     route("GET", "/history", list_history, Role.viewer, "Ban history, newest first (JSON pages or CSV).",
           query=_HISTORY_QUERY),
     route("GET", "/stats", get_stats, Role.viewer, "Trend, bans by jail, top IPs and countries, by origin.",

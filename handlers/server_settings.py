@@ -36,6 +36,11 @@ class ReloadResult(msgspec.Struct):
     jails: list[str]
 
 
+class RestartResult(msgspec.Struct):
+    jails: list[str]  # running after the restart
+    banned_again: int  # bans fail2ban did not restore from its database, banned again
+
+
 def _shape(values: dict[str, Any]) -> dict[str, Any]:
     def num(v: Any) -> int | None:
         return None if v is None else int(v)
@@ -62,6 +67,11 @@ async def reload_server(call: Call) -> ReloadResult:
     return ReloadResult(result["jails"])
 
 
+async def restart_server(call: Call) -> RestartResult:
+    result = await actions.restart_server(call.deps, call.actor)
+    return RestartResult(result["jails"], result["banned_again"])
+
+
 routes = [
     route("GET", "/server/settings", get_settings, Role.admin, "fail2ban's loglevel, logtarget and database settings.",
           response=ServerSettings),
@@ -71,4 +81,8 @@ routes = [
     route("POST", "/server/reload", reload_server, Role.admin,
           "Validate the configuration, reload fail2ban and verify every jail; rolled back on failure.",
           response=ReloadResult, action=actions.reload_server),
+    route("POST", "/server/restart", restart_server, Role.admin,
+          "Restart every fail2ban jail afresh (fail2ban-client reload --restart: actions stopped and started, the "
+          "whole configuration re-read; validated first, verified, bans kept).", response=RestartResult,
+          action=actions.restart_server),
 ]

@@ -60,8 +60,11 @@ class BlocklistError(Exception):
 
 class Parsed(NamedTuple):
     entries: list[str]  # normalised, de-duplicated, in list order
-    invalid: int  # lines that were neither an address nor an acceptable network
+    invalid: int  # lines that were neither an address nor an acceptable network (refused ones included)
     examples: list[str]  # the first few of them
+    refused: int = 0  # of `invalid`: addresses/networks the ban action refuses (core/refusals.py)
+    refused_examples: list[str] = []  # the first few of those (`examples` has the first few of all)
+    malformed_examples: list[str] = []  # the first few of the others
 
 
 def resolve(host: str, port: int, allow_private: bool) -> list[str]:
@@ -174,21 +177,30 @@ def parse(text: str, limit: int = MAX_ENTRIES, protected: frozenset[str] = froze
     """The entries of a list (see the module docstring); BlocklistError beyond `limit` entries. Entries the
     ban action would refuse (core/refusals.py: loopback, too wide, covering `protected`...) count as invalid."""
     entries: dict[str, None] = {}
-    invalid, examples = 0, list[str]()
+    invalid, refused, examples, refused_examples, malformed = 0, 0, list[str](), list[str](), list[str]()
     for line in text.splitlines():
         words = line.split("#", 1)[0].split(";", 1)[0].split(None, 1)
         if not words:
             continue
         value = canonical_ip(words[0])
-        if value is None or refusal_reason(words[0], protected) is not None:
+        is_refused = value is not None and refusal_reason(words[0], protected) is not None
+        if value is None or is_refused:
             invalid += 1
-            if len(examples) < MAX_EXAMPLES:
-                examples.append(line.strip()[:100])
+            refused += is_refused
+            for kept in (examples, refused_examples if is_refused else malformed):
+                if len(kept) < MAX_EXAMPLES:
+                    kept.append(line.strip()[:100])
             continue
         entries[value] = None
         if len(entries) > limit:
             raise BlocklistError(f"the list has more than {limit} entries; split it or use broader networks")
-    return Parsed(Screened(entries, protected), invalid, examples)
+    return Parsed(Screened(entries, protected), invalid, examples, refused, refused_examples, malformed)
+
+
+def fetch_and_parse(url: str, settings: Settings) -> Parsed:
+    """Fetch `url` (SSRF rules above) and parse it as an import would, refusing what the ban action refuses
+    (blocking: run it in a thread). Raises BlocklistError or InvalidInput `invalid_url`."""
+    return parse(fetch(url, settings).decode(errors="replace"), protected=protected_addresses(settings))
 
 
 async def ban(deps: Deps, name: str, jail: str, ips: list[str]) -> list[str]:
@@ -219,9 +231,7 @@ async def import_list(deps: Deps, record: dict[str, Any], now: float, apply: App
                                "last_added": 0, "last_invalid": 0, "last_invalid_examples": []}
     try:
         url, settings = record["url"], deps.settings  # parsed in the thread too: 100,000 lines would stall the loop
-        protected = protected_addresses(settings)
-        parsed = await anyio.to_thread.run_sync(
-            lambda: parse(fetch(url, settings).decode(errors="replace"), protected=protected))
+        parsed = await anyio.to_thread.run_sync(fetch_and_parse, url, settings)
         outcome.update(last_count=len(parsed.entries), last_invalid=parsed.invalid,
                        last_invalid_examples=parsed.examples)
         if parsed.invalid and not parsed.entries:

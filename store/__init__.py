@@ -20,6 +20,7 @@ from store.history import Archive
 from store.jobstate import JobState
 from store.leader import LeaderState
 from store.notifications import Notifications
+from store.preferences import Preferences
 from store.ratelimit import ConcurrencyLimiter, LoginLimiter
 from store.replica import Replica
 from store.runtime import RuntimeState
@@ -68,6 +69,8 @@ class Store:
             self.epoch = Epoch(self.path)
             self.shared = Announcing(self.cache, self.epoch)
         self.users = Users(self.shared, clock)
+        # Each user's, beside the users (issue 23 item 6); not a credential, so not announced to the memos.
+        self.preferences = Preferences(self.shared if settings.fleet_url else self.cache)
         self.sessions = Sessions(self.shared, clock, self.users, idle=settings.session_idle_minutes * 60.0,
                                  lifetime=settings.session_lifetime_hours * 3600.0, memo=self._memo())
         self.tokens = Tokens(self.shared, clock, self.users, memo=self._memo())

@@ -370,6 +370,10 @@ class Archive:
         cache[key] = (version, result)
         return dict(result)
 
+    def repeat_offenders(self, min_bans: int, days: float, jail: str | None = None) -> list[dict[str, Any]]:
+        """See `history_stats.repeat_offenders`."""
+        return history_stats.repeat_offenders(self._conn(), min_bans, days, jail, now=self.clock(), geo=self.geo)
+
     def csv_lines(self, **filters: Any) -> Iterator[str]:
         """See `history_query.csv_lines`: the whole filtered history as CSV text lines, page by page."""
         return history_query.csv_lines(self._conn, **filters)

@@ -223,8 +223,16 @@ def network_timeline(conn: sqlite3.Connection, network: str, geo: Any = None) ->
     }
 
 
-CSV_HEADER = ("time", "at", "event", "jail", "ip", "origin", "actor", "country", "bantime", "failures",
+# Every time in ISO 8601 UTC (issue 23 item 6: the epoch `at` column, a copy of `time`, is gone).
+CSV_HEADER = ("time", "event", "jail", "ip", "origin", "actor", "country", "bantime", "failures",
               "ends_at", "matches", "source_host")
+
+
+def _iso(epoch: float | None) -> str:
+    """ISO 8601 UTC with a Z, to the fraction a time has (fail2ban's are whole seconds; bangui's own are not)."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def csv_lines(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_LIMIT,
@@ -267,12 +275,10 @@ def _csv_pages(connect: Callable[[], sqlite3.Connection], page_size: int,
     # the 200) rather than cutting a started stream (issue 8 item 12).
     rows, cursor = _page(connect(), page_size, None, filters)
     yield [CSV_HEADER]
-    fromtimestamp, utc = datetime.fromtimestamp, UTC
     while True:
         # The row tuples of `history` straight to CSV fields: no item dicts (a third of the time per line).
-        yield [(fromtimestamp(at, utc).isoformat().replace("+00:00", "Z"), at, event, jail, ip, origin,
-                actor or "", country or "", _blank(bantime), _blank(failures),
-                _blank(_ends_at(at, bantime, unban_at, next_ban_at) if event == "ban" else None),
+        yield [(_iso(at), event, jail, ip, origin, actor or "", country or "", _blank(bantime), _blank(failures),
+                _iso(_ends_at(at, bantime, unban_at, next_ban_at) if event == "ban" else None),
                 "\n".join(_matches(matches)), source_host or "")
                for (_id, event, jail, ip, at, bantime, _bancount, failures, matches, origin, actor, country,
                     source_host, unban_at, next_ban_at) in rows]

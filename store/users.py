@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from core.roles import ROLE_NAMES, parse_role
 from errors import Conflict, InvalidInput, NotFound
 from store.base import Clock
+from store.preferences import preferences_key
 
 MIN_PASSWORD_LENGTH = 12
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # fullmatch: no trailing newline
@@ -131,6 +132,7 @@ class Users:
             if user["role"] == "admin" and self._admin_count() <= 1:
                 raise Conflict("the last admin cannot be deleted", code="last_admin")
             self.cache.delete(user_key(name))
+            self.cache.delete(preferences_key(name))  # a user created again later starts afresh
         return user
 
     def _require(self, name: str) -> dict[str, Any]:

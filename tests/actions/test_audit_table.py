@@ -3,6 +3,7 @@ audit entry each with the right action and outcome; no secret is ever stored in 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -32,6 +33,8 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("DELETE", "/bans/{ip:path}"): ("operator", "/bans/192.0.2.9", None),
     ("POST", "/blocklists"): ("admin", "/blocklists", {"name": "bl", "url": "https://example.com/l.txt",
                                                        "jail": "sshd"}),
+    ("POST", "/blocklists/preview"): ("admin", "/blocklists/preview", {"name": "bl", "url": "http://127.0.0.1:9/l.txt",
+                                                               "jail": "sshd"}),
     ("DELETE", "/blocklists/{name}"): ("admin", "/blocklists/nope", None),
     ("POST", "/blocklists/{name}/run"): ("operator", "/blocklists/nope/run", None),
     ("POST", "/jobs/{name}/run"): ("operator", "/jobs/cleanup/run", None),
@@ -46,6 +49,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("DELETE", "/jails/{jail}/ignoreip/{entry:path}"): ("operator", "/jails/sshd/ignoreip/192.0.2.61", None),
     ("PATCH", "/server/settings"): ("admin", "/server/settings", {"dbmaxmatches": 5}),
     ("POST", "/server/reload"): ("admin", "/server/reload", None),
+    ("POST", "/server/restart"): ("admin", "/server/restart", None),
     ("POST", "/config/jails/{jail}/activate"): ("admin", "/config/jails/sshd/activate", None),
     ("POST", "/config/jails/{jail}/deactivate"): ("admin", "/config/jails/nginx-http-auth/deactivate", None),
     ("PUT", "/config/files/{path:path}"): ("admin", "/config/files/jail.d/audit.local",
@@ -61,6 +65,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     # without fleet mode: 404 fleet_disabled, audited as failed (tests/fleet covers fleet mode)
     ("POST", "/fleet/bans"): ("operator", "/fleet/bans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
     ("POST", "/fleet/unbans"): ("operator", "/fleet/unbans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
+    ("PATCH", "/preferences"): ("viewer", "/preferences", {"theme": "dark"}),
 }
 SECRETS: list[str] = [PASSWORD, NEW_PASSWORD, "s3cr3t-tok"]
 
@@ -156,6 +161,8 @@ def test_audit_api_filters_csv_and_verify(api: Api) -> None:
     csv = api.call("admin", "GET", "/audit", params={"format": "csv", "target": "sshd"})
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].startswith("id,at,actor") and len(csv.text.splitlines()) == 4
+    for line in csv.text.splitlines()[1:]:  # every time in ISO 8601 (issue 23 item 6)
+        assert datetime.fromisoformat(line.split(",")[1].replace("Z", "+00:00")).tzinfo is not None, line
     assert api.call("admin", "GET", "/audit/verify").json()["ok"] is True
 
 

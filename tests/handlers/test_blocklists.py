@@ -127,3 +127,29 @@ def test_oversize_list_is_refused_and_nothing_banned(api: Api, lists: ListServer
     record = run_and_wait(api, "big")
     assert record["last_status"] == "error" and "exceeds 100 bytes" in record["last_error"]
     assert api.call("viewer", "GET", "/bans?jail=sshd").json()["bans"] == []
+
+
+def test_preview_counts_entries_invalid_and_refused_lines_and_bans_nothing(api: Api, lists: ListServer,
+                                                                          fail2ban: Any) -> None:
+    body = {"name": "drop", "url": lists.url("/list.txt"), "jail": "sshd"}
+    assert api.call("operator", "POST", "/blocklists/preview", json=body).status_code == 403
+    r = api.call("admin", "POST", "/blocklists/preview", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"entries": len(EXPECTED), "invalid": 2, "refused": 1,
+                        "invalid_samples": ["not-an-ip", "999.1.1.1"], "refused_samples": ["0.0.0.0/0"]}
+    assert len(lists.seen) == 1  # fetched once, for real
+    assert api.call("viewer", "GET", "/blocklists").json()["blocklists"] == []  # nothing stored
+    assert api.call("viewer", "GET", "/history").json()["items"] == []  # nothing banned
+    assert api.call("viewer", "GET", "/jails/sshd").json()["currently_banned"] == 0
+    entry = next(iter(api.store.audit.iter_all()))
+    assert (entry["action"], entry["outcome"], entry["details"]["refused"]) == ("blocklist.preview", "ok", 1)
+    bad = api.call("admin", "POST", "/blocklists/preview", json=dict(body, jail="no-such-jail"))
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "jail_not_found")
+
+
+@pytest.mark.parametrize("settings", [{}], indirect=True)  # the defaults: private targets refused
+def test_preview_fetches_under_the_ssrf_rules(api: Api, lists: ListServer) -> None:
+    r = api.call("admin", "POST", "/blocklists/preview",
+                 json={"name": "drop", "url": lists.url("/list.txt"), "jail": "sshd"})
+    assert (r.status_code, r.json()["error"]["code"]) == (502, "blocklist_fetch_failed"), r.text
+    assert "loopback" in r.json()["error"]["message"] and lists.seen == []

@@ -333,6 +333,10 @@ def test_revert_restores_what_fail2ban_runs_and_keeps_the_bans(config_api: Api,
     change = config_api.call("admin", "GET", "/config/changes").json()["changes"][0]["id"]
     r = config_api.call("admin", "POST", f"/config/changes/{change}/revert")
     assert r.status_code == 200, r.text
+    listed = config_api.call("admin", "GET", "/config/changes").json()["changes"]
+    revert, reverted = listed[0], next(c for c in listed if c["id"] == change)
+    assert (revert["action"], revert["reverted"], revert["reverted_by"]) == ("config.revert", False, None)
+    assert (reverted["reverted"], reverted["reverted_by"]) == (True, revert["id"])  # the page offers no Revert
     assert not (stock_fail2ban.conf_dir / OVERRIDE).exists()  # the change created it: the revert removes it
     assert get(stock_fail2ban, "get", "sshd", "bantime.increment") in (None, False)
     assert get(stock_fail2ban, "get", "sshd", "bantime.factor") in (None, "1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -81,8 +82,12 @@ def test_csv_export_escapes_log_lines(api: Api, fail2ban: Any) -> None:
     r = api.call("viewer", "GET", "/history?format=csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(r.text)))
-    assert rows[0][:5] == ["time", "at", "event", "jail", "ip"]
-    assert rows[1][2:5] == ["ban", "sshd", "192.0.2.50"]
+    assert rows[0][:4] == ["time", "event", "jail", "ip"]
+    assert rows[1][1:4] == ["ban", "sshd", "192.0.2.50"]
+    for row in rows[1:]:  # every time in ISO 8601 (issue 23 item 6), none an epoch
+        for column in ("time", "ends_at"):
+            value = row[rows[0].index(column)]
+            assert value == "" or datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo, (column, value)
     via_accept = api.call("viewer", "GET", "/history", headers={"Accept": "text/csv"})
     assert via_accept.headers["content-type"].startswith("text/csv")
     assert via_accept.text.splitlines()[0] == r.text.splitlines()[0]
@@ -105,3 +110,24 @@ def test_ip_view_joins_current_bans_and_timeline(api: Api) -> None:
     assert body["banned_now"] is True and [b["jail"] for b in body["current_bans"]] == ["nginx-http-auth"]
     assert body["totals"]["bans"] == 2 and body["totals"]["unbans"] == 1
     assert [e["event"] for e in body["events"]] == ["ban", "unban", "ban"]
+
+
+def test_repeat_offenders_from_history(api: Api) -> None:
+    for _ in range(3):  # three bans of one address through the API (each unbanned in between)
+        api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.77"]})
+        api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.77")
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.78"]})
+    r = api.call("viewer", "GET", "/history/repeat-offenders")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["min_bans"], body["days"]) == (3, 30)
+    (one,) = body["offenders"]
+    assert (one["ip"], one["bans"], one["jails"]) == ("192.0.2.77", 3, ["sshd"])
+    assert isinstance(one["first_ban"], float) and one["first_ban"] <= one["last_ban"] and "country" in one
+    found = api.call("viewer", "GET", "/history/repeat-offenders?min_bans=1&days=1&jail=sshd").json()
+    assert [o["ip"] for o in found["offenders"]] == ["192.0.2.77", "192.0.2.78"]
+    assert api.call("viewer", "GET", "/history/repeat-offenders?jail=").json()["offenders"][0]["bans"] == 3
+    for query in ("min_bans=0", "days=x", "days=99999999", "jail=a b", "bogus=1"):
+        bad = api.call("viewer", "GET", f"/history/repeat-offenders?{query}")
+        assert bad.status_code == 400 and bad.json()["error"]["code"] in ("invalid_query", "invalid_jail_name"), query
+    assert api.call("anonymous", "GET", "/history/repeat-offenders").status_code == 401

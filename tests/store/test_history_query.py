@@ -239,9 +239,10 @@ def test_csv_escapes_commas_quotes_and_newlines_in_log_lines(archive: Archive) -
     archive.record_unban("sshd", "8.8.8.8", actor='o"brien, ops', at=NOW + 5)
     text = "".join(archive.csv_lines())
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0][:5] == ["time", "at", "event", "jail", "ip"]
-    assert rows[1][2] == "unban" and rows[1][6] == 'o"brien, ops'
+    assert rows[0][:4] == ["time", "event", "jail", "ip"]
+    assert rows[1][1] == "unban" and rows[1][5] == 'o"brien, ops'
     assert rows[2][0] == "2023-11-14T22:13:20Z"
+    assert rows[2][rows[0].index("ends_at")] == "2023-11-14T22:13:25Z"  # ended by the unban, ISO as every time
     assert rows[2][rows[0].index("matches")].split("\n") == ['sshd[1]: Failed password for "root", from 8.8.8.8', "line", "with newline",
                                        "plain"]
     assert len(rows) == 3
@@ -252,7 +253,7 @@ def test_csv_streams_every_page_with_filters(archive: Archive) -> None:
                          for n in range(2500)], {})
     lines = list(archive.csv_lines(jail="sshd", page_size=300))
     assert len(lines) == 1 + 1250
-    assert len({line.split(",")[4] for line in lines[1:]}) == 1250
+    assert len({line.split(",")[3] for line in lines[1:]}) == 1250
 
 
 def test_database_errors_surface_as_sqlite_errors(archive: Archive, tmp_path: Path) -> None:
@@ -279,7 +280,7 @@ def test_csv_chunks_are_the_csv_lines_a_page_at_a_time(archive: Archive) -> None
     assert len(chunks) == 1 + 3  # the header, then 701 rows in pages of 300
     assert "".join(chunks) == "".join(archive.csv_lines(jail="sshd", page_size=300))
     rows = list(csv.reader(io.StringIO("".join(chunks))))
-    assert len(rows) == 702 and rows[1][4] == "8.8.2.199"
+    assert len(rows) == 702 and rows[1][3] == "8.8.2.199"
 
 
 def test_stats_answered_again_only_while_the_archive_is_unchanged(filled: Archive) -> None:
