@@ -336,6 +336,14 @@ class Archive:
         return history_stats.stats(self._conn(), range_, jail=jail, origin=origin,
                                    now=self.clock() if now is None else now)
 
+    def repeat_offenders(self, days: int = 30, times: int = 3, now: float | None = None) -> int:
+        """Addresses banned ``times`` or more in the last ``days`` days (the advisor's escalation evidence)."""
+        since = (self.clock() if now is None else now) - days * 86400
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM (SELECT ip FROM events WHERE event = 'ban' AND at >= ? GROUP BY ip "
+            "HAVING COUNT(*) >= ?)", (since, times)).fetchone()
+        return int(row[0])
+
     def csv_lines(self, **filters: Any) -> Iterator[str]:
         """See `history_query.csv_lines`: the whole filtered history as CSV text lines, page by page."""
         return history_query.csv_lines(self._conn, **filters)
