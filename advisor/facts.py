@@ -94,8 +94,8 @@ def addresses(host: HostView) -> set[str] | None:
         elif "/32 host LOCAL" in line and last:
             found.add(last)
     for line in (six or "").splitlines():
-        if line.split():
-            found.add(_hex_address(line.split()[0]))
+        if line.split():  # network byte order here (unlike /proc/net/tcp6)
+            found.add(str(ipaddress.IPv6Address(bytes.fromhex(line.split()[0]))))
     return found
 
 
