@@ -43,10 +43,13 @@ def _tools(ctx: Context, jail: dict[str, Any]) -> Finding | None:
             missing.setdefault(name, []).append("firewalld (not running)")
     if not missing:
         return None
-    jail_name, banaction = jail["name"], str(jail["settings"].get("banaction") or "")
+    jail_name = jail["name"]
+    # the stock jails' action is %(banaction)s[...]: its name is the banaction (fail2ban's readers do not
+    # report banaction itself); one iptables action with an nftables twin is unambiguous
+    banaction = next(iter(missing)) if len(missing) == 1 else ""
     fix = None
     replacement = NFT_FOR.get(banaction)
-    if replacement and banaction in missing and ctx.host.binary("nft") and not ctx.host.binary("iptables"):
+    if replacement and ctx.host.binary("nft") and not ctx.host.binary("iptables"):
         fix = jail_fix(jail_name, {"banaction": replacement, "banaction_allports": "nftables-allports"},
                        f"ban with {replacement} (nft is installed, iptables is not)")
     listed = "; ".join(f"{name} needs {', '.join(tools)}" for name, tools in missing.items())
@@ -78,17 +81,20 @@ def _sshd_port(ctx: Context, jail: dict[str, Any]) -> Finding | None:
     configured, listening = ctx.facts.sshd_ports, ctx.facts.listening
     if jail["filter"] != "sshd" or configured is None or listening is None:
         return None
-    acts_on = ports(str(jail["settings"].get("port") or ""))
+    # fail2ban's readers pass `port` into the action's options (port="ssh"), not as a jail option
+    declared = re.findall(r'\bport="([^"]*)"', str(jail["settings"].get("action") or ""))
+    port_value = str(jail["settings"].get("port") or (declared[0] if declared else ""))
+    acts_on = ports(port_value)
     live = [p for p in configured if p in listening]
     if acts_on is None or not acts_on or not live or any(p in acts_on for p in live):
         return None
     name = jail["name"]
     value = ",".join(str(p) for p in live)
     return Finding(f"jail-port-mismatch:{name}", "warning", f"{name} blocks ports sshd does not listen on",
-                   f"port = {jail['settings'].get('port')} ({', '.join(map(str, sorted(acts_on)))}), but sshd "
+                   f"port = {port_value} ({', '.join(map(str, sorted(acts_on)))}), but sshd "
                    f"listens on {value} (sshd_config and /proc/net/tcp): a banned address can still try passwords",
                    name, jail_fix(name, {"port": value}, f"block port {value}"),
-                   {"port": jail["settings"].get("port"), "sshd_ports": live})
+                   {"port": port_value, "sshd_ports": live})
 
 
 def check(ctx: Context) -> list[Finding]:

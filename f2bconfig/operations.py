@@ -277,7 +277,8 @@ def revert(engine: Engine, actor: str, change_id: str) -> dict[str, Any]:
 
 
 # ---- the advisor's fixes (issue 24) ----------------------------------------------------------------------
-EXPECTABLE = ("maxretry", "ignoreip")  # options the configuration check reads back per jail (engine `values`)
+EXPECTABLE = ("maxretry", "ignoreip")
+ACTION_KEYS = {"banaction", "banaction_allports", "action"}  # options the configuration check reads back per jail (engine `values`)
 
 
 def set_jail_options(engine: Engine, actor: str, action: str, section: str, values: Mapping[str, str],
@@ -296,5 +297,8 @@ def set_jail_options(engine: Engine, actor: str, action: str, section: str, valu
             p.expect = {section: {k: v for k, v in values.items() if k in EXPECTABLE and v.strip()}}
         return p
 
-    entry = engine.run(Change(action, actor, section, plan, reload=True, activate=[section] if activate else []))
+    # a new action name is dropped by fail2ban's reload of a running jail: restart that jail (engine.Change.restart)
+    restart = [section] if section != "DEFAULT" and not activate and set(values) & ACTION_KEYS else []
+    entry = engine.run(Change(action, actor, section, plan, reload=True, activate=[section] if activate else [],
+                              restart=restart))
     return {"section": section, "change": entry["id"], "diff": entry["diff"], "set": dict(values)}
