@@ -15,8 +15,9 @@ from tests.fixtures.waiting import wait_for
 
 @contextmanager
 def host_api(tmp_path: Path, host: FixtureHost, jail_local: str, fail2ban_local: str = "",
-             client: tuple[str, int] = ("testclient", 50000), **changes: Any) -> Iterator[tuple[Api, AdvisorServer]]:
-    server = AdvisorServer(tmp_path / "f2b", host, jail_local, fail2ban_local)
+             client: tuple[str, int] = ("testclient", 50000), dbfile: str | None = None,
+             **changes: Any) -> Iterator[tuple[Api, AdvisorServer]]:
+    server = AdvisorServer(tmp_path / "f2b", host, jail_local, fail2ban_local, dbfile)
     try:
         server.start()
         with advisor_api(tmp_path, server, client, **changes) as api:
