@@ -22,6 +22,7 @@ from errors import exception_handlers
 from f2b.client import Fail2Ban
 from fleet.hosts import claim_host_name
 from handlers import (
+    advisor,
     audit,
     auth,
     bans,
@@ -65,7 +66,7 @@ API_ROUTES: list[ApiRoute] = [
     *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
     *jail_control.routes, *filters.routes, *fail2ban_log.routes,
     *jail_config.routes, *server_settings.routes, *config.routes,
-    *fleet.routes, *bouncers.routes, *preferences.routes,
+    *fleet.routes, *bouncers.routes, *preferences.routes, *advisor.routes,
 ]
 
 

@@ -168,6 +168,9 @@ class Settings:
         "float", 30.0, "Time allowed for one blocklist download, redirects "
         "included.", minimum=1)
     fail2ban_config_dir: str = setting("path", "/etc/fail2ban", "fail2ban's configuration directory.")
+    host_root: str = setting(
+        "path", "/", "Where the host's files are seen (the advisor reads BANGUI_HOST_ROOT + the path fail2ban uses): "
+        "in a container, mount the host's /proc/net, /var/log, /var/lib/dpkg/status and journal read-only under it.")
     log_dirs: str = setting(
         "str", "/var/log", "Comma-separated directories whose files the filter tester may read "
         "(besides the files jails watch).")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 DISTRIBUTION = "bangui"
 # The top-level names bangui installs (pyproject's py-modules and packages; tests/test_packaging.py keeps them equal).
-TOP_LEVEL = ("actions", "app", "cli", "core", "errors", "f2b", "f2bconfig", "fleet", "geo", "handlers",
+TOP_LEVEL = ("actions", "advisor", "app", "cli", "core", "errors", "f2b", "f2bconfig", "fleet", "geo", "handlers",
              "healthcheck", "jobs", "logs", "metrics", "settings", "stopping", "store")
 HOME = Path(__file__).resolve().parents[1]  # the directory holding bangui's top-level modules
 

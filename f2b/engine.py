@@ -9,6 +9,8 @@ picks one); the request is one JSON object on stdin (every request has "config_d
     jail-stream {config_dir, jail}    -> {"stream": [[cmd...], ...]}
     jails       {config_dir}          -> {"jails": [name, ...]} (enabled or not)
     filter-test {config_dir, filter | failregex, ...}  -> {"lines_checked", "matched", ...}
+    filter-tests {config_dir, tests: [filter-test requests]} -> {"results": [...]} (one process for all: the
+                                      advisor's check of every enabled jail's filter on its log)
     check       {config_dir}          -> {"ok", "errors": [...], "jails": [enabled jail names], "values", "brief"}
     catalogue   {config_dir, jail?}   -> {"jails": [{name, enabled, filter, logpath, backend, settings, source,
                                           error}]} (every jail, or only `jail`)
@@ -54,8 +56,8 @@ import sys
 _SERVER_SKIP = {"logtarget", "syslogsocket", "dbfile", "dbpurgeage", "dbmaxmatches", "loglevel", "pidfile",
                 "socket", "allowipv6", "thread"}
 _JAIL_SKIP = {"addlogpath", "addjournalmatch"}
-SETTING_KEYS = ("bantime", "findtime", "maxretry", "port", "action", "banaction", "ignoreip", "usedns",
-                "bantime.increment", "bantime.factor", "bantime.formula", "bantime.multipliers",
+SETTING_KEYS = ("bantime", "findtime", "maxretry", "port", "action", "banaction", "ignoreip", "ignoreself",
+                "usedns", "bantime.increment", "bantime.factor", "bantime.formula", "bantime.multipliers",
                 "bantime.maxtime", "bantime.rndtime", "bantime.overalljails", "protocol", "chain")
 
 
@@ -352,6 +354,8 @@ COMMANDS = {
     "jail-stream": (_CONFIG_READERS, lambda req: jail_stream(req["config_dir"], req["jail"])),
     "jails": (_CONFIG_READERS, lambda req: configured_jails(req["config_dir"])),
     "filter-test": (("fail2ban.client.fail2banregex",), filter_test),
+    "filter-tests": (("fail2ban.client.fail2banregex",), lambda req: {
+        "results": [filter_test(dict(test, config_dir=req["config_dir"])) for test in req["tests"]]}),
     "check": (_CONFIG_ENGINE, lambda req: check(os.path.abspath(req["config_dir"]))),
     "catalogue": (_CONFIG_ENGINE, lambda req: catalogue(os.path.abspath(req["config_dir"]), req.get("jail"))),
 }

@@ -285,3 +285,33 @@ def revert(engine: Engine, actor: str, change_id: str) -> dict[str, Any]:
     entry = engine.run(Change("config.revert", actor, change_id, plan, reload=True))
     return {"reverted": change_id, "change": entry["id"], "diff": entry["diff"],
             "files": sorted(f["path"] for f in entry["files"])}
+
+
+# ---- the advisor's fixes (issue 24) ----------------------------------------------------------------------
+EXPECTABLE = ("maxretry", "ignoreip")
+# options the configuration check reads back per jail (engine `values`)
+ACTION_KEYS = {"banaction", "banaction_allports", "action"}
+
+
+def set_jail_options(engine: Engine, actor: str, action: str, section: str, values: Mapping[str, str],
+                     activate: bool = False) -> dict[str, Any]:
+    """Set ``values`` in ``section`` (a jail, or DEFAULT) of jail.d/zz-bangui.local and reload; with ``activate``
+    the jail is enabled too and must then run."""
+    wanted: dict[str, str | None] = {**values, **({"enabled": "true"} if activate else {})}
+
+    def plan(eng: Engine) -> Plan:
+        if section != "DEFAULT" and section not in defined_jails(eng.tree.root):
+            raise NotFound(f"no configuration defines a jail named {section!r}", code="jail_not_found",
+                           details={"jail": section})
+        p = _set_override(eng, override.JAIL_OVERRIDE, section, wanted)
+        p.details["set"] = dict(values)
+        if section != "DEFAULT":
+            p.expect = {section: {k: v for k, v in values.items() if k in EXPECTABLE and v.strip()}}
+        return p
+
+    # a new action name is dropped by fail2ban's reload of a running jail: restart that jail
+    # (engine.Change.restart_jails)
+    restart = [section] if section != "DEFAULT" and not activate and set(values) & ACTION_KEYS else []
+    entry = engine.run(Change(action, actor, section, plan, reload=True, activate=[section] if activate else [],
+                              restart_jails=restart))
+    return {"section": section, "change": entry["id"], "diff": entry["diff"], "set": dict(values)}

@@ -374,6 +374,14 @@ class Archive:
         """See `history_stats.repeat_offenders`."""
         return history_stats.repeat_offenders(self._conn(), min_bans, days, jail, now=self.clock(), geo=self.geo)
 
+    def repeat_offender_count(self, days: int = 30, times: int = 3, now: float | None = None) -> int:
+        """Addresses banned ``times`` or more in the last ``days`` days (the advisor's escalation evidence)."""
+        since = (self.clock() if now is None else now) - days * 86400
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM (SELECT ip FROM events WHERE event = 'ban' AND at >= ? GROUP BY ip "
+            "HAVING COUNT(*) >= ?)", (since, times)).fetchone()
+        return int(row[0])
+
     def csv_lines(self, **filters: Any) -> Iterator[str]:
         """See `history_query.csv_lines`: the whole filtered history as CSV text lines, page by page."""
         return history_query.csv_lines(self._conn, **filters)

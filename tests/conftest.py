@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.blocklist_server",
     "tests.fixtures.disk",
     "tests.fixtures.f2b_config",
+    "tests.fixtures.advisor_host",
     "tests.fixtures.redis",
     "tests.fixtures.seeded",
 ]

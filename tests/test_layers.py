@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("handlers", "actions", "jobs", "store", "f2b", "core", "f2bconfig", "metrics")
+PACKAGES = ("handlers", "actions", "jobs", "store", "f2b", "core", "f2bconfig", "metrics", "advisor")
 
 
 def package_of(module: str) -> str | None:
