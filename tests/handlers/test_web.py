@@ -177,8 +177,8 @@ def test_page_references_only_same_origin_resources(api: Api) -> None:
     assert set(re.findall(r"^import .*? from '([^']+)';", js, re.M)) <= {f"./{p.name}" for p in WEB.glob("*.js")}
     for word in ("XMLHttpRequest", "WebSocket", "sendBeacon", "import(", "importScripts"):
         assert word not in js, word
-    # the one stream (fail2ban's log, live) opens an API path too
-    assert re.findall(r"new EventSource\(([^,]+),", js) == ["apiPath('logStream'"]
+    # the streams (fail2ban's log, live; the page's live events) open API paths too
+    assert sorted(re.findall(r"new EventSource\((apiPath\('\w+'\)?)", js)) == ["apiPath('events')", "apiPath('logStream'"]
 
 
 def test_page_never_turns_data_into_html(api: Api) -> None:
@@ -257,7 +257,7 @@ def test_versioned_names_follow_the_imports(tmp_path: Path) -> None:
 
 def test_the_page_asks_for_a_session_only_when_the_browser_has_a_session_cookie(api: Api) -> None:
     """Issue 23 item 8: a logged-out load makes no request that answers 401 (a console error in the browser)."""
-    assert 'data-session="1"' not in api.client.get("/", cookies={}).text
+    assert 'data-session="1"' not in api.client.get("/").text
     api.client.cookies.set("bangui_session", "anything")
     try:
         assert '<html lang="en" data-session="1">' in api.client.get("/").text
