@@ -259,11 +259,12 @@ export function findDescribed(d) {
   const plain = all.filter((x) => x.textContent.trim() === d.text);
   return plain.length ? plain[Math.min(Math.max(d.plainIndex, 0), plain.length - 1)] : null;
 }
-export function actingOn(el) {
+// el: where messages go; focusEl: what has the keyboard focus (the form's submit button) for a redraw to give back
+export function actingOn(el, focusEl = null) {
   for (const old of document.querySelectorAll('.feedback')) old.remove();
-  acting = el ? { el, desc: describe(el) } : null;
+  acting = el ? { el, desc: describe(el), focus: describe(focusEl || el) } : null;
 }
-export const actingDesc = () => acting && acting.desc;
+export const actingDesc = () => acting && acting.focus;
 function speak(text, bad) {
   const region = $(bad ? 'live-alert' : 'live');
   region.textContent = '';
@@ -400,7 +401,7 @@ export function onSubmit(form, fn) {
     ev.preventDefault();
     const btns = form.querySelectorAll('button');
     const focused = document.activeElement;
-    actingOn(form);
+    actingOn(form, ev.submitter || focused);
     btns.forEach((b) => { b.disabled = true; });
     hideBanner();
     try { await fn(ev.submitter); } catch (e) { showError(e); } finally {
