@@ -30,6 +30,7 @@ from handlers import (
     bouncers,
     config,
     decisions,
+    events,
     filters,
     fleet,
     health,
@@ -64,7 +65,7 @@ API_ROUTES: list[ApiRoute] = [
     *health.routes, *auth.routes, *setup.routes, *users.routes, *tokens.routes,
     *server.routes, *jails.routes, *bans.routes, *history.routes, *jobs.routes, *blocklists.routes,
     *audit.routes, *openapi.routes, *metrics.routes, *notifications.routes,
-    *jail_control.routes, *filters.routes, *fail2ban_log.routes,
+    *jail_control.routes, *filters.routes, *fail2ban_log.routes, *events.routes,
     *jail_config.routes, *server_settings.routes, *config.routes,
     *fleet.routes, *bouncers.routes, *preferences.routes, *advisor.routes,
 ]

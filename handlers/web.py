@@ -9,6 +9,10 @@ its content hash (`/assets/app.3f2a9c1b7d.js`); a module's imports of sibling mo
 those names first, so a change anywhere changes the name of everything that imports it. Versioned names
 are cached for a year (`immutable`); the page itself (`/`) is revalidated on every load (`no-cache` + ETag),
 so a new version is picked up at once. Every body is gzipped once, here, and kept in memory.
+
+The page comes in two variants: with `data-session="1"` on <html> when the browser sent a session cookie. Only
+then does the page ask "am I logged in?", so a logged-out load makes no request that answers 401 (a console error
+in every browser). The cookie's presence is a hint, never trusted: the API decides.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from handlers.security import SESSION_COOKIE
 
 _DIR = Path(__file__).with_name("web")
 # No inline script or style anywhere: scripts and styles come only from this origin's files.
@@ -84,6 +90,8 @@ def _build(folder: Path) -> tuple[Asset, dict[str, Asset]]:
 
 
 PAGE, ASSETS = _build(_DIR)
+PAGE_WITH_SESSION = _make("/", PAGE.body.replace(b'<html lang="en">', b'<html lang="en" data-session="1">', 1),
+                          PAGE.media_type, PAGE_CACHE)
 
 
 def _accepts_gzip(request: Request) -> bool:
@@ -98,7 +106,7 @@ def respond(request: Request, asset: Asset) -> Response:
     zipped = _accepts_gzip(request)
     etag = asset.etag[:-1] + '-gz"' if zipped else asset.etag
     headers = {"content-security-policy": _CSP, "cache-control": asset.cache_control, "etag": etag,
-               "vary": "accept-encoding"}
+               "vary": "accept-encoding, cookie" if asset.url == "/" else "accept-encoding"}
     candidates = [t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")]
     if etag in candidates or "*" in candidates:
         return Response(status_code=304, headers=headers)
@@ -108,7 +116,7 @@ def respond(request: Request, asset: Asset) -> Response:
 
 
 async def serve_page(request: Request) -> Response:
-    return respond(request, PAGE)
+    return respond(request, PAGE_WITH_SESSION if request.cookies.get(SESSION_COOKIE) else PAGE)
 
 
 def _endpoint(asset: Asset) -> Callable[[Request], Awaitable[Response]]:

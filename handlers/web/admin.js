@@ -1,6 +1,6 @@
 // Jobs, blocklists, API tokens, users and CrowdSec bouncer keys.
 import {
-  h, api, state, alive, can, box, kv, num, dur, time, rel, table, field, onSubmit, action, notice, showError, statusBadge,
+  h, api, state, alive, can, may, box, kv, num, dur, time, rel, table, field, onSubmit, action, notice, showError, statusBadge,
   jailLink, ROLES, VIEWS,
 } from './core.js';
 
@@ -45,10 +45,20 @@ VIEWS.blocklists = async (main, _args, ctx) => {
     const hours = h('input', { type: 'number', min: 0.1, max: 720, step: 'any', value: 24, style: 'width:6em' });
     const on = h('input', { type: 'checkbox', checked: true });
     const form = h('form', { class: 'inline' }, field('Name', name), field('URL', url), field('Jail', jail),
-      field('Every (hours)', hours), field('Enabled', on), h('button', { type: 'submit' }, 'Add blocklist'));
-    onSubmit(form, async () => {
-      const r = await api('newBlocklist', { body: { name: name.value.trim(), url: url.value.trim(), jail: jail.value,
-        interval_s: Math.round(Number(hours.value) * 3600), enabled: on.checked } });
+      field('Every (hours)', hours), field('Enabled', on), h('button', { type: 'submit', value: 'add' }, 'Add blocklist'),
+      may('blocklistPreview') ? h('button', { type: 'submit', value: 'preview', class: 'secondary' }, 'Preview (no ban)') : null);
+    onSubmit(form, async (submitter) => {
+      const body = { name: name.value.trim(), url: url.value.trim(), jail: jail.value,
+        interval_s: Math.round(Number(hours.value) * 3600), enabled: on.checked };
+      if (submitter && submitter.value === 'preview') {
+        // a dry run (issue 23 item 8): what an import would ban, the lines it cannot read and the entries refused
+        const p = await api('blocklistPreview', { body });
+        const sample = (xs) => (xs && xs.length ? ' (e.g. ' + xs.slice(0, 5).join(', ') + ')' : '');
+        notice('Preview of ' + body.url + ': ' + num(p.entries) + ' entries would be banned; ' + num(p.invalid) +
+          ' invalid lines' + sample(p.invalid_samples) + '; ' + num(p.refused) + ' refused' + sample(p.refused_samples) + '. Nothing was banned.');
+        return;
+      }
+      const r = await api('newBlocklist', { body });
       notice('Blocklist ' + r.name + ' added.');
       name.value = url.value = '';
       await load();

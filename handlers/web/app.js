@@ -2,17 +2,21 @@
 // /api/v1 with the session cookie. Views live in their own modules and register themselves in VIEWS.
 import {
   $, h, api, can, may, state, hash, link, field, notice, showError, hideBanner, onSubmit, noteHealth, VIEWS,
+  setPrefs, redrawing, describe, findDescribed, actingDesc, actingOn,
 } from './core.js';
+import { startLive, stopLive } from './live.js';
 import './dashboard.js';
 import './jails.js';
 import './admin.js';
 import './config.js';
 import './fleet.js';
 import './notifications.js';
+import './more.js';
 
 function sessionEnded(msg) {
   const wasIn = !!state.me;
   state.me = null;
+  stopLive();
   renderLogin();
   if (wasIn) notice(msg || 'Your session has ended: please log in again.');
 }
@@ -24,17 +28,19 @@ function setChrome() {
   nav.replaceChildren();
   who.replaceChildren();
   if (!me) return;
-  const items = [['Dashboard', ''], ['Bans', 'bans'], ['IP lookup', 'ips'], ['History', 'history'],
-    ['Jobs', 'jobs'], ['Blocklists', 'blocklists']];
-  // sections for APIs this server has and this role may use (OpenAPI x-required-role)
-  if (may('logs', 'viewer') || may('filterTest', 'operator')) items.push(['Tools', 'tools']);
+  const items = [['Dashboard', ''], ['Jails', 'jails'], ['Bans', 'bans'], ['IP lookup', 'ips'], ['History', 'history']];
+  if (may('offenders')) items.push(['Repeat offenders', 'offenders']);
+  items.push(['Jobs', 'jobs'], ['Blocklists', 'blocklists']);
+  // sections for APIs this server has and this role may use (the role each call needs: core.js EP)
+  if (may('logs') || may('filterTest')) items.push(['Tools', 'tools']);
   if (may('configJails') || may('configFiles')) items.push(['Configuration', 'config']);
   if (may('audit')) items.push(['Audit', 'audit']);
   if (may('notifications')) items.push(['Notifications', 'notifications']);
-  if (state.paths && may('fleetHosts', 'viewer')) items.push(['Hosts', 'hosts']); // shown in fleet mode only
+  if (may('fleetHosts')) items.push(['Hosts', 'hosts']); // shown in fleet mode only
   items.push(['Tokens', 'tokens']);
   if (can('admin')) items.push(['Users', 'users']);
   if (may('bouncers')) items.push(['Bouncers', 'bouncers']); // CrowdSec bouncer keys (admin)
+  if (may('preferences')) items.push(['Preferences', 'preferences']);
   for (const [label, name] of items) {
     nav.append(h('a', { href: name ? hash(name) : '#/', 'data-view': name || 'dashboard', hidden: name === 'hosts' && !state.fleet }, label));
   }
@@ -44,6 +50,7 @@ function setChrome() {
 }
 
 async function logout() {
+  stopLive();
   try { await api('logout'); } catch (e) { if (!e.handled) showError(e); }
   state.me = null;
   renderLogin();
@@ -53,6 +60,7 @@ async function logoutEverywhere() {
   if (!confirm('End all your sessions, on every device (this one too)?')) return;
   try {
     const r = await api('logoutAll');
+    stopLive();
     state.me = null;
     renderLogin();
     notice('Logged out everywhere' + (r && r.ended != null ? ' (' + r.ended + ' sessions ended).' : '.'));
@@ -73,7 +81,9 @@ function leaveView() {
   if (old && old.cleanup) { try { old.cleanup(); } catch (_) { /* closing only */ } }
 }
 
-function route() {
+// keep: the same view is drawn again after a change (issue 23 item 1): scroll position, keyboard focus and the
+// message beside the control survive the redraw (the old view's height is held until the new one is drawn).
+function route(keep = false) {
   if (!state.me) return;
   const [segs, query] = parseHash();
   const name = segs[0] || 'dashboard';
@@ -81,47 +91,65 @@ function route() {
   for (const a of $('nav').querySelectorAll('a')) {
     if (a.dataset.view === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
+  const main = $('main');
+  const y = window.scrollY;
+  const focus = keep ? describe(document.activeElement) || actingDesc() : null;
   leaveView();
   const ctx = state.current = { refresh: null, busy: false, query };
-  const main = $('main');
+  if (keep) { main.style.minHeight = main.offsetHeight + 'px'; redrawing(true); }
   main.replaceChildren();
   if (!view) {
     main.append(h('h1', {}, 'Not found'), h('p', {}, link('Back to the dashboard', '')));
     return;
   }
   document.title = 'bangui · ' + (name === 'dashboard' ? 'dashboard' : segs.join(' / '));
-  Promise.resolve(view(main, segs.slice(1), ctx)).catch(showError);
+  Promise.resolve(view(main, segs.slice(1), ctx)).catch(showError).finally(() => {
+    if (!keep) return;
+    main.style.minHeight = '';
+    window.scrollTo(0, y);
+    const el = findDescribed(focus);
+    if (el) el.focus({ preventScroll: true });
+    redrawing(false);
+  });
 }
-state.route = route;
+state.route = () => route(false);
+state.rerender = () => route(true);
 
 export async function refreshNow() {
   const ctx = state.current;
-  if (!ctx.refresh || ctx.busy) return;
+  if (!ctx.refresh) return;
+  if (ctx.busy) { ctx.again = true; return; } // an event during a refresh: one more refresh after it
   ctx.busy = true;
   try {
-    await ctx.refresh();
+    do {
+      ctx.again = false;
+      await ctx.refresh();
+    } while (ctx.again && ctx === state.current);
     if ($('banner').dataset.from === 'refresh') hideBanner(); // what failed works again (Redis, fail2ban back)
   } catch (e) { showError(e, 'refresh'); } finally { ctx.busy = false; }
 }
 state.refreshNow = refreshNow;
 
-// The fail2ban banner on every page: shown while fail2ban does not answer, with what the server saw.
-let f2bDown = false;
+// The fail2ban banner on every page: shown while fail2ban does not answer, with what the server saw (from the
+// event stream, or from /health while the stream is down).
+function noteFail2ban(f) {
+  if (!f || !state.me) return;
+  const el = $('f2b');
+  el.hidden = f.reachable !== false;
+  if (!el.hidden) el.textContent = 'fail2ban is unreachable' + (f.error ? ': ' + f.error : '') + '. Bans and jail data cannot be shown or changed until it answers again.';
+}
+state.noteFail2ban = noteFail2ban;
 async function watchFail2ban() {
   if (!state.me || document.visibilityState !== 'visible') return;
   try {
     const v = await api('health');
     noteHealth(v);
-    const f = (v && v.fail2ban) || {};
-    const el = $('f2b');
-    f2bDown = !f.reachable;
-    el.hidden = !f2bDown;
-    if (f2bDown) el.textContent = 'fail2ban is unreachable' + (f.error ? ': ' + f.error : '') + '. Bans and jail data cannot be shown or changed until it answers again.';
+    noteFail2ban({ reachable: !!(v && v.fail2ban && v.fail2ban.reachable), error: v && v.fail2ban && v.fail2ban.error });
   } catch (_) { /* the next tick tries again; API errors show in views */ }
 }
-setInterval(() => { if (document.visibilityState === 'visible') { refreshNow(); watchFail2ban(); } }, 5000);
+state.poll = () => { refreshNow(); watchFail2ban(); };
 document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') refreshNow(); });
-window.addEventListener('hashchange', () => { hideBanner(); $('notice').hidden = true; route(); $('main').focus({ preventScroll: true }); });
+window.addEventListener('hashchange', () => { hideBanner(); actingOn(null); $('notice').hidden = true; route(); $('main').focus({ preventScroll: true }); });
 
 // ---------- first run and login ----------
 function renderSetup() {
@@ -181,27 +209,34 @@ function lockFor(btn, seconds) {
   tick();
 }
 
-// After login: which routes this server has (sections for missing ones stay hidden), then the view.
-async function loggedIn(me, openapi = null) {
+// After login: the user's preferences (time zone, date format, theme; defaults when the server has none), the view,
+// the live event stream. Nothing else is needed first: the page knows each call's role (core.js EP).
+async function loggedIn(me, prefs = null) {
   state.me = me;
-  try { state.paths = ((openapi || await api('openapi')) || {}).paths || null; } catch (_) { state.paths = null; }
+  if (!prefs) prefs = await api('preferences').catch(() => null);
+  setPrefs(prefs || {});
   setChrome();
   route();
   watchFail2ban();
+  startLive();
 }
 
 async function start() {
   $('banner-close').addEventListener('click', hideBanner);
   // the skip link must not change the hash (that is the router's)
   document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDefault(); $('main').focus(); });
-  // setup state, session and route list at once: one round trip before the first view
-  const [setup, me, doc] = await Promise.allSettled([api('setupState'), api('session'), api('openapi')]);
+  // A page loaded without a session cookie hint asks nothing that would answer 401 (no console errors when logged
+  // out); web.py marks the page when the browser sent a session cookie.
+  const hinted = document.documentElement.dataset.session === '1';
+  const [setup, me, prefs] = await Promise.allSettled([api('setupState'),
+    hinted ? api('session') : Promise.reject(Object.assign(new Error('not logged in'), { status: 401 })),
+    hinted ? api('preferences') : Promise.resolve(null)]);
   if (setup.status === 'fulfilled' && setup.value && setup.value.complete === false) { renderSetup(); return; }
   if (me.status === 'rejected') {
     renderLogin();
     if (me.reason.status !== 401) showError(me.reason);
     return;
   }
-  await loggedIn(me.value, doc.status === 'fulfilled' ? doc.value : null);
+  await loggedIn(me.value, prefs.status === 'fulfilled' ? prefs.value : null);
 }
 start();

@@ -180,7 +180,11 @@ async function serverSettings(main, ctx) {
     out.append(h('p', {}, action('Reload fail2ban', async () => {
       const r = await api('serverReload');
       notice('fail2ban reloaded: ' + (r.jails || []).length + ' jails running.');
-    }, 'secondary')));
+    }, 'secondary'), ' ', may('serverRestart') ? action('Restart fail2ban', async () => {
+      if (!confirm('Restart fail2ban? It stops every jail and starts them again; bans whose time has not run out are restored.')) return;
+      const r = await api('serverRestart');
+      notice('fail2ban restarted' + (r && r.jails ? ': ' + r.jails.length + ' jails running.' : '.'));
+    }, 'danger') : null));
   }
 }
 

@@ -2,88 +2,95 @@
 // Server data is rendered as text (textContent / text nodes), never parsed as HTML.
 
 export const API = '/api/v1';
-// Every API call the page makes: [method, path]. tests/handlers/test_web.py checks them against the
-// OpenAPI document, so add new calls here, not as ad-hoc fetches. Calls to routes that a build may not
-// have yet (issues 9 and 10) are in OPTIONAL there; the page hides their sections (see has()).
+// Every API call the page makes: [method, path, role]. tests/handlers/test_web.py checks them against the
+// OpenAPI document (path, method and the role it requires), so add new calls here, not as ad-hoc fetches: the page
+// knows what a role may do without downloading that document (issue 23 item 9). Calls to routes that a build may
+// not have yet are in OPTIONAL there; a 404 from such a route hides its section (see has()).
 export const EP = {
-  setupState: ['GET', '/setup'],
-  setup: ['POST', '/setup'],
-  login: ['POST', '/auth/login'],
-  logout: ['POST', '/auth/logout'],
-  session: ['GET', '/auth/session'],
-  logoutAll: ['DELETE', '/auth/sessions'],
-  openapi: ['GET', '/openapi.json'],
-  server: ['GET', '/server'],
-  health: ['GET', '/health'],
-  jails: ['GET', '/jails'],
-  jail: ['GET', '/jails/{jail}'],
-  ban: ['POST', '/jails/{jail}/bans'],
-  unban: ['DELETE', '/jails/{jail}/bans/{ip}'],
-  bans: ['GET', '/bans'],
-  unbanAll: ['DELETE', '/bans/{ip}'],
-  ip: ['GET', '/ips/{ip}'],
-  history: ['GET', '/history'],
-  stats: ['GET', '/stats'],
-  jobs: ['GET', '/jobs'],
-  runJob: ['POST', '/jobs/{name}/run'],
-  blocklists: ['GET', '/blocklists'],
-  newBlocklist: ['POST', '/blocklists'],
-  runBlocklist: ['POST', '/blocklists/{name}/run'],
-  deleteBlocklist: ['DELETE', '/blocklists/{name}'],
-  notifications: ['GET', '/notifications'],
-  newNotification: ['POST', '/notifications'],
-  changeNotification: ['PATCH', '/notifications/{name}'],
-  deleteNotification: ['DELETE', '/notifications/{name}'],
-  testNotification: ['POST', '/notifications/{name}/test'],
-  tokens: ['GET', '/tokens'],
-  newToken: ['POST', '/tokens'],
-  revokeToken: ['DELETE', '/tokens/{id}'],
-  bouncers: ['GET', '/bouncers'],
-  newBouncer: ['POST', '/bouncers'],
-  deleteBouncer: ['DELETE', '/bouncers/{name}'],
-  users: ['GET', '/users'],
-  newUser: ['POST', '/users'],
-  changeUser: ['PATCH', '/users/{name}'],
-  deleteUser: ['DELETE', '/users/{name}'],
+  setupState: ['GET', '/setup', 'public'],
+  setup: ['POST', '/setup', 'public'],
+  login: ['POST', '/auth/login', 'public'],
+  logout: ['POST', '/auth/logout', 'viewer'],
+  session: ['GET', '/auth/session', 'viewer'],
+  logoutAll: ['DELETE', '/auth/sessions', 'viewer'],
+  server: ['GET', '/server', 'viewer'],
+  health: ['GET', '/health', 'viewer'],
+  jails: ['GET', '/jails', 'viewer'],
+  jail: ['GET', '/jails/{jail}', 'viewer'],
+  ban: ['POST', '/jails/{jail}/bans', 'operator'],
+  unban: ['DELETE', '/jails/{jail}/bans/{ip}', 'operator'],
+  bans: ['GET', '/bans', 'viewer'],
+  unbanAll: ['DELETE', '/bans/{ip}', 'operator'],
+  ip: ['GET', '/ips/{ip}', 'viewer'],
+  history: ['GET', '/history', 'viewer'],
+  stats: ['GET', '/stats', 'viewer'],
+  jobs: ['GET', '/jobs', 'viewer'],
+  runJob: ['POST', '/jobs/{name}/run', 'operator'],
+  blocklists: ['GET', '/blocklists', 'viewer'],
+  newBlocklist: ['POST', '/blocklists', 'admin'],
+  runBlocklist: ['POST', '/blocklists/{name}/run', 'operator'],
+  deleteBlocklist: ['DELETE', '/blocklists/{name}', 'admin'],
+  notifications: ['GET', '/notifications', 'admin'],
+  newNotification: ['POST', '/notifications', 'admin'],
+  changeNotification: ['PATCH', '/notifications/{name}', 'admin'],
+  deleteNotification: ['DELETE', '/notifications/{name}', 'admin'],
+  testNotification: ['POST', '/notifications/{name}/test', 'admin'],
+  tokens: ['GET', '/tokens', 'viewer'],
+  newToken: ['POST', '/tokens', 'viewer'],
+  revokeToken: ['DELETE', '/tokens/{id}', 'viewer'],
+  bouncers: ['GET', '/bouncers', 'admin'],
+  newBouncer: ['POST', '/bouncers', 'admin'],
+  deleteBouncer: ['DELETE', '/bouncers/{name}', 'admin'],
+  users: ['GET', '/users', 'admin'],
+  newUser: ['POST', '/users', 'admin'],
+  changeUser: ['PATCH', '/users/{name}', 'admin'],
+  deleteUser: ['DELETE', '/users/{name}', 'admin'],
   // issue 10: jail control and configuration
-  jailStart: ['POST', '/jails/{jail}/start'],
-  jailStop: ['POST', '/jails/{jail}/stop'],
-  jailReload: ['POST', '/jails/{jail}/reload'],
-  jailIdle: ['PUT', '/jails/{jail}/idle'],
-  jailUnbanAll: ['DELETE', '/jails/{jail}/bans'],
-  jailSettings: ['PATCH', '/jails/{jail}'],
-  ignoreAdd: ['POST', '/jails/{jail}/ignoreip'],
-  ignoreRemove: ['DELETE', '/jails/{jail}/ignoreip/{entry}'],
-  serverSettings: ['GET', '/server/settings'],
-  changeServerSettings: ['PATCH', '/server/settings'],
-  serverReload: ['POST', '/server/reload'],
-  configJails: ['GET', '/config/jails'],
-  activate: ['POST', '/config/jails/{jail}/activate'],
-  deactivate: ['POST', '/config/jails/{jail}/deactivate'],
-  configFiles: ['GET', '/config/files'],
-  configFile: ['GET', '/config/files/{path}'],
-  saveConfigFile: ['PUT', '/config/files/{path}'],
-  deleteConfigFile: ['DELETE', '/config/files/{path}'],
-  changes: ['GET', '/config/changes'],
-  revert: ['POST', '/config/changes/{id}/revert'],
-  filterTest: ['POST', '/filters/test'],
-  logs: ['GET', '/logs'],
-  logStream: ['GET', '/logs/stream'],
+  jailStart: ['POST', '/jails/{jail}/start', 'admin'],
+  jailStop: ['POST', '/jails/{jail}/stop', 'admin'],
+  jailReload: ['POST', '/jails/{jail}/reload', 'admin'],
+  jailIdle: ['PUT', '/jails/{jail}/idle', 'admin'],
+  jailUnbanAll: ['DELETE', '/jails/{jail}/bans', 'admin'],
+  jailSettings: ['PATCH', '/jails/{jail}', 'admin'],
+  ignoreAdd: ['POST', '/jails/{jail}/ignoreip', 'operator'],
+  ignoreRemove: ['DELETE', '/jails/{jail}/ignoreip/{entry}', 'operator'],
+  serverSettings: ['GET', '/server/settings', 'admin'],
+  changeServerSettings: ['PATCH', '/server/settings', 'admin'],
+  serverReload: ['POST', '/server/reload', 'admin'],
+  configJails: ['GET', '/config/jails', 'admin'],
+  activate: ['POST', '/config/jails/{jail}/activate', 'admin'],
+  deactivate: ['POST', '/config/jails/{jail}/deactivate', 'admin'],
+  configFiles: ['GET', '/config/files', 'admin'],
+  configFile: ['GET', '/config/files/{path}', 'admin'],
+  saveConfigFile: ['PUT', '/config/files/{path}', 'admin'],
+  deleteConfigFile: ['DELETE', '/config/files/{path}', 'admin'],
+  changes: ['GET', '/config/changes', 'admin'],
+  revert: ['POST', '/config/changes/{id}/revert', 'admin'],
+  filterTest: ['POST', '/filters/test', 'operator'],
+  logs: ['GET', '/logs', 'viewer'],
+  logStream: ['GET', '/logs/stream', 'viewer'],
   // issue 9: audit log
-  audit: ['GET', '/audit'],
-  auditVerify: ['GET', '/audit/verify'],
+  audit: ['GET', '/audit', 'admin'],
+  auditVerify: ['GET', '/audit/verify', 'admin'],
   // issue 14: fleet mode
-  fleetHosts: ['GET', '/fleet/hosts'],
-  fleetBan: ['POST', '/fleet/bans'],
-  fleetUnban: ['POST', '/fleet/unbans'],
-  fleetBanState: ['GET', '/fleet/bans/{id}'],
+  fleetHosts: ['GET', '/fleet/hosts', 'viewer'],
+  fleetBan: ['POST', '/fleet/bans', 'operator'],
+  fleetUnban: ['POST', '/fleet/unbans', 'operator'],
+  fleetBanState: ['GET', '/fleet/bans/{id}', 'viewer'],
+  // issue 23: live events, repeat offenders, preferences, restart, blocklist preview
+  events: ['GET', '/events', 'viewer'],
+  offenders: ['GET', '/history/repeat-offenders', 'viewer'],
+  preferences: ['GET', '/preferences', 'viewer'],
+  savePreferences: ['PATCH', '/preferences', 'viewer'],
+  serverRestart: ['POST', '/server/restart', 'admin'],
+  blocklistPreview: ['POST', '/blocklists/preview', 'admin'],
 };
 export const ROLES = ['viewer', 'operator', 'admin'];
 const ROW_LIMIT = 1000;
 
 // The session and the view on screen; app.js owns them, views read them.
 // fleet: is fleet mode on (issue 14)? null until /health has said (see fleetMode()).
-export const state = { me: null, current: {}, paths: null, fleet: null, route: () => {}, sessionEnded: () => {} };
+export const state = { me: null, current: {}, fleet: null, prefs: {}, route: () => {}, sessionEnded: () => {} };
 
 // ---------- DOM helpers (text only) ----------
 export const $ = (id) => document.getElementById(id);
@@ -113,15 +120,12 @@ export const ipLink = (ip) => h('a', { href: hash('ips', ip), class: 'mono' }, i
 export const jailLink = (jail) => link(jail, 'jails', jail);
 export const can = (role) => !!state.me && ROLES.indexOf(state.me.role) >= ROLES.indexOf(role);
 export const alive = (ctx) => ctx === state.current;
-// Does this server have the route? (sections for APIs a build lacks are hidden, not broken)
-const operation = (key) => state.paths && (state.paths[API + EP[key][1]] || {})[EP[key][0].toLowerCase()];
-export const has = (key) => !state.paths || !!operation(key);
-// May the user call it? (the route exists and the user's role is at least the one the OpenAPI document names)
-export function may(key, fallback = 'admin') {
-  if (!state.paths) return can(fallback);
-  const op = operation(key);
-  return !!op && can(op['x-required-role'] === 'public' ? 'viewer' : op['x-required-role'] || fallback);
-}
+// Does this server have the route? Assumed until it answers 404 without an error code of ours (the router's own
+// "no such route"), then its section is hidden for the rest of the page's life.
+const absent = new Set();
+export const has = (key) => !absent.has(key);
+// May the user call it? (the route exists and the user's role is at least the one it requires)
+export const may = (key) => has(key) && can(EP[key][2] === 'public' ? 'viewer' : EP[key][2]);
 
 // Fleet mode is on when /health has a `fleet` part (null without BANGUI_FLEET_URL). The Hosts link shows only then.
 export function noteHealth(v) {
@@ -145,37 +149,64 @@ export function field(label, input, hint) {
     hint ? h('div', { class: 'muted small' }, hint) : null);
 }
 
-// ---------- formatting ----------
-// One formatter each (creating an Intl formatter per cell cost ~1 ms: 1,000 history rows took 1.3 s).
-const DATE = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit',
-  minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
-const DAY = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
-const HOUR = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+// ---------- formatting (per the user's preferences, issue 23 item 6) ----------
+// One formatter each (creating an Intl formatter per cell cost ~1 ms: 1,000 history rows took 1.3 s), rebuilt
+// when the preferences change: time zone (the browser's when unset), ISO or the browser's locale, relative times.
+let DATE, DAY, HOUR, PARTS;
 const NUM = new Intl.NumberFormat();
 let REGIONS = null;
 try { REGIONS = new Intl.DisplayNames(undefined, { type: 'region' }); } catch (_) { REGIONS = null; }
+export function setPrefs(p) {
+  state.prefs = p || {};
+  let timeZone = state.prefs.time_zone || undefined;
+  try { new Intl.DateTimeFormat(undefined, { timeZone }); } catch (_) { timeZone = undefined; }
+  const make = (o) => new Intl.DateTimeFormat(undefined, { timeZone, ...o });
+  DATE = make({ year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+  DAY = make({ year: 'numeric', month: 'short', day: 'numeric' });
+  HOUR = make({ month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+  PARTS = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+  const theme = state.prefs.theme;
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+setPrefs({});
+// "2026-12-05 21:08:16 UTC" in the chosen zone (date_format "iso")
+function isoText(d, style) {
+  const p = {};
+  for (const x of PARTS.formatToParts(d)) p[x.type] = x.value;
+  const day = p.year + '-' + p.month + '-' + p.day;
+  if (style === 'day') return day;
+  return day + ' ' + p.hour + ':' + p.minute + (style === 'hour' ? '' : ':' + p.second) + ' ' + p.timeZoneName;
+}
 
 export function toDate(v) {
   if (v == null || v === '') return null;
   const d = typeof v === 'number' ? new Date(v * 1000) : new Date(v);
   return isNaN(d) ? null : d;
 }
-export const fmtDate = (d, style = 'full') => (style === 'day' ? DAY : style === 'hour' ? HOUR : DATE).format(d);
-export function time(v, empty = '—') {
+export const fmtDate = (d, style = 'full') => (state.prefs.date_format === 'iso' ? isoText(d, style)
+  : (style === 'day' ? DAY : style === 'hour' ? HOUR : DATE).format(d));
+function relText(d) {
+  const s = Math.round((d - Date.now()) / 1000);
+  const txt = dur(Math.abs(s));
+  return s >= 0 ? 'in ' + txt : txt + ' ago';
+}
+// A time as the user prefers it (absolute or relative); the other form is its tooltip.
+export function time(v, empty = '—', style = 'full') {
   const d = toDate(v);
   if (!d) return v == null || v === '' ? empty : String(v);
   const el = document.createElement('time');
   el.dateTime = d.toISOString();
-  el.title = el.dateTime;
-  el.textContent = DATE.format(d);
+  const abs = fmtDate(d, style), relative = relText(d);
+  el.textContent = state.prefs.relative_times ? relative : abs;
+  el.title = state.prefs.relative_times ? abs : relative;
   return el;
 }
 export function rel(v) {
   const d = toDate(v);
   if (!d) return '—';
-  const s = Math.round((d - Date.now()) / 1000);
-  const txt = dur(Math.abs(s));
-  return h('time', { datetime: d.toISOString(), title: DATE.format(d) }, s >= 0 ? 'in ' + txt : txt + ' ago');
+  return h('time', { datetime: d.toISOString(), title: fmtDate(d) }, relText(d));
 }
 export function dur(sec) {
   if (sec == null || sec === '') return '—';
@@ -193,7 +224,7 @@ export function dur(sec) {
 // "1 event", "2 events"
 export const plural = (n, word) => num(n) + ' ' + (n === 1 ? word : word.endsWith('y') ? word.slice(0, -1) + 'ies' : word + 's');
 export const num = (n) => (typeof n === 'number' ? NUM.format(n) : n == null ? '—' : String(n));
-export const expires = (v) => (v == null ? h('span', { class: 'badge warn' }, 'permanent') : time(v));
+export const expires = (v, style = 'full') => (v == null ? h('span', { class: 'badge warn' }, 'permanent') : time(v, '—', style));
 // "DE" -> "Germany" (the browser's own list of region names; the code stays as a tooltip)
 export function countryName(cc) {
   if (!cc) return null;
@@ -201,31 +232,107 @@ export function countryName(cc) {
 }
 export const country = (cc) => (cc ? h('span', { title: cc }, countryName(cc)) : '—');
 
-// ---------- messages ----------
+// ---------- messages: beside the control that caused them (issue 23 item 1) ----------
+// The control (form or button) the user acted with last. A message goes right after it (or into its table cell)
+// and is read out by the page's live regions; when the view is redrawn meanwhile, the message waits for the
+// redraw and then goes beside the control's successor (same id, label or text). Without a control on screen
+// (a session that ended, a refresh that failed) messages go to the banners at the top.
+let acting = null;
+let queued = null; // a message held while the view redraws (see redrawn())
+let restoring = false;
+const sameText = (el) => (el.getAttribute('aria-label') || '') + '|' + el.textContent.trim();
+export function describe(el) {
+  if (!el || el === document.body || !$('main').contains(el)) return null;
+  const kind = el.tagName;
+  const same = [...$('main').querySelectorAll(kind)].filter((x) => sameText(x) === sameText(el));
+  const plain = [...$('main').querySelectorAll(kind)].filter((x) => x.textContent.trim() === el.textContent.trim());
+  return { kind, id: el.id && !/^f\d+$/.test(el.id) ? el.id : null, key: sameText(el), text: el.textContent.trim(),
+    index: same.indexOf(el), plainIndex: plain.indexOf(el) };
+}
+export function findDescribed(d) {
+  if (!d) return null;
+  if (d.id) { const el = document.getElementById(d.id); if (el) return el; }
+  const all = [...$('main').querySelectorAll(d.kind)];
+  const same = all.filter((x) => sameText(x) === d.key);
+  if (same.length) return same[Math.min(Math.max(d.index, 0), same.length - 1)];
+  // the row is gone (an unban): the control of the same kind that took its place
+  const plain = all.filter((x) => x.textContent.trim() === d.text);
+  return plain.length ? plain[Math.min(Math.max(d.plainIndex, 0), plain.length - 1)] : null;
+}
+// el: where messages go; focusEl: what has the keyboard focus (the form's submit button) for a redraw to give back
+export function actingOn(el, focusEl = null) {
+  for (const old of document.querySelectorAll('.feedback')) old.remove();
+  acting = el ? { el, desc: describe(el), focus: describe(focusEl || el) } : null;
+}
+export const actingDesc = () => acting && acting.focus;
+function speak(text, bad) {
+  const region = $(bad ? 'live-alert' : 'live');
+  region.textContent = '';
+  // a fresh text node in the next frame: screen readers announce a change, not a region that appeared with text
+  requestAnimationFrame(() => { region.textContent = text; });
+}
+// Place a message beside the acting control; false when there is none on screen.
+function beside(text, bad, extra = []) {
+  if (!acting) return false;
+  if (restoring) { queued = [text, bad, extra]; return true; }
+  let el = acting.el.isConnected ? acting.el : findDescribed(acting.desc);
+  if (!el || !$('main').contains(el)) return false;
+  acting.el = el;
+  const fb = h('div', { class: 'feedback ' + (bad ? 'bad' : 'ok') }, text, ...extra);
+  const cell = el.closest('td');
+  if (cell) cell.append(fb);
+  else (el.tagName === 'BUTTON' && el.parentElement.classList.contains('row') ? el.parentElement : el).after(fb);
+  speak(text, bad);
+  return true;
+}
+// The view is being redrawn (true) or has been (false): a message meanwhile waits, then goes beside the control.
+export function redrawing(on) {
+  restoring = on;
+  if (!on && queued) { const q = queued; queued = null; if (!beside(...q)) top(...q); }
+}
+function top(text, bad, extra = []) {
+  if (bad) {
+    $('banner-text').replaceChildren(text, ...extra);
+    $('banner').hidden = false;
+  } else {
+    const n = $('notice');
+    n.textContent = text;
+    n.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { n.hidden = true; }, 8000);
+  }
+}
+// What went wrong, in words: the entries refused and why (the API's details), named one by one.
+export function errorText(e) {
+  let text = (e && e.message) || String(e);
+  const d = (e && e.details) || {};
+  const bad = d.invalid;
+  if (Array.isArray(bad) && bad.length) text = 'Nothing was done: not an IP address or network: ' + bad.join(', ') + '.';
+  const refused = d.refused;
+  if (Array.isArray(refused) && refused.length) {
+    text = 'Nothing was done: refused ' + refused.map((r) => (typeof r === 'string' ? r
+      : (r.entry || r.ip || r.address || '') + (r.reason ? ' (' + r.reason + ')' : ''))).join(', ') + '. ' + text;
+  }
+  // a configuration change that fail2ban could not run: bangui restored the previous files (issue 10)
+  if (e && e.code === 'apply_failed') text = 'The change failed and was rolled back; fail2ban runs the previous configuration.\n' + text;
+  if (e && e.code === 'config_invalid') text = 'fail2ban refused the change; nothing was changed.\n' + text;
+  return text;
+}
 // `from`: who showed it ('refresh': a view's periodic refresh, whose next success takes the message away)
 export function showError(e, from = '') {
   if (e && e.status === 401 && e.handled) return;
   $('banner').dataset.from = from;
-  let text = (e && e.message) || String(e);
-  const bad = e && e.details && e.details.invalid;
-  if (Array.isArray(bad) && bad.length) text = 'Nothing was done: not an IP address or network:\n' + bad.join('\n');
-  // a configuration change that fail2ban could not run: bangui restored the previous files (issue 10)
-  if (e && e.code === 'apply_failed') text = 'The change failed and was rolled back; fail2ban runs the previous configuration.\n' + text;
-  if (e && e.code === 'config_invalid') text = 'fail2ban refused the change; nothing was changed.\n' + text;
+  const text = errorText(e);
   const tail = e && e.details && e.details.log_tail;
   const log = tail && tail.length ? h('details', { class: 'tail' }, h('summary', {}, "The end of fail2ban's log"),
     h('pre', {}, [].concat(tail).join('\n'))) : null;
-  $('banner-text').replaceChildren(text, ...(log ? [log] : []));
-  $('banner').hidden = false;
+  const extra = log ? [log] : [];
+  if (from === 'refresh' || !beside(text, true, extra)) { top(text, true, extra); speak(text, true); }
 }
 export function hideBanner() { $('banner').hidden = true; }
 let noticeTimer = null;
 export function notice(text) {
-  const n = $('notice');
-  n.textContent = text;
-  n.hidden = false;
-  clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { n.hidden = true; }, 8000);
+  if (!beside(text, false)) { top(text, false); speak(text, false); }
 }
 
 // ---------- API ----------
@@ -237,7 +344,7 @@ export class ApiError extends Error {
 }
 
 // calls whose 401 means "not logged in (yet)", not "your session ended"
-const QUIET_401 = new Set(['login', 'setup', 'setupState', 'session', 'openapi']);
+const QUIET_401 = new Set(['login', 'setup', 'setupState', 'session']);
 const SLASHED = new Set(['ip', 'path', 'entry']); // networks and config paths keep their '/'
 export function apiPath(key, params = {}, query = null) {
   const path = EP[key][1].replace(/\{(\w+)\}/g, (_, name) => {
@@ -276,6 +383,7 @@ export async function api(key, { params, query, body, headers, text: asText } = 
     const err = (data && data.error) || {};
     const e = new ApiError(r.status, err.code || 'http_' + r.status,
       err.message || 'request failed: HTTP ' + r.status, err.details, r.headers.get('Retry-After'));
+    if (r.status === 404 && !EP[key][1].includes('{')) absent.add(key); // the route itself is missing
     if (r.status === 401 && !QUIET_401.has(key)) {
       e.handled = true;
       state.sessionEnded();
@@ -292,29 +400,41 @@ export function onSubmit(form, fn) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const btns = form.querySelectorAll('button');
+    const focused = document.activeElement;
+    actingOn(form, ev.submitter || focused);
     btns.forEach((b) => { b.disabled = true; });
     hideBanner();
-    try { await fn(ev.submitter); } catch (e) { showError(e); } finally { btns.forEach((b) => { if (!b.dataset.locked) b.disabled = false; }); }
+    try { await fn(ev.submitter); } catch (e) { showError(e); } finally {
+      btns.forEach((b) => { if (!b.dataset.locked) b.disabled = false; });
+      refocus(focused);
+    }
   });
   return form;
 }
+// Disabling a focused button moves the focus to the body: give it back when the element is still there.
+function refocus(el) {
+  const now = document.activeElement;
+  if (el && el.isConnected && (!now || now === document.body)) el.focus({ preventScroll: true });
+}
 // A button that runs fn (disabled meanwhile).
 export function action(label, fn, cls = 'small', ariaLabel = null) {
-  const b = h('button', { type: 'button', class: cls, 'aria-label': ariaLabel }, label);
+  // the accessible name starts with the visible text (WCAG 2.5.3 "label in name"); the rest says which one
+  const b = h('button', { type: 'button', class: cls, 'aria-label': ariaLabel && !ariaLabel.startsWith(label) ? label + ' ' + ariaLabel : ariaLabel }, label);
   b.addEventListener('click', async () => {
+    actingOn(b);
     b.disabled = true;
     hideBanner();
-    try { await fn(b); } catch (e) { showError(e); } finally { b.disabled = false; }
+    try { await fn(b); } catch (e) { showError(e); } finally { b.disabled = false; refocus(b); }
   });
   return b;
 }
 // Unban ip in one jail, or in every jail (jail null); then() after success (views re-read their data:
 // counters and lists change with an unban).
-export const unbanBtn = (ip, jail, then, label = 'Unban') => action(label, async () => {
+export const unbanBtn = (ip, jail, then, label = 'Unban') => action(label, async (b) => {
   const r = await (jail ? api('unban', { params: { jail, ip } }) : api('unbanAll', { params: { ip } }));
+  await then(b); // then the message: beside the control's successor when the view redrew
   notice('Unbanned ' + ip + (jail ? ' in ' + jail : ' from ' + r.unbanned_from.join(', ')) + '.');
-  await then();
-}, 'danger small', label + ' ' + ip + (jail ? ' in ' + jail : ' in every jail'));
+}, 'danger small', jail ? 'Unban ' + ip + ' in ' + jail : label + ': unban ' + ip + ' in every jail');
 
 // ---------- tables ----------
 // columns: [label, row => cell, className?, row => sort key?]; a column with a sort key gets a header
@@ -334,10 +454,10 @@ export function table(rows, columns, empty = 'Nothing here.', first = ROW_LIMIT,
       if (desc) list.reverse();
     }
     const shown = list.length > limit ? list.slice(0, limit) : list;
-    const head = h('tr', {}, columns.map(([label, , cls, key], i) => h('th', {
+    const head = h('tr', {}, columns.map(([label0, , cls, key], i) => { const label = label0 || h('span', { class: 'sr-only' }, 'Actions'); return h('th', {
       scope: 'col', class: cls, 'aria-sort': i === sortBy ? (desc ? 'descending' : 'ascending') : null,
     }, key ? h('button', { type: 'button', class: 'sort', onclick: () => { desc = sortBy === i ? !desc : false; sortBy = i; draw(); } },
-      label, i === sortBy ? (desc ? ' ▼' : ' ▲') : '') : label)));
+      label, i === sortBy ? (desc ? ' ▼' : ' ▲') : '') : label); }));
     const body = document.createElement('tbody');
     const frag = document.createDocumentFragment();
     for (const r of shown) {

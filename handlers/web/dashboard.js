@@ -4,6 +4,19 @@ import {
   action, showError, unavailable, jailLink, ipLink, country, countryName, matches, hash, plural, VIEWS,
 } from './core.js';
 import { barChart, breakdown, worldMap } from './charts.js';
+import { live } from './live.js';
+
+// Swap a section's content and give the keyboard focus back to the same control (a map country, a sort button):
+// live updates must not take it away (issue 23 item 2).
+function swap(el, ...kids) {
+  const a = document.activeElement;
+  const key = a && el.contains(a) ? (a.dataset.cc ? '[data-cc="' + a.dataset.cc + '"]' : null) : null;
+  const text = a && el.contains(a) && !key ? [a.tagName, a.textContent] : null;
+  el.replaceChildren(...kids);
+  let back = key ? el.querySelector(key) : null;
+  if (text) back = [...el.querySelectorAll(text[0])].find((x) => x.textContent === text[1]) || null;
+  if (back) back.focus({ preventScroll: true });
+}
 
 const RANGES = ['24h', '7d', '30d', '365d'];
 let dashRange = '24h'; // kept while the page is open
@@ -24,14 +37,19 @@ function rangeButtons(current, pick) {
 
 VIEWS.dashboard = async (main, _args, ctx) => {
   performance.mark('dashboard-start');
-  const cards = h('div', { class: 'cards' }), trend = h('div'), jails = h('div'), countries = h('div'), map = h('div');
-  const jailList = h('div');
+  // every section holds its space from the start (no layout shift while the data arrives: issue 23 item 10)
+  const cards = h('div', { class: 'cards' }, ['fail2ban', 'jails', 'banned now', 'banned in total', 'failing now',
+    'failures in total'].map((l) => card('—', l)));
+  const trend = h('div', { class: 'reserve-trend' }), jails = h('div', { class: 'reserve-list' });
+  const countries = h('div', { class: 'reserve-list' }), map = h('div', { class: 'reserve-map' });
+  const jailList = h('div', { class: 'reserve-list' });
   const ranges = h('div'), stamp = h('p', { class: 'muted small' });
   main.append(h('h1', {}, 'Dashboard'), box('fail2ban', cards),
     h('section', { class: 'box', 'aria-label': 'Bans over time' }, h('div', { class: 'row spread' }, h('h2', {}, 'Bans over time'), ranges), trend),
     h('div', { class: 'grid2' }, box('Bans by jail', jails), box('Top countries', countries)),
     box('Bans by country', map), box('Jails', jailList), stamp);
   const last = {};
+  const jailSort = { by: -1, desc: false };
   // Redraw a section only when its data changed: keeps the DOM (and keyboard focus) otherwise.
   const changed = (key, x) => {
     const k = JSON.stringify(x.status === 'fulfilled' ? x.value : x.reason && x.reason.message);
@@ -44,7 +62,7 @@ VIEWS.dashboard = async (main, _args, ctx) => {
   ctx.refresh = async () => {
     const [s, st, jl] = await Promise.allSettled([api('server'), api('stats', { query: { range: dashRange } }), api('jails')]);
     if (!alive(ctx)) return;
-    stamp.textContent = 'Updated ' + new Date().toLocaleTimeString() + '; refreshes every 5 s while this tab is visible.';
+    stamp.textContent = 'Updated ' + new Date().toLocaleTimeString() + (live.open ? '; live.' : '; refreshes every 5 s while this tab is visible.');
     if (changed('server', s)) {
       if (s.value) {
         const v = s.value;
@@ -58,13 +76,13 @@ VIEWS.dashboard = async (main, _args, ctx) => {
       }
     }
     if (changed('jails', jl)) {
-      jailList.replaceChildren(jl.value ? table(jl.value.jails, [
+      swap(jailList, jl.value ? table(jl.value.jails, [
         ['Jail', (r) => jailLink(r.name), '', (r) => r.name],
         ['Banned now', (r) => num(r.currently_banned), 'num', (r) => r.currently_banned],
         ['Banned total', (r) => num(r.total_banned), 'num hide-sm', (r) => r.total_banned],
         ['Failing now', (r) => num(r.currently_failed), 'num', (r) => r.currently_failed],
         ['Failures total', (r) => num(r.total_failed), 'num hide-sm', (r) => r.total_failed],
-      ], 'fail2ban has no jails.') : failed(jl.reason));
+      ], 'fail2ban has no jails.', 1000, jailSort) : failed(jl.reason));
     }
     if (!changed('stats', st)) return;
     if (!st.value) {
@@ -73,13 +91,13 @@ VIEWS.dashboard = async (main, _args, ctx) => {
       return;
     }
     const v = st.value;
-    trend.replaceChildren(v.trend && v.trend.length ? barChart(v.trend, dashRange) : muted('No events in this range.'));
-    jails.replaceChildren(breakdown(v.by_jail || []));
-    countries.replaceChildren(breakdown(v.top_countries || []));
+    swap(trend, v.trend && v.trend.length ? barChart(v.trend, dashRange) : muted('No events in this range.'));
+    swap(jails, breakdown(v.by_jail || []));
+    swap(countries, breakdown(v.top_countries || []));
     const counts = {};
     for (const c of v.by_country || v.top_countries || []) if (c.country) counts[c.country] = c.bans ?? c.count;
     performance.mark('map-start');
-    map.replaceChildren(worldMap(counts, (cc) => { location.hash = hash('history') + '?country=' + encodeURIComponent(cc); }));
+    swap(map, worldMap(counts, (cc) => { location.hash = hash('history') + '?country=' + encodeURIComponent(cc); }));
     performance.measure('map', 'map-start');
   };
   await state.refreshNow();

@@ -1,22 +1,23 @@
 // One jail (counters, controls, settings, ignore list, bans), current bans, and the IP view.
 import {
   h, api, state, alive, may, box, card, kv, num, dur, time, expires, muted, table, filtered, field, onSubmit, action,
-  notice, unbanBtn, ipLink, jailLink, link, hash, country, statusBadge, matches, plural, VIEWS,
+  notice, showError, actingOn, unbanBtn, ipLink, jailLink, link, hash, country, statusBadge, matches, plural, VIEWS,
 } from './core.js';
+import { jailList } from './more.js';
 
-const rerender = () => state.route();
+const rerender = () => state.rerender();
 const idleSet = {}; // jail -> idle as last set from this page (fail2ban 1.0 cannot be asked)
 const list = (xs) => (xs && xs.length ? h('ul', {}, xs.map((x) => h('li', { class: 'mono' }, x))) : '—');
 const yes = (b) => (b == null ? '—' : b ? 'yes' : 'no');
 
 VIEWS.jails = async (main, args, ctx) => {
   const name = args[0];
-  if (!name) { location.hash = '#/'; return; }
+  if (!name) { await jailList(main, ctx); return; }
   let j;
   try { j = await api('jail', { params: { jail: name } }); } catch (e) {
     // a stopped jail is not in fail2ban any more: say so, and offer to start it (its configuration defines it)
     if (e.status !== 404 || !alive(ctx)) throw e;
-    main.append(h('p', {}, link('← Dashboard', '')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, name),
+    main.append(h('p', {}, link('← Jails', 'jails')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, name),
       h('span', { class: 'badge bad' }, 'not running')), h('p', {}, e.message), controls({ name, active: false }));
     return;
   }
@@ -27,7 +28,7 @@ VIEWS.jails = async (main, args, ctx) => {
   // that also read the configuration
   const state_ = j.active === false ? h('span', { class: 'badge bad' }, 'stopped')
     : j.idle ? h('span', { class: 'badge warn' }, 'idle') : h('span', { class: 'badge ok' }, 'running');
-  main.append(h('p', {}, link('← Dashboard', '')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, j.name), state_),
+  main.append(h('p', {}, link('← Jails', 'jails')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, j.name), state_),
     h('div', { class: 'cards' }, card(j.currently_banned, 'banned now'), card(j.total_banned, 'banned in total'),
       card(j.currently_failed, 'failing now'), card(j.total_failed, 'failures in total')));
   main.append(controls(j));
@@ -63,7 +64,7 @@ VIEWS.jails = async (main, args, ctx) => {
       const r = await api('jailUnbanAll', { params: { jail: j.name } });
       notice('Unbanned ' + num(r.unbanned) + ' in ' + j.name + '.');
       rerender();
-    }, 'danger small', 'Unban every address in ' + j.name) : null);
+    }, 'danger small', 'Unban all addresses in ' + j.name) : null);
   main.append(h('section', { class: 'box', 'aria-label': 'Banned now' }, head,
     filtered(j.banned, cols, ['ip', 'country'], 'No address is banned in this jail.')));
 };
@@ -92,9 +93,9 @@ function controls(j) {
       notice(j.name + (r.idle ? ' is idle: it bans nobody until resumed.' : ' is watching again.'));
       rerender();
     }, 'secondary small');
-    // fail2ban cannot say whether a jail is idle: when the API does not know, both ways are offered
-    if (j.idle !== true) btns.push(setIdle(true, 'Set idle'));
-    if (j.idle !== false) btns.push(setIdle(false, 'Resume (leave idle)'));
+    // fail2ban cannot say whether a jail is idle: when the API does not know, the jail is taken as watching
+    // (its state badge says "running") and one button is offered, not both (issue 23 item 8)
+    btns.push(j.idle ? setIdle(false, 'Resume (leave idle)') : setIdle(true, 'Set idle'));
   }
   return btns.length ? h('div', { class: 'row controls', role: 'group', 'aria-label': 'Jail controls' }, btns) : '';
 }
@@ -161,17 +162,96 @@ function ignoreList(j) {
   return box('Ignore list (never banned)', rows.length ? h('ul', { class: 'plain' }, rows) : muted('Empty.'), form);
 }
 
+// Current bans, one page at a time (issue 23 item 7): the server pages (limit, cursor) and filters (jail, address
+// prefix or network); the page never builds more than one page of rows, whatever the number of bans. Sorting is
+// within the page; an unban takes its row out in place and the focus moves to the next row's button.
+const PAGE_SIZES = [50, 100, 250, 500];
 VIEWS.bans = async (main, _args, ctx) => {
-  const r = await api('bans');
-  if (!alive(ctx)) return;
-  const cols = [['Address', (b) => ipLink(b.ip), '', (b) => b.ip], ['Jail', (b) => jailLink(b.jail), '', (b) => b.jail],
-    ...(r.bans.some((b) => 'country' in b) ? [['Country', (b) => country(b.country), 'hide-sm', (b) => b.country || '']] : []),
-    ['Banned', (b) => time(b.banned_at), 'hide-sm', (b) => b.banned_at || ''], ['Expires', (b) => expires(b.expires_at), '', (b) => b.expires_at || '~']];
-  if (may('unban', 'operator')) {
-    cols.push(['', (b) => h('div', { class: 'row' }, unbanBtn(b.ip, b.jail, rerender), unbanBtn(b.ip, null, rerender, 'Everywhere'))]);
+  const q = ctx.query || {};
+  const search = h('input', { type: 'search', value: q.q || '', spellcheck: 'false', autocapitalize: 'none', placeholder: '203.0.113. or 198.51.100.0/24' });
+  const jail = h('select', {}, h('option', { value: '' }, 'every jail'));
+  const size = h('select', {}, PAGE_SIZES.map((n) => h('option', { value: n, selected: n === 100 }, n + ' rows')));
+  const form = h('form', { class: 'inline', role: 'search', 'aria-label': 'Filter bans' }, field('Address starts with, or network', search),
+    field('Jail', jail), field('Page size', size), h('button', { type: 'submit' }, 'Filter'));
+  const title = h('h1', {}, 'Current bans');
+  const count = h('p', { class: 'muted small', 'aria-live': 'polite' });
+  const out = h('div', { class: 'reserve' });
+  const prev = h('button', { type: 'button', class: 'secondary small' }, 'Previous page');
+  const next = h('button', { type: 'button', class: 'secondary small' }, 'Next page');
+  const pager = h('div', { class: 'row pager' }, prev, next);
+  main.append(title, form, count, out, pager);
+  api('jails').then((r) => { for (const j of r.jails) jail.append(h('option', { value: j.name, selected: j.name === q.jail }, j.name)); }, () => {});
+  if (q.jail) jail.append(h('option', { value: q.jail, selected: true }, q.jail));
+  const sort = { by: -1, desc: false };
+  let cursors = [null], page = 0, shown = [];
+  const cols = [['Address', (b) => ipLink(b.ip), 'nowrap', (b) => b.ip], ['Jail', (b) => jailLink(b.jail), 'nowrap', (b) => b.jail],
+    ['Country', (b) => country(b.country), 'hide-sm', (b) => b.country || ''],
+    ['Banned', (b) => time(b.banned_at, '—', 'hour'), 'hide-sm nowrap', (b) => b.banned_at || ''],
+    ['Expires', (b) => expires(b.expires_at, 'hour'), 'hide-sm nowrap', (b) => b.expires_at || '~']];
+  const unbanned = (b) => (btn) => {
+    // in place: the row goes, the focus goes to the next row's Unban (or the previous one's), the message goes
+    // to the count above the table (the rows are redrawn by the live update that follows)
+    const tr = btn.closest('tr');
+    actingOn(count);
+    const sib = tr && (tr.nextElementSibling || tr.previousElementSibling);
+    shown = shown.filter((x) => !(x.ip === b.ip && x.jail === b.jail));
+    if (tr) tr.remove();
+    const target = sib && sib.querySelector('button');
+    if (target) target.focus({ preventScroll: true });
+  };
+  if (may('unban')) {
+    cols.push(['', (b) => h('div', { class: 'row nowrap' }, unbanBtn(b.ip, b.jail, unbanned(b)),
+      h('span', { class: 'hide-sm' }, unbanBtn(b.ip, null, unbanned(b), 'Everywhere')))]);
   }
-  main.append(h('h1', {}, 'Current bans (' + num(r.bans.length) + ')'),
-    filtered(r.bans, cols, ['ip', 'jail', 'country'], 'No address is banned right now.'));
+  const filters = () => {
+    const v = search.value.trim();
+    return { jail: jail.value, limit: size.value, ...(v.includes('/') ? { network: v } : v ? { prefix: v } : {}) };
+  };
+  let lastKey = '';
+  const load = async () => {
+    const f = filters();
+    const r = await api('bans', { query: { ...f, cursor: cursors[page] } });
+    if (!alive(ctx)) return;
+    let bans = r.bans || [], total = r.total ?? null, more = r.next_cursor;
+    if (r.next_cursor === undefined) {
+      // a server without paging answers every ban: filter and page here (still one page of rows at most)
+      const v = search.value.trim().toLowerCase();
+      if (v && !v.includes('/')) bans = bans.filter((b) => b.ip.toLowerCase().startsWith(v));
+      total = bans.length;
+      const start = page * Number(f.limit);
+      more = start + Number(f.limit) < bans.length ? 'local' : null;
+      bans = bans.slice(start, start + Number(f.limit));
+    }
+    cursors[page + 1] = more === 'local' ? null : more;
+    shown = bans;
+    const first = page * Number(f.limit);
+    title.textContent = 'Current bans' + (total != null ? ' (' + num(total) + ')' : '');
+    count.textContent = bans.length ? 'Showing ' + num(first + 1) + '–' + num(first + bans.length) + (total != null ? ' of ' + num(total) : '') : '';
+    prev.disabled = page === 0;
+    next.disabled = !more;
+    pager.hidden = page === 0 && !more;
+    const key = JSON.stringify([f, page, bans]);
+    if (key === lastKey) return;
+    lastKey = key;
+    const a = document.activeElement;
+    const focusKey = a && out.contains(a) ? [a.tagName, a.getAttribute('aria-label'), a.textContent] : null;
+    out.replaceChildren(table(shown, cols, search.value || jail.value ? 'No ban matches.' : 'No address is banned right now.', Infinity, sort));
+    if (focusKey) {
+      for (const el of out.querySelectorAll(focusKey[0])) {
+        if (el.getAttribute('aria-label') === focusKey[1] && el.textContent === focusKey[2]) { el.focus({ preventScroll: true }); break; }
+      }
+    }
+  };
+  const first = () => { cursors = [null]; page = 0; return load(); };
+  onSubmit(form, first);
+  let typing = null;
+  search.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(() => first().catch(showError), 300); });
+  jail.addEventListener('change', () => first().catch(showError));
+  size.addEventListener('change', () => first().catch(showError));
+  prev.addEventListener('click', () => { if (page > 0) { page--; load().catch(showError); } });
+  next.addEventListener('click', () => { page++; load().catch(showError); });
+  ctx.refresh = load;
+  await state.refreshNow();
 };
 
 // --- IP view: an address or a network, in words ---

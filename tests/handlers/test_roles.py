@@ -15,7 +15,7 @@ from tests.fixtures.app import Api
 PERSONAS = {"anonymous": None, "metrics": Role.metrics, "viewer": Role.viewer, "operator": Role.operator,
             "admin": Role.admin}
 SAMPLE = {"jail": "sshd", "ip": "192.0.2.1", "name": "ghost", "id": "no-such-token"}
-QUERY = {"/api/v1/logs/stream": "?max_seconds=0"}  # a stream must end for the test client to return
+QUERY = {"/api/v1/logs/stream": "?max_seconds=0", "/api/v1/events": "?max_seconds=0"}  # a stream must end for the test client to return
 # Routes a non-admin TOKEN may not use whatever its role (a session of the same role may): code per route.
 SESSION_OR_ADMIN_TOKEN = {("DELETE", "/api/v1/auth/sessions"): "token_cannot_end_sessions"}
 PUBLIC = {("GET", "/api/v1/health/live"), ("GET", "/api/v1/health/ready"), ("GET", "/api/v1/setup"),
