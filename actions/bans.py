@@ -208,7 +208,7 @@ def _audit_lifted(act: Act, lifted: list[str]) -> None:
 async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
                 source_host: str | None = None) -> dict[str, Any]:
     """Unban one address, or every ban inside a network (core/unbans.py); origin fleet with `source_host` when
-    the fleet asked (fleet/agent.py). `{"unbanned": ip, "jail", "count": bans lifted, "lifted": [...]}`."""
+    the fleet asked (jobs/fleet/agent.py). `{"unbanned": ip, "jail", "count": bans lifted, "lifted": [...]}`."""
     jail, ip = jail_name(jail), one_ip(ip)
     act.details["ip"] = ip
     if source_host:

@@ -72,9 +72,9 @@ def blocklist_info(r: dict[str, Any]) -> BlocklistInfo:
 async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
     records = await offload(call.deps.store.blocklists.all)
     settings = call.deps.settings
-    if settings.fleet_url:  # the fleet's lists; `last_added`: what this host banned anew (fleet/blocklists.py)
+    if settings.fleet_url:  # the fleet's lists; `last_added`: what this host banned anew (jobs/fleet/blocklists.py)
         from fleet import host_name
-        from fleet.blocklists import added_here
+        from jobs.fleet.blocklists import added_here
 
         records = await offload(call.deps.store.shared.call, added_here, host_name(settings), records)
     return {"blocklists": [blocklist_info(r) for r in records]}

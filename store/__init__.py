@@ -67,7 +67,7 @@ class Store:
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
-        # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (fleet/blocklists.py).
+        # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (jobs/fleet/blocklists.py).
         self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
         self.bouncers = Bouncers(self.cache, clock)  # CrowdSec bouncer keys and their decisions (issue 22)
