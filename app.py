@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute
 import logs
 from actions.config import recover_unfinished
 from core.deps import Deps
-from errors import exception_handlers
 from f2b.client import Fail2Ban
 from fleet.hosts import claim_host_name
 from handlers import (
@@ -49,6 +48,7 @@ from handlers import (
 )
 from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
+from handlers.errors import exception_handlers
 from handlers.middleware import Edge, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate

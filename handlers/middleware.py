@@ -11,7 +11,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import logs
-from errors import SECURITY_HEADERS, envelope
+from handlers.errors import SECURITY_HEADERS, envelope
 from handlers.security import _trusted
 from metrics import process
 

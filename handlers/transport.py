@@ -30,7 +30,8 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from errors import SECURITY_HEADERS, AppError
+from errors import AppError
+from handlers.errors import SECURITY_HEADERS
 
 BODY_CHUNK_TIMEOUT_S = 10.0  # the longest wait for the next chunk of a request body
 # After an early answer (a 413, a 401 before the body), what is still read and dropped of the unread body so that a

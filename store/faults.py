@@ -5,7 +5,7 @@
   themselves `RECOVERY_S` after the last failure once the disk has `MIN_FREE_BYTES` free again.
 - A lock wait beyond the store's timeout (`diskcache.Timeout`) -> 503 `store_busy`.
 
-Imports nothing of bangui but `errors`, so that `errors.render_error` may use it without an import cycle.
+The edge (handlers/errors.py) answers these faults wherever they are raised.
 """
 
 from __future__ import annotations
