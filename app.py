@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await claim_host_name(settings, store)
             async with anyio.create_task_group() as tg:
                 await tg.start(first_start.bootstrap_in_background, store, settings.admin_password)
-                tg.start_soon(recover_unfinished, settings)  # a config change a crash left half done
+                tg.start_soon(recover_unfinished, deps)  # a config change a crash left half done
                 if settings.leader_candidate:
                     await tg.start(run_candidate, deps)
                 yield {"deps": deps}
