@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from actions.base import Act, action
+from actions.jobs import hand_to_leader
 from core.addresses import jail_name
 from core.roles import Role
 from errors import InvalidInput
@@ -34,8 +36,4 @@ async def delete_blocklist(act: Act, name: str) -> None:
 @action("blocklist.run", Role.operator, target="name")
 async def run_blocklist(act: Act, name: str) -> dict[str, Any]:
     """Ask the leader to import the list now; the request record."""
-    store = act.deps.store
-    act.status = 202
-    request = await offload(store.blocklists.request, name, act.actor.name)  # 404 for an unknown list
-    await offload(store.jobs.request, JOB, act.actor.name)
-    return request
+    return await hand_to_leader(act, JOB, functools.partial(act.deps.store.blocklists.request, name))

@@ -17,7 +17,7 @@ import msgspec
 from actions import blocklists as actions
 from core.roles import Role
 from handlers.api import Call, iso, route
-from handlers.jobs import leader_summary
+from handlers.jobs import Requested, handed_over
 from store.base import offload
 from store.blocklists import MAX_INTERVAL_S, MAX_URL_LENGTH, MIN_INTERVAL_S
 
@@ -53,12 +53,6 @@ class BlocklistInfo(msgspec.Struct):
     last_fleet_ban: str | None = None
 
 
-class BlocklistRunRequested(msgspec.Struct):
-    name: str
-    requested_at: str | None
-    leader_pid: int | None  # null: no leader now; the next one will run it
-
-
 def blocklist_info(r: dict[str, Any]) -> BlocklistInfo:
     """A blocklist record as the API shows it (next_due derived)."""
     due = r["last_run"] + r["interval_s"] if r.get("last_run") is not None and r["enabled"] else None
@@ -90,11 +84,9 @@ async def delete_blocklist(call: Call) -> None:
     await actions.delete_blocklist(call.deps, call.actor, call.param("name"))
 
 
-async def run_blocklist(call: Call) -> BlocklistRunRequested:
+async def run_blocklist(call: Call) -> Requested:
     name = call.param("name")
-    request = await actions.run_blocklist(call.deps, call.actor, name)
-    leader = leader_summary(call.deps.store)
-    return BlocklistRunRequested(name, iso(request["requested_at"]), leader["pid"] if leader else None)
+    return Requested(name, *handed_over(call.deps.store, await actions.run_blocklist(call.deps, call.actor, name)))
 
 
 routes = [
@@ -108,5 +100,5 @@ routes = [
           action=actions.delete_blocklist),
     route("POST", "/blocklists/{name}/run", run_blocklist, Role.operator,
           "Ask the leader to import a blocklist now (202; also for a disabled list).",
-          response=BlocklistRunRequested, status=202, action=actions.run_blocklist),
+          response=Requested, status=202, action=actions.run_blocklist),
 ]
