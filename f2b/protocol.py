@@ -188,13 +188,19 @@ class BanTime:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerSummary:
+class ServerTotals:
+    """fail2ban's version and its counters summed over the jails (GET /server shows these, handlers/server.py)."""
+
     version: str
     jail_count: int
     currently_banned: int
     total_banned: int
     currently_failed: int
     total_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSummary(ServerTotals):
     jails: list[JailStatus]
 
     @classmethod
