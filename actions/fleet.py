@@ -28,7 +28,7 @@ async def _publish(act: Act, kind: str, jail: str, ips: list[str], hosts: list[s
         ips = _checked(act, kind, ips)
     act.details.update(ips=ips[:100], count=len(ips), hosts=hosts or "*")
     settings = act.deps.settings
-    result = await offload(act.deps.store.shared.call, publish_fleet_ban, kind, jail, ips, hosts,
+    result = await offload(act.deps.store.fleet.call, publish_fleet_ban, kind, jail, ips, hosts,
                            fleet.host_name(settings), settings.fleet_retention_hours)
     act.details["id"] = result["id"]
     act.status = 202

@@ -70,7 +70,7 @@ async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
         from fleet import host_name
         from jobs.fleet.blocklists import added_here
 
-        records = await offload(call.deps.store.shared.call, added_here, host_name(settings), records)
+        records = await offload(call.deps.store.fleet.call, added_here, host_name(settings), records)
     return {"blocklists": [blocklist_info(r) for r in records]}
 
 

@@ -29,7 +29,7 @@ class FleetBanBody(msgspec.Struct, forbid_unknown_fields=True):
 def _enabled(call: Call) -> Any:
     if not call.deps.settings.fleet_url:
         raise NotFound("fleet mode is off: set BANGUI_FLEET_URL to the fleet's Redis", code="fleet_disabled")
-    return call.deps.store.shared
+    return call.deps.store.fleet
 
 
 async def fleet_health(deps: Deps) -> dict[str, Any]:
@@ -39,7 +39,7 @@ async def fleet_health(deps: Deps) -> dict[str, Any]:
     from store.redis_backend import FleetUnavailable
 
     try:
-        summary: dict[str, Any] = await offload(deps.store.shared.call, health_summary, host_name(deps.settings))
+        summary: dict[str, Any] = await offload(deps.store.fleet.call, health_summary, host_name(deps.settings))
     except FleetUnavailable:
         return {"connected": False, "leader": None, "lag_s": None}
     return summary

@@ -57,7 +57,7 @@ async def ready(call: Call) -> Any:
     if problem is not None:
         body["store_error"] = problem
     if call.deps.settings.fleet_url:  # public, so that Redis being away shows without credentials (which need it)
-        body["fleet"] = {"connected": await offload(call.deps.store.shared.reachable)}
+        body["fleet"] = {"connected": await offload(call.deps.store.fleet.reachable)}
     return json_response(body, 200 if store_ok else 503)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from geo import CountryLookup
 from settings import Settings, source
 from store import faults, identity
 from store.audit import AuditLog
-from store.base import Clock, StoreError, open_cache, prepare_data_dir
+from store.base import Clock, SharedCache, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
 from store.bouncers import Bouncers
 from store.credential_memo import Announcing, Epoch, Memo
@@ -24,6 +24,9 @@ from store.runtime import RuntimeState
 from store.sessions import Sessions
 from store.tokens import Tokens
 from store.users import Users
+
+if TYPE_CHECKING:
+    from store.redis_backend import RedisCache
 
 __all__ = ["Store", "StoreError"]
 
@@ -48,10 +51,12 @@ class Store:
         # Identity and limits: this host's cache (announcing its writes to the other processes' credential memos,
         # store/credential_memo.py), or in fleet mode the fleet's Redis (store/redis_backend.py; no memo).
         self.epoch: Epoch | None = None
+        self._fleet: RedisCache | None = None
+        self.shared: SharedCache
         if settings.fleet_url:
             from store.redis_backend import RedisCache, connect  # fleet mode only: redis stays optional
 
-            self.shared: Any = RedisCache(connect(settings.fleet_url), source("fleet_url"))
+            self.shared = self._fleet = RedisCache(connect(settings.fleet_url), source("fleet_url"))
         else:
             self.epoch = Epoch(self.path)
             self.shared = Announcing(self.cache, self.epoch)
@@ -74,6 +79,14 @@ class Store:
         self.decisions = Decisions(self.cache, clock)
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
+
+    @property
+    def fleet(self) -> RedisCache:
+        """The fleet's Redis, which is `shared` in fleet mode (its `call`, `reachable`, `redis` client for fleet/
+        code); RuntimeError without BANGUI_FLEET_URL."""
+        if self._fleet is None:
+            raise RuntimeError("not in fleet mode: BANGUI_FLEET_URL is not set")
+        return self._fleet
 
     def usable(self) -> bool:
         """Readiness: the store answers a read."""

@@ -72,7 +72,7 @@ class Agent:
         self.deps, self.settings = deps, settings
         self.name = fleet.host_name(settings)
         self.instance = fleet.instance_id(settings)
-        self.sync = deps.store.shared.redis
+        self.sync = deps.store.fleet.redis
         self.fast = redis.asyncio.Redis.from_url(settings.fleet_url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.blocking = redis.asyncio.Redis.from_url(settings.fleet_url, socket_timeout=BLOCK_MS / 1000 + 2,
                                                      socket_connect_timeout=0.5)
