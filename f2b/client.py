@@ -1,9 +1,9 @@
 """Async client for fail2ban's control socket (asyncio protocol connections, anyio deadlines); one per process.
 
 Contracts:
-- Every method raises `Fail2BanUnavailable` (503; ``details.reason``: missing, permission, refused,
-  timeout, closed, error), `JailNotFound` (404) for an unknown jail and `Fail2BanCommandError` (502) for
-  any other error fail2ban reports (its own text, nothing more).
+- Every method raises `Fail2BanUnavailable` (an Unavailable; ``details.reason``: missing, permission, refused,
+  timeout, closed, error), `JailNotFound` (a NotFound) for an unknown jail and `Fail2BanCommandError` (an
+  UpstreamFailed) for any other error fail2ban reports (its own text, nothing more).
 - ``timeout`` bounds connect + reply of one call; at most ``max_calls`` calls run at once (others wait).
   A ban of n addresses gets ``timeout + n * PER_ADDRESS_S`` (fail2ban runs the jail's actions for every address
   before it answers: a shell action took ~5 s for 10,000), and while such a long call is in flight every other
@@ -66,8 +66,8 @@ class JailNotFound(errors.NotFound):
     code = "jail_not_found"
 
 
-class Fail2BanCommandError(errors.AppError):
-    status, code = 502, "fail2ban_error"
+class Fail2BanCommandError(errors.UpstreamFailed):
+    code = "fail2ban_error"
 
 
 # Time allowed per address of a ban on top of ``timeout``: fail2ban runs the ban actions of every address before

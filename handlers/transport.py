@@ -38,7 +38,7 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from errors import AppError
+from errors import RequestTimeout
 from handlers.errors import SECURITY_HEADERS
 
 log = logging.getLogger("bangui.transport")
@@ -80,8 +80,8 @@ class BodyPolicy:
                 with anyio.fail_after(BODY_CHUNK_TIMEOUT_S):
                     message = await receive()
             except TimeoutError:
-                raise AppError(f"no request body data for {BODY_CHUNK_TIMEOUT_S:g} s", code="body_timeout",
-                               status=408) from None
+                raise RequestTimeout(f"no request body data for {BODY_CHUNK_TIMEOUT_S:g} s",
+                                     code="body_timeout") from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             return message

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import diskcache
 
-from errors import AppError, Unavailable
+from errors import AppError, NoSpace, Unavailable
 
 SQLITE_FULL = 13
 RECOVERY_S = 5.0
@@ -29,8 +29,8 @@ MIN_FREE_BYTES = 256 * 1024
 _last_full: float | None = None  # time.monotonic() of this process's last disk-full failure
 
 
-class StorageFull(AppError):
-    status, code = 507, "storage_full"
+class StorageFull(NoSpace):
+    code = "storage_full"
 
 
 class StoreBusy(Unavailable):
