@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute
 import logs
 from actions.config import recover_unfinished
 from core.deps import Deps
-from errors import exception_handlers
 from f2b.client import Fail2Ban
 from fleet.hosts import claim_host_name
 from handlers import (
@@ -52,6 +51,7 @@ from handlers import (
 )
 from handlers import logs as fail2ban_log
 from handlers.api import ApiRoute
+from handlers.errors import exception_handlers
 from handlers.middleware import ApiCompression, Edge, StoreGuard
 from handlers.transport import BodyPolicy, install_error_bodies
 from jobs.leader import run_candidate
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await claim_host_name(settings, store)
             async with anyio.create_task_group() as tg:
                 await tg.start(first_start.bootstrap_in_background, store, settings.admin_password)
-                tg.start_soon(recover_unfinished, settings)  # a config change a crash left half done
+                tg.start_soon(recover_unfinished, deps)  # a config change a crash left half done
                 if settings.leader_candidate:
                     await tg.start(run_candidate, deps)
                 yield {"deps": deps}

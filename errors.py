@@ -1,46 +1,41 @@
-"""One error vocabulary: every 4xx/5xx leaves bangui as
-`{"error": {"code": "...", "message": "...", "details": {...}}}`.
+"""One error vocabulary: every layer raises `AppError` (or a subclass); the edge renders each as
+`{"error": {"code": "...", "message": "...", "details": {...}}}` (handlers/errors.py).
 
-Handlers, the auth layer and the stores raise `AppError` (or a subclass); `app.py` installs
-`render_error` for it, for Starlette's own HTTPException (router 404/405) and for anything unexpected,
-which is logged with its traceback and answered with a bare 500 that leaks no exception text. A client that
-disconnects before its request is complete is not an error: counted as 499, nothing logged.
+An error says WHAT went wrong: its kind (the classes below: not found, conflict, unavailable, ...) and its code.
+Layers below the edge subclass a kind (`f2b.client.JailNotFound` is a `NotFound`, `store.faults.StorageFull` a
+`NoSpace`) and never name an HTTP status. `STATUS` is the one table from kind to status: the edge answers with it,
+and the audit (actions/base.py, which also runs for the CLI and jobs) records the same status.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-
-log = logging.getLogger("bangui.errors")
 
 
 class AppError(Exception):
-    status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
         self.details = details or {}
         self.headers = headers or {}
 
+    @property
+    def status(self) -> int:
+        """The HTTP status of this error's kind (`STATUS`)."""
+        return next(STATUS[kind] for kind in type(self).__mro__ if kind in STATUS)
+
 
 class InvalidInput(AppError):
-    status, code = 400, "invalid_request"
+    code = "invalid_request"
 
 
 class Unauthorized(AppError):
-    status, code = 401, "unauthorized"
+    code = "unauthorized"
 
     def __init__(self, message: str = "log in or send 'Authorization: Bearer <token>'", **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="bangui"'})
@@ -48,108 +43,91 @@ class Unauthorized(AppError):
 
 
 class Forbidden(AppError):
-    status, code = 403, "forbidden"
+    code = "forbidden"
 
 
 class NotFound(AppError):
-    status, code = 404, "not_found"
+    code = "not_found"
+
+
+class RequestTimeout(AppError):
+    """The client stopped sending its request."""
+
+    code = "request_timeout"
 
 
 class Conflict(AppError):
-    status, code = 409, "conflict"
+    code = "conflict"
+
+
+class PreconditionFailed(AppError):
+    """The caller's precondition (an If-Match) no longer holds."""
+
+    code = "precondition_failed"
+
+
+class TooLarge(AppError):
+    code = "body_too_large"
+
+
+class Rejected(AppError):
+    """Well-formed, but refused for what it says (fail2ban rejects a configuration, a change did not apply)."""
+
+    code = "rejected"
 
 
 class RateLimited(AppError):
-    status, code = 429, "rate_limited"
+    code = "rate_limited"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message, details={"retry_after_s": retry_after},
                          headers={"Retry-After": str(retry_after)})
 
 
+class Failed(AppError):
+    """Something of ours failed (the details are in the server log, never in the answer)."""
+
+    code = "internal_error"
+
+
+class UpstreamFailed(AppError):
+    """fail2ban answered with an error bangui did not expect."""
+
+    code = "upstream_error"
+
+
 class Unavailable(AppError):
-    status, code = 503, "unavailable"
+    code = "unavailable"
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method of every route on this path (Starlette's own 405 names only the first route's)."""
-    from starlette.routing import Match
+class NoAnswer(AppError):
+    """Something bangui waits on (another host, fail2ban's configuration readers) did not answer in time."""
 
-    methods: set[str] = set()
-    for route in getattr(request.app, "routes", []):
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    code = "no_answer"
 
 
-def exception_handlers() -> dict[Any, Any]:
-    """What app.py installs: everything below `Exception` is rendered inside the middleware stack (security
-    headers, no re-raise); `Exception` itself by Starlette's outermost ServerErrorMiddleware."""
-    import sqlite3
+class NoSpace(AppError):
+    """The data dir's disk is full."""
 
-    import diskcache
-
-    return {cls: render_error for cls in (AppError, HTTPException, ExceptionGroup, diskcache.Timeout,
-                                          sqlite3.Error, OSError, ClientDisconnect, Exception)}
+    code = "storage_full"
 
 
-# nginx's "client closed request": what the metrics and the access log count for a client that went away before
-# its request was complete (nobody receives the response). Not a server error (issue 18).
-CLIENT_CLOSED = 499
-
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
-
-
-def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-# Every response carries these (handlers/middleware.py adds them; errors rendered outside it, the 500s of
-# Starlette's outermost ServerErrorMiddleware, add them here).
-SECURITY_HEADERS = {
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
+# The one table from an error's kind to its HTTP status (a subclass takes its nearest kind's).
+STATUS: dict[type[AppError], int] = {
+    AppError: 400, InvalidInput: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, RequestTimeout: 408,
+    Conflict: 409, PreconditionFailed: 412, TooLarge: 413, Rejected: 422, RateLimited: 429, Failed: 500,
+    UpstreamFailed: 502, Unavailable: 503, NoAnswer: 504, NoSpace: 507,
 }
 
 
-def first_app_error(exc: BaseException) -> AppError | None:
-    """The first AppError inside (nested) exception groups: a task group wraps a handler's 404/503."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = first_app_error(inner)
-            if found is not None:
-                return found
-    return None
+def portable(exc: AppError) -> dict[str, Any]:
+    """An error as plain data, for another process of the fleet (fleet/rpc.py): `revived` makes it again."""
+    return {"status": exc.status, "code": exc.code, "message": exc.message}
 
 
-async def render_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, BaseExceptionGroup):
-        exc = first_app_error(exc) or exc
-    if isinstance(exc, ClientDisconnect):  # the client aborted its request (e.g. mid-body): nothing to log
-        log.debug("client went away during %s %s", request.method, request.url.path)
-        return Response(status_code=CLIENT_CLOSED)
-    from store.faults import translated  # late: store modules import this one
-
-    exc = translated(exc) or exc
-    if isinstance(exc, AppError):
-        return envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
-    if isinstance(exc, HTTPException):
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        if exc.status_code == 404:
-            message = f"no route for {request.url.path}"
-        headers = dict(getattr(exc, "headers", None) or {})
-        if exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
-            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
-        return envelope(exc.status_code, code, message, headers=headers or None)
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return envelope(500, "internal_error", "internal error; the server log has the details",
-                    headers=SECURITY_HEADERS)
+def revived(data: dict[str, Any], **details: Any) -> AppError:
+    """The error `portable` described (its kind from its status), with `details` (e.g. which host answered)."""
+    kind = next((k for k, status in STATUS.items() if status == data.get("status") and k is not AppError), AppError)
+    error = kind.__new__(kind)  # a kind's own constructor may take other arguments (RateLimited)
+    AppError.__init__(error, data["message"], code=data["code"], details=details)
+    return error

@@ -223,7 +223,7 @@ def _audit_lifted(act: Act, lifted: list[str]) -> None:
 async def unban(act: Act, jail: str, ip: str, *, origin: str = "manual",
                 source_host: str | None = None, local: bool = False) -> dict[str, Any]:
     """Unban one address, or every ban inside a network (core/unbans.py); origin fleet with `source_host` when
-    the fleet asked (fleet/agent.py). `{"unbanned": ip, "jail", "count": bans lifted, "lifted": [...],
+    the fleet asked (jobs/fleet/agent.py). `{"unbanned": ip, "jail", "count": bans lifted, "lifted": [...],
     "applies": "here" | "fleet", "fleet": {"id", "hosts"} | None}`: in fleet mode an unban of an address the
     fleet shared is shared too (a fleet unban, actions/fleet_follow.py) unless `local`."""
     jail, ip = jail_name(jail), one_ip(ip)

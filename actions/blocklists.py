@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
 
 from actions.base import Act, action
+from actions.jobs import hand_to_leader
 from core.addresses import jail_name
 from core.roles import Role
-from errors import AppError, InvalidInput
+from errors import InvalidInput, UpstreamFailed
 from store.base import offload
 from store.blocklists import check_name, check_url
 
@@ -46,7 +48,7 @@ async def preview_blocklist(act: Act, name: str, url: str, jail: str, fetch_and_
     except InvalidInput:
         raise
     except Exception as exc:  # BlocklistError: refused by the SSRF rules, unreachable, too big, too many entries
-        raise AppError(f"blocklist {name}: {exc}", code="blocklist_fetch_failed", status=502) from None
+        raise UpstreamFailed(f"blocklist {name}: {exc}", code="blocklist_fetch_failed") from None
     result = {"entries": len(parsed.entries), "invalid": parsed.invalid - parsed.refused, "refused": parsed.refused,
               "invalid_samples": list(parsed.malformed_examples), "refused_samples": list(parsed.refused_examples)}
     act.details.update({k: result[k] for k in ("entries", "invalid", "refused")})
@@ -62,8 +64,4 @@ async def delete_blocklist(act: Act, name: str) -> None:
 @action("blocklist.run", Role.operator, target="name")
 async def run_blocklist(act: Act, name: str) -> dict[str, Any]:
     """Ask the leader to import the list now; the request record."""
-    store = act.deps.store
-    act.status = 202
-    request = await offload(store.blocklists.request, name, act.actor.name)  # 404 for an unknown list
-    await offload(store.jobs.request, JOB, act.actor.name)
-    return request
+    return await hand_to_leader(act, JOB, functools.partial(act.deps.store.blocklists.request, name))

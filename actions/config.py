@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actions.base import Act, action
 from core.addresses import jail_name
@@ -20,6 +20,9 @@ from f2bconfig import operations as ops
 from f2bconfig.engine import engine_for
 from f2bconfig.errors import ConfigBusy
 from store.base import offload
+
+if TYPE_CHECKING:
+    from core.deps import Deps
 
 log = logging.getLogger("bangui.config")
 MAX_AUDITED_DIFF = 20_000  # characters of diff kept in the audit entry (the change log keeps all of it)
@@ -33,7 +36,7 @@ def audited_diff(diff: str) -> str:
 
 
 async def _run(act: Act, func: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    engine = engine_for(act.deps.settings)
+    engine = engine_for(act.deps)
     # the change id is known before the change starts: a change interrupted by a crash is recorded
     # under the same id in config/changes as in this action's audit entry
     engine.change_id = act.details["change"] = engine.changes.new_id()
@@ -127,12 +130,12 @@ async def revert_change(act: Act, change_id: str) -> dict[str, Any]:
     return await _run(act, ops.revert, change_id)
 
 
-async def recover_unfinished(settings: Any) -> None:
+async def recover_unfinished(deps: Deps) -> None:
     """At server start: roll back a configuration change a killed process left half done (f2bconfig/engine.py
     `recover`). Every worker tries; the first takes the config lock, the others get ConfigBusy and leave it
     (a change, too, recovers first under the lock). Never raises: it runs in the lifespan's task group."""
     try:
-        entry = await offload(engine_for(settings).recover)
+        entry = await offload(engine_for(deps).recover)
     except ConfigBusy:
         return
     except Exception:

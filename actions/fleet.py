@@ -28,7 +28,7 @@ async def _publish(act: Act, kind: str, jail: str, ips: list[str], hosts: list[s
         ips = _checked(act, kind, ips)
     act.details.update(ips=ips[:100], count=len(ips), hosts=hosts or "*")
     settings = act.deps.settings
-    result = await offload(act.deps.store.shared.call, publish_fleet_ban, kind, jail, ips, hosts,
+    result = await offload(act.deps.store.fleet.call, publish_fleet_ban, kind, jail, ips, hosts,
                            fleet.host_name(settings), settings.fleet_retention_hours)
     act.details["id"] = result["id"]
     act.status = 202
@@ -57,11 +57,11 @@ async def fleet_unban(act: Act, jail: str, ips: list[str], hosts: list[str] | No
 @action("fleet.identity_reseed", Role.admin)
 async def identity_reseed(act: Act) -> dict[str, Any]:
     """Write this host's replica of the fleet's identity (store/replica.py) back to a Redis that restarted empty:
-    by the host the fleet chose for having the newest replica (fleet/agent.py). Audited with what
+    by the host the fleet chose for having the newest replica (jobs/fleet/agent.py). Audited with what
     was written (counts and the epoch; never a value)."""
     store = act.deps.store
     if store.replica is None:
         raise NotFound("fleet mode is off: set BANGUI_FLEET_URL to the fleet's Redis", code="fleet_disabled")
-    summary: dict[str, Any] = await offload(store.shared.call, store.replica.write_back)
+    summary: dict[str, Any] = await offload(store.fleet.call, store.replica.write_back)
     act.details.update(summary)
     return summary

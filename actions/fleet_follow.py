@@ -42,7 +42,7 @@ async def follow_unbans(act: Act, per_jail: dict[str, list[str]], local: bool) -
         if not ips:
             continue
         try:
-            published = await offload(act.deps.store.shared.call, publish_followed_unban, jail, ips,
+            published = await offload(act.deps.store.fleet.call, publish_followed_unban, jail, ips,
                                       fleet.host_name(settings), settings.fleet_retention_hours, act.actor.name,
                                       jail in shared_jails)
         except AppError as exc:  # fleet_unavailable: the unban here stands; the answer says the fleet's did not

@@ -25,7 +25,7 @@ from typing import Any
 from actions.base import Act, action
 from core.addresses import jail_name
 from core.roles import Role
-from errors import AppError, Conflict
+from errors import Conflict, Rejected
 from f2b.client import Fail2Ban, Fail2BanCommandError, JailNotFound
 from f2b.engine_client import ConfigInvalid, configured_jails, jail_stream
 from store.base import offload
@@ -105,11 +105,11 @@ async def start_jail(act: Act, jail: str) -> dict[str, Any]:
             # The stream adds the jail before it starts it: a failed start must not leave it half there.
             with contextlib.suppress(JailNotFound):
                 await client.stop_jail(jail)
-            raise AppError(f"fail2ban could not start {jail}: {exc.message}", code="apply_failed", status=422,
+            raise Rejected(f"fail2ban could not start {jail}: {exc.message}", code="apply_failed",
                            details=exc.details) from None
     act.deps.store.runtime.forget_idle(jail)
     if not await _is_running(act, jail):
-        raise AppError(f"fail2ban did not start {jail}; its log says why", code="apply_failed", status=422)
+        raise Rejected(f"fail2ban did not start {jail}; its log says why", code="apply_failed")
     return {"jail": jail, "active": True}
 
 

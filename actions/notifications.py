@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from actions.base import Act, action
+from actions.jobs import hand_to_leader
 from core.roles import Role
 from store.base import offload
 from store.notifications import masked_url
@@ -38,8 +40,4 @@ async def delete_target(act: Act, name: str) -> None:
 @action("notification.test", Role.admin, target="name")
 async def test_target(act: Act, name: str) -> dict[str, Any]:
     """Ask the leader to send a test message to the target now; the request record."""
-    store = act.deps.store
-    act.status = 202
-    request = await offload(store.notifications.request_test, name, act.actor.name)  # 404 for an unknown target
-    await offload(store.jobs.request, JOB, act.actor.name)
-    return request
+    return await hand_to_leader(act, JOB, functools.partial(act.deps.store.notifications.request_test, name))

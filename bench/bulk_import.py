@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import JailSpec, machine, percentile, table, verdict, work_dir
+from f2b.client import sync_call
 from f2b.instance import started
-from f2b.protocol import sync_call
 
 JAILS = (JailSpec("bulk-f2b", action="noop"), JailSpec("bulk-api", action="noop"))
 TIME_TARGET = 1.5

@@ -50,29 +50,29 @@ class EngineUnavailable(errors.Unavailable):
     code = "fail2ban_engine_unavailable"
 
 
-class ConfigInvalid(errors.AppError):
+class ConfigInvalid(errors.Rejected):
     """fail2ban's own readers or engine rejected a configuration (a staged change is then not applied)."""
 
-    status, code = 422, "config_invalid"
+    code = "config_invalid"
 
 
-class FilterTimeout(errors.AppError):
+class FilterTimeout(errors.Rejected):
     """A filter test did not answer in time and was killed (the code says why it usually happens)."""
 
-    status, code = 422, "filter_timeout"
+    code = "filter_timeout"
 
 
-class ConfigReadTimeout(errors.AppError):
+class ConfigReadTimeout(errors.NoAnswer):
     """fail2ban's reading of its configuration did not answer in time and was killed."""
 
-    status, code = 504, "config_read_timeout"
+    code = "config_read_timeout"
 
 
-class EngineFailed(errors.AppError):
+class EngineFailed(errors.Failed):
     """The child crashed or answered no JSON document; ``stderr``: the last lines it wrote, for the server's log
     only (a traceback never goes into a response, issue 20 item 10)."""
 
-    status, code = 500, "fail2ban_engine_error"
+    code = "fail2ban_engine_error"
 
     def __init__(self, message: str, stderr: list[str], **kw: Any) -> None:
         super().__init__(message, **kw)

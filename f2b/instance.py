@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from f2b.protocol import sync_call
+from f2b.client import Fail2BanUnavailable, sync_call
 
 DEMO_DIR = Path(__file__).with_name("demo")
 STOCK_DIR = Path("/etc/fail2ban")
@@ -269,11 +269,10 @@ class PrivateServer:
             return
         try:
             sync_call(self.socket, "ping", timeout=1.0)
-        except ConnectionRefusedError:
-            os.unlink(self.socket)
-            return
-        except OSError:
-            pass
+        except Fail2BanUnavailable as exc:
+            if exc.details["reason"] == "refused":
+                os.unlink(self.socket)
+                return
         raise PrivateServerError(f"another fail2ban server already answers on {self.socket}")
 
     def _wait_until_configured(self, timeout: float, log_mark: int) -> None:

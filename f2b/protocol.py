@@ -22,7 +22,6 @@ import builtins
 import io
 import pickle
 import re
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -157,21 +156,6 @@ def decode_reply(payload: bytes) -> tuple[int, Any]:
     return code, result
 
 
-def sync_call(socket_path: str, *args: str, timeout: float = 2.0) -> Any:
-    """Blocking one-shot command (for start-up checks and scripts); returns ``(code, result)``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(socket_path)
-        sock.sendall(encode_command(args))
-        buf = bytearray()
-        while not buf.endswith(TERMINATOR):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("fail2ban closed the connection before replying")
-            buf += chunk
-        return decode_reply(bytes(buf))
-
-
 # ---- reply shapes (plain data for the client's callers; ``dataclasses.asdict`` works) -------------------
 
 
@@ -204,13 +188,19 @@ class BanTime:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerSummary:
+class ServerTotals:
+    """fail2ban's version and its counters summed over the jails (GET /server shows these, handlers/server.py)."""
+
     version: str
     jail_count: int
     currently_banned: int
     total_banned: int
     currently_failed: int
     total_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSummary(ServerTotals):
     jails: list[JailStatus]
 
     @classmethod

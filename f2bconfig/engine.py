@@ -37,15 +37,19 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from errors import Unavailable
-from f2b.protocol import sync_call
+from f2b.client import BlockingFail2Ban, Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
+from f2b.protocol import parse_jail_list
 from f2bconfig import catalogue, files, journal, runtime, tools
 from f2bconfig.changes import ChangeLog
 from f2bconfig.errors import ApplyFailed, ConfigInvalid, ConfigOverridden
 from f2bconfig.lock import config_lock
 from f2bconfig.paths import ConfigTree
+
+if TYPE_CHECKING:
+    from core.deps import Deps
 
 VERIFY_SECONDS = 10.0
 
@@ -84,32 +88,30 @@ class ConfigNotWritable(Unavailable):
 
 
 class Engine:
-    def __init__(self, config_dir: Path | str, data_dir: Path | str, socket: str, timeout: float = 5.0) -> None:
+    def __init__(self, config_dir: Path | str, data_dir: Path | str, fail2ban: BlockingFail2Ban) -> None:
         self.tree = ConfigTree(config_dir, data_dir)
         self.data_dir = Path(data_dir)
-        self.socket = socket
-        self.timeout = timeout
+        self.fail2ban = fail2ban
+        self.socket = fail2ban.socket_path  # for fail2ban-client (f2bconfig/tools.py)
         self.changes = ChangeLog(data_dir)
         self.last_brief: dict[str, dict[str, str]] = {}
         self.last_values: dict[str, dict[str, str]] = {}  # jail -> option -> value, as the staged config says
         self.change_id: str | None = None  # the next change's id (an action sets it first, to audit it)
         self.banned_again = 0  # addresses a restart banned again that fail2ban did not restore itself
 
-    # ---- fail2ban over its socket (blocking) --------------------------------------------------------
+    # ---- fail2ban over its socket (blocking: the process's one client, f2b/client.py) ----------------------
     def call(self, *args: str) -> Any:
         try:
-            code, result = sync_call(self.socket, *args, timeout=self.timeout)
-        except OSError as exc:
-            raise Fail2BanDown(f"fail2ban at {self.socket} does not answer ({exc}): configuration changes need "
-                               "a running fail2ban to verify them; start it first") from None
-        if code != 0:
-            raise ApplyFailed(f"fail2ban rejected '{' '.join(args[:3])}': {result}",
-                              details={"command": list(args[:3]), "fail2ban_error": str(result)})
-        return result
+            return self.fail2ban.call(*args)
+        except Fail2BanUnavailable as exc:
+            raise Fail2BanDown(f"{exc.message}: configuration changes need a running fail2ban to verify them; "
+                               "start it first", details=exc.details) from None
+        except (JailNotFound, Fail2BanCommandError) as exc:
+            raise ApplyFailed(exc.message, details={"command": list(args[:3]), "fail2ban_error": exc.message}) \
+                from None
 
     def active_jails(self) -> set[str]:
-        status = self.call("status")
-        return {n.strip() for n in str(dict(status).get("Jail list", "")).split(",") if n.strip()}
+        return set(parse_jail_list(self.call("status")))
 
     # ---- the steps ----------------------------------------------------------------------------------
     def validate(self, edits: dict[str, bytes | None], must_enable: Sequence[str] = (),
@@ -391,7 +393,6 @@ def _link_tree(root: Path, stage: Path) -> None:
             os.symlink(Path(dirpath, name).absolute(), stage / rel / name)
 
 
-def engine_for(settings: Any) -> Engine:
-    """The engine for bangui's settings (cheap: build one per change)."""
-    return Engine(settings.fail2ban_config_dir, settings.data_dir, settings.fail2ban_socket,
-                  settings.fail2ban_timeout)
+def engine_for(deps: Deps) -> Engine:
+    """The engine of this process (cheap: build one per change, on the event loop; run it in a worker thread)."""
+    return Engine(deps.settings.fail2ban_config_dir, deps.settings.data_dir, BlockingFail2Ban.of(deps.fail2ban))

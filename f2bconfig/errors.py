@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from errors import AppError, Conflict, Forbidden, InvalidInput
+import errors
+from errors import Conflict, Forbidden, InvalidInput, Rejected, TooLarge
 from f2b.engine_client import ConfigInvalid  # one class: fail2ban's readers/engine rejected a configuration
 
 __all__ = ["ApplyFailed", "BodyTooLarge", "ConfigBusy", "ConfigInvalid", "ConfigOverridden", "PathForbidden",
@@ -17,22 +18,22 @@ class PathForbidden(Forbidden):
     code = "path_forbidden"
 
 
-class BodyTooLarge(AppError):
-    status, code = 413, "body_too_large"
+class BodyTooLarge(TooLarge):
+    code = "body_too_large"
 
 
-class PreconditionFailed(AppError):
-    status, code = 412, "precondition_failed"
+class PreconditionFailed(errors.PreconditionFailed):
+    code = "precondition_failed"
 
 
 class ConfigBusy(Conflict):
     code = "config_busy"
 
 
-class ApplyFailed(AppError):
+class ApplyFailed(Rejected):
     """The change was written and applied but fail2ban did not come back as expected: rolled back."""
 
-    status, code = 422, "apply_failed"
+    code = "apply_failed"
 
 
 class ConfigOverridden(Conflict):

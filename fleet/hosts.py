@@ -38,7 +38,7 @@ async def claim_host_name(settings: Settings, store: Any) -> None:
 def check_host_name(settings: Settings, store: Any) -> None:
     name = fleet.host_name(settings)
     try:
-        other = store.shared.call(_claim, name, fleet.instance_id(settings))
+        other = store.fleet.call(_claim, name, fleet.instance_id(settings))
     except FleetUnavailable as exc:
         log.warning("fleet: %s; serving anyway (fail2ban does not depend on bangui), retrying in the background",
                     exc.message)

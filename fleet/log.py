@@ -8,7 +8,7 @@ time, never by a count that a burst could exceed. Blocking calls (sync client): 
 
 A fleet ban's (or unban's) record `bangui:fleet:ban:<id>` maps each host to its status there (`host_status`):
 pending when published, then applied or failed as the host applied the entry (through its group, or when it
-joined later: fleet/join.py).
+joined later: jobs/fleet/join.py).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def entry(kind: str, jail: str, ips: list[str], source: str, hosts: list[str] | 
           ban_id: str = "", everyone: bool = False) -> dict[str, str]:
     item = {"kind": kind, "id": ban_id, "jail": jail, "ips": json.dumps(ips),
             "hosts": "*" if hosts is None else json.dumps(hosts), "source": source, "at": repr(time.time())}
-    if everyone:  # `hosts` omitted: every host, also one that joins later (fleet/join.py)
+    if everyone:  # `hosts` omitted: every host, also one that joins later (jobs/fleet/join.py)
         item["scope"] = "all"
     return item
 

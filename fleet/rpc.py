@@ -1,11 +1,12 @@
 """Reading another host's history archive through Redis: request/reply with a deadline.
 
 The asker pushes `{"id", "reply", "deadline", "filters"}` onto `bangui:fleet:rpc:<host>` and waits on its own
-reply list with BLPOP until RPC_TIMEOUT_S; no answer by then is 504 `host_unreachable`. The host's agent (its host
-leader) pops requests, drops those whose deadline passed (nobody waits for them), runs the query on its archive
-and pushes `{"items", "next_cursor"}` or `{"error": {"status", "code", "message"}}`. Lists expire on their own,
-so a host that is down for good leaves nothing behind but keys with a TTL. Filters are validated by the asker
-(its 400s); the host re-validates (its archive's own rules).
+reply list with BLPOP until RPC_TIMEOUT_S; no answer by then is `host_unreachable` (a NoAnswer). The host's agent
+(its host leader) pops requests, drops those whose deadline passed (nobody waits for them), runs the query on its
+archive and pushes `{"items", "next_cursor"}` or `{"error": errors.portable(exc)}` (the asker raises it again:
+`errors.revived`, the same kind and code). Lists expire on their own, so a host that is down for good leaves
+nothing behind but keys with a TTL. Filters are validated by the asker (its 400s); the host re-validates (its
+archive's own rules).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from errors import AppError
+from errors import AppError, InvalidInput, NoAnswer, portable, revived
 from settings import Settings
 
 RPC_TIMEOUT_S = 2.0
@@ -26,8 +27,8 @@ def inbox(host: str) -> str:
     return f"bangui:fleet:rpc:{host}"
 
 
-class HostUnreachable(AppError):
-    status, code = 504, "host_unreachable"
+class HostUnreachable(NoAnswer):
+    code = "host_unreachable"
 
 
 @lru_cache(maxsize=4)
@@ -52,8 +53,7 @@ def ask_history(client: Any, host: str, filters: dict[str, Any], timeout: float 
                               details={"host": host})
     body: dict[str, Any] = json.loads(answer[1])
     if "error" in body:
-        error = body["error"]
-        raise AppError(error["message"], code=error["code"], status=error["status"], details={"host": host})
+        raise revived(body["error"], host=host)
     return body
 
 
@@ -65,9 +65,9 @@ def answer(client: Any, request: dict[str, Any], history: Any) -> None:
         items, cursor = history.history(**request["filters"])
         body: dict[str, Any] = {"items": items, "next_cursor": cursor}
     except AppError as exc:
-        body = {"error": {"status": exc.status, "code": exc.code, "message": exc.message}}
+        body = {"error": portable(exc)}
     except TypeError as exc:  # a filter this version does not know
-        body = {"error": {"status": 400, "code": "invalid_query", "message": str(exc)}}
+        body = {"error": portable(InvalidInput(str(exc), code="invalid_query"))}
     pipe = client.pipeline(transaction=True)
     pipe.rpush(request["reply"], json.dumps(body))
     pipe.expire(request["reply"], 30)

@@ -25,7 +25,7 @@ from actions.base import Action, authorise, record_refusal
 from core.actor import Actor
 from core.deps import Deps
 from core.roles import Role
-from errors import AppError, InvalidInput
+from errors import AppError, InvalidInput, TooLarge
 from handlers.security import authenticate, check_csrf
 
 Handler = Callable[["Call"], Awaitable[Any]]
@@ -133,8 +133,7 @@ class ApiRoute:
 
 
 def _too_large(limit: int) -> AppError:
-    return AppError(f"request body exceeds {limit} bytes", code="body_too_large", status=413,
-                    details={"limit_bytes": limit})
+    return TooLarge(f"request body exceeds {limit} bytes", details={"limit_bytes": limit})
 
 
 def route(method: str, path: str, handler: Handler, role: Role | None, summary: str, **kw: Any) -> ApiRoute:

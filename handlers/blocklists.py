@@ -18,7 +18,7 @@ import msgspec
 from actions import blocklists as actions
 from core.roles import Role
 from handlers.api import Call, iso, route
-from handlers.jobs import leader_summary
+from handlers.jobs import Requested, handed_over
 from jobs.blocklists import fetch_and_parse
 from store.base import offload
 from store.blocklists import MAX_INTERVAL_S, MAX_URL_LENGTH, MIN_INTERVAL_S
@@ -63,12 +63,6 @@ class BlocklistPreview(msgspec.Struct):
     refused_samples: list[str]
 
 
-class BlocklistRunRequested(msgspec.Struct):
-    name: str
-    requested_at: str | None
-    leader_pid: int | None  # null: no leader now; the next one will run it
-
-
 def blocklist_info(r: dict[str, Any]) -> BlocklistInfo:
     """A blocklist record as the API shows it (next_due derived)."""
     due = r["last_run"] + r["interval_s"] if r.get("last_run") is not None and r["enabled"] else None
@@ -82,13 +76,13 @@ def blocklist_info(r: dict[str, Any]) -> BlocklistInfo:
 async def list_blocklists(call: Call) -> dict[str, list[BlocklistInfo]]:
     records = await offload(call.deps.store.blocklists.all)
     settings = call.deps.settings
-    if settings.fleet_url:  # the fleet's lists; `last_added`: what this host banned anew (fleet/blocklists.py)
+    if settings.fleet_url:  # the fleet's lists; `last_added`: what this host banned anew (jobs/fleet/blocklists.py)
         from fleet import host_name
-        from fleet.blocklists import added_here
+        from jobs.fleet.blocklists import added_here
         from store.redis_backend import FleetUnavailable
 
         try:
-            records = await offload(call.deps.store.shared.call, added_here, host_name(settings), records)
+            records = await offload(call.deps.store.fleet.call, added_here, host_name(settings), records)
         except FleetUnavailable:  # Redis away: the lists from this host's replica, this host's count unknown
             records = [dict(r, last_added=None) if r.get("last_fleet_ban") else r for r in records]
     return {"blocklists": [blocklist_info(r) for r in records]}
@@ -110,11 +104,9 @@ async def delete_blocklist(call: Call) -> None:
     await actions.delete_blocklist(call.deps, call.actor, call.param("name"))
 
 
-async def run_blocklist(call: Call) -> BlocklistRunRequested:
+async def run_blocklist(call: Call) -> Requested:
     name = call.param("name")
-    request = await actions.run_blocklist(call.deps, call.actor, name)
-    leader = leader_summary(call.deps.store)
-    return BlocklistRunRequested(name, iso(request["requested_at"]), leader["pid"] if leader else None)
+    return Requested(name, *handed_over(call.deps.store, await actions.run_blocklist(call.deps, call.actor, name)))
 
 
 routes = [
@@ -132,5 +124,5 @@ routes = [
           action=actions.delete_blocklist),
     route("POST", "/blocklists/{name}/run", run_blocklist, Role.operator,
           "Ask the leader to import a blocklist now (202; also for a disabled list).",
-          response=BlocklistRunRequested, status=202, action=actions.run_blocklist),
+          response=Requested, status=202, action=actions.run_blocklist),
 ]

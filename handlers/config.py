@@ -128,7 +128,7 @@ async def delete_file(call: Call) -> dict[str, Any]:
 
 # ---- change log -------------------------------------------------------------------------------------------
 async def list_changes(call: Call) -> dict[str, Any]:
-    engine = engine_for(call.deps.settings)
+    engine = engine_for(call.deps)
     page = await offload(engine.changes.page, 200)
     reverted_by = engine.changes.reverted_by(page)  # the page shows `Revert` only where it still applies
     return {"changes": [{"id": c["id"], "time": iso(c["time"]), "actor": c["actor"], "action": c["action"],

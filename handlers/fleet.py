@@ -29,7 +29,7 @@ class FleetBanBody(msgspec.Struct, forbid_unknown_fields=True):
 def _enabled(call: Call) -> Any:
     if not call.deps.settings.fleet_url:
         raise NotFound("fleet mode is off: set BANGUI_FLEET_URL to the fleet's Redis", code="fleet_disabled")
-    return call.deps.store.shared
+    return call.deps.store.fleet
 
 
 async def fleet_health(deps: Deps) -> dict[str, Any]:
@@ -39,7 +39,7 @@ async def fleet_health(deps: Deps) -> dict[str, Any]:
     from store.redis_backend import FleetUnavailable
 
     try:
-        summary: dict[str, Any] = await offload(deps.store.shared.call, health_summary, host_name(deps.settings))
+        summary: dict[str, Any] = await offload(deps.store.fleet.call, health_summary, host_name(deps.settings))
     except FleetUnavailable:
         summary = {"connected": False, "leader": None, "lag_s": None}
     return dict(summary, **await fleet_degradation(deps, summary["connected"]))
@@ -48,7 +48,7 @@ async def fleet_health(deps: Deps) -> dict[str, Any]:
 async def fleet_degradation(deps: Deps, connected: bool) -> dict[str, Any]:
     """`status` ok | degraded (Redis away: this host serves from its replica of the fleet's identity), `since`,
     and how old that replica is (issue 21 item 1)."""
-    state: dict[str, Any] = await offload(deps.store.shared.degradation, connected)
+    state: dict[str, Any] = await offload(deps.store.fleet.degradation, connected)
     return dict(state, since=iso(state["since"]), replica_refreshed=iso(state["replica_refreshed"]))
 
 

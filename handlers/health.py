@@ -59,7 +59,7 @@ async def ready(call: Call) -> Any:
     if problem is not None:
         body["store_error"] = problem
     if call.deps.settings.fleet_url:  # public, so that Redis being away shows without credentials (which need it)
-        connected = await offload(call.deps.store.shared.reachable)  # degraded: still ready (the host serves)
+        connected = await offload(call.deps.store.fleet.reachable)  # degraded: still ready (the host serves)
         body["fleet"] = {"connected": connected, **await fleet_degradation(call.deps, connected)}
     return json_response(body, 200 if store_ok else 503)
 

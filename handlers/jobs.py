@@ -48,6 +48,20 @@ class RunRequested(msgspec.Struct):
     leader_pid: int | None  # null: no leader now; the next one will run it
 
 
+class Requested(msgspec.Struct):
+    """What a request handed to the leader answers (a blocklist's import now, a notification test)."""
+
+    name: str
+    requested_at: str | None
+    leader_pid: int | None  # null: no leader now; the next one will take it
+
+
+def handed_over(store: Any, request: dict[str, Any]) -> tuple[str | None, int | None]:
+    """`(requested_at, leader_pid)` of a request an action handed to the leader (actions.jobs.hand_to_leader)."""
+    leader = leader_summary(store)
+    return iso(request["requested_at"]), leader["pid"] if leader else None
+
+
 def leader_summary(store: Any) -> dict[str, Any] | None:
     """`{pid, epoch, heartbeat_age_s}` of the published leader, or None (one small read, inline)."""
     record = store.leader.current()
@@ -95,8 +109,7 @@ async def run_job(call: Call) -> RunRequested:
     name = call.param("name")
     known = {job.name for job in load_jobs(call.deps.settings)}
     request = await actions.run_job(call.deps, call.actor, name, known)
-    leader = leader_summary(call.deps.store)
-    return RunRequested(name, iso(request["requested_at"]), leader["pid"] if leader else None)
+    return RunRequested(name, *handed_over(call.deps.store, request))
 
 
 routes = [

@@ -22,7 +22,7 @@ import msgspec
 from starlette.responses import StreamingResponse
 
 from core.roles import Role
-from errors import AppError, InvalidInput
+from errors import Conflict, InvalidInput, Unavailable
 from f2b import logfile
 from handlers.api import Call, iso, route
 from store.base import offload
@@ -46,13 +46,13 @@ def _shown(entry: logfile.Entry) -> dict[str, Any]:
 async def _log_file(call: Call) -> str:
     target = await call.deps.fail2ban.logtarget()
     if not os.path.isabs(target):
-        raise AppError(f"fail2ban logs to {target}, not to a file: set `logtarget = /var/log/fail2ban.log` "
+        raise Conflict(f"fail2ban logs to {target}, not to a file: set `logtarget = /var/log/fail2ban.log` "
                        "in fail2ban.local (and reload fail2ban) to read its log here",
-                       code="logtarget_not_file", status=409, details={"logtarget": target})
+                       code="logtarget_not_file", details={"logtarget": target})
     if not os.access(target, os.R_OK):
-        raise AppError(f"fail2ban's log {target} is not readable by bangui: run bangui as a user that may "
-                       "read it (e.g. in group adm) or adjust the file's mode", code="log_unreadable",
-                       status=503, details={"file": target})
+        raise Unavailable(f"fail2ban's log {target} is not readable by bangui: run bangui as a user that may "
+                          "read it (e.g. in group adm) or adjust the file's mode", code="log_unreadable",
+                          details={"file": target})
     return target
 
 
@@ -125,8 +125,8 @@ async def _events(path: str, grep: str | None, level: int | None, max_seconds: f
 
 async def stream_log(call: Call) -> StreamingResponse:
     if _open_streams[0] >= MAX_STREAMS:
-        raise AppError(f"{MAX_STREAMS} log streams are open in this worker already; close one and retry",
-                       code="too_many_streams", status=503, headers={"Retry-After": "10"})
+        raise Unavailable(f"{MAX_STREAMS} log streams are open in this worker already; close one and retry",
+                          code="too_many_streams", headers={"Retry-After": "10"})
     grep, level = _filters(call)
     raw = call.query("max_seconds")
     try:

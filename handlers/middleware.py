@@ -13,7 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import logs
-from errors import SECURITY_HEADERS, envelope
+from handlers.errors import SECURITY_HEADERS, envelope
 from handlers.security import _trusted
 from metrics import process
 

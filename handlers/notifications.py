@@ -14,7 +14,7 @@ import msgspec
 from actions import notifications as actions
 from core.roles import Role
 from handlers.api import Call, iso, route
-from handlers.jobs import leader_summary
+from handlers.jobs import Requested, handed_over
 from store.base import offload
 from store.notifications import MAX_URL_LENGTH, masked_url
 
@@ -55,12 +55,6 @@ class TargetInfo(msgspec.Struct):
     next_attempt: str | None  # after a failure: when the retry is due
 
 
-class TestRequested(msgspec.Struct):
-    name: str
-    requested_at: str | None
-    leader_pid: int | None  # null: no leader now; the next one will send it
-
-
 def shown(r: dict[str, Any], pending: int) -> TargetInfo:
     return TargetInfo(r["name"], masked_url(r["url"]), r["format"], list(r["events"]), list(r["jails"]),
                       r["min_interval_s"], r["enabled"], iso(r["created"]), r.get("created_by"), pending,
@@ -95,11 +89,9 @@ async def delete_target(call: Call) -> None:
     await actions.delete_target(call.deps, call.actor, call.param("name"))
 
 
-async def test_target(call: Call) -> TestRequested:
+async def test_target(call: Call) -> Requested:
     name = call.param("name")
-    request = await actions.test_target(call.deps, call.actor, name)
-    leader = leader_summary(call.deps.store)
-    return TestRequested(name, iso(request["requested_at"]), leader["pid"] if leader else None)
+    return Requested(name, *handed_over(call.deps.store, await actions.test_target(call.deps, call.actor, name)))
 
 
 routes = [
@@ -115,5 +107,5 @@ routes = [
           status=204, action=actions.delete_target),
     route("POST", "/notifications/{name}/test", test_target, Role.admin,
           "Ask the leader to send a test message to the target (202; sent within seconds).",
-          response=TestRequested, status=202, action=actions.test_target),
+          response=Requested, status=202, action=actions.test_target),
 ]

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import msgspec
+import dataclasses
 
 from core.roles import Role
+from f2b.protocol import ServerTotals
 from handlers.api import Call, route
 
 
-class ServerOverview(msgspec.Struct):
-    version: str
-    jail_count: int
-    currently_banned: int
-    total_banned: int
-    currently_failed: int
-    total_failed: int
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerOverview(ServerTotals):  # the totals' fields are declared once, in f2b/protocol.py
+    """fail2ban's version and totals, and the socket bangui talks to."""
+
     socket: str
 
 
 async def get_server(call: Call) -> ServerOverview:
-    s = await call.deps.fail2ban.server_summary()
-    return ServerOverview(s.version, s.jail_count, s.currently_banned, s.total_banned, s.currently_failed,
-                          s.total_failed, call.deps.settings.fail2ban_socket)
+    summary = await call.deps.fail2ban.server_summary()
+    totals = {field.name: getattr(summary, field.name) for field in dataclasses.fields(ServerTotals)}
+    return ServerOverview(**totals, socket=call.deps.settings.fail2ban_socket)
 
 
 routes = [route("GET", "/server", get_server, Role.viewer, "fail2ban version and totals.",

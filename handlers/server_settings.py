@@ -52,7 +52,7 @@ def _shape(values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_settings(call: Call) -> ServerSettings:
-    return ServerSettings(**_shape(await offload(ops.server_settings, engine_for(call.deps.settings))))
+    return ServerSettings(**_shape(await offload(ops.server_settings, engine_for(call.deps))))
 
 
 async def patch_settings(call: Call) -> ServerSettingsResult:

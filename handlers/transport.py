@@ -16,22 +16,32 @@
   8-120 s, issue 18).
 - `install_error_bodies()`: hypercorn answers requests h11 cannot parse (`Content-Length: -1`, a NUL in a header,
   a byte 0xFF in the path) itself, before any app code, with an empty 400. It is replaced, in the worker, by the
-  same status with bangui's JSON error envelope and security headers. hypercorn has no hook for this: the method
-  is swapped only if it is the one this was written against (hypercorn 0.17-0.18), else left alone.
+  same status with bangui's JSON error envelope and security headers. hypercorn has NO supported mechanism for
+  this (checked in hypercorn 0.18's source: no config option, the app never sees such a request, `ProtocolWrapper`
+  builds `H11Protocol` by name, and `Config.response_headers` adds headers to every response, never a body), so
+  its private method `H11Protocol._send_error_response` is replaced. Pinned: the replacement is made only when the
+  three private methods involved have exactly the source it was written against (`PINNED`, hypercorn 0.18.0);
+  otherwise it is left out with a warning in the log (hypercorn's empty 400 stays), and
+  tests/handlers/test_transport.py fails loudly, with a real hypercorn answering a malformed request, until
+  this is re-checked against the new hypercorn and `PINNED` updated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
+import logging
 from itertools import chain
 from typing import Any
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from errors import SECURITY_HEADERS, AppError
+from errors import RequestTimeout
+from handlers.errors import SECURITY_HEADERS
 
+log = logging.getLogger("bangui.transport")
 BODY_CHUNK_TIMEOUT_S = 10.0  # the longest wait for the next chunk of a request body
 # After an early answer (a 413, a 401 before the body), what is still read and dropped of the unread body so that a
 # client that writes it all before reading gets that answer instead of a stalled write (issue 18).
@@ -70,8 +80,8 @@ class BodyPolicy:
                 with anyio.fail_after(BODY_CHUNK_TIMEOUT_S):
                     message = await receive()
             except TimeoutError:
-                raise AppError(f"no request body data for {BODY_CHUNK_TIMEOUT_S:g} s", code="body_timeout",
-                               status=408) from None
+                raise RequestTimeout(f"no request body data for {BODY_CHUNK_TIMEOUT_S:g} s",
+                                     code="body_timeout") from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             return message
@@ -125,18 +135,33 @@ def error_body(status: int) -> bytes:
     return json.dumps({"error": {"code": code, "message": message, "details": {"status": status}}}).encode()
 
 
+# sha256 (first 16 hex digits) of the source of each private H11Protocol method the replacement relies on, in the
+# hypercorn it was written against (0.18.0): `_handle_events` calls `_send_error_response(status)` for a request h11
+# cannot parse; the replacement writes with `_send_h11_event`.
+PINNED = {"_handle_events": "bd4a76b2837e8722", "_send_error_response": "58c2b47ae295d000",
+          "_send_h11_event": "5e40283daa303ec7"}
+
+
+def unpinned(protocol: Any) -> list[str]:
+    """The methods of `protocol` (hypercorn's H11Protocol) whose source is not the pinned one."""
+    return [name for name, digest in PINNED.items()
+            if hashlib.sha256(inspect.getsource(getattr(protocol, name)).encode()).hexdigest()[:16] != digest]
+
+
 def install_error_bodies() -> bool:
-    """Give hypercorn's own HTTP/1.1 error responses bangui's JSON envelope; False when hypercorn's method is not
-    the known one (then its empty responses stay)."""
+    """Give hypercorn's own HTTP/1.1 error responses bangui's JSON envelope; False (with a warning) when
+    hypercorn's private methods are not the pinned ones (then its empty responses stay)."""
     try:
         import h11
         from hypercorn.protocol.h11 import H11Protocol
     except ImportError:
         return False
-    original = H11Protocol._send_error_response
-    if getattr(original, "_bangui", False):
+    if getattr(H11Protocol._send_error_response, "_bangui", False):
         return True
-    if list(inspect.signature(original).parameters) != ["self", "status_code"]:
+    changed = unpinned(H11Protocol)
+    if changed:
+        log.warning("hypercorn's H11Protocol.%s changed: its error responses to unparsable requests stay empty "
+                    "(re-check handlers/transport.py against this hypercorn)", ", ".join(changed))
         return False
 
     async def _send_error_response(self: Any, status_code: int) -> None:

@@ -225,7 +225,7 @@ Apply = Callable[["Deps", str, str, list[str]], Awaitable["list[str] | None"]]
 async def import_list(deps: Deps, record: dict[str, Any], now: float, apply: Apply | None = None) -> dict[str, Any]:
     """Fetch, parse and ban one list; returns the outcome fields for its record (never raises). `apply(deps,
     name, jail, entries)` bans them and returns the new bans, or None when it cannot tell (fleet mode hands the
-    entries to every host: fleet/blocklists.py); default: `ban` here."""
+    entries to every host: jobs/fleet/blocklists.py); default: `ban` here."""
     name, jail = record["name"], record["jail"]
     outcome: dict[str, Any] = {"last_run": now, "last_status": "error", "last_error": None, "last_count": 0,
                                "last_added": 0, "last_invalid": 0, "last_invalid_examples": []}
@@ -251,7 +251,7 @@ async def import_list(deps: Deps, record: dict[str, Any], now: float, apply: App
 
 async def blocklists(ctx: JobContext) -> None:
     """Run every due list, one after the other (kind to fail2ban), recording each outcome fenced. In fleet mode
-    the lists are the fleet's and the fleet leader imports them (fleet/blocklists.py): nothing to do here."""
+    the lists are the fleet's and the fleet leader imports them (jobs/fleet/blocklists.py): nothing to do here."""
     if ctx.deps.settings.fleet_url:
         return
     store = ctx.deps.store.blocklists

@@ -23,6 +23,7 @@ from jobs.blocklists import blocklists
 from jobs.cleanup import cleanup
 from jobs.decisions import decisions
 from jobs.errors import JobFailed
+from jobs.fleet.agent import fleet_job
 from jobs.notify import notifications
 from jobs.reconcile import audit_reconcile
 from jobs.snapshot import snapshot
@@ -93,9 +94,7 @@ def builtin_jobs() -> list[Job]:
 def load_jobs(settings: Settings) -> tuple[Job, ...]:
     """The built-in jobs plus those of `settings.jobs_module`, validated (ConfigError if wrong)."""
     jobs = builtin_jobs() + (_extra_jobs(settings.jobs_module) if settings.jobs_module else [])
-    if settings.fleet_url:  # fleet mode: the host leader also runs the host's fleet agent (fleet/agent.py)
-        from fleet.agent import fleet_job
-
+    if settings.fleet_url:  # fleet mode: the host leader also runs the host's fleet agent (jobs/fleet/agent.py)
         jobs.append(Job("fleet", every=1.0, timeout=float(10**9), run=fleet_job, jitter=0.0, endless=True))
     seen: set[str] = set()
     for job in jobs:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from geo import CountryLookup
 from settings import Settings, source
 from store import faults, identity
 from store.audit import AuditLog
 from store.ban_view import BanView
-from store.base import Clock, StoreError, open_cache, prepare_data_dir
+from store.base import Clock, SharedCache, StoreError, open_cache, prepare_data_dir
 from store.blocklists import Blocklists
 from store.bouncers import Bouncers
 from store.credential_memo import Announcing, Epoch, Memo
@@ -27,6 +27,9 @@ from store.runtime import RuntimeState
 from store.sessions import Sessions
 from store.tokens import Tokens
 from store.users import Users
+
+if TYPE_CHECKING:
+    from store.fleet_cache import FleetCache
 
 __all__ = ["Store", "StoreError"]
 
@@ -59,12 +62,14 @@ class Store:
         # store/credential_memo.py), or in fleet mode the fleet's Redis (store/redis_backend.py; no memo).
         self.epoch: Epoch | None = None
         self.replica: Replica | None = None  # fleet mode: this host's copy of the fleet's identity (store/replica.py)
+        self._fleet: FleetCache | None = None
+        self.shared: SharedCache
         if settings.fleet_url:
             from store.fleet_cache import FleetCache  # fleet mode only: redis stays optional
             from store.redis_backend import RedisCache, connect
 
             self.replica = Replica(self.path)
-            self.shared: Any = FleetCache(RedisCache(connect(settings), source("fleet_url")), self.replica)
+            self.shared = self._fleet = FleetCache(RedisCache(connect(settings), source("fleet_url")), self.replica)
         else:
             self.epoch = Epoch(self.path)
             self.shared = Announcing(self.cache, self.epoch)
@@ -86,7 +91,7 @@ class Store:
         self.runtime = RuntimeState(self.cache, clock)
         self.leader = LeaderState(self.cache, clock)
         self.jobs = JobState(self.cache, clock)
-        # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (fleet/blocklists.py).
+        # Fleet mode: the fleet's lists, imported once by the fleet leader for every host (jobs/fleet/blocklists.py).
         self.blocklists = Blocklists(self.shared if settings.fleet_url else self.cache, clock)
         self.notifications = Notifications(self.cache, clock)
         # CrowdSec bouncer keys (issue 22); in fleet mode in the fleet's identity store: a key works on every
@@ -97,6 +102,14 @@ class Store:
         self.decisions = Decisions(self.bans, decision_jails(settings))
         self.history = Archive.in_dir(self.path, clock, geo=CountryLookup(settings.geoip_db))
         self.audit = AuditLog(self.path, clock)
+
+    @property
+    def fleet(self) -> FleetCache:
+        """The fleet's Redis, which is `shared` in fleet mode (its `call`, `reachable`, `redis` client for fleet/
+        code); RuntimeError without BANGUI_FLEET_URL."""
+        if self._fleet is None:
+            raise RuntimeError("not in fleet mode: BANGUI_FLEET_URL is not set")
+        return self._fleet
 
     def usable(self) -> bool:
         """Readiness: the store answers a read."""

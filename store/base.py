@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 import diskcache
@@ -187,4 +188,29 @@ async def offload_heavy(func: Callable[..., T], *args: Any) -> T:
         _heavy.set(limiter)
     async with limiter:
         return await offload(func, *args)
+
+
+class SharedCache(Protocol):
+    """The part of diskcache.Cache's API the identity stores (users, sessions, tokens, the login limiter, setup)
+    and the blocklists use: `diskcache.Cache` itself, `store.credential_memo.Announcing` over it (one host), and
+    `store.redis_backend.RedisCache` (the fleet's Redis) all satisfy it (mypy checks the two of ours; diskcache
+    ships no types: tests/store/test_shared_cache.py checks its signatures)."""
+
+    def get(self, key: str, default: Any = None, expire_time: bool = False) -> Any: ...
+
+    def set(self, key: str, value: Any, expire: float | None = None, tag: str | None = None) -> bool: ...
+
+    def add(self, key: str, value: Any, expire: float | None = None, tag: str | None = None) -> bool: ...
+
+    def delete(self, key: str, retry: bool = False) -> bool: ...
+
+    def evict(self, tag: str, retry: bool = False) -> int: ...
+
+    def iterkeys(self, reverse: bool = False) -> Iterator[str]: ...
+
+    def transact(self, retry: bool = False) -> AbstractContextManager[None]: ...
+
+    def expire(self) -> int: ...
+
+    def close(self) -> None: ...
 

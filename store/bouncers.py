@@ -15,7 +15,7 @@ from typing import Any
 
 import diskcache
 
-from errors import AppError, InvalidInput, NotFound
+from errors import Conflict, InvalidInput, NotFound
 from store.base import Clock
 
 _KEY = "bouncer:"
@@ -24,8 +24,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{0,63}")  # fullmatch: a label, as
 FIELDS = ("name", "created", "last_pull", "last_address", "user_agent")
 
 
-class BouncerExists(AppError):
-    status, code = 409, "bouncer_exists"
+class BouncerExists(Conflict):
+    code = "bouncer_exists"
 
 
 def digest(key: str) -> str:

@@ -5,7 +5,7 @@
   themselves `RECOVERY_S` after the last failure once the disk has `MIN_FREE_BYTES` free again.
 - A lock wait beyond the store's timeout (`diskcache.Timeout`) -> 503 `store_busy`.
 
-Imports nothing of bangui but `errors`, so that `errors.render_error` may use it without an import cycle.
+The edge (handlers/errors.py) answers these faults wherever they are raised.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import diskcache
 
-from errors import AppError, Unavailable
+from errors import AppError, NoSpace, Unavailable
 
 SQLITE_FULL = 13
 RECOVERY_S = 5.0
@@ -29,8 +29,8 @@ MIN_FREE_BYTES = 256 * 1024
 _last_full: float | None = None  # time.monotonic() of this process's last disk-full failure
 
 
-class StorageFull(AppError):
-    status, code = 507, "storage_full"
+class StorageFull(NoSpace):
+    code = "storage_full"
 
 
 class StoreBusy(Unavailable):

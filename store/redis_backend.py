@@ -59,7 +59,7 @@ def refused(setting: str, password_given: bool, answer: str) -> str:
 
 
 class FleetUnavailable(Unavailable):
-    status, code = 503, "fleet_unavailable"
+    code = "fleet_unavailable"
 
 
 def import_redis() -> Any:

@@ -3,7 +3,7 @@
 sessions, tokens, setup state, the fleet's blocklist records), so that a Redis outage does not stop anyone from
 managing the host.
 
-- Refresh: the host's fleet agent (fleet/agent.py) mirrors Redis into the replica every couple of seconds, and
+- Refresh: the host's fleet agent (jobs/fleet/agent.py) mirrors Redis into the replica every couple of seconds, and
   every write that reached Redis is written through at once (store/fleet_cache.py). The replica is never older
   than its last successful refresh (`meta()["refreshed"]`), which health shows, so a revocation made before an
   outage holds during it.

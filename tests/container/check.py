@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx2 as httpx
 
+from f2b.client import sync_call
 from f2b.instance import PrivateServer
-from f2b.protocol import sync_call
 from tests.fixtures.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from f2b.client import FEW_ADDRESSES, Fail2Ban, Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
+from f2b.client import (
+    FEW_ADDRESSES,
+    BlockingFail2Ban,
+    Fail2Ban,
+    Fail2BanCommandError,
+    Fail2BanUnavailable,
+    JailNotFound,
+    sync_call,
+)
 from f2b.instance import PrivateServer
 from f2b.protocol import TERMINATOR
 
@@ -309,3 +317,36 @@ async def test_fifty_concurrent_calls(fail2ban: PrivateServer) -> None:
             tg.start_soon(one, i)
     assert results == [0] * 50 and 1 <= len(client._idle) <= client.max_idle
     await client.aclose()
+
+
+async def test_the_blocking_facade_is_the_same_client_with_its_limiter(fail2ban: PrivateServer) -> None:
+    """Blocking code (f2bconfig's engine in a worker thread) calls through the process's client: it waits for the
+    client's own concurrency limit, and answers with the client's values and errors (issue 19 item 2)."""
+    client = Fail2Ban(fail2ban.socket, max_calls=1)
+    await client.call("ping")  # the limiter exists once the client has been used
+    blocking = BlockingFail2Ban.of(client)
+    limiter = client._limiter
+    assert limiter is not None
+    results: list[object] = []
+
+    async def in_a_thread() -> None:
+        results.append(await anyio.to_thread.run_sync(blocking.call, "get", "sshd", "maxretry"))
+
+    async with anyio.create_task_group() as tg, limiter:  # the one slot is taken: the thread's call queues
+        tg.start_soon(in_a_thread)
+        await _eventually(lambda: _async(limiter.statistics().tasks_waiting == 1))
+        assert results == []
+    assert results == [3]
+    with pytest.raises(JailNotFound):
+        await anyio.to_thread.run_sync(blocking.call, "get", "nojail", "maxretry")
+    await client.aclose()
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+def test_sync_call_outside_any_loop_returns_the_raw_reply(fail2ban: PrivateServer) -> None:
+    assert sync_call(fail2ban.socket, "ping") == (0, "pong")
+    code, error = sync_call(fail2ban.socket, "status", "nojail")
+    assert code == 1 and error.remote_name == "UnknownJailException"

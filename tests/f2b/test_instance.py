@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import f2b.instance as instance
+from f2b.client import Fail2BanUnavailable, sync_call
 from f2b.instance import JailSpec, PrivateServer, PrivateServerError
-from f2b.protocol import sync_call
 
 
 def _banned(server: PrivateServer) -> list[object]:
@@ -62,8 +62,9 @@ def test_restart_keeps_or_drops_bans_and_kill_leaves_a_stale_socket(fail2ban: Pr
     _wait_banned(fail2ban, "sshd", "192.0.2.1")  # "Restore Ban" from the dbfile, shortly after start
     fail2ban.kill()
     assert os.path.exists(fail2ban.socket)
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(Fail2BanUnavailable) as refused:
         sync_call(fail2ban.socket, "ping")
+    assert refused.value.details["reason"] == "refused"
     fail2ban.restart(fresh_db=True)  # the stale socket is cleared; no -x needed
     time.sleep(0.3)  # a restore would have happened by now
     assert _banned(fail2ban) == [{"sshd": []}, {"nginx-http-auth": []}, {"sshd-dummy": []}]

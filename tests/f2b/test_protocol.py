@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from f2b.client import sync_call
 from f2b.instance import PrivateServer
 from f2b.protocol import (
     TERMINATOR,
@@ -17,7 +18,6 @@ from f2b.protocol import (
     decode_reply,
     encode_command,
     restricted_loads,
-    sync_call,
 )
 
 

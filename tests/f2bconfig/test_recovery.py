@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from f2b.protocol import sync_call
+from f2b.client import sync_call
 from f2b.stock import StockConfigServer
 from f2bconfig import journal
 from tests.fixtures.app import Api
@@ -17,13 +17,14 @@ from tests.fixtures.app import Api
 DIES_BEFORE_RELOAD = textwrap.dedent("""
     import os, signal, sys
     from f2bconfig import operations, tools
+    from f2b.client import BlockingFail2Ban, Fail2Ban
     from f2bconfig.engine import Engine
 
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
     tools.reload = die  # the files are live now; fail2ban has not reloaded
-    engine = Engine(sys.argv[1], sys.argv[2], sys.argv[3])
+    engine = Engine(sys.argv[1], sys.argv[2], BlockingFail2Ban(Fail2Ban(sys.argv[3])))
     operations.write_file(engine, "admin", "jail.d/x.local", b"[sshd]\\nmaxretry = 4\\n", None)
 """)
 

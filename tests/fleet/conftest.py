@@ -14,8 +14,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from f2b.client import sync_call
 from f2b.instance import PrivateServer
-from f2b.protocol import sync_call
 from tests.fixtures.processes import ServerProcess
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.waiting import wait_for

@@ -195,7 +195,7 @@ def test_a_deposed_fleet_leader_does_not_record_a_blocklist_outcome(redis_server
 
     import redis.asyncio
 
-    from fleet.blocklists import record_if_leading
+    from jobs.fleet.blocklists import record_if_leading
     from store.blocklists import Blocklists
     from store.redis_backend import RedisCache, connect
 

@@ -27,7 +27,7 @@ def open_store(path: Path, url: str, **changes: object) -> Store:
 
 def refresh(store: Store) -> str:
     assert store.replica is not None
-    return store.replica.refresh(store.shared.redis)
+    return store.replica.refresh(store.fleet.redis)
 
 
 def test_during_an_outage_the_replica_authenticates_and_only_host_local_writes_happen(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_during_an_outage_the_replica_authenticates_and_only_host_local_writes_h
                        lambda: store.sessions.end_all("ann")):
             with pytest.raises(FleetUnavailable, match="must reach every host or not happen"):
                 change()
-        assert store.shared.degradation(False)["status"] == "degraded"
+        assert store.fleet.degradation(False)["status"] == "degraded"
         redis_server.start()  # with its AOF: the fleet's identity as it was
         time.sleep(1.1)  # past the client's breaker (store/redis_backend.BREAKER_S)
         assert refresh(store) == "ok"

@@ -1,11 +1,11 @@
-"""fleet.join's fold of the log into the bans a joining host must apply (pure functions: no Redis needed)."""
+"""jobs.fleet.join's fold of the log into the bans a joining host must apply (pure functions: no Redis needed)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from fleet.join import Ban, fold, plan, statuses
+from jobs.fleet.join import Ban, fold, plan, statuses
 
 
 def _e(kind: str, ips: list[str], source: str = "web1", jail: str = "sshd", hosts: list[str] | None = None,
@@ -67,7 +67,7 @@ def test_the_joining_host_reports_on_every_fleet_ban_and_unban_meant_for_it() ->
 
 
 def test_consecutive_shared_bans_of_one_host_and_jail_are_applied_as_one() -> None:
-    from fleet.applying import batched
+    from jobs.fleet.applying import batched
 
     a1, a2 = _e("auto", ["192.0.2.1"]), _e("auto", ["192.0.2.2", "192.0.2.1"])
     other, ban, a3 = _e("auto", ["192.0.2.3"], source="web2"), _e("ban", ["192.0.2.4"], hosts=["web9"]), \

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fleet.agent import _what_happened
 from fleet.log import host_status
+from jobs.fleet.agent import _what_happened
 
 
 def test_a_batch_of_shared_bans_counts_refused_and_already_banned_apart_from_banned_anew() -> None:

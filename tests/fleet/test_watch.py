@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 
 class Shared:
-    """What the watcher publishes (the agent's `share`, fleet/agent.py, publishes it to Redis)."""
+    """What the watcher publishes (the agent's `share`, jobs/fleet/agent.py, publishes it to Redis)."""
 
     def __init__(self) -> None:
         self.ips: list[str] = []

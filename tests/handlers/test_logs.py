@@ -12,8 +12,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from f2b.client import sync_call
 from f2b.instance import PrivateServer
-from f2b.protocol import sync_call
 from handlers.logs import MAX_STREAMS
 from tests.fixtures.app import Api
 from tests.fixtures.waiting import wait_for

@@ -12,7 +12,7 @@ the bans meant to be in effect now, for this host:
 - A ban older than the jail's bantime here (`get <jail> bantime`) has ended: skipped (-1, permanent, never ends).
   Jails this host does not have are skipped (logged).
 What is left is applied through the ban action, one call per (jail, source host, blocklist) (the action chunks
-large lists), as fleet/applying.py says (origin fleet with the source host, or a fleet blocklist's): a few
+large lists), as jobs/fleet/applying.py says (origin fleet with the source host, or a fleet blocklist's): a few
 fail2ban calls, history records and audit entries instead of thousands. Entries this host refuses (its own
 protected addresses, not an address) are left out and logged, not allowed to fail the rest; but a fleet ban
 someone asked for by hand is all or nothing on every host, so one with an entry refused here is left out whole.
@@ -37,12 +37,12 @@ from core.unbans import lifted_by
 from errors import AppError
 from f2b.client import Fail2Ban, JailNotFound
 from fleet import STREAM
-from fleet.applying import acceptable, bulk_client, failure, for_host, refusal, unban_refused, who
 from fleet.log import decode, host_status
+from jobs.fleet.applying import acceptable, bulk_client, failure, for_host, refusal, unban_refused, who
 from store.base import offload
 
 if TYPE_CHECKING:
-    from fleet.agent import Agent
+    from jobs.fleet.agent import Agent
 
 log = logging.getLogger("bangui.fleet")
 PAGE = 1000

@@ -2,7 +2,7 @@
 
 - A fleet ban/unban or another host's shared ban: actor `fleet:<source>` (via fleet), history origin `fleet` with
   the source host.
-- A blocklist the fleet leader imported for the fleet (`origin: blocklist`, fleet/blocklists.py): actor
+- A blocklist the fleet leader imported for the fleet (`origin: blocklist`, jobs/fleet/blocklists.py): actor
   `blocklist:<list>` (via fleet), history origin `blocklist`, as a single host's own import records it.
 Other hosts' shared bans, blocklists and a joining host's bulk catch-up leave out the entries this host refuses
 (its own protected addresses; fail2ban's lists may hold anything) instead of failing the whole batch; a fleet ban
@@ -78,7 +78,7 @@ def failure(exc: AppError) -> str:
 
 def refusal(settings: Settings, actor: Actor, ips: list[str]) -> str | None:
     """The `error` the ban action's checks give a fleet ban by hand of `ips` here (None: they pass): what a host
-    that refuses it records, without calling the action (fleet/join.py leaves such a ban out of its bulk calls)."""
+    that refuses it records, without calling the action (jobs/fleet/join.py leaves such a ban out of its bulk calls)."""
     try:
         ban_actions.check_refusals(settings, actor, ips, False)
         ip_list(ips)

@@ -3,17 +3,17 @@
 Loops in one task group:
 - heartbeat: every HEARTBEAT_S, refresh the host's name claim and record (fail2ban, jails, version) and publish
   the outbox (shared bans buffered while Redis was unreachable);
-- consume: a new host first applies the fleet's bans still in effect in bulk (fleet/join.py); then it reads the
+- consume: a new host first applies the fleet's bans still in effect in bulk (jobs/fleet/join.py); then it reads the
   fleet log through its consumer group (pending entries first, then new ones, blocking, so an entry is applied
   milliseconds after it was added; up to 50 at a time, consecutive shared bans of one host merged into one call
-  when catching up) and applies each through the ban and unban actions as fleet/applying.py says (actor
+  when catching up) and applies each through the ban and unban actions as jobs/fleet/applying.py says (actor
   `fleet:<source host>`, via "fleet", history origin `fleet` with `source_host`), then XACKs it and records the
   per-host status;
 - watch (shared jails only, fleet/watch.py): poll fail2ban's ban lists every WATCH_S and publish the bans
   fail2ban made itself, also those it made while no agent watched. A ban this agent applied from the fleet is
   marked first and never published again: no loops;
 - lease: stand for fleet leader (fleet/lease.py) and, while acting, run the fleet's jobs: log retention, and
-  (a loop of its own: a fetch never delays a lease renewal) the fleet's blocklist imports (fleet/blocklists.py);
+  (a loop of its own: a fetch never delays a lease renewal) the fleet's blocklist imports (jobs/fleet/blocklists.py);
 - answer: other hosts' history requests (fleet/rpc.py);
 - replicate: mirror the fleet's identity into this host's replica (store/replica.py) and, after Redis restarted
   empty, write the newest host's replica back.
@@ -40,13 +40,13 @@ from core.actor import Actor
 from core.roles import Role
 from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
-from fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
-from fleet.blocklists import fleet_blocklists
-from fleet.join import join
 from fleet.lease import CLAIM_POLL_S, RENEW_S, Lease
 from fleet.log import SET_STATUS, decode, host_status, min_id
 from fleet.outbox import Outbox
 from fleet.watch import Watcher
+from jobs.fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
+from jobs.fleet.blocklists import fleet_blocklists
+from jobs.fleet.join import join
 from store.base import offload
 from store.redis_backend import connect, import_redis
 
@@ -79,7 +79,7 @@ class Agent:
         self.deps, self.settings = deps, settings
         self.name = fleet.host_name(settings)
         self.instance = fleet.instance_id(settings)
-        self.sync = deps.store.shared.redis
+        self.sync = deps.store.fleet.redis
         self.fast = connect(settings, 0.5, asyncio=True)
         self.blocking = connect(settings, BLOCK_MS / 1000 + 2, asyncio=True)
         self.errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
@@ -220,7 +220,7 @@ class Agent:
     # -- consume -----------------------------------------------------------------------------------------
     async def _consume(self) -> None:
         grp = group(self.name)
-        if not await self._joined(grp):  # a new host: the bans in effect in bulk (fleet/join.py), then the log
+        if not await self._joined(grp):  # a new host: the bans in effect in bulk (jobs/fleet/join.py), then the log
             try:
                 await self.fast.xgroup_create(STREAM, grp, id=await join(self), mkstream=True)
             except self.errors as exc:
@@ -304,7 +304,7 @@ class Agent:
 
     async def _apply_filtered(self, actor: Actor, recorded: dict[str, Any], jail: str,
                               item: dict[str, Any]) -> tuple[int, int]:
-        """Another host's shared bans, or a blocklist the fleet leader fetched (fleet/blocklists.py): what this
+        """Another host's shared bans, or a blocklist the fleet leader fetched (jobs/fleet/blocklists.py): what this
         host may ban of them (one address it refuses must not cost it the other 49 of a catch-up batch, or a
         whole list), in one call; a large list with a client that waits as long as fail2ban needs. (How many
         addresses it banned anew, how many it refused.)"""

@@ -29,7 +29,7 @@ from store.base import offload
 
 if TYPE_CHECKING:
     from core.deps import Deps
-    from fleet.agent import Agent
+    from jobs.fleet.agent import Agent
 
 log = logging.getLogger("bangui.fleet")
 CHECK_S = 2.0
