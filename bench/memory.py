@@ -40,7 +40,7 @@ from bench.common import (
 )
 from bench.scaling import wrk
 from f2b.instance import DEFAULT_JAILS, started
-from f2b.protocol import sync_call
+from f2b.client import sync_call
 
 JAILS = (JailSpec("bulk", action="noop", bantime=86400), *DEFAULT_JAILS)
 LEADER_MB, WORKER_MB = 120.0, 60.0

@@ -66,6 +66,8 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("POST", "/fleet/bans"): ("operator", "/fleet/bans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
     ("POST", "/fleet/unbans"): ("operator", "/fleet/unbans", {"ips": ["192.0.2.7"], "jail": "sshd"}),
     ("PATCH", "/preferences"): ("viewer", "/preferences", {"theme": "dark"}),
+    # a finding this host does not have: 404, audited as failed (tests/advisor applies real fixes)
+    ("POST", "/advisor/fixes/{finding_id:path}"): ("admin", "/advisor/fixes/jail-logpath-missing:nope", None),
 }
 SECRETS: list[str] = [PASSWORD, NEW_PASSWORD, "s3cr3t-tok"]
 
