@@ -22,7 +22,7 @@ import msgspec
 from starlette.responses import StreamingResponse
 
 from core.roles import Role
-from errors import Conflict, InvalidInput, Unavailable
+from errors import Conflict, Forbidden, InvalidInput, Unavailable
 from f2b import logfile
 from handlers.api import Call, iso, route
 from store.base import offload
@@ -49,10 +49,10 @@ async def _log_file(call: Call) -> str:
         raise Conflict(f"fail2ban logs to {target}, not to a file: set `logtarget = /var/log/fail2ban.log` "
                        "in fail2ban.local (and reload fail2ban) to read its log here",
                        code="logtarget_not_file", details={"logtarget": target})
-    if not os.access(target, os.R_OK):
-        raise Unavailable(f"fail2ban's log {target} is not readable by bangui: run bangui as a user that may "
-                          "read it (e.g. in group adm) or adjust the file's mode", code="log_unreadable",
-                          details={"file": target})
+    if not os.access(target, os.R_OK):  # 403 as the filter tester answers for a log it cannot read
+        raise Forbidden(f"fail2ban's log {target} is not readable by bangui (missing, or its mode refuses): run "
+                        "bangui as a user that may read it (e.g. in group adm) or adjust the file's mode",
+                        code="log_unreadable", details={"file": target})
     return target
 
 

@@ -39,6 +39,21 @@ def test_tail_of_fail2ban_log(api: Api, fail2ban: PrivateServer) -> None:
     assert len(fail2ban.logfile.read_text().splitlines()) == len(body["lines"])
 
 
+def test_a_log_bangui_cannot_read_is_403_log_unreadable(api: Api, fail2ban: PrivateServer) -> None:
+    # Tests run as root, who may read any mode: a log file gone from its path (fail2ban still writes to the open
+    # file) is what bangui cannot read here, as a 0640 root:adm log is for a non-root bangui.
+    fail2ban.logfile.unlink()
+    try:
+        r = api.call("viewer", "GET", "/logs")
+        assert r.status_code == 403, r.text
+        error = r.json()["error"]
+        assert error["code"] == "log_unreadable" and error["details"]["file"] == str(fail2ban.logfile)
+        assert "Traceback" not in r.text
+    finally:
+        assert sync_call(fail2ban.socket, "flushlogs")[0] == 0  # fail2ban opens its log file again
+    assert api.call("viewer", "GET", "/logs").status_code == 200
+
+
 def test_tail_count_grep_and_level(api: Api, fail2ban: PrivateServer) -> None:
     for i in range(1, 6):
         ban(fail2ban, f"192.0.2.{i}")
