@@ -47,6 +47,18 @@ class Call:
     def query(self, name: str, default: str | None = None) -> str | None:
         return self.request.query_params.get(name, default)
 
+    def max_seconds(self) -> float | None:
+        """A stream's `?max_seconds=` (0 to 86400; none: until the client or the server ends it)."""
+        raw = self.query("max_seconds")
+        try:
+            value = float(raw) if raw else None
+        except ValueError:
+            value = -1.0
+        if value is not None and not 0 <= value <= 86400:
+            raise InvalidInput("max_seconds: a number of seconds from 0 to 86400", code="invalid_query",
+                               details={"field": "max_seconds"})
+        return value
+
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(_encoder.encode(data), status_code=status, headers=headers,

@@ -22,7 +22,7 @@ import msgspec
 from starlette.responses import StreamingResponse
 
 from core.roles import Role
-from errors import InvalidInput, Unavailable
+from errors import Unavailable
 from handlers.api import Call, iso, route
 from handlers.logs import _server_stopping
 from store import Store
@@ -116,14 +116,7 @@ async def stream_events(call: Call) -> StreamingResponse:
     if _open[0] >= MAX_STREAMS:
         raise Unavailable(f"{MAX_STREAMS} event streams are open in this worker already; close a page and retry",
                           code="too_many_streams", headers={"Retry-After": "10"})
-    raw = call.query("max_seconds")
-    try:
-        max_seconds = float(raw) if raw else None
-    except ValueError:
-        max_seconds = -1.0
-    if max_seconds is not None and not 0 <= max_seconds <= 86400:
-        raise InvalidInput("max_seconds: a number of seconds from 0 to 86400", code="invalid_query",
-                           details={"field": "max_seconds"})
+    max_seconds = call.max_seconds()
     resume = call.request.headers.get("last-event-id") or call.query("after")
     return StreamingResponse(_stream(call.deps.store, resume, max_seconds), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

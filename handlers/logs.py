@@ -128,14 +128,7 @@ async def stream_log(call: Call) -> StreamingResponse:
         raise Unavailable(f"{MAX_STREAMS} log streams are open in this worker already; close one and retry",
                           code="too_many_streams", headers={"Retry-After": "10"})
     grep, level = _filters(call)
-    raw = call.query("max_seconds")
-    try:
-        max_seconds = float(raw) if raw else None
-    except ValueError:
-        max_seconds = -1.0
-    if max_seconds is not None and not 0 <= max_seconds <= 86400:
-        raise InvalidInput("max_seconds: a number of seconds from 0 to 86400", code="invalid_query",
-                           details={"field": "max_seconds"})
+    max_seconds = call.max_seconds()
     path = await _log_file(call)
     resume = call.request.headers.get("last-event-id") or call.query("after")
     return StreamingResponse(_events(path, grep, level, max_seconds, resume), media_type="text/event-stream",

@@ -73,7 +73,12 @@ def add_host(fleet: Fleet, base: Path, i: int, env: dict[str, str] | None = None
 
 
 def start_fleet(base: Path, persist: bool = False, n: int = 3, env: dict[str, str] | None = None) -> Fleet:
-    fleet = Fleet(RedisServer(base / "redis", persist=persist).start())
+    return fleet_on(RedisServer(base / "redis", persist=persist).start(), base, n, env)
+
+
+def fleet_on(redis: Any, base: Path, n: int, env: dict[str, str] | None = None) -> Fleet:
+    """`n` hosts on a started `redis` (a RedisServer, or one with the same url/client()/stop()), an admin token."""
+    fleet = Fleet(redis)
     try:
         for i in range(1, n + 1):
             add_host(fleet, base, i, env)

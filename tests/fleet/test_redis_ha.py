@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from settings import ConfigError, Settings
 from store.redis_backend import FleetUnavailable, RedisCache, connect
 from tests.fixtures.redis_ha import SentinelRedis, TlsRedis
 from tests.fixtures.waiting import wait_for
-from tests.fleet.conftest import LOGIN, Fleet, add_host, dump
+from tests.fleet.conftest import Fleet, dump, fleet_on
 
 pytestmark = pytest.mark.fleet
 
@@ -69,20 +68,7 @@ def test_wrong_tls_or_sentinel_settings_say_how_to_fix_them(changes: dict[str, s
 
 
 def _fleet(redis: TlsRedis | SentinelRedis, base: Path, n: int) -> Fleet:
-    fleet = Fleet(redis)  # type: ignore[arg-type]  # the same .url/.client()/.stop() as RedisServer
-    try:
-        for i in range(1, n + 1):
-            add_host(fleet, base, i, redis.env())
-        cookie = httpx.post(fleet.hosts[0].url + "/api/v1/auth/login", json=LOGIN, timeout=10).cookies
-        made = httpx.post(fleet.hosts[0].url + "/api/v1/tokens", json={"name": "ops", "role": "admin"},
-                          cookies=cookie, timeout=10)
-        assert made.status_code == 201, made.text
-        fleet.token = made.json()["token"]
-    except BaseException:
-        with contextlib.suppress(Exception):
-            fleet.stop()
-        raise
-    return fleet
+    return fleet_on(redis, base, n, redis.env())
 
 
 def test_a_fleet_over_tls_with_client_certificates_shares_bans(tmp_path: Path) -> None:
