@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from core.deps import Deps
 from errors import AppError, Forbidden, InvalidInput
+from fleet import host_name
 from handlers.api import json_response
 from handlers.security import client_address
 from store.base import offload
@@ -101,21 +102,28 @@ def _shaped(rows: Iterable[Row], now: float, keep: Callable[[dict[str, Any]], bo
     return out or None
 
 
-def _bouncer(request: Request, deps: Deps) -> tuple[str, dict[str, Any]]:
+def _bouncer(request: Request, deps: Deps, stream: bool = False) -> tuple[str, dict[str, Any]]:
     key = request.headers.get("x-api-key", "")
     record = deps.store.bouncers.lookup(key)
     if record is None:
         raise Forbidden("access forbidden: unknown or missing X-Api-Key", code="bouncer_key_refused")
     deps.store.bouncers.pulled(key, record, client_address(request, deps.settings),
-                               request.headers.get("user-agent", ""))
+                               request.headers.get("user-agent", ""), _host(deps) if stream else None)
     return key, record
 
 
+def _host(deps: Deps) -> str | None:
+    """This host's name in fleet mode (a bouncer's record says which host answered its previous poll)."""
+    return host_name(deps.settings) if deps.settings.fleet_url else None
+
+
 def _stream(request: Request, deps: Deps) -> dict[str, Any]:
-    _, bouncer = _bouncer(request, deps)
+    _, bouncer = _bouncer(request, deps, stream=True)
     startup = request.query_params.get("startup", "false").lower() == "true"
     keep = stream_filter(request.query_params)
-    new, deleted = deps.store.decisions.pull(bouncer["name"], startup)
+    host = _host(deps)
+    moved = host is not None and bouncer.get("last_host") not in (None, host) and bouncer["last_pull"] is not None
+    new, deleted = deps.store.decisions.pull(bouncer["name"], startup, bouncer["last_pull"] if moved else None)
     now = deps.store.clock()
     return {"new": _shaped(new, now, keep), "deleted": _shaped(deleted, now, keep)}
 

@@ -58,18 +58,22 @@ class Bouncers:
         record: dict[str, Any] | None = self.cache.get(_KEY + digest(key))
         return record
 
-    def pulled(self, key: str, record: dict[str, Any], address: str, user_agent: str) -> None:
-        """Note a pull (time, address, user agent): written when something changed or `refresh_after` passed."""
+    def pulled(self, key: str, record: dict[str, Any], address: str, user_agent: str,
+               host: str | None = None) -> None:
+        """Note a pull (time, address, user agent, and for a stream pull in fleet mode the host that answered, whose
+        positions it moved): written when something changed or `refresh_after` passed."""
         now = self.clock()
         if (record["last_pull"] is not None and now - record["last_pull"] < self.refresh_after
-                and record["last_address"] == address and record["user_agent"] == user_agent):
+                and record["last_address"] == address and record["user_agent"] == user_agent
+                and (host is None or record.get("last_host") == host)):
             return
         with self.cache.transact():
             current = self.cache.get(_KEY + digest(key))
             if current is None:  # deleted meanwhile: never resurrect it
                 return
             self.cache.set(_KEY + digest(key), dict(current, last_pull=now, last_address=address,
-                                                    user_agent=user_agent[:200]))
+                                                    user_agent=user_agent[:200],
+                                                    last_host=host or current.get("last_host")))
 
     def list(self) -> list[dict[str, Any]]:
         out = []

@@ -12,6 +12,10 @@ so any worker, after any restart, answers a bouncer's next poll from where its p
   ones are kept (`gone` rows) as long as a known bouncer has not passed them, at most `GONE_KEEP_S`. So a resync
   never leaves a bouncer enforcing a ban that ended while it was away (issue 22).
 - `startup=true`, or a bouncer with no position: every current decision, nothing deleted (as the LAPI answers).
+- Fleet mode: each host keeps its own view and positions; a bouncer whose previous poll another host answered
+  (its record in the fleet's store says which) is resynced here: every current decision in `new`, and in
+  `deleted` what this host saw end since that poll (less `MOVED_MARGIN_S`): the shared jails hold the same bans
+  on every host, and bouncers delete by value.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from store.ban_view import BanView
 RETENTION_S = 3600.0
 GONE_KEEP_S = 30 * 86400.0  # a bouncer away longer than this may keep a lifted ban (its key should be deleted)
 TRIM_EVERY_S = 60.0
+# A bouncer moving between fleet hosts: the other host's view may have seen a fleet unban this much earlier or later
+MOVED_MARGIN_S = 60.0
 Row = list[Any]  # [id, jail, ip, expires_at | None, origin]
 CURRENT = "SELECT id, jail, ip, expires_at, origin FROM bans WHERE confirmed = 1"
 
@@ -53,19 +59,26 @@ class Decisions:
         only, params = self._in_jails()
         return [list(row) for row in (conn or self.view.conn()).execute(f"{CURRENT}{only} ORDER BY id", params)]
 
-    def pull(self, bouncer: str, startup: bool) -> tuple[list[Row], list[Row]]:
+    def pull(self, bouncer: str, startup: bool, moved_since: float | None = None) -> tuple[list[Row], list[Row]]:
         """(new, deleted) for `bouncer` since its previous pull (see the module docstring), and move its
-        position. One transaction: the answer and the new position agree."""
+        position. One transaction: the answer and the new position agree. `moved_since` (fleet mode): the time of
+        the bouncer's previous pull, answered by another host, whose positions this view does not know."""
         conn = self.view.conn()
         row = None if startup else conn.execute("SELECT seq FROM positions WHERE bouncer = ?", (bouncer,)).fetchone()
         position = None if row is None else int(row[0])
-        if position is not None and position == self.seq():  # an idle poll: two small reads, no write
+        moved = moved_since is not None and not startup
+        if position is not None and position == self.seq() and not moved:  # idle: two small reads, no write
             return [], []
         only, params = self._in_jails()
         with self.view.transaction() as conn:
             seq = int(self.view.meta("seq", conn) or 0)
             trimmed = int(self.view.meta("trimmed", conn) or 0)
-            if position is None or position > seq:  # startup, unknown, or a view that was started afresh
+            if moved:  # a resync, with what this host saw end since the other host's answer (the same shared bans)
+                new = self.rows(conn)
+                deleted = [list(r) for r in conn.execute(
+                    f"SELECT id, jail, ip, expires_at, origin FROM changes WHERE gone = 1 AND at >= ?{only} "
+                    "ORDER BY seq", [float(moved_since or 0.0) - MOVED_MARGIN_S, *params])]
+            elif position is None or position > seq:  # startup, unknown, or a view that was started afresh
                 new, deleted = self.rows(conn), []
             elif position >= trimmed:
                 new_by_id: dict[int, Row] = {}

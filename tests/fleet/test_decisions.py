@@ -7,6 +7,7 @@ Needs Debian's crowdsec-custom-bouncer (`./dev fleet` installs it)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -60,4 +61,42 @@ def test_a_ban_on_another_host_reaches_a_real_bouncer_polling_this_host(tmp_path
     finally:
         if bouncer is not None:
             bouncer.stop()
+        fleet.stop()
+
+
+def test_a_bouncer_moving_to_another_host_is_told_what_the_fleet_unbanned_meanwhile(tmp_path: Path) -> None:
+    """Each host keeps its own positions; a bouncer behind a balancer that polls web1, then web2, must get the fleet
+    unban it missed in web2's answer (`deleted`), not only web2's current decisions."""
+    fleet = start_fleet(tmp_path, n=2, env={"BANGUI_DECISIONS_SECONDS": "0.5"})
+    try:
+        web1, web2 = fleet.hosts
+        made = httpx.post(web1.url + "/api/v1/bouncers", json={"name": "edge"}, headers=fleet.headers(), timeout=10)
+        assert made.status_code == 201, made.text
+        key = {"X-Api-Key": made.json()["api_key"]}
+
+        def poll(host_url: str, startup: bool = False) -> dict[str, set[str]]:
+            got = httpx.get(f"{host_url}/v1/decisions/stream?startup={str(startup).lower()}", headers=key, timeout=10)
+            assert got.status_code == 200, got.text
+            return {part: {d["value"] for d in got.json()[part] or []} for part in ("new", "deleted")}
+
+        r = httpx.post(web1.url + "/api/v1/fleet/bans", json={"ips": ["198.51.100.78"], "jail": "sshd"},
+                       headers=fleet.headers(), timeout=30)
+        assert r.status_code == 202, r.text
+        def live(host_url: str) -> list[Any] | None:  # a live query moves no stream position
+            got = httpx.get(host_url + "/v1/decisions?ip=198.51.100.78", headers=key, timeout=10)
+            assert got.status_code == 200, got.text
+            return got.json()  # type: ignore[no-any-return]
+
+        wait_for(lambda: live(web2.url) is not None, 30, "the fleet ban in web2's view")
+        wait_for(lambda: "198.51.100.78" in poll(web1.url, startup=True)["new"], 30, "the fleet ban on web1")
+        r = httpx.post(web1.url + "/api/v1/fleet/unbans", json={"ips": ["198.51.100.78"], "jail": "sshd"},
+                       headers=fleet.headers(), timeout=30)
+        assert r.status_code == 202, r.text
+        wait_for(lambda: live(web2.url) is None, 30, "the fleet unban in web2's view")
+        assert "198.51.100.78" in poll(web2.url)["deleted"]  # the bouncer's first poll on web2 since web1's
+        assert poll(web2.url) == {"new": set(), "deleted": set()}
+    except BaseException:
+        dump(fleet)
+        raise
+    finally:
         fleet.stop()

@@ -126,6 +126,20 @@ def test_a_bouncer_away_longer_than_the_retention_gets_a_full_resync_with_what_e
     assert poll(api, key) == {"new": None, "deleted": None}
 
 
+def test_a_bouncer_whose_previous_poll_another_fleet_host_answered_is_resynced_with_what_ended_since(
+        api: Api) -> None:
+    """Fleet mode keeps positions per host: a bouncer that moved here (handlers/decisions.py reads the host of its
+    previous poll from the fleet's store) gets every current decision and what this host saw end since then."""
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1", "192.0.2.2"]})
+    publish(api)
+    polled_elsewhere = api.store.clock()
+    api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.1")
+    publish(api)
+    new, deleted = api.store.decisions.pull("edge", startup=False, moved_since=polled_elsewhere)
+    assert {row[2] for row in new} == {"192.0.2.2"} and {row[2] for row in deleted} == {"192.0.2.1"}
+    assert api.store.decisions.pull("edge", startup=False) == ([], [])  # from then on, this host's position
+
+
 def test_unbans_and_expiries_are_deleted_in_every_path(api: Api) -> None:
     """Through bangui (at once), behind bangui's back (fail2ban unbans or expires: at the next sync), polled
     incrementally, and after a resync for a second bouncer that was away."""
