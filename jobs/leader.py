@@ -180,12 +180,12 @@ async def _lead(deps: Deps, lock: LeaderLock, jobs: tuple[Job, ...], grace_s: fl
         record = await offload(deps.store.leader.claim)
     epoch = record["epoch"]
     log.info("pid %d leads with epoch %d", record["pid"], epoch)
-    try:  # before any job: entries a crashed process left pending (the sync would copy its bans as `auto`)
-        await reconcile_pending(deps)
-    except Exception:
-        log.exception("reconciling pending audit entries failed; the audit_reconcile job retries")
     scheduler = Scheduler(deps, epoch, jobs, clock=deps.store.leader.clock, grace_s=grace_s)
-    try:
+    try:  # from the claim on: a cancellation anywhere below still withdraws the record (finally)
+        try:  # before any job: entries a crashed process left pending (the sync would copy its bans as `auto`)
+            await reconcile_pending(deps)
+        except Exception:
+            log.exception("reconciling pending audit entries failed; the audit_reconcile job retries")
         async with anyio.create_task_group() as tg:
             tg.start_soon(_heartbeat, deps, scheduler, tg.cancel_scope)
             await scheduler.run()
