@@ -30,6 +30,7 @@ def _st() -> str:
 
 
 @pytest.mark.parametrize("persona", ["admin", "anonymous"])
+@pytest.mark.timeout(SECONDS["admin"] * 3 + 240)  # the run's own bound (below) and a server start, not 120 s
 def test_schema_fuzz(bangui_server: Any, tmp_path: Path, persona: str) -> None:
     server = bangui_server(workers=2, env=ADMIN_ENV)
     token = admin_token(server.data_dir)
@@ -42,8 +43,9 @@ def test_schema_fuzz(bangui_server: Any, tmp_path: Path, persona: str) -> None:
             "--phases", "examples,coverage,fuzzing", "--max-time", str(SECONDS[persona]), "--workers", "2",
             "--request-timeout", "30", "--suppress-health-check", "all", "--warnings", "off",
             # Logging out or deleting the fuzzer's own credentials is not a defect: keep the token alive. The log
-            # stream follows fail2ban's log until the client leaves (no end to read; tests/reliability covers it).
-            "--exclude-path-regex", "^/api/v1/(auth/(logout|sessions)|logs/stream)$",
+            # stream and the page's event stream last until the client leaves (no end to read; their own tests
+            # cover them: tests/handlers/test_logs.py, test_events.py).
+            "--exclude-path-regex", "^/api/v1/(auth/(logout|sessions)|logs/stream|events)$",
             "--no-color"]
     if persona == "admin":
         args += ["-H", f"Authorization: Bearer {token}"]
