@@ -38,8 +38,8 @@ MATCHES = ("CASE WHEN json_valid(e.data) THEN CASE json_type(e.data, '$.matches'
            "THEN json_extract(e.data, '$.matches') END END")
 _COLUMNS = (f"e.id, e.event, e.jail, e.ip, e.at, e.bantime, e.bancount, {FAILURES}, {MATCHES}, e.origin, e.actor, "
             "e.country, e.source_host, "
-            "CASE WHEN e.event = 'ban' THEN (SELECT min(u.at) FROM events u WHERE u.ipkey = e.ipkey "
-            "AND u.jail = e.jail AND u.at >= e.at AND u.event = 'unban') END, "
+            "CASE WHEN e.event = 'ban' THEN (SELECT min(u.at) FROM events u INDEXED BY events_unban "
+            "WHERE u.ipkey = e.ipkey AND u.jail = e.jail AND u.at >= e.at AND u.event = 'unban') END, "
             "CASE WHEN e.event = 'ban' THEN (SELECT min(b.at) FROM events b WHERE b.ipkey = e.ipkey "
             "AND b.jail = e.jail AND b.at > e.at AND b.event = 'ban') END")
 
@@ -272,9 +272,9 @@ def csv_chunks(connect: Callable[[], sqlite3.Connection], page_size: int = MAX_L
 
 def _quoted(x: str) -> str:
     """SQL for the csv module's QUOTE_MINIMAL of text `x`: quoted (inner quotes doubled) when it holds a comma, a
-    quote, CR or LF."""
-    return (f"CASE WHEN {x} GLOB '*[,\"'||char(10,13)||']*' THEN '\"'||replace({x}, '\"', '\"\"')||'\"' "
-            f"ELSE {x} END")
+    quote, CR or LF. (instr, not GLOB '*[...]*': the pattern match cost ~3 us on a row's log lines.)"""
+    return (f"CASE WHEN instr({x}, ',') OR instr({x}, '\"') OR instr({x}, char(10)) OR instr({x}, char(13)) "
+            f"THEN '\"'||replace({x}, '\"', '\"\"')||'\"' ELSE {x} END")
 
 
 def _iso_sql(x: str) -> str:
@@ -302,8 +302,18 @@ _CSV_PAGE = (
     "CASE WHEN instr(e.data, '\\u') = 0 THEN (SELECT CASE WHEN count(*) = total(type = 'text') THEN "
     "coalesce(group_concat(value, char(10)), '') END FROM json_each(e.data, '$.matches')) END ELSE '' END "
     "ELSE '' END AS matches, "
-    f"CASE WHEN e.event = 'ban' THEN (SELECT min(u.at) FROM events u WHERE u.ipkey = e.ipkey AND u.jail = e.jail "
+    "CASE WHEN e.event = 'ban' THEN (SELECT min(u.at) FROM events u INDEXED BY events_unban "
+    "WHERE u.ipkey = e.ipkey AND u.jail = e.jail "
     f"AND u.at >= e.at AND u.event = 'unban') END AS unban_at, {_NATURAL} AS natural FROM events e")
+
+
+def _csv_sql(where: str) -> str:
+    return (f"WITH p0 AS MATERIALIZED ({_CSV_PAGE}{where} ORDER BY e.at DESC, e.id DESC LIMIT ?), "
+            "p AS (SELECT p0.*, CASE WHEN event = 'ban' THEN CASE WHEN unban_at IS NOT NULL AND (natural IS NULL "
+            "OR unban_at <= natural) AND unban_at <= coalesce((SELECT min(b.at) FROM events b WHERE "
+            "b.ipkey = p0.ipkey AND b.jail = p0.jail AND b.at > p0.at "
+            "AND b.event = 'ban'), unban_at) THEN unban_at ELSE natural END END AS ends_at FROM p0) "
+            f"SELECT id, at, {_CSV_LINE} FROM p ORDER BY at DESC, id DESC")
 
 
 def _csv_page(conn: sqlite3.Connection, limit: int, cursor: str | None,
@@ -316,14 +326,8 @@ def _csv_page(conn: sqlite3.Connection, limit: int, cursor: str | None,
         at, event_id = decode_cursor(cursor)
         clauses.append("e.at <= ? AND (e.at < ? OR e.id < ?)")
         params += [at, at, event_id]
-    where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    sql = (f"WITH p0 AS MATERIALIZED ({_CSV_PAGE}{where} ORDER BY e.at DESC, e.id DESC LIMIT ?), "
-           "p AS (SELECT p0.*, CASE WHEN event = 'ban' THEN CASE WHEN unban_at IS NOT NULL AND (natural IS NULL "
-           "OR unban_at <= natural) AND unban_at <= coalesce((SELECT min(b.at) FROM events b WHERE "
-           "b.ipkey = p0.ipkey AND b.jail = p0.jail AND b.at > p0.at "
-           "AND b.event = 'ban'), unban_at) THEN unban_at ELSE natural END END AS ends_at FROM p0) "
-           f"SELECT id, at, {_CSV_LINE} FROM p ORDER BY at DESC, id DESC")
-    rows = conn.execute(sql, [*params, limit + 1]).fetchall()
+    rows = conn.execute(_csv_sql(" WHERE " + " AND ".join(clauses) if clauses else ""),
+                        [*params, limit + 1]).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
     missing = [r[0] for r in rows if r[2] is None]
