@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 import store.base as base
@@ -52,10 +53,14 @@ async def test_freed_memory_is_returned_after_offloaded_work(monkeypatch: pytest
     held = rss_mb()
     assert held - before > 60, "the freed blocks were not kept by the allocator: nothing to measure"
     await base.offload(lambda: None)  # offloaded work: the trimmer runs TRIM_DELAY_S later
-    deadline = time.monotonic() + 10
-    while rss_mb() > before + (held - before) / 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert rss_mb() <= before + (held - before) / 2
+
+    def returned() -> bool:  # polls the RSS until half the freed memory is back, 10 s at most
+        deadline = time.monotonic() + 10
+        while rss_mb() > before + (held - before) / 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return rss_mb() <= before + (held - before) / 2
+
+    assert await anyio.to_thread.run_sync(returned)
     assert len(kept) == 1000
 
 
@@ -63,6 +68,6 @@ async def test_freed_memory_is_returned_after_offloaded_work(monkeypatch: pytest
 async def test_an_idle_process_is_not_woken_by_the_trimmer() -> None:
     base.configure_threads()
     base._trimmer.busy.clear()
-    time.sleep(0.2)
+    await anyio.sleep(0.2)
     assert not base._trimmer.busy.is_set()  # the thread waits on this event: no timer, no wake-ups
     assert all(t.daemon for t in trimmers())
