@@ -60,6 +60,52 @@ def memory_mb(pid: int) -> tuple[float, float, float]:
     return fields["Rss"] / 1024, fields["Pss"] / 1024, uss / 1024
 
 
+ARENA_ALIGN = 64 << 20  # glibc's thread heaps (HEAP_MAX_SIZE) are mapped 64 MiB-aligned
+STACK_KIB = 8192  # a thread's stack (ulimit -s), its guard page a mapping of its own
+
+
+def _category(start: int, size_kib: int, perms: str, path: str) -> str:
+    if path == "[heap]":
+        return "[heap]: main malloc arena"
+    if path.startswith("["):
+        return path
+    if path:
+        name = path.rsplit("/", 1)[-1]
+        if ".so" in name or "python3" in name:
+            return "code: python and .so libraries"
+        if "sqlite3" in name or name.startswith("cache.db"):
+            return f"file map: {name}"
+        return f"file map: other ({name})" if size_kib > 1024 else "file map: small files"
+    if start % ARENA_ALIGN == 0 and size_kib <= ARENA_ALIGN >> 10:
+        return "anon: thread malloc arenas (64 MiB-aligned heaps)"
+    if size_kib == STACK_KIB:
+        return "anon: thread stacks"
+    return "anon: other (Python's arenas, large malloc blocks)"
+
+
+def mappings_kib(pid: int) -> dict[str, int]:
+    """RSS in KiB per kind of mapping (/proc/<pid>/smaps): what holds a process's memory from the outside."""
+    out: dict[str, int] = {}
+    key = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split(None, 5)
+        if "-" in parts[0] and not parts[0].endswith(":"):
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            key = _category(lo, (hi - lo) >> 10, parts[1], parts[5].strip() if len(parts) > 5 else "")
+        elif parts[0] == "Rss:":
+            out[key] = out.get(key, 0) + int(parts[1])
+    return out
+
+
+def breakdown(pids: list[int], leader: int | None) -> str:
+    per = {pid: mappings_kib(pid) for pid in pids}
+    kinds = sorted({k for m in per.values() for k in m}, key=lambda k: -max(m.get(k, 0) for m in per.values()))
+    head = ["mapping (RSS MB)"] + [f"{'leader' if pid == leader else 'worker'} {pid}" for pid in pids]
+    rows = [[k] + [f"{per[pid].get(k, 0) / 1024:.1f}" for pid in pids] for k in kinds
+            if max(m.get(k, 0) for m in per.values()) >= 512]
+    return table(head, rows)
+
+
 def leader_pid(data_dir: Path, workers: list[int]) -> int | None:
     inode = os.stat(data_dir / "leader.lock").st_ino
     for line in Path("/proc/locks").read_text().splitlines():
@@ -94,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bans", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the server (e.g. PYTHONMALLOC=malloc), repeatable")
+    parser.add_argument("--trim-at-end", action="store_true",
+                        help="after the load, call glibc's malloc_trim(0) in each worker (bench hook) and measure again")
     args, _ = parser.parse_known_args(argv)
     print(f"# memory: {machine()}; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with work_dir("bench-memory-") as tmp, started(tmp / "f2b", JAILS) as f2b:
@@ -103,10 +153,15 @@ def main(argv: list[str] | None = None) -> int:
         data = tmp / "data"
         env = {"BANGUI_ADMIN_PASSWORD": ADMIN_PASSWORD}
         traces = tmp / "traces"
+        traces.mkdir()
+        # Every run: SQLite's and malloc's own totals from inside each worker (bench/tracehook) on SIGUSR2.
+        env |= {"BENCH_TRACEMALLOC_DIR": str(traces),
+                "PYTHONPATH": f"{REPO / 'bench' / 'tracehook'}:{os.environ.get('PYTHONPATH', '')}"}
         if args.trace:
-            traces.mkdir()
-            env |= {"PYTHONTRACEMALLOC": "1", "BENCH_TRACEMALLOC_DIR": str(traces),
-                    "PYTHONPATH": f"{REPO / 'bench' / 'tracehook'}:{os.environ.get('PYTHONPATH', '')}"}
+            env["PYTHONTRACEMALLOC"] = "1"
+        if args.trim_at_end:
+            env["BENCH_TRIM_AT_DUMP"] = "1"
+        env |= dict(item.split("=", 1) for item in args.env)
         with started_server(data, f2b, env) as server:
             pids = server.worker_pids()
             rows = snapshot("started", pids, leader_pid(data, pids))
@@ -134,14 +189,16 @@ def main(argv: list[str] | None = None) -> int:
                 n += 1
             leader = leader_pid(data, pids)
             rows += snapshot(f"after {args.seconds:g} s mixed load", pids, leader)
-            if args.trace:
-                for pid in pids:
-                    os.kill(pid, signal.SIGUSR2)
-                time.sleep(10)
-                for pid in pids:
-                    dump = traces / f"{pid}.txt"
-                    role = "leader" if pid == leader else "worker"
-                    print(f"\n## tracemalloc, {role} {pid}\n{dump.read_text() if dump.exists() else '(no dump)'}")
+            print("\n## where the RSS is after the load (/proc/<pid>/smaps)\n" + breakdown(pids, leader))
+            for pid in pids:
+                os.kill(pid, signal.SIGUSR2)
+            time.sleep(10)
+            for pid in pids:
+                dump = traces / f"{pid}.txt"
+                role = "leader" if pid == leader else "worker"
+                print(f"\n## inside {role} {pid}\n{dump.read_text() if dump.exists() else '(no dump)'}")
+            if args.trim_at_end:
+                rows += snapshot("then malloc_trim(0) from the bench hook", pids, leader)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     print(table(["when", "process", "RSS MB", "PSS MB", "USS MB"], rows))
     final = [r for r in rows if r[0].startswith("after")]

@@ -11,9 +11,13 @@ Guarantees:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import secrets
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -111,6 +115,10 @@ def filesystem_type(path: Path, mounts_text: str | None = None) -> str:
 # 1 MiB after that: on a small disk, a WAL that grew to the default checkpoint size kept every write failing with
 # SQLITE_FULL until the mount was enlarged (issue 8 item 14). The store's records are small: checkpoints are cheap.
 WAL_SETTINGS = {"sqlite_wal_autocheckpoint": 100, "sqlite_journal_size_limit": 1 << 20}
+# Page cache per connection, and diskcache opens one per thread (up to THREADS per worker): its default (8,192
+# pages, 32 MiB) let one worker's SQLite caches peak above 100 MB under bench/memory.py's load (issue 25 item 5);
+# the store's records are small and its reads go through the 64 MiB memory map anyway.
+CACHE_SETTINGS = {"sqlite_cache_size": 512}
 
 
 class GuardedCache(diskcache.Cache):
@@ -133,7 +141,7 @@ def open_cache(directory: Path) -> diskcache.Cache:
     """Open (creating) one shared diskcache below the data dir, reporting the real SQLite error."""
     try:
         cache = GuardedCache(str(directory), disk=JsonDisk, timeout=TIMEOUT_S,
-                             eviction_policy="none", size_limit=2**40, **WAL_SETTINGS)
+                             eviction_policy="none", size_limit=2**40, **WAL_SETTINGS, **CACHE_SETTINGS)
     except Exception as exc:  # sqlite3.Error, OSError: report it as is, with the path
         raise StoreError(f"store at {directory} cannot be opened: {type(exc).__name__}: {exc}") from None
     for name in os.listdir(directory):
@@ -156,6 +164,7 @@ def write_secret_file(path: Path, text: str) -> None:
 async def offload(func: Callable[..., T], *args: Any) -> T:
     """Run blocking store work in a worker thread; a lock wait beyond TIMEOUT_S becomes 503 store_busy, a full
     disk 507 storage_full (store.faults)."""
+    _trimmer.busy.set()
     try:
         return await anyio.to_thread.run_sync(func, *args)
     except Exception as exc:
@@ -175,8 +184,60 @@ _heavy: RunVar[anyio.CapacityLimiter] = RunVar("bangui_heavy_limiter")  # one pe
 
 
 def configure_threads() -> None:
-    """Set the worker thread limit (call once per process, in the event loop, at lifespan start)."""
+    """Set the worker thread limit and start the memory trimmer (call once per process, in the event loop, at
+    lifespan start)."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    _trimmer.start()
+
+
+# Seconds after the first offloaded call since the last trim before glibc's heaps are trimmed again.
+TRIM_DELAY_S = 5.0
+# glibc malloc arenas per process (its default: 8 per core, one per thread that allocates at once): with fewer,
+# the memory one thread's big answer freed is reused by the next thread's instead of each thread's heap keeping
+# its own peak. The GIL runs one thread's Python at a time, so two arenas rarely contend.
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # mallopt's parameter number (glibc malloc.h)
+
+
+class _Trimmer:
+    """Hands the memory that busy spells freed back to the system (issue 25 item 5).
+
+    Measured with bench/memory.py after 100,000 bans and mixed load: a worker held 300-500 MB RSS of which ~30 MB
+    were live Python objects and ~30 MB SQLite's caches; glibc kept 140-300 MB of freed memory in the heaps of
+    the threads that had built big answers (a thread's heap only shrinks from its top, and a few objects that
+    outlive a request pin the rest). `malloc_trim(0)` returns the free pages inside every heap: a daemon thread
+    calls it TRIM_DELAY_S after offloaded work resumed (`busy`), so an idle worker never wakes (issue 20 item 6)
+    and a busy one trims at most every TRIM_DELAY_S (~10 ms of CPU when there is little to return). Only where
+    the C library is glibc; elsewhere nothing runs."""
+
+    def __init__(self) -> None:
+        self.busy = threading.Event()
+        self._pid = 0
+        self._trim: Callable[[int], int] | None = None
+
+    def start(self) -> None:
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            self._trim = libc.malloc_trim
+            if "MALLOC_ARENA_MAX" not in os.environ:  # an operator's own setting wins
+                libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+        except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim this way
+            return
+        threading.Thread(target=self._run, name="bangui-malloc-trim", daemon=True).start()
+
+    def _run(self) -> None:
+        assert self._trim is not None
+        while True:
+            self.busy.wait()
+            time.sleep(TRIM_DELAY_S)
+            self.busy.clear()
+            self._trim(0)
+
+
+_trimmer = _Trimmer()
 
 
 async def offload_heavy(func: Callable[..., T], *args: Any) -> T:

@@ -55,7 +55,7 @@ PURGE_FIRST_BATCH = 500
 PURGE_HOLD_S = 0.03  # a purge transaction's target length (then PURGE_PAUSE_S without the lock)
 PURGE_PAUSE_S = 0.03
 PAGE_BYTES = 8192
-CACHE_KIB = 16384
+CACHE_KIB = 4096  # per thread and connection: reads go through the memory map, see _connect
 CHECKPOINT_BYTES = 40 << 20
 FEW_ADDRESSES = 64  # record_ban of up to this many looks each address up; more probe the span first
 WAL_LIMIT_BYTES = 64 << 20
@@ -93,6 +93,16 @@ def _source_host(origin: str, source_host: str | None) -> str | None:
     if (origin == "fleet") != bool(source_host):
         raise ValueError("origin fleet needs its source_host, and only origin fleet has one")
     return source_host or None
+
+
+def _warm(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> None:
+    """Read, outside any write lock, every page a purge of the events matching `where` will change: their table
+    rows, their entries in the unique (address-ordered) index and their agg_ip rows (the other indexes are in time
+    order: their pages follow the rows'). Only a cache warm-up: a snapshot without locks, its result unused."""
+    conn.execute(
+        "SELECT count(k.rowid), count(a.bans) FROM (SELECT ipkey, jail, at, event FROM events WHERE "
+        f"{where}) d JOIN events k INDEXED BY events_key ON k.ipkey = d.ipkey AND k.jail = d.jail AND k.at = d.at "
+        "AND k.event = d.event LEFT JOIN agg_ip a ON a.ipkey = d.ipkey", params).fetchone()
 
 
 class Archive:
@@ -287,23 +297,33 @@ class Archive:
         time the last one took: a fixed 5,000 rows held it 200 ms+ on a loaded host), and the purge then sleeps
         PURGE_PAUSE_S: another process waiting for the lock polls it every 1-25 ms in its first ~150 ms (SQLite's
         busy handler), so it gets in during that pause instead of losing the race to the next batch (measured with
-        bench/history_big.py: a writer waited up to 1.6 s behind back-to-back batches)."""
+        bench/history_big.py: a writer waited up to 1.6 s behind back-to-back batches). Before each transaction
+        the batch's pages are read without the lock (`_warm`): on an archive larger than memory a batch otherwise
+        waited for the disk while holding the lock (the unique index is in address order, so a batch of old rows
+        touches pages all over it), and one such batch held writers up for 484 ms (issue 25 item 4)."""
         cutoff = self.clock() - older_than_days * DAY_S
         total, size = 0, min(batch, PURGE_FIRST_BATCH)
+        conn = self._conn()
         while True:
+            # The batch is "at <= the size-th oldest time" (ties may add a few rows), or all that is left. Rows the
+            # sync adds meanwhile below that time are simply part of it: the transaction re-selects by `where`.
+            row = conn.execute("SELECT at FROM events WHERE at < ? ORDER BY at LIMIT 1 OFFSET ?",
+                               (cutoff, size - 1)).fetchone()
+            where, params = ("at <= ?", (row[0],)) if row is not None else ("at < ?", (cutoff,))
+            _warm(conn, where, params)
             started = time.perf_counter()
-            with self._write() as conn:
-                # The batch is "at <= the size-th oldest time" (ties may add a few rows), or all that is left.
-                row = conn.execute("SELECT at FROM events WHERE at < ? ORDER BY at LIMIT 1 OFFSET ?",
-                                   (cutoff, size - 1)).fetchone()
-                where, params = ("at <= ?", (row[0],)) if row is not None else ("at < ?", (cutoff,))
-                aggregate(conn, where, params, -1)
-                drop_empty(conn, where, params)
-                deleted = conn.execute(f"DELETE FROM events WHERE {where}", params).rowcount
+            with self._write() as tx:
+                aggregate(tx, where, params, -1)
+                drop_empty(tx, where, params)
+                deleted = tx.execute(f"DELETE FROM events WHERE {where}", params).rowcount
             total += deleted
+            held = time.perf_counter() - started
+            # The batch's pages go to the database file now, without the write lock (a PASSIVE checkpoint never
+            # blocks writers): left to the autocheckpoint, the WAL the purge filled was copied and synced by
+            # whichever commit crossed the threshold, often a writer's ban (a 40 MB checkpoint in its latency).
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             if row is None:
                 return total
-            held = time.perf_counter() - started
             size = max(1, min(batch, int(size * min(2.0, PURGE_HOLD_S / max(held, 1e-4)))))
             time.sleep(PURGE_PAUSE_S)
 

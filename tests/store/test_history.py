@@ -46,7 +46,7 @@ def test_a_version_1_archive_is_migrated_with_its_events(tmp_path: Path) -> None
     conn.close()
     archive = Archive.in_dir(tmp_path, clock=Clock())
     conn = archive._conn()
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 6
     columns = {row[1] for row in conn.execute("PRAGMA table_xinfo(events)")}
     assert {"failures", "matches"}.isdisjoint(columns) and "data" in columns
     [item] = all_items(archive)

@@ -40,10 +40,11 @@ def test_a_version_2_archive_is_migrated_with_its_events_ids_indexes_and_aggrega
 
     archive = Archive.in_dir(tmp_path, clock=Clock())
     conn = archive._conn()
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 6
     assert [r[0] for r in conn.execute("SELECT id FROM events ORDER BY id")] == [7, 42]  # ids kept (cursors)
     assert sorted(r[0] for r in conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'index' "
-                                             "AND tbl_name = 'events' AND sql IS NOT NULL")) == indexes
+                                             "AND tbl_name = 'events' AND sql IS NOT NULL")) == sorted(
+        [*indexes, "CREATE INDEX events_unban ON events(ipkey, jail, at) WHERE event = 'unban'"])  # version 6
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     unban, ban = all_items(archive)
     assert (ban["failures"], ban["matches"], ban["source_host"]) == (4, ["Failed password from 8.8.8.8"], None)
@@ -67,7 +68,7 @@ def test_a_failed_migration_leaves_the_archive_as_it_was(tmp_path: Path) -> None
     assert "since" not in columns and "source_host" not in columns  # version 3's column was rolled back too
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
     conn.execute("DROP TABLE events_v4")
-    assert migrate(conn) == 5 and conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert migrate(conn) == 6 and conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
 
 
 def test_fleet_bans_and_unbans_carry_their_source_host_and_filter_by_origin(archive: Archive) -> None:

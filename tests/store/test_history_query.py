@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from errors import InvalidInput
-from store.history import Archive
+from store.history import Archive, SyncedBan
 from tests.fixtures.clock import ManualClock
 from tests.store.archive_helpers import (
     DAY,
@@ -212,6 +212,29 @@ def test_year_top_ips_are_exact_when_decided_from_the_per_address_totals(archive
     assert_aggregates_exact(archive)
 
 
+def test_year_top_ips_come_from_the_index_of_the_most_banned_addresses(archive: Archive) -> None:
+    """Issue 25 item 4: with addresses banned MANY_BANS times or more, the leaders come from the partial index
+    agg_ip_many, without scanning agg_ip (a million rows in a 10-million-event archive)."""
+    from store.history_schema import MANY_BANS
+
+    archive.import_bans([synced("sshd", f"8.8.0.{n}", NOW - (n * 50 + k) * 3600)
+                         for n in range(12) for k in range(MANY_BANS + n)]
+                        + [synced("nginx", f"8.8.1.{n}", NOW - (n * 3 + k) * 3600) for n in range(200)
+                           for k in range(n % 3 + 1)], {})
+    conn = archive._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    stats = archive.stats("365d", now=NOW)
+    conn.set_trace_callback(None)
+    assert [(t["ip"], t["bans"]) for t in stats["top_ips"]] == _top_recount(archive, stats)
+    assert stats["top_ips"][0] == {"ip": "8.8.0.11", "country": "US", "bans": MANY_BANS + 11}
+    assert any(f"FROM agg_ip WHERE bans >= {MANY_BANS}" in s for s in statements)
+    assert not any("FROM agg_ip ORDER BY" in s for s in statements)  # no scan of every address
+    plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT ipkey, bans FROM agg_ip WHERE bans >= {MANY_BANS} "
+                        "ORDER BY bans DESC, ipkey LIMIT 257").fetchall()
+    assert "agg_ip_many" in str(plan)
+
+
 def test_year_top_ips_fall_back_to_the_scan_when_old_bans_dominate_the_totals(archive: Archive,
                                                                              monkeypatch) -> None:
     import store.history_stats as history_stats
@@ -281,6 +304,35 @@ def test_csv_chunks_are_the_csv_lines_a_page_at_a_time(archive: Archive) -> None
     assert "".join(chunks) == "".join(archive.csv_lines(jail="sshd", page_size=300))
     rows = list(csv.reader(io.StringIO("".join(chunks))))
     assert len(rows) == 702 and rows[1][3] == "8.8.2.199"
+
+
+def test_csv_formatted_by_sqlite_equals_the_python_reference_for_every_kind_of_row(archive: Archive) -> None:
+    """csv_chunks formats lines in SQL (issue 25 item 4) and hands the rows SQL cannot format exactly to Python:
+    its text must equal csv_lines' (the csv module, datetime) byte for byte, whatever the archive holds."""
+    odd_data = ['{"matches": ["plain", "with, comma", "q\\"uote", "cr\\rlf\\n"], "failures": 7}',
+                '{"matches": [["part", 1], 5, null], "failures": 2}',  # fail2ban 0.10 parts, numbers, null
+                '{"matches": ["nul \\u0000 and \\u00e9"]}', '{"matches": []}', '{"matches": "not a list"}',
+                "not json {", None, '{"failures": 99999999999}', '["top", "level"]', '{"matches": ["x"], "failures": "3"}']
+    rows = []
+    for n, data in enumerate(odd_data * 3):
+        rows.append(SyncedBan(["sshd", 'we"ird,jail', "cr\rjail"][n % 3], ["8.8.8.8", "81.2.69.1", "not,an ip"][n % 3],
+                              NOW - 5000 + n * 17, [600, -1, None][n % 3], 1, data))
+    archive.import_bans(rows, {})
+    archive.record_ban("sshd", ["8.8.8.8"], origin="manual", actor='al"ice, ops', at=NOW - 4000.25, since=NOW - 4001)
+    archive.record_unban("sshd", "8.8.8.8", actor="bob", at=NOW - 3990)  # ends the ban above before its bantime
+    archive.record_unban("sshd", "81.2.69.1", actor="bob", at=NOW - 4900.0078125)  # a fraction rounding halves
+    archive.record_ban("recidive", ["81.2.69.1"], origin="fleet", source_host="host, b", at=NOW - 100, bantime=86400)
+    archive.record_ban("sshd", ["8.8.8.8"], origin="blocklist", actor="feed", at=NOW - 3000, bantime=600)
+    conn = archive._conn()
+    conn.execute("UPDATE events SET bantime = 600.5 WHERE id = 2")  # a real bantime (not one fail2ban writes)
+    reference = "".join(archive.csv_lines(page_size=7))
+    assert "".join(archive.csv_chunks(page_size=7)) == reference
+    assert "".join(archive.csv_chunks()) == reference
+    for filters in ({"jail": "sshd"}, {"event": "ban"}, {"origin": "manual"}, {"ip": "8.8.8.8"}):
+        assert "".join(archive.csv_chunks(page_size=5, **filters)) == "".join(archive.csv_lines(**filters))
+    parsed = list(csv.reader(io.StringIO(reference)))
+    assert len(parsed) == 1 + len(odd_data) * 3 + 5
+    assert sum(1 for r in conn.execute("SELECT 1 FROM events WHERE at = CAST(at AS INTEGER)")) > 20  # fast path
 
 
 def test_stats_answered_again_only_while_the_archive_is_unchanged(filled: Archive) -> None:
