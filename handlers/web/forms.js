@@ -5,7 +5,7 @@
 //   #/configure/filter/NAME     failregex / ignoreregex / datepattern of filter.d/NAME.local, tested live against
 //                               a jail's log with the filter tester before it can be saved
 import {
-  h, api, alive, may, box, muted, field, onSubmit, notice, num, plural, dur, state, link, jailLink, VIEWS,
+  h, api, alive, may, box, muted, field, onSubmit, notice, showError, actingOn, num, plural, dur, state, link, jailLink, VIEWS,
 } from './core.js';
 
 // fail2ban 1.0.2's options: its meaning (jail.conf's comments, man jail.conf) and its default when no file sets it
@@ -35,7 +35,10 @@ function effective(j, key) {
   if (key === 'backend') return j.backend || '';
   if (key === 'logpath') return (j.logpath || []).join('\n');
   const v = (j.settings || {})[key];
-  return v == null ? '' : String(v);
+  if (v != null) return String(v);
+  // fail2ban's readers keep port, protocol and banaction only inside the action line: the file's own text
+  const o = (j.options || {})[key];
+  return o && !/%\(|</.test(o.raw) ? o.raw : '';
 }
 // "bangui's override", "jail.d/x.local [JAIL]", "jail.conf [DEFAULT]", or fail2ban's built-in default
 function origin(j, key) {
@@ -57,14 +60,14 @@ function input(opt, value) {
   if (opt.kind === 'bool') return h('input', { type: 'checkbox', checked: value === 'true' });
   if (opt.kind === 'choice') {
     const base = value.split('[')[0];
-    const list = opt.choices.includes(base) || !value ? opt.choices : [value, ...opt.choices];
+    const list = opt.choices.includes(base) ? opt.choices : [value, ...opt.choices]; // '' : not set anywhere
     return h('select', {}, list.map((c) => h('option', { value: c, selected: c === value || c === base }, c)));
   }
   if (opt.kind === 'lines') return h('textarea', { rows: Math.min(6, Math.max(2, value.split('\n').length)), spellcheck: 'false' }, value);
   if (opt.kind === 'int' || opt.kind === 'num') {
     return h('input', { type: 'number', min: opt.min, step: opt.kind === 'num' ? 'any' : 1, value, class: 'short' });
   }
-  return h('input', { spellcheck: 'false', value, size: opt.kind === 'words' ? 50 : 30 });
+  return h('input', { spellcheck: 'false', value, class: 'long' });
 }
 const read = (opt, el) => (opt.kind === 'bool' ? (el.checked ? 'true' : 'false') : el.value.trim());
 // the form's text as the API's value (lists for logpath/action/ignoreip, numbers for counts and times)
@@ -96,7 +99,7 @@ async function jailForm(main, name, ctx) {
   main.append(h('p', {}, link('← Configuration', 'config')), h('h1', {}, 'Jail ' + name),
     h('p', { class: 'muted' }, (j.active ? 'Running. ' : j.enabled ? 'Enabled but not running. ' : 'Not enabled. ') +
       'Changes are written to ' + j.override_file + ' (bangui\'s override, read after every other file), validated by fail2ban, applied and verified; each can be reverted under Configuration.'),
-    j.error ? h('p', { class: 'bad' }, 'fail2ban: ' + j.error) : null);
+    j.error ? h('p', { class: 'bad' }, 'fail2ban: ' + j.error) : '');
   const rows = [];
   const grid = h('div', { class: 'optform' });
   for (const opt of OPTIONS) {
@@ -140,8 +143,8 @@ async function jailForm(main, name, ctx) {
       return;
     }
     const what = Object.keys(body).filter((k) => k !== 'activate').map((k) => k.replace('_', '.'));
+    state.rerender(); // the message waits for the redraw and goes beside the form's successor
     notice('Saved ' + name + (what.length ? ': ' + what.join(', ') : '') + (enable === true ? '; activated and running' : enable === false ? '; disabled' : '') + '.');
-    state.rerender();
   });
   main.append(box('Options', form));
 }
@@ -159,13 +162,13 @@ async function activateForm(main, name, ctx) {
   const candidates = [...new Set([...seen, ...(fixed.logpath ? fixed.logpath.split('\n') : []), ...(j.logpath || [])])];
   const several = seen.length > 1 || (!seen.length && candidates.length > 1);
   main.append(h('p', {}, link('← Configuration', 'config')), h('h1', {}, 'Activate ' + name),
-    f ? h('p', {}, 'The advisor: ', h('em', {}, f.detail)) : null,
+    f ? h('p', {}, 'The advisor: ', h('em', {}, f.detail)) : '',
     h('p', { class: 'muted' }, several ? 'Several logs fit: choose the ones this jail should read.'
       : candidates.length ? 'Check the log this jail will read.' : 'The advisor found no log for it: give its log path, or use the systemd journal.'));
   const boxes = candidates.map((p) => ({ p, el: h('input', { type: 'checkbox', checked: !several && (seen.includes(p) || candidates.length === 1) }) }));
   const other = h('textarea', { rows: 2, spellcheck: 'false', placeholder: '/var/log/…' });
   const backend = input(OPTIONS.find((o) => o.key === 'backend'), fixed.backend || (j.backend || 'auto').split('[')[0]);
-  const port = h('input', { spellcheck: 'false', value: fixed.port || (j.settings || {}).port || '' });
+  const port = h('input', { spellcheck: 'false', value: fixed.port || effective(j, 'port') });
   const form = h('form', { class: 'stack wide' },
     candidates.length ? h('fieldset', {}, h('legend', {}, 'Log files'), boxes.map(({ p, el }) => h('label', { class: 'mono small check' }, el, ' ' + p))) : null,
     field('Other log paths (one per line)', other), field('Backend', backend, 'systemd: the journal (no log file needed).'),
@@ -177,7 +180,7 @@ async function activateForm(main, name, ctx) {
       if (!paths.length) throw new Error('Choose or give at least one log file (or the systemd backend).');
       body.logpath = paths;
     }
-    if (port.value.trim() && port.value.trim() !== String((j.settings || {}).port || '')) body.port = port.value.trim();
+    if (port.value.trim() && port.value.trim() !== effective(j, 'port')) body.port = port.value.trim();
     await api('setJailOptions', { params: { jail: name }, body });
     notice(name + ' activated and running' + (body.logpath ? ' on ' + body.logpath.join(', ') : ' on the journal') + '.');
   });
@@ -249,7 +252,7 @@ async function filterForm(main, name, ctx) {
   const logs = jail ? jail.logpath || [] : [];
   main.append(h('p', {}, link('← Configuration', 'config')), h('h1', {}, 'Filter ' + name),
     h('p', { class: 'muted' }, 'Edits ' + rel + (local ? '' : ' (new)') + '. Its keys replace those of the .conf; test against the log before saving.'),
-    conf && confDef.failregex ? h('details', {}, h('summary', {}, 'The .conf\'s failregex (for reference)'), h('pre', { class: 'log' }, confDef.failregex)) : null);
+    conf && confDef.failregex ? h('details', {}, h('summary', {}, 'The .conf\'s failregex (for reference)'), h('pre', { class: 'log' }, confDef.failregex)) : '');
   const fail = h('textarea', { rows: 5, spellcheck: 'false', placeholder: '^Login failed for .* from <HOST>$' }, def.failregex || '');
   const ignore = h('textarea', { rows: 2, spellcheck: 'false' }, def.ignoreregex || '');
   const date = h('input', { spellcheck: 'false', size: 40, value: def.datepattern || '' });
@@ -259,35 +262,42 @@ async function filterForm(main, name, ctx) {
   const save = h('button', { type: 'button', disabled: true }, 'Save filter');
   let tested = null; // the text that passed the last test: Save only for that text
   const current = () => JSON.stringify([fail.value, ignore.value, date.value]);
-  for (const el of [fail, ignore, date]) el.addEventListener('input', () => { save.disabled = tested !== current(); });
+  for (const el of [fail, ignore, date]) {
+    el.addEventListener('input', () => {
+      save.disabled = tested !== current();
+      if (save.disabled && tested) out.replaceChildren(muted('Changed since the last test: test again before saving.'));
+    });
+  }
   const lines = (el) => el.value.split('\n').map((l) => l.trim()).filter(Boolean);
   const form = h('form', { class: 'stack wide' }, field('Fail regex (one per line; <HOST> marks the address)', fail),
-    field('Ignore regex (one per line)', ignore), field('Date pattern', date, 'Empty: fail2ban finds the date itself.'),
+    field('Ignore regex (one per line)', ignore), field('Date pattern', date, 'As in the file (%% for %, e.g. ^%%Y-%%m-%%d %%H:%%M:%%S); empty: fail2ban finds the date itself.'),
     jail ? field('Test against ' + jail.name + '\'s log', logSel) : null, field('Log lines to test', pasted),
     h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Test'), save));
   onSubmit(form, async () => {
     const body = { failregex: lines(fail), ignoreregex: lines(ignore) };
     if (!body.failregex.length) throw new Error('Give at least one fail regex.');
-    if (date.value.trim()) body.datepattern = date.value.trim();
+    // the file's text escapes % as %% (fail2ban's interpolation); the tester takes the pattern itself
+    if (date.value.trim()) body.datepattern = date.value.trim().replace(/%%/g, '%');
     if (logSel.value && !pasted.value.trim()) body.logpath = logSel.value; else body.lines = pasted.value.split('\n').filter((l) => l.trim());
     if (!body.logpath && !body.lines.length) throw new Error('Choose a log or paste lines to test against.');
     const snapshot = current();
     const r = await api('filterTest', { body });
     tested = snapshot;
     save.disabled = tested !== current();
-    out.replaceChildren(...testResult(r));
+    out.replaceChildren(...testResult(r).filter(Boolean));
   });
   save.addEventListener('click', async () => {
     save.disabled = true;
+    actingOn(save); // messages (fail2ban's refusal) beside the button
     try {
       const text = iniSet(local ? local.text : '# Written by bangui\'s filter form\n', 'Definition',
         { failregex: lines(fail).join('\n'), ignoreregex: lines(ignore).join('\n') || null, datepattern: date.value.trim() || null });
       await api('saveConfigFile', { params: { path: rel }, body: { content: text }, headers: local && local.etag ? { 'If-Match': local.etag } : {} });
-      notice('Saved ' + rel + ': validated by fail2ban and applied.');
       state.rerender();
-    } catch (e) { save.disabled = false; throw e; }
+      notice('Saved ' + rel + ': validated by fail2ban and applied.');
+    } catch (e) { save.disabled = false; showError(e); }
   });
-  main.append(box('Regexes', form, out), users.length ? h('p', { class: 'muted small' }, 'Used by: ', users.map((u) => [jailLink(u.name), ' '])) : null);
+  main.append(box('Regexes', form, out), users.length ? h('p', { class: 'muted small' }, 'Used by: ', users.map((u) => [jailLink(u.name), ' '])) : '');
 }
 
 // The tester's answer: counts, and the lines with the matched address highlighted (missed lines plain).
