@@ -46,6 +46,7 @@ def test_the_answer_is_cached_until_configuration_logs_or_services_change(
     host.clean_debian()
     with host_api(tmp_path, host, clean_jail_local(host)) as (api, server):
         assert findings(api) == {}
+        findings(api)  # the run after the filter tests' results landed (their generation is part of the key)
         key = _cache_key(api)
         assert findings(api) == {} and _cache_key(api) == key  # nothing changed: the cached run answers
 
