@@ -50,6 +50,10 @@ function findingBox(f) {
   if (f.jail && may('configJail')) {
     if (f.id.startsWith('service-without-jail')) tools.append(h('a', { href: hash('configure', 'activate', f.jail) + '?finding=' + encodeURIComponent(f.id), class: 'small' }, 'Activate with a form…'));
     else tools.append(link('Jail form', 'configure', 'jail', f.jail));
+    const filter = f.evidence && f.evidence.filter;
+    if (filter && f.id.startsWith('filter-never-matches')) {
+      tools.append(h('a', { href: hash('configure', 'filter', filter) + '?jail=' + encodeURIComponent(f.jail) }, 'Filter form'));
+    }
   }
   parts.push(tools, result);
   return h('article', { class: 'finding ' + f.severity, 'data-id': f.id }, ...parts);

@@ -5,7 +5,7 @@
 //   #/configure/filter/NAME     failregex / ignoreregex / datepattern of filter.d/NAME.local, tested live against
 //                               a jail's log with the filter tester before it can be saved
 import {
-  h, api, alive, may, box, muted, field, onSubmit, notice, showError, actingOn, num, plural, dur, state, link, jailLink, VIEWS,
+  h, api, alive, may, box, muted, field, onSubmit, notice, showError, actingOn, num, plural, dur, state, link, hash, jailLink, VIEWS,
 } from './core.js';
 
 // fail2ban 1.0.2's options: its meaning (jail.conf's comments, man jail.conf) and its default when no file sets it
@@ -57,7 +57,7 @@ function inherited(j, key) {
 }
 
 function input(opt, value) {
-  if (opt.kind === 'bool') return h('input', { type: 'checkbox', checked: value === 'true' });
+  if (opt.kind === 'bool') return h('input', { type: 'checkbox', checked: String(value).toLowerCase() === 'true' });
   if (opt.kind === 'choice') {
     const base = value.split('[')[0];
     const list = opt.choices.includes(base) ? opt.choices : [value, ...opt.choices]; // '' : not set anywhere
@@ -69,7 +69,10 @@ function input(opt, value) {
   }
   return h('input', { spellcheck: 'false', value, class: 'long' });
 }
-const read = (opt, el) => (opt.kind === 'bool' ? (el.checked ? 'true' : 'false') : el.value.trim());
+// the form's text, normalised as the effective value is for the "changed?" comparison (lines trimmed, blanks dropped)
+const norm = (opt, text) => (opt.kind === 'lines' ? text.split('\n').map((l) => l.trim()).filter(Boolean).join('\n')
+  : opt.kind === 'words' ? text.split(/\s+/).filter(Boolean).join(' ') : String(text).trim());
+const read = (opt, el) => (opt.kind === 'bool' ? (el.checked ? 'true' : 'false') : norm(opt, el.value));
 // the form's text as the API's value (lists for logpath/action/ignoreip, numbers for counts and times)
 function apiValue(opt, text) {
   if (opt.kind === 'bool') return text === 'true';
@@ -108,7 +111,8 @@ async function jailForm(main, name, ctx) {
     const o = (j.options || {})[opt.key];
     const reset = o && o.override && opt.key !== 'enabled'
       ? h('input', { type: 'checkbox', 'aria-label': 'Drop bangui\'s ' + opt.key + ' (use ' + inherited(j, opt.key) + ')' }) : null;
-    rows.push({ opt, el, value, reset });
+    // a boolean no file sets reads as false, like an unticked box: no change unless the user ticks it
+    rows.push({ opt, el, value: opt.kind === 'bool' ? (String(value).toLowerCase() === 'true' ? 'true' : 'false') : norm(opt, value), reset });
     grid.append(h('div', { class: 'opt', 'data-key': opt.key },
       field(opt.label, el),
       h('div', { class: 'small' },
@@ -119,7 +123,7 @@ async function jailForm(main, name, ctx) {
         reset ? h('label', { class: 'muted' }, reset, ' use the inherited value: ' + inherited(j, opt.key)) : null)));
   }
   const form = h('form', { class: 'stack wide' }, grid, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Save jail'),
-    link('Edit its filter', 'configure', 'filter', j.filter || name)));
+    h('a', { href: hash('configure', 'filter', j.filter || name) + '?jail=' + encodeURIComponent(name) }, 'Edit its filter')));
   onSubmit(form, async () => {
     const body = {};
     let enable = null;
