@@ -111,6 +111,16 @@ async def deactivate_jail(act: Act, jail: str) -> dict[str, Any]:
     return await _run(act, ops.deactivate, jail_name(jail))
 
 
+@action("config.jail_options", Role.admin, target="jail")
+async def set_jail_options(act: Act, jail: str, values: dict[str, str | None],
+                           activate: bool = False) -> dict[str, Any]:
+    """The guided jail form (issue 24): ``values`` set in the jail's section of bangui's override (None: bangui's
+    value goes and the inherited one applies again); with ``activate`` the jail is enabled and must run."""
+    jail = jail_name(jail)
+    act.details.update(set=values, activate=activate)
+    return await _run(act, ops.set_jail_options, "config.jail_options", jail, values, activate)
+
+
 @action("config.file_write", Role.admin, target="path")
 async def write_file(act: Act, path: str, content: bytes, if_match: str | None) -> dict[str, Any]:
     result = await _run(act, ops.write_file, path, content, if_match)

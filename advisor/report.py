@@ -72,7 +72,8 @@ def context(settings: Any, store: Any, running: set[str] | None, server_values: 
 def _key(ctx: Context) -> str:
     parts = [repr(ConfigTree(ctx.config_dir, "/nonexistent").signature()), ctx.facts.fingerprint, _log_marks(ctx),
              repr(sorted(ctx.running or ()) if ctx.running is not None else None), repr(ctx.server),
-             repr(ctx.repeat_offenders), ctx.host.root, repr(ctx.bangui_addresses), repr(ctx.trusted_proxies)]
+             repr(ctx.repeat_offenders), ctx.host.root, repr(ctx.bangui_addresses), repr(ctx.trusted_proxies),
+             str(filters.generation())]  # filter tests that finished after a run returned (advisor/filters.py)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 

@@ -293,10 +293,11 @@ EXPECTABLE = ("maxretry", "ignoreip")
 ACTION_KEYS = {"banaction", "banaction_allports", "action"}
 
 
-def set_jail_options(engine: Engine, actor: str, action: str, section: str, values: Mapping[str, str],
+def set_jail_options(engine: Engine, actor: str, action: str, section: str, values: Mapping[str, str | None],
                      activate: bool = False) -> dict[str, Any]:
-    """Set ``values`` in ``section`` (a jail, or DEFAULT) of jail.d/zz-bangui.local and reload; with ``activate``
-    the jail is enabled too and must then run."""
+    """Set ``values`` in ``section`` (a jail, or DEFAULT) of jail.d/zz-bangui.local and reload (None removes
+    bangui's value of a key: the inherited one applies again); with ``activate`` the jail is enabled too and must
+    then run."""
     wanted: dict[str, str | None] = {**values, **({"enabled": "true"} if activate else {})}
 
     def plan(eng: Engine) -> Plan:
@@ -306,7 +307,7 @@ def set_jail_options(engine: Engine, actor: str, action: str, section: str, valu
         p = _set_override(eng, override.JAIL_OVERRIDE, section, wanted)
         p.details["set"] = dict(values)
         if section != "DEFAULT":
-            p.expect = {section: {k: v for k, v in values.items() if k in EXPECTABLE and v.strip()}}
+            p.expect = {section: {k: v for k, v in values.items() if k in EXPECTABLE and v and v.strip()}}
         return p
 
     # a new action name is dropped by fail2ban's reload of a running jail: restart that jail

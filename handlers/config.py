@@ -12,9 +12,10 @@ import msgspec
 from starlette.responses import Response
 
 from actions import config as actions
+from core.addresses import jail_name
 from core.roles import Role
 from errors import InvalidInput, NotFound
-from f2bconfig import catalogue
+from f2bconfig import catalogue, origins, override
 from f2bconfig.engine import engine_for
 from f2bconfig.errors import BodyTooLarge
 from f2bconfig.paths import MAX_FILE_BYTES, ConfigTree, etag_of
@@ -33,6 +34,67 @@ class Overrides(msgspec.Struct, forbid_unknown_fields=True):
     bantime: Annotated[int, msgspec.Meta(ge=-1)] | None = None
     port: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[A-Za-z0-9,:_ -]*$")] | None = None
     action: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+_NAME = r"^[A-Za-z0-9_.-]+(\[[^\r\n\]]*\])?$"  # a filter or action file name, with [options]
+_LINE = r"^[^\r\n]*$"
+Unset = msgspec.UnsetType
+_YEARS = 10 * 365 * 86400
+_FileName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NAME)]
+_Backend = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^(auto|pyinotify|polling|systemd)(\[[^\r\n\]]*\])?$")]
+_Ports = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9,:_ -]*$")]
+_Protocol = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{1,20}$")]
+_Path = Annotated[str, msgspec.Meta(min_length=2, max_length=4096, pattern=r"^/[^\x00\r\n]*$")]
+_LogPaths = Annotated[list[_Path], msgspec.Meta(min_length=1, max_length=64)]
+_Ignored = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\s#;]+$")]
+_Action = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=_LINE)]
+_Count = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+_Seconds = Annotated[int, msgspec.Meta(ge=1, le=_YEARS)]
+_BanSeconds = Annotated[int, msgspec.Meta(ge=-1, le=_YEARS)]
+_Factor = Annotated[float, msgspec.Meta(gt=0, le=1000)]
+
+
+class JailOptions(msgspec.Struct, forbid_unknown_fields=True):
+    """The guided jail form's fields (issue 24). Absent: untouched; null: bangui's value goes (the one from
+    jail.conf/jail.d applies again); a value: set in jail.d/zz-bangui.local."""
+    activate: bool = False
+    filter: _FileName | None | Unset = msgspec.UNSET
+    logpath: _LogPaths | None | Unset = msgspec.UNSET
+    backend: _Backend | None | Unset = msgspec.UNSET
+    port: _Ports | None | Unset = msgspec.UNSET
+    protocol: _Protocol | None | Unset = msgspec.UNSET
+    maxretry: _Count | None | Unset = msgspec.UNSET
+    findtime: _Seconds | None | Unset = msgspec.UNSET
+    bantime: _BanSeconds | None | Unset = msgspec.UNSET
+    bantime_increment: bool | None | Unset = msgspec.UNSET
+    bantime_factor: _Factor | None | Unset = msgspec.UNSET
+    bantime_maxtime: _Seconds | None | Unset = msgspec.UNSET
+    ignoreip: Annotated[list[_Ignored], msgspec.Meta(max_length=1000)] | None | Unset = msgspec.UNSET
+    banaction: _FileName | None | Unset = msgspec.UNSET
+    action: Annotated[list[_Action], msgspec.Meta(min_length=1, max_length=20)] | None | Unset = msgspec.UNSET
+
+
+def _option_values(body: JailOptions) -> dict[str, str | None]:
+    """The form's fields as fail2ban's keys and configuration text (lists one per line)."""
+    values: dict[str, str | None] = {}
+    for field in body.__struct_fields__:
+        value = getattr(body, field)
+        if field == "activate" or value is msgspec.UNSET:
+            continue
+        if field == "bantime" and value == 0:
+            raise InvalidInput("bantime must be -1 (permanent) or at least 1 second", code="invalid_body")
+        key = field.replace("bantime_", "bantime.")
+        if value is None:
+            values[key] = None
+        elif isinstance(value, list):
+            values[key] = (" " if field == "ignoreip" else "\n").join(v.strip() for v in value if v.strip())
+        elif isinstance(value, bool):
+            values[key] = "true" if value else "false"
+        else:
+            values[key] = str(value)
+    if not values and not body.activate:
+        raise InvalidInput("nothing to change: give at least one option (or activate)", code="invalid_body")
+    return values
 
 
 class FileBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,6 +132,29 @@ async def list_config_jails(call: Call) -> dict[str, Any]:
     return {"jails": [{"name": j["name"], "enabled": j["enabled"], "active": j["name"] in active,
                        "filter": j["filter"], "logpath": j["logpath"], "backend": j["backend"],
                        "settings": j["settings"], "source": j["source"]} for j in jails]}
+
+
+async def get_config_jail(call: Call) -> dict[str, Any]:
+    """One jail as the guided form shows it: the effective values (fail2ban's readers) and, per option, the file
+    and section that set it (every setting in fail2ban's order in `chain`)."""
+    name = jail_name(call.param("jail"))
+    root = call.deps.settings.fail2ban_config_dir
+    conf = await offload(catalogue.jail, root, name)
+    if conf is None:
+        raise NotFound(f"no configuration defines a jail named {name!r}", code="jail_not_found", details={"jail": name})
+    where = await offload(origins.origins, root, name)
+    active = name in set(await call.deps.fail2ban.jail_names())
+    return {"name": name, "enabled": conf["enabled"], "active": active, "filter": conf["filter"],
+            "logpath": conf["logpath"], "backend": conf["backend"], "settings": conf["settings"],
+            "source": conf["source"], "error": conf.get("error"), "override_file": override.JAIL_OVERRIDE,
+            "options": where}
+
+
+async def set_jail_options(call: Call) -> dict[str, Any]:
+    body: JailOptions = call.body
+    result = await actions.set_jail_options(call.deps, call.actor, call.param("jail"), _option_values(body),
+                                            body.activate)
+    return {"jail": result["section"], "change": result["change"], "set": result["set"], "diff": result["diff"]}
 
 
 async def activate_jail(call: Call) -> JailState:
@@ -146,6 +231,11 @@ async def revert_change(call: Call) -> dict[str, Any]:
 routes = [
     route("GET", "/config/jails", list_config_jails, Role.admin,
           "Every jail the configuration defines, active or not, with effective settings and source file."),
+    route("GET", "/config/jails/{jail}", get_config_jail, Role.admin,
+          "One configured jail: effective values, and the file and section each option comes from."),
+    route("PATCH", "/config/jails/{jail}", set_jail_options, Role.admin,
+          "Set (or with null, drop) a jail's options in bangui's override; optionally activate it. Validated, "
+          "applied, verified, revertible.", body=JailOptions, action=actions.set_jail_options),
     route("POST", "/config/jails/{jail}/activate", activate_jail, Role.admin,
           "Enable a configured jail (optional overrides), reload and verify; rolled back on failure.",
           response=JailState, action=actions.activate_jail),

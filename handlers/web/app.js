@@ -12,6 +12,8 @@ import './config.js';
 import './fleet.js';
 import './notifications.js';
 import './more.js';
+import './advisor.js'; // after dashboard.js: it adds the advisor's counts to the dashboard
+import './forms.js';
 
 function sessionEnded(msg) {
   const wasIn = !!state.me;
@@ -33,6 +35,7 @@ function setChrome() {
   items.push(['Jobs', 'jobs'], ['Blocklists', 'blocklists']);
   // sections for APIs this server has and this role may use (the role each call needs: core.js EP)
   if (may('logs') || may('filterTest')) items.push(['Tools', 'tools']);
+  if (may('advisor')) items.push(['Advisor', 'advisor']);
   if (may('configJails') || may('configFiles')) items.push(['Configuration', 'config']);
   if (may('audit')) items.push(['Audit', 'audit']);
   if (may('notifications')) items.push(['Notifications', 'notifications']);

@@ -3,7 +3,7 @@
 // API (issues 9 and 10) and the user's role may use it (both read from the OpenAPI document).
 import {
   h, api, apiPath, state, alive, has, may, box, kv, num, dur, time, muted, table, filtered, field, onSubmit, action, notice,
-  showError, statusBadge, jailLink, ApiError, plural, VIEWS,
+  showError, statusBadge, jailLink, ApiError, plural, hash, VIEWS,
 } from './core.js';
 import { lineDiff } from './diff.js';
 
@@ -25,6 +25,10 @@ VIEWS.config = async (main, args, ctx) => {
   await Promise.all(work);
 };
 
+// the guided forms (forms.js): a running jail's options, or activating one with the fields it needs (issue 24)
+const formLink = (j) => h('a', { class: 'small', href: hash('configure', j.active ? 'jail' : 'activate', j.name),
+  'aria-label': (j.active ? 'Options of ' : 'Activate with a form: ') + j.name }, j.active ? 'Options' : 'Activate…');
+
 async function catalogue(main, ctx) {
   const out = h('div');
   main.append(box('Jails fail2ban\'s configuration defines', out));
@@ -36,7 +40,7 @@ async function catalogue(main, ctx) {
     ['Log paths', (j) => h('span', { class: 'mono small' }, (j.logpath || []).join(', ') || '—'), 'hide-sm'],
     ['Defined in', (j) => h('span', { class: 'mono small' }, j.source || '—'), 'hide-sm', (j) => j.source || '']];
   if (may('activate') || may('deactivate')) {
-    cols.push(['', (j) => (j.active
+    cols.push(['', (j) => h('span', { class: 'row' }, j.active
       ? (may('deactivate') ? action('Deactivate', async () => {
         if (!confirm('Deactivate ' + j.name + '? Its bans are lifted and it stays off after restarts (activating it again bans again the addresses whose ban time has not run out).')) return;
         await api('deactivate', { params: { jail: j.name } });
@@ -47,7 +51,7 @@ async function catalogue(main, ctx) {
         await api('activate', { params: { jail: j.name } });
         notice(j.name + ' activated and running.');
         rerender();
-      }, 'small', 'Activate ' + j.name) : ''))]);
+      }, 'small', 'Activate ' + j.name) : ''), may('configJail') ? formLink(j) : null)]);
   }
   // running jails first, then enabled ones, then the rest of the catalogue (a stock Debian has ~100)
   const rank = (j) => (j.active ? 0 : j.enabled ? 1 : 2);

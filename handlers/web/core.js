@@ -84,6 +84,11 @@ export const EP = {
   savePreferences: ['PATCH', '/preferences', 'viewer'],
   serverRestart: ['POST', '/server/restart', 'admin'],
   blocklistPreview: ['POST', '/blocklists/preview', 'admin'],
+  // issue 24: the advisor and the guided jail form
+  advisor: ['GET', '/advisor', 'viewer'],
+  advisorFix: ['POST', '/advisor/fixes/{finding_id}', 'admin'],
+  configJail: ['GET', '/config/jails/{jail}', 'admin'],
+  setJailOptions: ['PATCH', '/config/jails/{jail}', 'admin'],
 };
 export const ROLES = ['viewer', 'operator', 'admin'];
 const ROW_LIMIT = 1000;

@@ -50,6 +50,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, str, Any]] = {
     ("PATCH", "/server/settings"): ("admin", "/server/settings", {"dbmaxmatches": 5}),
     ("POST", "/server/reload"): ("admin", "/server/reload", None),
     ("POST", "/server/restart"): ("admin", "/server/restart", None),
+    ("PATCH", "/config/jails/{jail}"): ("admin", "/config/jails/sshd", {"maxretry": 4}),
     ("POST", "/config/jails/{jail}/activate"): ("admin", "/config/jails/sshd/activate", None),
     ("POST", "/config/jails/{jail}/deactivate"): ("admin", "/config/jails/nginx-http-auth/deactivate", None),
     ("PUT", "/config/files/{path:path}"): ("admin", "/config/files/jail.d/audit.local",

@@ -37,10 +37,20 @@ def running(server: AdvisorServer) -> set[str]:
     return {n.strip() for n in listed.split(",") if n.strip()}
 
 
-def findings(api: Api, persona: str = "admin") -> dict[str, dict[str, Any]]:
-    r = api.call(persona, "GET", "/advisor")
-    assert r.status_code == 200, r.text
-    return {f["id"]: f for f in r.json()["findings"]}
+def findings(api: Api, persona: str = "admin", timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    """The findings once every filter test is done (a loaded machine may take longer than a run waits for
+    them: advisor/filters.py BUDGET_S)."""
+    answer: dict[str, dict[str, Any]] = {}
+
+    def complete() -> bool:
+        r = api.call(persona, "GET", "/advisor")
+        assert r.status_code == 200, r.text
+        answer.clear()
+        answer.update({f["id"]: f for f in r.json()["findings"]})
+        return "filter-tests-pending" not in answer
+
+    wait_for(complete, timeout, "the advisor's filter tests finish")
+    return answer
 
 
 def apply(api: Api, finding_id: str) -> dict[str, Any]:
