@@ -130,6 +130,7 @@ export const may = (key) => has(key) && can(EP[key][2] === 'public' ? 'viewer' :
 // Fleet mode is on when /health has a `fleet` part (null without BANGUI_FLEET_URL). The Hosts link shows only then.
 export function noteHealth(v) {
   state.fleet = !!(v && v.fleet);
+  if (state.noteFleet) state.noteFleet(v && v.fleet); // fleet.js: the "fleet degraded" line (issue 21)
   const a = $('nav').querySelector('a[data-view="hosts"]');
   if (a) a.hidden = !state.fleet;
 }
@@ -520,3 +521,10 @@ export const muted = (text) => h('p', { class: 'muted' }, text);
 export const failed = (e) => h('p', { class: 'bad' }, 'Unavailable: ' + ((e && e.message) || e));
 export const unavailable = (e) => e && e.status === 404;
 export const VIEWS = {};
+// A view for admins, opened by someone else (a link, a typed address): say so once instead of failing its calls
+// with 403s (issue 23 item 8). True when the view should stop here.
+export function adminsOnly(main, what) {
+  if (can('admin')) return false;
+  main.append(h('p', { class: 'notice-box', role: 'note' }, 'Admins only: ' + what + ' Your role is ' + state.me.role + '.'));
+  return true;
+}

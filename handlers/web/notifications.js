@@ -1,6 +1,6 @@
 // Notification targets (admin): list with each one's last delivery, add (each format with its fields), send a
 // test, pause/resume, delete. Delivery itself runs on the leader (jobs/notify.py); this screen only asks.
-import { h, api, alive, field, onSubmit, action, notice, table, time, num, statusBadge, box, VIEWS } from './core.js';
+import { h, api, alive, field, onSubmit, action, notice, table, time, num, statusBadge, box, adminsOnly, VIEWS } from './core.js';
 
 const FORMATS = {
   json: 'JSON webhook (every event, for scripts)',
@@ -14,6 +14,7 @@ const EVENTS = ['ban', 'unban', 'config.change', 'login.failed', 'fail2ban.down'
 
 VIEWS.notifications = async (main, _args, ctx) => {
   main.append(h('h1', {}, 'Notifications'));
+  if (adminsOnly(main, 'only admins manage notifications.')) return;
   const name = h('input', { required: true, maxlength: 64, spellcheck: 'false', pattern: '[A-Za-z0-9][A-Za-z0-9_.\\-]*' });
   const url = h('input', { type: 'url', required: true, placeholder: 'https://...', spellcheck: 'false', maxlength: 2048 });
   const format = h('select', {}, Object.entries(FORMATS).map(([v, label]) => h('option', { value: v }, label)));
