@@ -50,6 +50,7 @@ def test_preferences_are_kept_on_the_server_and_shape_every_time(seeded_server: 
     b: Browser = browser(server.url)
     login(b, "viewer")
     b.wait_text("nav a", "Preferences").click()
+    b.wait("main select[name=theme]")
     b.fill("Time zone", "Asia/Tokyo")
     b.js("const s = document.querySelector('select[name=date_format]'); s.value = 'iso'; s.dispatchEvent(new Event('change'))")
     b.js("const s = document.querySelector('select[name=theme]'); s.value = 'dark'; s.dispatchEvent(new Event('change'))")
@@ -66,6 +67,7 @@ def test_preferences_are_kept_on_the_server_and_shape_every_time(seeded_server: 
     assert "GMT+9" in cell and cell[:4].isdigit(), cell  # ISO date, Tokyo time
     b.shot("preferences-dark-tokyo")
     b.go("#/preferences")
+    b.wait("main select[name=theme]")
     b.wait("#pref-relative").click()
     b.button("Save preferences").click()
     b.wait_text(".feedback.ok", "times now show relative")
