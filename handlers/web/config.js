@@ -7,7 +7,8 @@ import {
 } from './core.js';
 import { lineDiff } from './diff.js';
 
-const rerender = () => state.route();
+// the same view again, scroll and focus kept; a message given right after waits for it and goes beside the control
+const rerender = () => state.rerender();
 const lines = (text) => h('pre', { class: 'log' }, text);
 
 VIEWS.config = async (main, args, ctx) => {
@@ -41,13 +42,13 @@ async function catalogue(main, ctx) {
       ? (may('deactivate') ? action('Deactivate', async () => {
         if (!confirm('Deactivate ' + j.name + '? Its bans are lifted and it stays off after restarts (activating it again bans again the addresses whose ban time has not run out).')) return;
         await api('deactivate', { params: { jail: j.name } });
-        notice(j.name + ' deactivated.');
         rerender();
+        notice(j.name + ' deactivated.');
       }, 'danger small', 'Deactivate ' + j.name) : '')
       : (may('activate') ? action('Activate', async () => {
         await api('activate', { params: { jail: j.name } });
-        notice(j.name + ' activated and running.');
         rerender();
+        notice(j.name + ' activated and running.');
       }, 'small', 'Activate ' + j.name) : ''))]);
   }
   // running jails first, then enabled ones, then the rest of the catalogue (a stock Debian has ~100)
@@ -138,8 +139,8 @@ async function fileEditor(main, path, ctx) {
     gutter.hidden = true;
     try {
       await api('saveConfigFile', { params: { path }, body: { content: ta.value }, headers: etag ? { 'If-Match': etag } : {} });
-      notice('Saved ' + path + ': validated by fail2ban and applied.');
       rerender();
+      notice('Saved ' + path + ': validated by fail2ban and applied.');
     } catch (e) { showProblem(e, ta, gutter); } finally { apply.disabled = false; }
   });
   const del = exists && may('deleteConfigFile') ? action('Delete file', async () => {
@@ -185,8 +186,8 @@ async function changes(main, ctx) {
     ['', (c) => (may('revert') && !c.reverted ? action('Revert', async () => {
       if (!confirm('Revert this change? It is validated and applied like any change.')) return;
       await api('revert', { params: { id: c.id } });
-      notice('Change reverted.');
       rerender();
+      notice('Change reverted.');
     }, 'secondary small', 'Revert change ' + c.id) : c.reverted ? h('span', { class: 'muted small' }, 'reverted') : '')],
   ], 'No change made through bangui yet.'));
 }
@@ -206,8 +207,8 @@ async function serverSettings(main, ctx) {
       h('button', { type: 'submit' }, 'Save'));
     onSubmit(form, async () => {
       const r = await api('changeServerSettings', { body: { loglevel: level.value, dbpurgeage: Number(purge.value), dbmaxmatches: Number(matches.value) } });
-      notice('Saved.' + (r.warnings && r.warnings.length ? ' Note: ' + r.warnings.join(' ') : ''));
       rerender();
+      notice('Saved.' + (r.warnings && r.warnings.length ? ' Note: ' + r.warnings.join(' ') : ''));
     });
     out.append(h('details', { class: 'edit' }, h('summary', {}, 'Change'), form));
   }

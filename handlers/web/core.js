@@ -278,6 +278,8 @@ function beside(text, bad, extra = []) {
   if (restoring) { queued = [text, bad, extra]; return true; }
   let el = acting.el.isConnected ? acting.el : findDescribed(acting.desc);
   if (!el || !$('main').contains(el)) return false;
+  // a control the redraw hid (a form inside a <details> drawn closed): the message goes to the top instead
+  if (!(el.checkVisibility ? el.checkVisibility() : el.offsetParent)) return false;
   acting.el = el;
   const fb = h('div', { class: 'feedback ' + (bad ? 'bad' : 'ok') }, text, ...extra);
   const cell = el.closest('td');

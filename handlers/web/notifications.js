@@ -48,7 +48,7 @@ VIEWS.notifications = async (main, _args, ctx) => {
           const res = await api('testNotification', { params: { name: t.name } });
           notice('Test for ' + t.name + ' asked' + (res && res.leader_pid ? ' (leader pid ' + res.leader_pid + ').' : '; no leader right now, the next one sends it.'));
           setTimeout(() => load(), 2500);
-        }, 'small', 'Send a test to ' + t.name),
+        }, 'small', 'Send test to ' + t.name),
         action(t.enabled ? 'Pause' : 'Resume', async () => {
           await api('changeNotification', { params: { name: t.name }, body: { enabled: !t.enabled } });
           notice('Target ' + t.name + (t.enabled ? ' paused.' : ' resumed.'));

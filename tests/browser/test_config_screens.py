@@ -91,7 +91,7 @@ def test_jail_controls_settings_ignore_list_and_unban_all(config_server: Any, br
         b.go("#/jails/sshd")
         b.accept_confirms()
         b.wait_text("section[aria-label='Banned now'] h2", "Banned now (2)")
-        b.wait("button[aria-label='Unban every address in sshd']").click()
+        b.wait("button[aria-label='Unban all addresses in sshd']").click()
         b.wait_text("#notice, .feedback.ok", "Unbanned 2 in sshd")
         b.wait_text("section[aria-label='Banned now'] h2", "Banned now (0)")
     if has["PUT /jails/{jail}/idle"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from tests.browser.conftest import Browser, api_call, login, report
@@ -159,5 +160,11 @@ def test_jail_activation_with_its_own_settings(config_server: Any, browser: Any,
     b.wait_text(".feedback.ok, #notice", "apache-auth activated", timeout=60)
     after = {j["name"]: j for j in api_call(server, tokens["admin"], "GET", "/config/jails")["jails"]}["apache-auth"]
     assert after["active"] and after["logpath"] == [str(log)] and after["backend"] == "polling", after
-    assert api_call(server, tokens["admin"], "GET", "/jails/apache-auth")["maxretry"] == 4
+
+    def running_with_maxretry_4() -> bool:
+        r = httpx.get(server.url + "/api/v1/jails/apache-auth", headers={"Authorization": f"Bearer {tokens['admin']}"},
+                      timeout=10)
+        return r.status_code == 200 and r.json()["maxretry"] == 4
+
+    b.until(running_with_maxretry_4, "apache-auth running with maxretry 4", timeout=30)
     b.shot("activated-with-settings")
