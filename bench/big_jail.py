@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx2 as httpx
 
 from bench.common import JailSpec, bangui, create_token, machine, percentile, table, verdict, work_dir
-from f2b.instance import started
 from f2b.client import sync_call
+from f2b.instance import started
 
 JAILS = (JailSpec("web", action="noop", bantime=86400),)
 PAGE = "/api/v1/bans?jail=web&limit=100"

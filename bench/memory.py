@@ -39,8 +39,8 @@ from bench.common import (
     work_dir,
 )
 from bench.scaling import wrk
-from f2b.instance import DEFAULT_JAILS, started
 from f2b.client import sync_call
+from f2b.instance import DEFAULT_JAILS, started
 
 JAILS = (JailSpec("bulk", action="noop", bantime=86400), *DEFAULT_JAILS)
 LEADER_MB, WORKER_MB = 120.0, 60.0
