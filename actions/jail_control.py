@@ -50,12 +50,18 @@ async def _slow_client(act: Act) -> AsyncIterator[Fail2Ban]:
 
 
 async def _record_unbans(act: Act, jail: str, ips: list[str]) -> None:
+    """History, and the view of current bans at once (as actions/bans.py does for an unban): without it `GET
+    /jails/{jail}` and `/bans` listed the lifted bans until the next sync, beside counters saying 0."""
     if not ips:
         return
     try:
         await offload(act.deps.store.history.record_unbans, jail, ips, act.actor.name)
     except Exception:
         log.exception("could not record %d unbans in %s in history", len(ips), jail)
+    try:
+        await offload(act.deps.store.bans.lifted, jail, ips)
+    except Exception:
+        log.exception("could not show %d unbans in %s in the view of current bans (the next sync will)", len(ips), jail)
 
 
 async def _is_running(act: Act, jail: str) -> bool:

@@ -155,7 +155,7 @@ def filter_test(req):
                                     "regex": self._failregex[m[0]].getFailRegex()})
             return stripped, ret, ignored
 
-    args = ["--print-all-missed", "-c", req["config_dir"]]
+    args = ["--print-all-missed", "--print-all-ignored", "-c", req["config_dir"]]
     if req.get("datepattern"):
         args += ["-d", req["datepattern"]]
     opts, _ = fail2banregex.get_opt_parser().parse_args(args)
@@ -186,7 +186,9 @@ def filter_test(req):
     stats = tester._line_stats
     return {"lines_checked": stats.tested, "matched": stats.matched, "ignored": stats.ignored,
             "missed": stats.missed, "matches": matches, "matches_truncated": stats.matched > len(matches),
-            "missed_sample": stats.missed_lines[:sample], "elapsed_ms": round(tester._time_elapsed * 1000, 1)}
+            "missed_sample": stats.missed_lines[:sample], "elapsed_ms": round(tester._time_elapsed * 1000, 1),
+            # lines a failregex matched that an ignoreregex (or a nofail match) let off: the page marks them
+            "ignored_sample": [line[0] if isinstance(line, tuple) else line for line in stats.ignored_lines[:sample]]}
 
 
 # ---- check ----------------------------------------------------------------------------------------------

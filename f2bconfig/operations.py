@@ -193,7 +193,7 @@ def defined_jails(root: Path) -> set[str]:
 
 def activate(engine: Engine, actor: str, jail: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, str | None] = {"enabled": "true"}
-    for key in ("maxretry", "findtime", "bantime", "port", "action"):
+    for key in ("maxretry", "findtime", "bantime", "port", "action", "backend"):
         if overrides.get(key) is not None:
             values[key] = _conf_value(overrides[key])
     if overrides.get("logpath") is not None:

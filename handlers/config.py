@@ -34,6 +34,9 @@ class Overrides(msgspec.Struct, forbid_unknown_fields=True):
     bantime: Annotated[int, msgspec.Meta(ge=-1)] | None = None
     port: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[A-Za-z0-9,:_ -]*$")] | None = None
     action: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    # fail2ban's backends (jail.conf), systemd with its options in brackets: systemd[journalflags=1]
+    backend: Annotated[str, msgspec.Meta(
+        max_length=200, pattern=r"^(auto|polling|pyinotify|gamin|systemd)(\[[^\]\n]*\])?$")] | None = None
 
 
 _NAME = r"^[A-Za-z0-9_.-]+(\[[^\r\n\]]*\])?$"  # a filter or action file name, with [options]

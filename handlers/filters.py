@@ -44,6 +44,7 @@ class FilterTestResult(msgspec.Struct):
     matches_truncated: bool
     missed_sample: list[str]
     elapsed_ms: float
+    ignored_sample: list[str] = []  # lines a failregex matched that an ignoreregex let off (up to 100)
 
 
 async def test_filter(call: Call) -> FilterTestResult:
@@ -52,7 +53,8 @@ async def test_filter(call: Call) -> FilterTestResult:
     matches = [FilterMatch(m["line"], None if m["ip"] is None else str(m["ip"]),
                            iso(m["time"]) if m["time"] is not None else None, m["regex"]) for m in out["matches"]]
     return FilterTestResult(out["lines_checked"], out["matched"], out["ignored"], out["missed"], matches,
-                            out["matches_truncated"], out["missed_sample"], out["elapsed_ms"])
+                            out["matches_truncated"], out["missed_sample"], out["elapsed_ms"],
+                            out.get("ignored_sample", []))
 
 
 routes = [

@@ -1,7 +1,7 @@
 // Jobs, blocklists, API tokens, users and CrowdSec bouncer keys.
 import {
   h, api, state, alive, can, may, box, kv, num, dur, time, rel, table, field, onSubmit, action, notice, showError, statusBadge,
-  jailLink, ROLES, VIEWS,
+  jailLink, ROLES, adminsOnly, VIEWS,
 } from './core.js';
 
 VIEWS.jobs = async (main, _args, ctx) => {
@@ -184,13 +184,15 @@ VIEWS.bouncers = async (main, _args, ctx) => {
     name.value = '';
     await load();
   });
-  main.append(h('h1', {}, 'CrowdSec bouncers'), box('New bouncer key', form, secret), box('Bouncers', list));
+  main.append(h('h1', {}, 'CrowdSec bouncers'));
+  if (adminsOnly(main, 'only admins manage bouncer keys.')) return;
+  main.append(box('New bouncer key', form, secret), box('Bouncers', list));
   await load();
 };
 
 VIEWS.users = async (main, _args, ctx) => {
   main.append(h('h1', {}, 'Users'));
-  if (!can('admin')) { main.append(h('p', {}, 'Only admins manage users.')); return; }
+  if (adminsOnly(main, 'only admins manage users.')) return;
   const roleSelect = (sel) => h('select', {}, ROLES.map((r) => h('option', { value: r, selected: r === sel }, r)));
   const uname = h('input', { required: true, autocomplete: 'off', spellcheck: 'false' });
   const upass = h('input', { type: 'password', required: true, minlength: 12, autocomplete: 'new-password' });

@@ -1,5 +1,5 @@
 // Our own small SVG charts (no library): the ban trend, horizontal bars, and the world map of bans.
-import { h, num, toDate, fmtDate, countryName, ipLink, jailLink, muted, hash } from './core.js';
+import { h, num, toDate, fmtDate, countryName, plural, ipLink, jailLink, muted, hash } from './core.js';
 import { WIDTH, HEIGHT, SHAPES } from './worldmap.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -78,7 +78,7 @@ export function worldMap(counts, onPick) {
     if (n) {
       p.setAttribute('tabindex', '0');
       p.setAttribute('role', 'link');
-      p.setAttribute('aria-label', countryName(cc) + ': ' + n + ' bans; open its history');
+      p.setAttribute('aria-label', countryName(cc) + ': ' + plural(n, 'ban') + '; open its history');
     }
     frag.append(p);
   }

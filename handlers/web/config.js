@@ -3,15 +3,17 @@
 // API (issues 9 and 10) and the user's role may use it (both read from the OpenAPI document).
 import {
   h, api, apiPath, state, alive, has, may, box, kv, num, dur, time, muted, table, filtered, field, onSubmit, action, notice,
-  showError, statusBadge, jailLink, ApiError, plural, hash, VIEWS,
+  showError, statusBadge, jailLink, ApiError, plural, hash, adminsOnly, VIEWS,
 } from './core.js';
 import { lineDiff } from './diff.js';
 
-const rerender = () => state.route();
+// the same view again, scroll and focus kept; a message given right after waits for it and goes beside the control
+const rerender = () => state.rerender();
 const lines = (text) => h('pre', { class: 'log' }, text);
 
 VIEWS.config = async (main, args, ctx) => {
   main.append(h('h1', {}, 'Configuration'));
+  if (adminsOnly(main, "only admins see and change fail2ban's configuration.")) return;
   if (!has('configJails') && !has('configFiles') && !has('changes')) {
     main.append(muted('This server cannot change fail2ban\'s configuration (no configuration API).'));
     return;
@@ -30,8 +32,8 @@ const formLink = (j) => h('a', { class: 'small', href: hash('configure', j.activ
   'aria-label': (j.active ? 'Options of ' : 'Activate with a form: ') + j.name }, j.active ? 'Options' : 'Activate…');
 
 async function catalogue(main, ctx) {
-  const out = h('div');
-  main.append(box('Jails fail2ban\'s configuration defines', out));
+  const out = h('div'), activating = h('div');
+  main.append(box('Jails fail2ban\'s configuration defines', out), activating);
   const r = await api('configJails');
   if (!alive(ctx)) return;
   const cols = [['Jail', (j) => (j.active ? jailLink(j.name) : h('span', { class: 'mono' }, j.name)), '', (j) => j.name],
@@ -44,19 +46,53 @@ async function catalogue(main, ctx) {
       ? (may('deactivate') ? action('Deactivate', async () => {
         if (!confirm('Deactivate ' + j.name + '? Its bans are lifted and it stays off after restarts (activating it again bans again the addresses whose ban time has not run out).')) return;
         await api('deactivate', { params: { jail: j.name } });
-        notice(j.name + ' deactivated.');
         rerender();
+        notice(j.name + ' deactivated.');
       }, 'danger small', 'Deactivate ' + j.name) : '')
       : (may('activate') ? action('Activate', async () => {
         await api('activate', { params: { jail: j.name } });
-        notice(j.name + ' activated and running.');
         rerender();
+        notice(j.name + ' activated and running.');
       }, 'small', 'Activate ' + j.name) : ''), may('configJail') ? formLink(j) : null)]);
   }
   // running jails first, then enabled ones, then the rest of the catalogue (a stock Debian has ~100)
   const rank = (j) => (j.active ? 0 : j.enabled ? 1 : 2);
   const jails = [...r.jails].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
   out.replaceChildren(filtered(jails, cols, ['name', 'filter', 'source'], 'No jail is defined.', 25));
+  if (may('activate')) activating.replaceChildren(activateForm(jails.filter((j) => !j.active)));
+}
+
+// Activate a jail with its own log paths, backend, ports and max retry (issue 23 item 8): written to bangui's
+// override file like any change (validated, applied, revertable); empty fields keep the jail's configuration.
+function activateForm(inactive) {
+  const jail = h('select', { required: true }, h('option', { value: '' }, 'choose a jail'),
+    inactive.map((j) => h('option', { value: j.name }, j.name)));
+  const logpath = h('textarea', { rows: 2, spellcheck: 'false', placeholder: '/var/log/example.log' });
+  const backend = h('select', {}, h('option', { value: '' }, 'as configured'),
+    ['auto', 'polling', 'pyinotify', 'systemd'].map((b) => h('option', { value: b }, b)));
+  const port = h('input', { spellcheck: 'false', placeholder: 'ssh or 80,443', pattern: '[A-Za-z0-9,:_ \\-]*', maxlength: 200 });
+  const maxretry = h('input', { type: 'number', min: 1, max: 100000, class: 'narrow' });
+  const now = h('p', { class: 'muted small' });
+  jail.addEventListener('change', () => {
+    const j = inactive.find((x) => x.name === jail.value);
+    now.textContent = j ? 'Configured: log ' + ((j.logpath || []).join(', ') || '—') + ', backend ' + (j.backend || 'auto') + '.' : '';
+  });
+  const form = h('form', { class: 'stack' }, field('Jail', jail), now,
+    field('Log paths', logpath, 'One absolute path per line; empty keeps the configured ones.'), field('Backend', backend),
+    field('Ports', port, 'What its action blocks; empty keeps the configured ones.'), field('Max retry', maxretry),
+    h('div', {}, h('button', { type: 'submit' }, 'Activate with these settings')));
+  onSubmit(form, async () => {
+    const body = {};
+    const paths = logpath.value.split('\n').map((s) => s.trim()).filter(Boolean);
+    if (paths.length) body.logpath = paths;
+    if (backend.value) body.backend = backend.value;
+    if (port.value.trim()) body.port = port.value.trim();
+    if (maxretry.value) body.maxretry = Number(maxretry.value);
+    await api('activate', { params: { jail: jail.value }, body });
+    rerender();
+    notice(jail.value + ' activated and running' + (Object.keys(body).length ? ' with ' + Object.keys(body).join(', ') : '') + '.');
+  });
+  return box('Activate a jail with its own settings', form);
 }
 
 async function files(main, ctx) {
@@ -107,8 +143,8 @@ async function fileEditor(main, path, ctx) {
     gutter.hidden = true;
     try {
       await api('saveConfigFile', { params: { path }, body: { content: ta.value }, headers: etag ? { 'If-Match': etag } : {} });
-      notice('Saved ' + path + ': validated by fail2ban and applied.');
       rerender();
+      notice('Saved ' + path + ': validated by fail2ban and applied.');
     } catch (e) { showProblem(e, ta, gutter); } finally { apply.disabled = false; }
   });
   const del = exists && may('deleteConfigFile') ? action('Delete file', async () => {
@@ -154,8 +190,8 @@ async function changes(main, ctx) {
     ['', (c) => (may('revert') && !c.reverted ? action('Revert', async () => {
       if (!confirm('Revert this change? It is validated and applied like any change.')) return;
       await api('revert', { params: { id: c.id } });
-      notice('Change reverted.');
       rerender();
+      notice('Change reverted.');
     }, 'secondary small', 'Revert change ' + c.id) : c.reverted ? h('span', { class: 'muted small' }, 'reverted') : '')],
   ], 'No change made through bangui yet.'));
 }
@@ -175,8 +211,8 @@ async function serverSettings(main, ctx) {
       h('button', { type: 'submit' }, 'Save'));
     onSubmit(form, async () => {
       const r = await api('changeServerSettings', { body: { loglevel: level.value, dbpurgeage: Number(purge.value), dbmaxmatches: Number(matches.value) } });
-      notice('Saved.' + (r.warnings && r.warnings.length ? ' Note: ' + r.warnings.join(' ') : ''));
       rerender();
+      notice('Saved.' + (r.warnings && r.warnings.length ? ' Note: ' + r.warnings.join(' ') : ''));
     });
     out.append(h('details', { class: 'edit' }, h('summary', {}, 'Change'), form));
   }
@@ -203,6 +239,7 @@ function filterTester() {
   const filter = h('input', { spellcheck: 'false', placeholder: 'name in filter.d', list: 'jail-filters' });
   const filters = h('datalist', { id: 'jail-filters' });
   const regex = h('textarea', { rows: 2, spellcheck: 'false', placeholder: 'or your own failregex, one per line (<HOST> marks the address)' });
+  const ignore = h('textarea', { rows: 1, spellcheck: 'false', placeholder: 'lines these match are not failures (with a fail regex)' });
   const text = h('textarea', { rows: 6, spellcheck: 'false', placeholder: 'log lines to test' });
   const logpath = h('input', { spellcheck: 'false', placeholder: '/var/log/auth.log', list: 'jail-logs' });
   const logs = h('datalist', { id: 'jail-logs' });
@@ -216,27 +253,48 @@ function filterTester() {
   }, () => {});
   const out = h('div', { 'aria-live': 'polite' });
   const form = h('form', { class: 'stack wide' }, field('Filter', filter, 'A filter name from filter.d, or regexes below.'), field('Fail regex', regex),
-    field('Log lines', text), field('…or a log file a jail watches', logpath), h('div', {}, h('button', { type: 'submit' }, 'Test')), filters, logs);
+    field('Ignore regex', ignore), field('Log lines', text), field('…or a log file a jail watches', logpath), h('div', {}, h('button', { type: 'submit' }, 'Test')), filters, logs);
   onSubmit(form, async () => {
     const body = {};
-    if (regex.value.trim()) body.failregex = regex.value.split('\n').filter((l) => l.trim());
-    else body.filter = filter.value.trim();
+    const regexes = (el) => el.value.split('\n').filter((l) => l.trim());
+    if (regex.value.trim()) {
+      body.failregex = regexes(regex);
+      if (ignore.value.trim()) body.ignoreregex = regexes(ignore);
+    } else body.filter = filter.value.trim();
     if (logpath.value.trim()) body.logpath = logpath.value.trim(); else body.lines = text.value.split('\n').filter((l) => l.trim());
     const r = await api('filterTest', { body });
+    const ignored = r.ignored_sample || [];
     out.replaceChildren(...[h('p', { class: 'row' }, h('strong', {}, num(r.matched) + ' matched'), h('span', {}, num(r.ignored) + ' ignored'),
       h('span', {}, num(r.missed) + ' missed'), h('span', {}, 'of ' + plural(r.lines_checked, 'line')), h('span', { class: 'muted small' }, r.elapsed_ms + ' ms')),
-    table(r.matches || [], [['Address', (m) => h('span', { class: 'mono' }, m.ip)], ['Time', (m) => time(m.time)], ['Line', (m) => h('span', { class: 'mono small' }, m.line)]], 'No line matched.'),
-    r.missed_sample && r.missed_sample.length ? h('details', {}, h('summary', {}, 'Lines that did not match'), lines(r.missed_sample.join('\n'))) : null].filter(Boolean));
+    body.lines && !r.matches_truncated ? verdicts(body.lines, r)
+      : table(r.matches || [], [['Address', (m) => h('span', { class: 'mono' }, m.ip)], ['Time', (m) => time(m.time)], ['Line', (m) => h('span', { class: 'mono small' }, m.line)]], 'No line matched.'),
+    !body.lines && ignored.length ? h('details', {}, h('summary', {}, 'Lines an ignoreregex let off'), lines(ignored.join('\n'))) : null,
+    !body.lines && r.missed_sample && r.missed_sample.length ? h('details', {}, h('summary', {}, 'Lines that did not match'), lines(r.missed_sample.join('\n'))) : null].filter(Boolean));
   });
   return box('Filter tester', form, out);
+}
+
+// The lines typed in, each marked (issue 23 item 8): a failure (with the address fail2ban would ban), matched but
+// let off by an ignoreregex, or not a failure at all.
+function verdicts(input, r) {
+  const hits = new Map((r.matches || []).map((m) => [m.line, m]));
+  const ignored = new Set(r.ignored_sample || []);
+  const rows = input.map((line, i) => ({ i, line, m: hits.get(line), ignored: ignored.has(line) }));
+  const mark = (x) => (x.m ? h('span', { class: 'badge bad' }, 'failure') : x.ignored ? h('span', { class: 'badge warn' }, 'ignored')
+    : h('span', { class: 'badge' }, 'not a failure'));
+  return table(rows, [['Line', (x) => h('span', { class: 'mono small' }, x.line)], ['Verdict', mark, 'nowrap'],
+    ['Address', (x) => (x.m ? h('span', { class: 'mono' }, x.m.ip) : x.ignored ? 'let off by an ignoreregex' : '—')]], 'No lines.');
 }
 
 async function logViewer(main, ctx) {
   const grep = h('input', { type: 'search', spellcheck: 'false' });
   const level = h('select', {}, h('option', { value: '' }, 'any level'), ['ERROR', 'WARNING', 'NOTICE', 'INFO', 'DEBUG'].map((l) => h('option', {}, l)));
   const follow = h('input', { type: 'checkbox', checked: true });
+  // how far back to read (issue 23 item 8): the last N lines of fail2ban's log, then following from there
+  const count = h('select', {}, [50, 200, 500, 1000, 2000].map((n) => h('option', { value: n, selected: n === 200 }, n + ' lines')));
   const out = h('div'), file = h('p', { class: 'muted small' });
-  const form = h('form', { class: 'inline', role: 'search' }, field('Contains', grep), field('Level', level), field('Follow', follow));
+  const form = h('form', { class: 'inline', role: 'search' }, field('Contains', grep), field('Level', level), field('Show the last', count),
+    field('Follow', follow));
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load().catch(showError); });
   form.addEventListener('change', () => load().catch(showError));
   main.append(box('fail2ban log', form, file, out));
@@ -248,10 +306,10 @@ async function logViewer(main, ctx) {
   ctx.cleanup = stop; // leaving the view closes the stream (the server caps streams per worker)
   const load = async () => {
     stop();
-    const query = { lines: 200, grep: grep.value, level: level.value };
+    const query = { lines: count.value, grep: grep.value, level: level.value };
     const r = await api('logs', { query });
     if (!alive(ctx)) return;
-    file.textContent = r.file + (r.truncated ? ' (last lines only)' : '') + (follow.checked ? '; following' : '');
+    file.textContent = r.file + ': ' + plural((r.lines || []).length, 'line') + (r.truncated ? ' (the last of more)' : '') + (follow.checked ? '; following' : '');
     const pre = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Log lines' }, (r.lines || []).map(line));
     out.replaceChildren(pre);
     pre.scrollTop = pre.scrollHeight;
@@ -278,6 +336,7 @@ async function logViewer(main, ctx) {
 // --- Audit (admin) ---
 VIEWS.audit = async (main, _args, ctx) => {
   main.append(h('h1', {}, 'Audit log'));
+  if (adminsOnly(main, 'only admins read the audit log.')) return;
   if (!has('audit')) { main.append(muted('This server keeps no audit log yet.')); return; }
   const f = { since: h('input', { type: 'datetime-local', step: 1 }), until: h('input', { type: 'datetime-local', step: 1 }),
     actor: h('input', { size: 12, spellcheck: 'false' }), action: h('input', { size: 14, spellcheck: 'false', placeholder: 'jail. or config.', list: 'audit-actions' }),

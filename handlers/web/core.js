@@ -135,6 +135,7 @@ export const may = (key) => has(key) && can(EP[key][2] === 'public' ? 'viewer' :
 // Fleet mode is on when /health has a `fleet` part (null without BANGUI_FLEET_URL). The Hosts link shows only then.
 export function noteHealth(v) {
   state.fleet = !!(v && v.fleet);
+  if (state.noteFleet) state.noteFleet(v && v.fleet); // fleet.js: the "fleet degraded" line (issue 21)
   const a = $('nav').querySelector('a[data-view="hosts"]');
   if (a) a.hidden = !state.fleet;
 }
@@ -282,6 +283,8 @@ function beside(text, bad, extra = []) {
   if (restoring) { queued = [text, bad, extra]; return true; }
   let el = acting.el.isConnected ? acting.el : findDescribed(acting.desc);
   if (!el || !$('main').contains(el)) return false;
+  // a control the redraw hid (a form inside a <details> drawn closed): the message goes to the top instead
+  if (!(el.checkVisibility ? el.checkVisibility() : el.offsetParent)) return false;
   acting.el = el;
   const fb = h('div', { class: 'feedback ' + (bad ? 'bad' : 'ok') }, text, ...extra);
   const cell = el.closest('td');
@@ -525,3 +528,10 @@ export const muted = (text) => h('p', { class: 'muted' }, text);
 export const failed = (e) => h('p', { class: 'bad' }, 'Unavailable: ' + ((e && e.message) || e));
 export const unavailable = (e) => e && e.status === 404;
 export const VIEWS = {};
+// A view for admins, opened by someone else (a link, a typed address): say so once instead of failing its calls
+// with 403s (issue 23 item 8). True when the view should stop here.
+export function adminsOnly(main, what) {
+  if (can('admin')) return false;
+  main.append(h('p', { class: 'notice-box', role: 'note' }, 'Admins only: ' + what + ' Your role is ' + state.me.role + '.'));
+  return true;
+}

@@ -2,8 +2,8 @@
 // per-host state. The page knows whether fleet mode is on from /health (`fleet` is null without it), so a
 // single-host server is told so without a failing call (a 404 is an error in the browser's console).
 import {
-  h, api, alive, may, box, card, num, dur, toDate, fmtDate, muted, failed, table, field, onSubmit, notice, statusBadge,
-  plural, fleetMode, VIEWS,
+  h, api, state, alive, may, box, card, num, dur, toDate, fmtDate, muted, failed, table, field, onSubmit, notice, statusBadge,
+  plural, fleetMode, noteHealth, VIEWS,
 } from './core.js';
 
 const HOST_STATUS = { up: 'ok', stale: 'warn', down: 'bad' };
@@ -33,6 +33,41 @@ function f2bCell(x) {
 const jailsCell = (x) => ((x.jails || []).length
   ? h('ul', { class: 'jails' }, x.jails.map((j) => h('li', {}, j.name + ' ' + num(j.currently_banned))))
   : '—');
+
+// Fleet degraded (issue 21 item 1): Redis does not answer and this host serves from its replica of the fleet's
+// identity (users, sessions, tokens). A line under the header on every view says since when and how old that replica
+// is (revocations made after its last refresh are not in it); in fleet mode /health is asked every HEALTH_MS.
+const HEALTH_MS = 15000;
+let fleetLine = null, fleetTimer = null, fleetSeen = null;
+function ageOf(f) {
+  const d = toDate(f.replica_refreshed);
+  const s = d ? Math.max(0, (Date.now() - d) / 1000) : f.replica_age_s;
+  return s == null ? null : s;
+}
+function drawFleet() {
+  const f = fleetSeen;
+  if (!fleetLine) {
+    fleetLine = h('div', { id: 'fleet-state', class: 'banner warn-line', role: 'status' });
+    document.getElementById('f2b').before(fleetLine);
+  }
+  fleetLine.hidden = !(state.me && f && f.status === 'degraded');
+  if (fleetLine.hidden) return;
+  const since = toDate(f.since), age = ageOf(f);
+  fleetLine.textContent = 'Fleet degraded' + (since ? ' since ' + fmtDate(since) : '') + ": the fleet's Redis does not answer. "
+    + 'This host serves from its own copy of the fleet\'s users, sessions and tokens, '
+    + (age == null ? 'never refreshed' : 'last refreshed ' + dur(Math.round(age)) + ' ago') + '. '
+    + 'Users, roles, passwords and tokens cannot be changed until Redis is back.';
+}
+state.noteFleet = (f) => {
+  fleetSeen = f || null;
+  drawFleet();
+  if (f && !fleetTimer) {
+    fleetTimer = setInterval(() => {
+      if (!state.me || document.visibilityState !== 'visible') return;
+      api('health').then(noteHealth, () => drawFleet()); // unanswered: the age shown keeps growing
+    }, HEALTH_MS);
+  }
+};
 
 VIEWS.hosts = async (main, _args, ctx) => {
   main.append(h('h1', {}, 'Hosts'));
@@ -80,6 +115,9 @@ VIEWS.hosts = async (main, _args, ctx) => {
     late.hidden = true;
     draw(last);
   };
+  // hosts report by heartbeats, which are not events of the page's stream: this view re-reads them every 5 s
+  const tick = setInterval(() => { if (alive(ctx) && document.visibilityState === 'visible') state.refreshNow(); }, 5000);
+  ctx.cleanup = () => clearInterval(tick);
   if (may('fleetBan', 'operator')) {
     const sent = h('div', { 'aria-live': 'polite' });
     form = sendForm(r.hosts || [], sent, ctx);

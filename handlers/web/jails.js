@@ -28,9 +28,11 @@ VIEWS.jails = async (main, args, ctx) => {
   // that also read the configuration
   const state_ = j.active === false ? h('span', { class: 'badge bad' }, 'stopped')
     : j.idle ? h('span', { class: 'badge warn' }, 'idle') : h('span', { class: 'badge ok' }, 'running');
+  const cards = (x) => h('div', { class: 'cards' }, card(x.currently_banned, 'banned now'), card(x.total_banned, 'banned in total'),
+    card(x.currently_failed, 'failing now'), card(x.total_failed, 'failures in total'));
+  const counters = h('div', {}, cards(j));
   main.append(h('p', {}, link('← Jails', 'jails')), h('h1', { class: 'row' }, 'Jail ', h('span', { class: 'mono' }, j.name), state_),
-    h('div', { class: 'cards' }, card(j.currently_banned, 'banned now'), card(j.total_banned, 'banned in total'),
-      card(j.currently_failed, 'failing now'), card(j.total_failed, 'failures in total')));
+    counters);
   main.append(controls(j));
   const running = j.active !== false;
   const inc = j.bantime_increment;
@@ -58,15 +60,32 @@ VIEWS.jails = async (main, args, ctx) => {
     ...(j.banned.some((r) => 'country' in r) ? [['Country', (r) => country(r.country), 'hide-sm', (r) => r.country || '']] : []),
     ['Banned', (r) => time(r.banned_at), 'hide-sm', (r) => r.banned_at || ''], ['Expires', (r) => expires(r.expires_at), '', (r) => r.expires_at || '~']];
   if (may('unban', 'operator')) cols.push(['', (r) => unbanBtn(r.ip, j.name, rerender)]);
-  const head = h('div', { class: 'row spread' }, h('h2', {}, 'Banned now (' + num(j.banned.length) + ')'),
-    j.banned.length && may('jailUnbanAll') ? action('Unban all', async () => {
-      if (!confirm('Unban all ' + j.banned.length + ' addresses in ' + j.name + '?')) return;
-      const r = await api('jailUnbanAll', { params: { jail: j.name } });
-      notice('Unbanned ' + num(r.unbanned) + ' in ' + j.name + '.');
+  const bannedNow = (x) => [h('div', { class: 'row spread' }, h('h2', {}, 'Banned now (' + num(x.banned.length) + ')'),
+    x.banned.length && may('jailUnbanAll') ? action('Unban all', async () => {
+      if (!confirm('Unban all ' + x.banned.length + ' addresses in ' + x.name + '?')) return;
+      const r = await api('jailUnbanAll', { params: { jail: x.name } });
       rerender();
-    }, 'danger small', 'Unban all addresses in ' + j.name) : null);
-  main.append(h('section', { class: 'box', 'aria-label': 'Banned now' }, head,
-    filtered(j.banned, cols, ['ip', 'country'], 'No address is banned in this jail.')));
+      notice('Unbanned ' + num(r.unbanned) + ' in ' + x.name + '.');
+    }, 'danger small', 'Unban all addresses in ' + x.name) : null),
+  filtered(x.banned, cols, ['ip', 'country'], 'No address is banned in this jail.')];
+  const section = h('section', { class: 'box', 'aria-label': 'Banned now' }, bannedNow(j));
+  main.append(section);
+  // live events (a ban or unban from anywhere, the leader's sync): the counters and the bans follow in place; the
+  // forms above keep what is typed in them, a filter typed over the bans is kept
+  let key = JSON.stringify([j.currently_banned, j.total_banned, j.currently_failed, j.total_failed, j.banned]);
+  ctx.refresh = async () => {
+    const x = await api('jail', { params: { jail: name } });
+    if (!alive(ctx)) return;
+    const next = JSON.stringify([x.currently_banned, x.total_banned, x.currently_failed, x.total_failed, x.banned]);
+    if (next === key) return;
+    key = next;
+    counters.replaceChildren(cards(x));
+    const typed = section.querySelector('input[type=search]');
+    const q = typed ? typed.value : '';
+    section.replaceChildren(...bannedNow(x));
+    const again = section.querySelector('input[type=search]');
+    if (again && q) { again.value = q; again.dispatchEvent(new Event('input')); }
+  };
 };
 
 function controls(j) {
@@ -74,15 +93,15 @@ function controls(j) {
   const params = { jail: j.name };
   const run = (call, label, msg, cls = 'small') => action(label, async () => {
     const r = await call();
-    notice(msg + (r && r.active === false ? ' (stopped).' : '.'));
     rerender();
+    notice(msg + (r && r.active === false ? ' (stopped).' : '.'));
   }, cls, label + ' jail ' + j.name);
   if (j.active === false) { if (may('jailStart')) btns.push(run(() => api('jailStart', { params }), 'Start', 'Started ' + j.name + '; fail2ban bans again the addresses whose ban time has not run out')); } else if (may('jailStop')) {
     btns.push(action('Stop', async () => {
       if (!confirm('Stop ' + j.name + '? fail2ban lifts its bans and stops watching its logs until the jail is started again; a start (or a restart of fail2ban) bans again the addresses whose ban time has not run out.')) return;
       await api('jailStop', { params: { jail: j.name } });
-      notice('Stopped ' + j.name + ': its bans are lifted until it starts again.');
       rerender();
+      notice('Stopped ' + j.name + ': its bans are lifted until it starts again.');
     }, 'danger small', 'Stop jail ' + j.name));
   }
   if (may('jailReload') && j.active !== false) btns.push(run(() => api('jailReload', { params }), 'Reload', 'Reloaded ' + j.name, 'secondary small'));
@@ -90,8 +109,8 @@ function controls(j) {
     const setIdle = (idle, label) => action(label, async () => {
       const r = await api('jailIdle', { params, body: { idle } });
       idleSet[j.name] = r.idle;
-      notice(j.name + (r.idle ? ' is idle: it bans nobody until resumed.' : ' is watching again.'));
       rerender();
+      notice(j.name + (r.idle ? ' is idle: it bans nobody until resumed.' : ' is watching again.'));
     }, 'secondary small');
     // fail2ban cannot say whether a jail is idle: when the API does not know, the jail is taken as watching
     // (its state badge says "running") and one button is offered, not both (issue 23 item 8)
@@ -132,8 +151,8 @@ function settingsForm(j) {
     }
     if (!Object.keys(body).length) throw new Error('Nothing changed.');
     await api('jailSettings', { params: { jail: j.name }, body });
-    notice('Saved ' + Object.keys(body).join(', ') + ' for ' + j.name + ' (applied and kept across reloads).');
     rerender();
+    notice('Saved ' + Object.keys(body).join(', ') + ' for ' + j.name + ' (applied and kept across reloads).');
   });
   return h('details', { class: 'edit' }, h('summary', {}, 'Change settings'), form);
 }
@@ -144,8 +163,8 @@ function ignoreList(j) {
   const rows = entries.map((e) => h('li', { class: 'row' }, h('span', { class: 'mono' }, e),
     editable && may('ignoreRemove', 'operator') ? action('Remove', async () => {
       await api('ignoreRemove', { params: { jail: j.name, entry: e } });
-      notice('Removed ' + e + ' from the ignore list of ' + j.name + '.');
       rerender();
+      notice('Removed ' + e + ' from the ignore list of ' + j.name + '.');
     }, 'danger small', 'Remove ' + e + ' from the ignore list') : null));
   let form = null;
   if (editable) {
@@ -155,8 +174,8 @@ function ignoreList(j) {
     onSubmit(form, async () => {
       const add = input.value.split(/[\s,]+/).filter(Boolean);
       await api('ignoreAdd', { params: { jail: j.name }, body: { entries: add } });
-      notice('Added ' + add.join(', ') + ' to the ignore list of ' + j.name + '.');
       rerender();
+      notice('Added ' + add.join(', ') + ' to the ignore list of ' + j.name + '.');
     });
   }
   return box('Ignore list (never banned)', rows.length ? h('ul', { class: 'plain' }, rows) : muted('Empty.'), form);

@@ -1,6 +1,6 @@
 // Issue 23: the Jails list (#/jails), repeat offenders (#/offenders) and the user's preferences (#/preferences).
 import {
-  h, api, state, alive, may, box, num, time, muted, table, field, onSubmit, action, notice, ipLink, jailLink,
+  h, api, state, alive, may, box, num, dur, time, muted, table, field, onSubmit, action, notice, ipLink, jailLink,
   country, plural, unavailable, setPrefs, VIEWS,
 } from './core.js';
 
@@ -70,10 +70,15 @@ VIEWS.offenders = async (main, _args, ctx) => {
     field('In the last (days)', f.days), field('Jail', f.jail), h('button', { type: 'submit' }, 'Show'));
   const out = h('div', { class: 'reserve' });
   main.append(form, out);
+  // the jails to ban them in, with each one's ban time: a ban lasts as long as its jail's bantime, so the longest
+  // (permanent first: a recidive or blocklist jail) is offered first
   let jails = [];
-  api('jails').then((r) => {
-    jails = r.jails;
+  const known = api('jails').then(async (r) => {
     for (const j of r.jails) f.jail.append(h('option', { value: j.name, selected: j.name === q.jail }, j.name));
+    const details = await Promise.all(r.jails.map((j) => api('jail', { params: { jail: j.name }, query: { limit: 1 } })
+      .then((d) => ({ name: j.name, bantime: d.bantime }), () => ({ name: j.name, bantime: null }))));
+    const rank = (b) => (b == null ? -2 : b < 0 ? Infinity : b);
+    jails = details.sort((a, b) => rank(b.bantime) - rank(a.bantime) || a.name.localeCompare(b.name));
   }, () => {});
   const load = async () => {
     let r;
@@ -82,9 +87,11 @@ VIEWS.offenders = async (main, _args, ctx) => {
       out.replaceChildren(muted('Repeat offenders are not available on this server yet.'));
       return;
     }
+    await known;
     if (!alive(ctx)) return;
     const rows = r.offenders || [];
-    const target = h('select', { 'aria-label': 'Jail to ban them in' }, jails.map((j) => h('option', { value: j.name }, j.name)));
+    const target = h('select', {}, jails.map((j) => h('option', { value: j.name },
+      j.name + (j.bantime == null ? '' : ' (bans ' + (j.bantime < 0 ? 'for good' : 'for ' + dur(j.bantime)) + ')'))));
     const banIn = (ips) => async () => {
       if (!target.value) throw new Error('Choose the jail to ban them in.');
       if (ips.length > 1 && !confirm('Ban ' + ips.length + ' addresses in ' + target.value + '?')) return;
@@ -95,10 +102,10 @@ VIEWS.offenders = async (main, _args, ctx) => {
     const cols = [['Address', (o) => ipLink(o.ip), '', (o) => o.ip], ['Country', (o) => country(o.country), 'hide-sm', (o) => o.country || ''],
       ['Bans', (o) => num(o.bans), 'num', (o) => o.bans], ['Jails', (o) => (o.jails || []).join(', '), 'hide-sm', (o) => (o.jails || []).join(',')],
       ['First ban', (o) => time(o.first_ban), 'hide-sm nowrap', (o) => o.first_ban], ['Last ban', (o) => time(o.last_ban), 'nowrap', (o) => o.last_ban]];
-    if (may('ban')) cols.push(['', (o) => action('Ban', banIn([o.ip]), 'small', 'Ban ' + o.ip)]);
+    if (may('ban')) cols.push(['', (o) => action('Ban', banIn([o.ip]), 'small', 'Ban ' + o.ip + ' in the chosen jail')]);
     out.replaceChildren(h('p', { class: 'muted' }, plural(rows.length, 'address') + ' banned at least ' + r.min_bans +
       ' times in the last ' + r.days + ' days.'),
-    rows.length && may('ban') ? h('div', { class: 'row' }, field('Ban in jail', target),
+    rows.length && may('ban') ? h('div', { class: 'row' }, field('Ban in jail', target, 'A ban lasts as long as the jail\'s ban time.'),
       action('Ban all ' + rows.length, banIn(rows.map((o) => o.ip)), 'danger small')) : null,
     table(rows, cols, 'No repeat offenders.', 200, { by: 2, desc: true }));
   };

@@ -1,6 +1,6 @@
 // Notification targets (admin): list with each one's last delivery, add (each format with its fields), send a
 // test, pause/resume, delete. Delivery itself runs on the leader (jobs/notify.py); this screen only asks.
-import { h, api, alive, field, onSubmit, action, notice, table, time, num, statusBadge, box, VIEWS } from './core.js';
+import { h, api, alive, field, onSubmit, action, notice, table, time, num, statusBadge, box, adminsOnly, VIEWS } from './core.js';
 
 const FORMATS = {
   json: 'JSON webhook (every event, for scripts)',
@@ -14,6 +14,7 @@ const EVENTS = ['ban', 'unban', 'config.change', 'login.failed', 'fail2ban.down'
 
 VIEWS.notifications = async (main, _args, ctx) => {
   main.append(h('h1', {}, 'Notifications'));
+  if (adminsOnly(main, 'only admins manage notifications.')) return;
   const name = h('input', { required: true, maxlength: 64, spellcheck: 'false', pattern: '[A-Za-z0-9][A-Za-z0-9_.\\-]*' });
   const url = h('input', { type: 'url', required: true, placeholder: 'https://...', spellcheck: 'false', maxlength: 2048 });
   const format = h('select', {}, Object.entries(FORMATS).map(([v, label]) => h('option', { value: v }, label)));
@@ -47,7 +48,7 @@ VIEWS.notifications = async (main, _args, ctx) => {
           const res = await api('testNotification', { params: { name: t.name } });
           notice('Test for ' + t.name + ' asked' + (res && res.leader_pid ? ' (leader pid ' + res.leader_pid + ').' : '; no leader right now, the next one sends it.'));
           setTimeout(() => load(), 2500);
-        }, 'small', 'Send a test to ' + t.name),
+        }, 'small', 'Send test to ' + t.name),
         action(t.enabled ? 'Pause' : 'Resume', async () => {
           await api('changeNotification', { params: { name: t.name }, body: { enabled: !t.enabled } });
           notice('Target ' + t.name + (t.enabled ? ' paused.' : ' resumed.'));

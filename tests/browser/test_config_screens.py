@@ -73,7 +73,7 @@ def test_jail_controls_settings_ignore_list_and_unban_all(config_server: Any, br
         b.wait_text("summary", "Change settings").click()
         b.fill("Max retry", "7")
         b.button("Save settings").click()
-        b.wait_text("#notice", "Saved maxretry")
+        b.wait_text("#notice, .feedback.ok", "Saved maxretry")
         b.wait_text("section[aria-label='Settings']", "Max retry\n7")
         assert api_call(server, tokens["admin"], "GET", "/jails/sshd")["maxretry"] == 7
     else:
@@ -82,7 +82,7 @@ def test_jail_controls_settings_ignore_list_and_unban_all(config_server: Any, br
         b.fill("Add addresses or networks (space or comma separated)", "192.0.2.0/24")
         b.button("Add to ignore list").click()
         b.wait("button[aria-label='Remove 192.0.2.0/24 from the ignore list']").click()
-        b.wait_text("#notice", "Removed 192.0.2.0/24")
+        b.wait_text("#notice, .feedback.ok", "Removed 192.0.2.0/24")
         b.until(lambda: not b.all("button[aria-label='Remove 192.0.2.0/24 from the ignore list']"), "entry removed")
         assert "192.0.2.0/24" not in api_call(server, tokens["admin"], "GET", "/jails/sshd")["ignoreip"]
     if has["DELETE /jails/{jail}/bans"]:
@@ -91,8 +91,8 @@ def test_jail_controls_settings_ignore_list_and_unban_all(config_server: Any, br
         b.go("#/jails/sshd")
         b.accept_confirms()
         b.wait_text("section[aria-label='Banned now'] h2", "Banned now (2)")
-        b.wait("button[aria-label='Unban every address in sshd']").click()
-        b.wait_text("#notice", "Unbanned 2 in sshd")
+        b.wait("button[aria-label='Unban all addresses in sshd']").click()
+        b.wait_text("#notice, .feedback.ok", "Unbanned 2 in sshd")
         b.wait_text("section[aria-label='Banned now'] h2", "Banned now (0)")
     if has["PUT /jails/{jail}/idle"]:
         b.accept_confirms()
@@ -139,7 +139,7 @@ def test_file_editor_shows_fail2bans_error_diff_and_revert(config_server: Any, b
     b.button("Review changes").click()
     b.wait_text("pre.diff", "+ maxretry = 9")
     b.button("Apply").click()
-    b.wait_text("#notice", "validated by fail2ban and applied")
+    b.wait_text("#notice, .feedback.ok", "validated by fail2ban and applied")
     assert api_call(server, tokens["admin"], "GET", "/jails/sshd")["maxretry"] == 9
     b.go("#/config")
     changes = b.wait_text("section[aria-label='Applied changes']", "web-test.local")
@@ -147,7 +147,7 @@ def test_file_editor_shows_fail2bans_error_diff_and_revert(config_server: Any, b
     revert = changes.find_elements("css selector", "button")
     assert revert, changes.text
     revert[0].click()
-    b.wait_text("#notice", "Change reverted")
+    b.wait_text("#notice, .feedback.ok", "Change reverted")
     b.until(lambda: api_call(server, tokens["admin"], "GET", "/jails/sshd")["maxretry"] != 9, "maxretry reverted")
 
 
@@ -195,7 +195,7 @@ def test_activation_that_fails_is_rolled_back_and_server_settings(config_server:
     b.accept_confirms()
     b.go("#/config")
     b.wait("button[aria-label='Activate 3proxy']").click()
-    banner = b.wait_text("#banner", "rolled back", timeout=40).text
+    banner = b.wait_text("#banner, .feedback.bad", "rolled back", timeout=40).text
     assert "fail2ban" in banner, banner
     running = {j["name"] for j in api_call(server, tokens["admin"], "GET", "/jails")["jails"]}
     assert running == {"sshd", "nginx-http-auth"}, running  # every previous jail still there, 3proxy not
@@ -205,7 +205,7 @@ def test_activation_that_fails_is_rolled_back_and_server_settings(config_server:
         b.js("const s = [...document.querySelectorAll('select')].find(x => x.labels[0] && x.labels[0].textContent === 'Log level');"
              "s.value = 'DEBUG'; s.dispatchEvent(new Event('change'))")
         b.wait_text("section[aria-label='fail2ban server'] button", "Save").click()
-        b.wait_text("#notice", "Saved")
+        b.wait_text("#notice, .feedback.ok", "Saved")
         assert api_call(server, tokens["admin"], "GET", "/server/settings")["loglevel"] == "DEBUG"
         b.wait_text("section[aria-label='fail2ban server']", "DEBUG")
         b.shot("server-settings")

@@ -88,7 +88,7 @@ def send_to_web1_and_web2(b: Browser, form: str, verb: str) -> float:
     choose_hosts(b, {"web1", "web2"})
     t0 = time.monotonic()
     b.button(verb, form).click()
-    b.wait_text("#notice", f"{verb} sent to 2 hosts")
+    b.wait_text("#notice, .feedback.ok", f"{verb} sent to 2 hosts")
     b.until(lambda: (r := rows(b, STATE_ROWS)) and sorted(r) == ["web1", "web2"] and
             all("applied" in x for x in r.values()), f"web1 and web2 applied the {verb.lower()}", timeout=30)
     return time.monotonic() - t0
@@ -133,11 +133,11 @@ def test_hosts_view_bans_on_two_hosts_and_sees_a_host_go_down(web_fleet: Fleet, 
     b.fill("Addresses or networks, one per line", ADDRESS)
     choose_hosts(b, set())
     b.button("Ban", form).click()
-    b.wait_text("#banner", "Choose at least one host")
+    b.wait_text(".feedback.bad", "Choose at least one host")  # beside the form (issue 23 item 1)
     b.fill("Addresses or networks, one per line", "not-an-address")
     choose_hosts(b, {"web1"})
     b.button("Ban", form).click()
-    b.wait_text("#banner", "not an IP address or network:\nnot-an-address")
+    b.wait_text(".feedback.bad", "not an IP address or network: not-an-address")
     b.shot("refused")
     assert not b.all(STATE_ROWS)
 
@@ -225,9 +225,17 @@ def test_hosts_view_through_a_redis_outage(tmp_path: Path, browser: Any) -> None
         message = b.until(b.banner, "an error banner while Redis is away", timeout=20)
         report("banner while Redis is away", message.strip(" \n×"))
         b.wait_text("section[aria-label='Hosts'] p.warn", "Not refreshed since", timeout=20)
+        # issue 21: on every view, since when the fleet is degraded and how old this host's replica of the
+        # fleet's identity is (revocations after its last refresh are not in it)
+        degraded = b.wait_text("#fleet-state", "Fleet degraded since", timeout=40).text
+        assert "last refreshed" in degraded and " ago" in degraded, degraded
+        report("fleet degraded line", degraded)
+        assert b.js("return !document.getElementById('fleet-state').closest('main')")  # above every view
         b.shot("redis-down")
         fleet.redis.start()
         b.until(lambda: not b.banner(), "the banner gone after Redis is back", timeout=30)
+        b.until(lambda: not b.js("const e = document.getElementById('fleet-state'); return e && !e.hidden"),
+                "the degraded line gone after Redis is back", timeout=40)
         b.until(lambda: not b.all("section[aria-label='Hosts'] p.warn:not([hidden])"), "the warning gone", timeout=30)
         assert [x[column(b, HOSTS_ROWS, "Status")] for x in rows(b, HOSTS_ROWS).values()] == ["up", "up"]
         b.shot("redis-back")

@@ -51,7 +51,7 @@ def test_admin_adds_tests_pauses_and_deletes_a_target_from_the_page(notify_serve
          " if (cb.value === 'login.failed') cb.click()")
     b.check_labels()
     b.button("Add target").click()
-    b.wait("button[aria-label='Send a test to ops-chat']")
+    b.wait("button[aria-label='Send test to ops-chat']")
     made = api_call(server, tokens["admin"], "GET", "/notifications")["notifications"]
     assert [(t["name"], t["format"], t["events"], t["min_interval_s"]) for t in made] == \
         [("ops-chat", "slack", ["ban", "login.failed"], 0)]

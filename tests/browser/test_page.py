@@ -32,12 +32,12 @@ def test_first_run_setup_login_and_logout(fresh_server: Any, browser: Any) -> No
     b.fill("Password again", PASSWORD)
     b.button("Create admin").click()
     b.wait_text("h1", "Dashboard")
-    b.wait_text("#notice", "Admin admin created")
+    b.wait_text("#notice, .feedback.ok", "Admin admin created")
     b.wait(".map path")
     b.shot("dashboard-after-setup")
     b.wait_text("#who button", "Log out").click()
     b.wait_text("h1", "Log in to bangui")
-    b.wait_text("#notice", "Logged out")
+    b.wait_text("#notice, .feedback.ok", "Logged out")
     b.shot("logged-out")
     login(b, "admin", PASSWORD)
     b.wait_text("h1", "Dashboard")
@@ -133,7 +133,7 @@ def test_ban_unban_and_ip_view(seeded_server: Any, browser: Any) -> None:
     b.wait_text("h1", "sshd")
     b.fill("Addresses or networks to ban, one per line", "8.8.8.8\n5.9.1.1\n198.51.100.0/24")
     b.button("Ban in sshd").click()
-    b.wait_text("#notice", "Banned 3")
+    b.wait_text("#notice, .feedback.ok", "Banned 3")
     b.wait_text("section[aria-label='Banned now'] h2", "Banned now (3)")
     cards = b.wait(".cards").text
     assert "3\nbanned now" in cards, cards
@@ -142,7 +142,7 @@ def test_ban_unban_and_ip_view(seeded_server: Any, browser: Any) -> None:
     b.shot("jail-after-ban")
     # unban one: the list AND the counters follow
     b.wait("button[aria-label='Unban 8.8.8.8 in sshd']").click()
-    b.wait_text("#notice", "Unbanned 8.8.8.8 in sshd")
+    b.wait_text("#notice, .feedback.ok", "Unbanned 8.8.8.8 in sshd")
     b.wait_text("section[aria-label='Banned now'] h2", "Banned now (2)")
     b.until(lambda: "2\nbanned now" in b.wait(".cards").text, "counter after unban")
     b.shot("jail-after-unban")

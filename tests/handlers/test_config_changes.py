@@ -141,7 +141,7 @@ def test_activate_with_overrides_then_deactivate(config_api: Api, stock_fail2ban
     log = tmp_path / "apache-error.log"
     log.touch()
     r = config_api.call("admin", "POST", "/config/jails/apache-auth/activate",
-                        json={"logpath": [str(log)], "maxretry": 9})
+                        json={"logpath": [str(log)], "maxretry": 9, "backend": "polling", "port": "8080,8443"})
     assert r.status_code == 200, r.text
     assert r.json() == {"jail": "apache-auth", "active": True}
     assert active(stock_fail2ban) == {"sshd", "nginx-http-auth", "apache-auth"}
@@ -150,6 +150,8 @@ def test_activate_with_overrides_then_deactivate(config_api: Api, stock_fail2ban
     assert len(catalogue) > 50  # every stock jail, active or not
     assert catalogue["apache-auth"]["active"] and catalogue["apache-auth"]["source"] == OVERRIDE
     assert catalogue["apache-auth"]["logpath"] == [str(log)]
+    assert catalogue["apache-auth"]["backend"] == "polling"
+    assert 'port="8080,8443"' in catalogue["apache-auth"]["settings"]["action"]  # the action bans those ports
     assert catalogue["sshd"]["source"] == "jail.local" and catalogue["sshd"]["enabled"]
     assert not catalogue["postfix"]["active"] and not catalogue["postfix"]["enabled"]
     assert catalogue["postfix"]["source"] == "jail.conf"
@@ -157,6 +159,8 @@ def test_activate_with_overrides_then_deactivate(config_api: Api, stock_fail2ban
     r = config_api.call("admin", "POST", "/config/jails/apache-auth/deactivate")
     assert r.status_code == 200 and r.json() == {"jail": "apache-auth", "active": False}
     assert active(stock_fail2ban) == {"sshd", "nginx-http-auth"}
+    r = config_api.call("admin", "POST", "/config/jails/postfix/activate", json={"backend": "polling\nenabled = false"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_body"  # no line of its own in the file
     r = config_api.call("admin", "POST", "/config/jails/no-such-jail/activate")
     assert r.status_code == 404 and r.json()["error"]["code"] == "jail_not_found"
     stock_fail2ban.restart()

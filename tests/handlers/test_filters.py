@@ -78,6 +78,7 @@ def test_adhoc_regexes_with_ignoreregex_and_datepattern(api: Api) -> None:
     assert [(m["ip"], m["regex"]) for m in got["matches"]] == [
         ("203.0.113.5", body["failregex"][0]), ("2001:db8::9", body["failregex"][1])]
     assert got["missed_sample"] == ["2026-11-30 10:00:03 all good"]
+    assert got["ignored_sample"] == ["2026-11-30 10:00:01 login failed for eve from 192.0.2.1"]  # the page marks it
 
 
 @pytest.mark.parametrize(("body", "status", "code"), [
