@@ -35,7 +35,8 @@ _DIR = Path(__file__).with_name("web")
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-_IMPORT = re.compile(r"""(\bfrom\s+|\bimport\s+)'\./([\w-]+\.js)'""")
+_IMPORT = re.compile(r"""(\bfrom\s+|\bimport\s+|\bimport\()'\./([\w-]+\.js)'""")
+_STATIC_IMPORT = re.compile(r"""(?:\bfrom\s+|\bimport\s+)'\./([\w-]+\.js)'""")
 LONG_CACHE = "public, max-age=31536000, immutable"
 PAGE_CACHE = "no-cache"
 
@@ -82,11 +83,26 @@ def _build(folder: Path) -> tuple[Asset, dict[str, Asset]]:
     page = (folder / "index.html").read_text(encoding="utf-8")
     # the page names its entry points as /assets/<file>; each becomes its versioned URL, and every module
     # is preloaded so the browser fetches the whole graph at once instead of import by import
+    entries = set(re.findall(r"/assets/([\w-]+\.js)", page))
     page = re.sub(r"/assets/([\w-]+\.(?:js|css))", lambda m: urls[m.group(1)], page)
+    # modules only imported with import('./x.js') (views opened later) are fetched when first opened
+    static = _statically_imported(sources, entries)
     preload = "".join(f'<link rel="modulepreload" href="{url}">\n' for name, url in sorted(urls.items())
-                      if name.endswith(".js") and url not in page)
+                      if name in static and url not in page)
     page = page.replace("</head>", preload + "</head>")
     return _make("/", page.encode(), "text/html; charset=utf-8", PAGE_CACHE), assets
+
+
+def _statically_imported(sources: dict[str, str], entries: set[str]) -> set[str]:
+    """The modules the entry points reach through static imports (`import ... from './x.js'`)."""
+    seen: set[str] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        if name not in seen and name in sources:
+            seen.add(name)
+            todo.extend(_STATIC_IMPORT.findall(sources[name]))
+    return seen
 
 
 PAGE, ASSETS = _build(_DIR)
