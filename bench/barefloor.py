@@ -13,7 +13,6 @@ Same routes, bodies and answers as bench/floor.py (one client drives all of them
 from __future__ import annotations
 
 import asyncio
-import json
 import pickle
 import sys
 from typing import Any
@@ -22,6 +21,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from bench.common import comparison_args
+from bench.floor import make_app  # the same ASGI app; here over a plain stream
 
 TERMINATOR = b"<F2B_END_COMMAND>"  # fail2ban's, written out: nothing of bangui's f2b package is used
 
@@ -46,30 +46,6 @@ class Stream:
         if code != 0:
             raise RuntimeError(f"fail2ban {args}: {result!r}")
         return result
-
-
-def make_app(stream: Stream) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        parts = scope["path"].split("/")  # ["", "api", "v1", "jails", jail, "bans", ip?]
-        jail = parts[4]
-        if scope["method"] == "POST":
-            result: Any = {"banned": await stream.call("set", jail, "banip", *json.loads(body)["ips"])}
-        else:
-            await stream.call("set", jail, "unbanip", parts[6])
-            result = {"unbanned": parts[6]}
-        data = json.dumps(result).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-        await send({"type": "http.response.body", "body": data})
-
-    return app
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,8 @@ from f2b.client import Fail2Ban
 from handlers import transport
 
 
-def make_app(fail2ban: Fail2Ban) -> Any:
+def make_app(fail2ban: Any) -> Any:
+    """`fail2ban`: anything with bangui's client's `await call(*args)` (also bench/barefloor.py's plain stream)."""
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return

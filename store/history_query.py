@@ -141,9 +141,8 @@ def history(conn: sqlite3.Connection, since: float | None = None, until: float |
     return [_item(row) for row in rows], next_cursor
 
 
-def _page(conn: sqlite3.Connection, limit: int, cursor: str | None,
-          filters: dict[str, Any]) -> tuple[list[tuple[Any, ...]], str | None]:
-    """One page of `_COLUMNS` rows, newest first, and the next page's cursor (or None)."""
+def _page_where(limit: int, cursor: str | None, filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and parameters of one page: the filters, and the position after `cursor`."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", details={"field": "limit"})
     clauses, params = _where(**filters)
@@ -152,6 +151,13 @@ def _page(conn: sqlite3.Connection, limit: int, cursor: str | None,
         # `e.at <= ?` bounds the index range; the OR breaks ties between events of the same instant by id.
         clauses.append("e.at <= ? AND (e.at < ? OR e.id < ?)")
         params += [at, at, event_id]
+    return clauses, params
+
+
+def _page(conn: sqlite3.Connection, limit: int, cursor: str | None,
+          filters: dict[str, Any]) -> tuple[list[tuple[Any, ...]], str | None]:
+    """One page of `_COLUMNS` rows, newest first, and the next page's cursor (or None)."""
+    clauses, params = _page_where(limit, cursor, filters)
     sql = f"SELECT {_COLUMNS} FROM events e"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
@@ -319,13 +325,7 @@ def _csv_sql(where: str) -> str:
 def _csv_page(conn: sqlite3.Connection, limit: int, cursor: str | None,
               filters: dict[str, Any]) -> tuple[str, str | None]:
     """One page of CSV lines (newest first, as `_page`) and the next page's cursor (or None)."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", details={"field": "limit"})
-    clauses, params = _where(**filters)
-    if cursor:
-        at, event_id = decode_cursor(cursor)
-        clauses.append("e.at <= ? AND (e.at < ? OR e.id < ?)")
-        params += [at, at, event_id]
+    clauses, params = _page_where(limit, cursor, filters)
     rows = conn.execute(_csv_sql(" WHERE " + " AND ".join(clauses) if clauses else ""),
                         [*params, limit + 1]).fetchall()
     more = len(rows) > limit
