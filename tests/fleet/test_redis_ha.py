@@ -122,9 +122,12 @@ def test_sigkill_of_the_primary_while_hosts_ban_sentinels_promote_and_nothing_is
             outbox = host.server.data_dir / "fleet-outbox.jsonl"
             wait_for(lambda outbox=outbox: not outbox.exists() or not outbox.read_text().strip(), timeout=30,
                      what=f"{host.name}'s outbox published")
-        wait_for(lambda: all(h["status"] == "up" for h in httpx.get(
-            hosts[2].url + "/api/v1/fleet/hosts", headers=fleet.headers(), timeout=10).json()["hosts"]),
-            timeout=30, what="every host up on the new primary")
+
+        def every_host_up() -> bool:  # while web3 reconnects it may answer 503 fleet_unavailable: not yet
+            r = httpx.get(hosts[2].url + "/api/v1/fleet/hosts", headers=fleet.headers(), timeout=10)
+            return r.status_code == 200 and all(h["status"] == "up" for h in r.json()["hosts"])
+
+        wait_for(every_host_up, timeout=30, what="every host up on the new primary")
         for host in hosts:
             for ip in sorted(every):
                 assert wait_for(lambda host=host, ip=ip: _ban_events(host.url, fleet.headers(), ip), timeout=30,
