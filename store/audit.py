@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from store.base import Clock, write_secret_file
+from store.base import Clock, bound_wal, write_secret_file
 from store.connections import PerThread
 from store.inline import NoWait
 
@@ -122,10 +122,7 @@ class AuditLog:
         conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        # Small, frequent checkpoints and a WAL that shrinks back: audit rows are small, and a large WAL
-        # on a small disk would fill it (issue 8 item 14; the store's cache does the same).
-        conn.execute("PRAGMA wal_autocheckpoint=100")
-        conn.execute(f"PRAGMA journal_size_limit={1 << 20}")
+        bound_wal(conn, self.path)  # a WAL that cannot fill a small data disk by itself (store/base.py)
         conn.row_factory = sqlite3.Row
         return conn
 

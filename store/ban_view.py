@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import InvalidInput
-from store.base import WAL_SETTINGS, Clock
+from store.base import Clock, bound_wal
 from store.connections import PerThread
 from store.history_schema import address_with_key, key_range
 from store.inline import NoWait
@@ -107,10 +107,7 @@ class BanView:
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # a lost commit is re-read from fail2ban by the next sync
-        # As the other stores (store/base.py WAL_SETTINGS): a WAL kept small, so that it cannot fill a small data
-        # disk by itself (SQLite's default checkpoints at 4 MiB and keeps the file that size)
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_SETTINGS['sqlite_wal_autocheckpoint']}")
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_SETTINGS['sqlite_journal_size_limit']}")
+        bound_wal(conn, self.path)  # a WAL that cannot fill a small data disk by itself (store/base.py)
         return conn
 
     def conn(self) -> sqlite3.Connection:

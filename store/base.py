@@ -111,10 +111,36 @@ def filesystem_type(path: Path, mounts_text: str | None = None) -> str:
     return best_type
 
 
-# The store's WAL is checkpointed every ~400 KiB (SQLite's default: 1000 pages, 4 MiB) and truncated back to
-# 1 MiB after that: on a small disk, a WAL that grew to the default checkpoint size kept every write failing with
-# SQLITE_FULL until the mount was enlarged (issue 8 item 14). The store's records are small: checkpoints are cheap.
-WAL_SETTINGS = {"sqlite_wal_autocheckpoint": 100, "sqlite_journal_size_limit": 1 << 20}
+# Every SQLite file of the data dir (the store's cache, the audit log, the view of current bans, the history
+# archive) keeps a WAL, and they share one disk: each WAL is checkpointed every `checkpoint` bytes and truncated
+# back to `limit` after that, both at most WAL_SHARE of the disk's free space when the file is opened. SQLite's
+# default (checkpoint at 1000 pages, 4 MiB, and the file kept that size) kept every write failing with SQLITE_FULL
+# on a small disk until the mount was enlarged (issue 8 item 14); with four files of ~800 KiB each, a 3 MiB data
+# disk was full before anything else was written.
+WAL_SHARE = 32
+WAL_FLOOR_BYTES = 64 << 10
+SMALL_WAL = (400 << 10, 1 << 20)  # (checkpoint, limit) of the small-record stores: checkpoints are cheap
+
+
+def wal_sizes(path: Path, checkpoint: int = SMALL_WAL[0], limit: int = SMALL_WAL[1]) -> tuple[int, int]:
+    """(checkpoint interval, WAL size limit) in bytes for the SQLite file `path`: the wanted sizes, but at most
+    1/WAL_SHARE of its disk's free space (at least WAL_FLOOR_BYTES)."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return checkpoint, limit
+    cap = max(WAL_FLOOR_BYTES, st.f_bavail * st.f_frsize // WAL_SHARE)
+    return min(checkpoint, cap), min(limit, cap)
+
+
+def bound_wal(conn: Any, path: Path, checkpoint: int = SMALL_WAL[0], limit: int = SMALL_WAL[1]) -> None:
+    """Set the WAL bounds of `wal_sizes` on a connection to `path` (journal_mode WAL already set)."""
+    checkpoint, limit = wal_sizes(path, checkpoint, limit)
+    page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute(f"PRAGMA wal_autocheckpoint = {max(1, checkpoint // page_bytes)}")
+    conn.execute(f"PRAGMA journal_size_limit = {limit}")
+
+
 # Page cache per connection, and diskcache opens one per thread (up to THREADS per worker): its default (8,192
 # pages, 32 MiB) let one worker's SQLite caches peak above 100 MB under bench/memory.py's load (issue 25 item 5);
 # the store's records are small and its reads go through the 64 MiB memory map anyway.
@@ -139,9 +165,12 @@ class GuardedCache(diskcache.Cache):
 
 def open_cache(directory: Path) -> diskcache.Cache:
     """Open (creating) one shared diskcache below the data dir, reporting the real SQLite error."""
+    # diskcache keeps these in its Settings table and sets them on every connection it opens (per thread)
+    checkpoint, limit = wal_sizes(directory / "cache.db")
+    wal_settings = {"sqlite_wal_autocheckpoint": max(1, checkpoint // 4096), "sqlite_journal_size_limit": limit}
     try:
         cache = GuardedCache(str(directory), disk=JsonDisk, timeout=TIMEOUT_S,
-                             eviction_policy="none", size_limit=2**40, **WAL_SETTINGS, **CACHE_SETTINGS)
+                             eviction_policy="none", size_limit=2**40, **wal_settings, **CACHE_SETTINGS)
     except Exception as exc:  # sqlite3.Error, OSError: report it as is, with the path
         raise StoreError(f"store at {directory} cannot be opened: {type(exc).__name__}: {exc}") from None
     for name in os.listdir(directory):

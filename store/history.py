@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from store import history_query, history_stats
+from store.base import bound_wal
 from store.connections import PerThread
 from store.history_import import (
     BUSY_TIMEOUT_S,
@@ -59,19 +60,6 @@ CACHE_KIB = 4096  # per thread and connection: reads go through the memory map, 
 CHECKPOINT_BYTES = 40 << 20
 FEW_ADDRESSES = 64  # record_ban of up to this many looks each address up; more probe the span first
 WAL_LIMIT_BYTES = 64 << 20
-
-def wal_sizes(path: Path) -> tuple[int, int]:
-    """(checkpoint interval, WAL size limit) in bytes: CHECKPOINT_BYTES/WAL_LIMIT_BYTES, but at most an eighth of
-    the free space of the archive's disk (at least 256 KiB): on a small disk a 40 MB WAL filled it and then every
-    write of the store failed too (issue 8 item 14)."""
-    try:
-        st = os.statvfs(path.parent)
-        free = st.f_bavail * st.f_frsize
-    except OSError:
-        return CHECKPOINT_BYTES, WAL_LIMIT_BYTES
-    cap = max(256 << 10, free // 8)
-    return min(CHECKPOINT_BYTES, cap), min(WAL_LIMIT_BYTES, cap)
-
 
 class SyncedBan(NamedTuple):
     """One ban row as fail2ban stored it (`bans`/`bips`). `data` is fail2ban's JSON text as is (the archive
@@ -156,10 +144,8 @@ class Archive:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         # Checkpoint every ~40 MB rather than 4 MB: a page the sync rewrites in several batches is copied once.
-        page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
-        checkpoint, limit = wal_sizes(self.path)
-        conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint // page_bytes}")
-        conn.execute(f"PRAGMA journal_size_limit = {limit}")  # the WAL shrinks back after a backfill
+        # (at most a share of the disk's free space: store/base.py); the WAL shrinks back after a backfill.
+        bound_wal(conn, self.path, CHECKPOINT_BYTES, WAL_LIMIT_BYTES)
         # Reads through a memory map (shared by every process, no per-read syscall); a bigger page cache keeps
         # the upper levels of the random-order unique index hot while the sync inserts.
         conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")

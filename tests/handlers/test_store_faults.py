@@ -93,10 +93,11 @@ def test_disk_full_store_wal_stays_small(small_api: Api, small_disk: Path) -> No
 
 
 def test_disk_full_archive_wal_is_bounded_by_the_disk(small_disk: Path) -> None:
-    from store.history import Archive, wal_sizes
+    from store.base import WAL_SHARE, wal_sizes
+    from store.history import CHECKPOINT_BYTES, WAL_LIMIT_BYTES, Archive
 
-    checkpoint, limit = wal_sizes(small_disk / "history.sqlite3")
-    assert checkpoint <= free_bytes(small_disk) // 4 and limit <= free_bytes(small_disk) // 4
+    checkpoint, limit = wal_sizes(small_disk / "history.sqlite3", CHECKPOINT_BYTES, WAL_LIMIT_BYTES)
+    assert checkpoint <= free_bytes(small_disk) // WAL_SHARE and limit <= free_bytes(small_disk) // WAL_SHARE
     archive = Archive.in_dir(small_disk / "hist")
     for i in range(300):
         archive.record_ban("sshd", [f"10.0.{i // 250}.{i % 250 + 1}"], actor="t")
