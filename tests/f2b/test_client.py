@@ -222,7 +222,7 @@ async def test_timeout_discards_the_connection(silent_listener: str) -> None:
     started = time.monotonic()
     with pytest.raises(Fail2BanUnavailable, match="did not answer within 0.3s") as caught:
         await client.version()
-    assert 0.3 <= time.monotonic() - started < 1.5
+    assert 0.3 <= time.monotonic() - started < 5.0  # the listener never answers: no timeout = no end
     assert caught.value.details["reason"] == "timeout" and client._idle == []
 
 

@@ -219,7 +219,8 @@ def test_sigkilled_leaders_are_replaced_at_once_and_jobs_never_overlap(candidate
         candidates.procs.pop(victim).kill()
         leader, took = candidates.wait_leader(epochs[-1])
         assert leader["pid"] != victim and leader["pid"] in candidates.procs
-        assert took < 1.0, f"takeover took {took:.3f}s"
+        # the lock passes at once; a takeover that waited for a stale heartbeat would take seconds more
+        assert took < 2.5, f"takeover took {took:.3f}s"
         epochs.append(leader["epoch"])
         candidates.spawn()  # restart the victim, as systemd or the container runtime would
     assert epochs == sorted(set(epochs))
