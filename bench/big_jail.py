@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from bench.common import JailSpec, bangui, create_token, machine, percentile, table, verdict, work_dir
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import started
 
 JAILS = (JailSpec("web", action="noop", bantime=86400),)

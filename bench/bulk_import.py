@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import JailSpec, machine, percentile, table, verdict, work_dir
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import started
 
 JAILS = (JailSpec("bulk-f2b", action="noop"), JailSpec("bulk-api", action="noop"))

@@ -25,7 +25,7 @@ import time
 import httpx2 as httpx
 
 from bench.common import bangui, create_token, machine, summary, table, verdict, work_dir
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import JailSpec
 from f2b.stock import stock_started
 

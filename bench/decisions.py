@@ -22,7 +22,7 @@ import time
 import httpx2 as httpx
 
 from bench.common import JailSpec, bangui, cli, machine, percentile, table, verdict, work_dir
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import started
 
 JAILS = (JailSpec("bulk", action="noop", bantime=86400),)

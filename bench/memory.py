@@ -39,7 +39,7 @@ from bench.common import (
     work_dir,
 )
 from bench.scaling import wrk
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import DEFAULT_JAILS, started
 
 JAILS = (JailSpec("bulk", action="noop", bantime=86400), *DEFAULT_JAILS)

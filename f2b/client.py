@@ -17,7 +17,7 @@ Contracts:
 - Results are str/int/list or the frozen dataclasses of `f2b.protocol` (re-exported here).
 - Use one object from one event loop; ``aclose()`` empties the pool, the object stays usable.
 - Blocking code (f2bconfig's engine in a worker thread, the private servers' start-up probes, scripts) uses
-  `BlockingFail2Ban`, a synchronous facade over this very client: the process's one client, limiter and
+  `f2b.blocking.BlockingFail2Ban`, a synchronous facade over this very client: the process's one client, limiter and
   deadlines. There is no second socket client.
 
 fail2ban 1.0.2 behaviour (measured):
@@ -36,8 +36,6 @@ call); ``fail2ban-client status sshd`` 39 ms (interpreter start + imports).
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import os
 import pickle
@@ -46,16 +44,14 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 
 import errors
 from f2b import protocol
 from f2b.connection import Connection, ReplyTooLarge, connect
 from f2b.protocol import BanTime, JailConfig, JailStatus, ServerSummary, UnknownJail
 
-__all__ = ["BanTime", "BlockingFail2Ban", "Fail2Ban", "Fail2BanCommandError", "Fail2BanUnavailable", "JailConfig",
-           "JailNotFound", "JailStatus", "ServerSummary", "sync_call"]
+__all__ = ["BanTime", "Fail2Ban", "Fail2BanCommandError", "Fail2BanUnavailable", "JailConfig", "JailNotFound",
+           "JailStatus", "ServerSummary"]
 
 
 class Fail2BanUnavailable(errors.Unavailable):
@@ -427,55 +423,3 @@ class Fail2Ban:
     async def logtarget(self) -> str:
         """Where fail2ban logs: a file path, or SYSLOG, STDOUT, STDERR, SYSTEMD-JOURNAL."""
         return str(await self.call("get", "logtarget"))
-
-
-class BlockingFail2Ban:
-    """A synchronous facade over `Fail2Ban` for blocking code: each call is the async client's own `call` or
-    `reply` (its timeouts, pool, concurrency limit and errors).
-
-    With ``token`` (`of`: made on the event loop that owns ``client``) a call from any other thread runs on that
-    loop (anyio.from_thread), so a worker thread shares the process's one client and limiter. Without one (a
-    script, a test's child process, a start-up probe: no event loop of bangui's) each call runs in an event loop
-    of its own on a fresh client like ``client`` (same socket and timeout, nothing pooled across calls).
-    """
-
-    def __init__(self, client: Fail2Ban, token: anyio.lowlevel.EventLoopToken | None = None) -> None:
-        self.client = client
-        self.token = token
-
-    @classmethod
-    def of(cls, client: Fail2Ban) -> BlockingFail2Ban:
-        """The facade of the running event loop's ``client`` (call this on that loop)."""
-        return cls(client, anyio.lowlevel.current_token())
-
-    @property
-    def socket_path(self) -> str:
-        return self.client.socket_path
-
-    def call(self, *args: str) -> Any:
-        return self._run(Fail2Ban.call, args)
-
-    def reply(self, *args: str) -> tuple[int, Any]:
-        return self._run(Fail2Ban.reply, args)
-
-    def _run(self, method: Any, args: tuple[str, ...]) -> Any:
-        if self.token is not None:
-            return anyio.from_thread.run(method, self.client, *args, token=self.token)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # no event loop in this thread: the usual case
-            return anyio.run(self._alone, method, args)
-        # Called by blocking code inside a running loop (a private server's start-up in an async test): it blocks
-        # that loop as any blocking call would, while its own loop runs in a thread beside it.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(anyio.run, self._alone, method, args).result()
-
-    async def _alone(self, method: Any, args: tuple[str, ...]) -> Any:
-        client = Fail2Ban(self.client.socket_path, self.client.timeout, max_idle=0)
-        return await method(client, *args)
-
-
-def sync_call(socket_path: str, *args: str, timeout: float = 2.0) -> tuple[int, Any]:
-    """One blocking command outside any event loop of bangui's (start-up probes, tests, benchmarks): fail2ban's
-    reply as it is (`Fail2Ban.reply`); `Fail2BanUnavailable` when fail2ban cannot be reached."""
-    return BlockingFail2Ban(Fail2Ban(socket_path, timeout)).reply(*args)

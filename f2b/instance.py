@@ -30,7 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from f2b.client import Fail2BanUnavailable, sync_call
+from f2b.blocking import sync_call
+from f2b.client import Fail2BanUnavailable
 
 DEMO_DIR = Path(__file__).with_name("demo")
 STOCK_DIR = Path("/etc/fail2ban")

@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from errors import Unavailable
-from f2b.client import BlockingFail2Ban, Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
+from f2b.blocking import BlockingFail2Ban
+from f2b.client import Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
 from f2b.protocol import parse_jail_list
 from f2bconfig import catalogue, files, journal, runtime, tools
 from f2bconfig.changes import ChangeLog

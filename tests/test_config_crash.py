@@ -23,7 +23,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.stock import StockConfigServer, stock_started
 from f2bconfig import journal, override
 from f2bconfig.changes import ChangeLog

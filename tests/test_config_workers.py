@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.stock import StockConfigServer
 from f2bconfig import override
 from store import Store

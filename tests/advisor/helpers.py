@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from tests.fixtures.advisor_host import AdvisorServer, FixtureHost, advisor_api
 from tests.fixtures.app import Api
 from tests.fixtures.waiting import wait_for

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from settings import Settings
 from store import Store
 from tests.browser.conftest import Browser, login

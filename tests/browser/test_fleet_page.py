@@ -16,7 +16,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from tests.browser.conftest import PHONE, Browser, login, report
 from tests.fleet.conftest import PASSWORD as FLEET_PASSWORD
 from tests.fleet.conftest import Fleet, dump, start_fleet

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import PrivateServer
 from tests.fixtures.processes import free_port
 

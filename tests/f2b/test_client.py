@@ -16,15 +16,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from f2b.client import (
-    FEW_ADDRESSES,
-    BlockingFail2Ban,
-    Fail2Ban,
-    Fail2BanCommandError,
-    Fail2BanUnavailable,
-    JailNotFound,
-    sync_call,
-)
+from f2b.blocking import BlockingFail2Ban, sync_call
+from f2b.client import FEW_ADDRESSES, Fail2Ban, Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
 from f2b.instance import PrivateServer
 from f2b.protocol import TERMINATOR
 

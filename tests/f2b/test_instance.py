@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import f2b.instance as instance
-from f2b.client import Fail2BanUnavailable, sync_call
+from f2b.blocking import sync_call
+from f2b.client import Fail2BanUnavailable
 from f2b.instance import JailSpec, PrivateServer, PrivateServerError
 
 

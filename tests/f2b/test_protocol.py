@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import PrivateServer
 from f2b.protocol import (
     TERMINATOR,

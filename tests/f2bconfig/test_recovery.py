@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.stock import StockConfigServer
 from f2bconfig import journal
 from tests.fixtures.app import Api
@@ -17,7 +17,8 @@ from tests.fixtures.app import Api
 DIES_BEFORE_RELOAD = textwrap.dedent("""
     import os, signal, sys
     from f2bconfig import operations, tools
-    from f2b.client import BlockingFail2Ban, Fail2Ban
+    from f2b.client import Fail2Ban
+    from f2b.blocking import BlockingFail2Ban
     from f2bconfig.engine import Engine
 
     def die(*args, **kwargs):

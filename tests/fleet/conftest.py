@@ -14,7 +14,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import PrivateServer
 from tests.fixtures.processes import ServerProcess
 from tests.fixtures.redis import RedisServer

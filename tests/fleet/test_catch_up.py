@@ -13,7 +13,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from tests.fixtures.fleet_watch import file_version, known_bans
 from tests.fixtures.waiting import wait_for
 from tests.fleet.conftest import Fleet, Host, add_host, dump, start_fleet

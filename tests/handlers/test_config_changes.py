@@ -13,7 +13,8 @@ from actions.config import update_jail
 from core.actor import cli
 from core.deps import Deps
 from errors import InvalidInput
-from f2b.client import Fail2Ban, sync_call
+from f2b.blocking import sync_call
+from f2b.client import Fail2Ban
 from f2b.stock import StockConfigServer
 from f2bconfig import tools
 from tests.fixtures.app import Api

@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.stock import StockConfigServer
 from f2bconfig import override
 from tests.fixtures.app import Api

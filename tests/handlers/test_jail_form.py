@@ -4,7 +4,7 @@ a copy of the Debian configuration."""
 
 from __future__ import annotations
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.stock import StockConfigServer
 from tests.fixtures.app import Api
 from tests.fixtures.f2b_config import conf_hashes

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from f2b.client import sync_call
+from f2b.blocking import sync_call
 from f2b.instance import PrivateServer
 from handlers.logs import MAX_STREAMS
 from tests.fixtures.app import Api
