@@ -132,8 +132,12 @@ def test_a_log_the_engine_cannot_read_is_403_log_unreadable_not_a_traceback(tmp_
         log = shared / "auth.log"
         log.write_text("Nov 28 09:39:11 host sshd[1001]: Failed password for root from 192.0.2.7 port 40000 ssh2\n")
         log.chmod(0o640)  # root:root, like root:adm for a bangui outside group adm
+        # the engine script from where uid 65534 can read it (a checkout in a 0700 dir, as CI's, is out of reach)
+        engine = shared / ENGINE.name
+        shutil.copyfile(ENGINE, engine)
+        engine.chmod(0o644)
         proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", interpreter(),
-                                 str(ENGINE), "filter-test"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 str(engine), "filter-test"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=fail2ban_env(), cwd="/")
         request = {"command": "filter-test", "config_dir": "/nonexistent", "failregex": ["<HOST>"],
                    "ignoreregex": [], "datepattern": None, "logpath": str(log), "max_matches": 10,
