@@ -38,7 +38,13 @@ def _origin(archived: str) -> str:
 
 async def decisions(ctx: JobContext) -> None:
     await sync(ctx.deps)
-    await offload(ctx.deps.store.decisions.trim)
+    store = ctx.deps.store
+    if not await offload(store.decisions.trim_due):
+        return
+    # fleet mode: a bouncer may come back through this host after polling others (store/decisions.py `trim`); the
+    # fleet's bouncer records are read before the trim's transaction, never inside it
+    fleet_pulled_since = await offload(store.bouncers.oldest_pull) if ctx.deps.settings.fleet_url else None
+    await offload(store.decisions.trim, True, fleet_pulled_since)
 
 
 async def sync(deps: Deps, full: bool = False) -> None:

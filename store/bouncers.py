@@ -75,6 +75,11 @@ class Bouncers:
                                                     user_agent=user_agent[:200],
                                                     last_host=host or current.get("last_host")))
 
+    def oldest_pull(self) -> float | None:
+        """The earliest last poll of any bouncer that has polled (None: none has)."""
+        pulls = [r["last_pull"] for r in self.list() if r["last_pull"] is not None]
+        return min(pulls) if pulls else None
+
     def list(self) -> list[dict[str, Any]]:
         out = []
         for name_key in list(self.cache.iterkeys()):

@@ -15,7 +15,8 @@ so any worker, after any restart, answers a bouncer's next poll from where its p
 - Fleet mode: each host keeps its own view and positions; a bouncer whose previous poll another host answered
   (its record in the fleet's store says which) is resynced here: every current decision in `new`, and in
   `deleted` what this host saw end since that poll (less `MOVED_MARGIN_S`): the shared jails hold the same bans
-  on every host, and bouncers delete by value.
+  on every host, and bouncers delete by value. This host keeps what ended since the fleet's oldest bouncer poll
+  (the bouncers' records are the fleet's), so a bouncer away longer than the retention is still told.
 """
 
 from __future__ import annotations
@@ -103,9 +104,14 @@ class Decisions:
         with self.view.transaction() as conn:
             conn.execute("DELETE FROM positions WHERE bouncer = ?", (bouncer,))
 
-    def trim(self, force: bool = False) -> None:
+    def trim_due(self) -> bool:
+        return self.view.clock() - float(self.view.meta("trimmed_at") or 0.0) >= TRIM_EVERY_S
+
+    def trim(self, force: bool = False, fleet_pulled_since: float | None = None) -> None:
         """Drop changes older than the retention (new decisions) and lifted ones every known bouncer has passed
-        (or older than GONE_KEEP_S). Runs at most every TRIM_EVERY_S unless `force`."""
+        (or older than GONE_KEEP_S). Runs at most every TRIM_EVERY_S unless `force`. `fleet_pulled_since` (fleet
+        mode): the oldest last poll of the fleet's bouncers, which this host's positions do not all know: lifted
+        ones since then stay, for a bouncer that comes back through this host (`pull`'s `moved_since`)."""
         now = self.view.clock()
         with self.view.transaction() as conn:
             if not force and now - float(self.view.meta("trimmed_at", conn) or 0.0) < TRIM_EVERY_S:
@@ -116,8 +122,9 @@ class Decisions:
                 return
             slowest = conn.execute("SELECT min(seq) FROM positions").fetchone()[0]
             passed = cutoff if slowest is None else min(cutoff, int(slowest))
-            conn.execute("DELETE FROM changes WHERE seq <= ? AND (gone = 0 OR seq <= ? OR at < ?)",
-                         (cutoff, passed, now - GONE_KEEP_S))
+            kept_from = now if fleet_pulled_since is None else fleet_pulled_since - MOVED_MARGIN_S
+            conn.execute("DELETE FROM changes WHERE seq <= ? AND (gone = 0 OR (seq <= ? AND at < ?) OR at < ?)",
+                         (cutoff, passed, kept_from, now - GONE_KEEP_S))
             BanView._set(conn, "trimmed", max(int(cutoff), int(self.view.meta("trimmed", conn) or 0)))
 
 

@@ -140,6 +140,25 @@ def test_a_bouncer_whose_previous_poll_another_fleet_host_answered_is_resynced_w
     assert api.store.decisions.pull("edge", startup=False) == ([], [])  # from then on, this host's position
 
 
+def test_a_bouncer_away_longer_than_the_retention_that_moved_hosts_still_gets_what_ended(api: Api) -> None:
+    """Fleet mode: this host's positions do not know a bouncer that polled other hosts; the lifted bans since the
+    fleet's oldest bouncer poll survive the trim, so that bouncer, back here after more than the retention, is told
+    to delete them (store/decisions.py `trim`, jobs/decisions.py)."""
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1", "192.0.2.2"]})
+    publish(api)
+    polled_elsewhere = api.store.clock()
+    api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.1")
+    publish(api)
+    api.store.decisions.retention_s = 0.0
+    api.store.decisions.trim(force=True, fleet_pulled_since=polled_elsewhere)
+    new, deleted = api.store.decisions.pull("edge", startup=False, moved_since=polled_elsewhere)
+    assert {row[2] for row in new} == {"192.0.2.2"} and {row[2] for row in deleted} == {"192.0.2.1"}
+    # without the fleet's oldest poll (one host), a lifted ban nobody here needs is trimmed
+    api.store.decisions.trim(force=True)
+    _, deleted = api.store.decisions.pull("other", startup=False, moved_since=polled_elsewhere)
+    assert deleted == []
+
+
 def test_unbans_and_expiries_are_deleted_in_every_path(api: Api) -> None:
     """Through bangui (at once), behind bangui's back (fail2ban unbans or expires: at the next sync), polled
     incrementally, and after a resync for a second bouncer that was away."""
