@@ -16,6 +16,7 @@ replica (store/replica.py) while it does not (issue 21 items 1 and 5).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 import anyio
 
 from store.base import offload
-from store.redis_backend import FleetUnavailable, RedisCache
+from store.redis_backend import BREAKER_S, FleetUnavailable, RedisCache
 from store.replica import HOST_LOCAL, Replica
 
 T = TypeVar("T")
@@ -35,7 +36,9 @@ def identity_change_refused(reason: FleetUnavailable) -> FleetUnavailable:
     return FleetUnavailable(f"{reason.message}; meanwhile this host serves from its replica of the fleet's "
                             "identity, and changes to users, roles, passwords, tokens and sessions everywhere are "
                             "refused: they must reach every host or not happen", details=dict(reason.details or {},
-                                                                                         degraded=True))
+                                                                                         degraded=True),
+                            # a process that saw Redis fail keeps off it for BREAKER_S, then tries again
+                            headers={"Retry-After": str(math.ceil(BREAKER_S))})
 
 
 class FleetCache:
