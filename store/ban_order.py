@@ -84,7 +84,7 @@ class Order:
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
             raise _invalid("not a cursor of this query (use next_cursor as answered)") from None
         if kind != self.kind:
-            if kind in _KINDS:
+            if isinstance(kind, str) and kind in _KINDS:
                 raise _invalid(f"made for {_KINDS[kind]}, not for this query's {self.describe()} (a cursor "
                                "continues the sort and order it was answered with)")
             raise _invalid("not a cursor of this query (use next_cursor as answered)")

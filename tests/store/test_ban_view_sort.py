@@ -143,7 +143,9 @@ def test_a_cursor_continues_only_its_own_sort_and_order(tmp_path: Path) -> None:
             view.page(limit=3, cursor=cursor, **other)
         assert caught.value.code == "invalid_cursor" and "sort=expires_at&order=asc" in caught.value.message
     for bad in ("nonsense", base64.urlsafe_b64encode(b'["expires_at","x","00","sshd"]').decode(),
-                base64.urlsafe_b64encode(b'["expires_at",1.0,"00"]').decode()):
+                base64.urlsafe_b64encode(b'["expires_at",1.0,"00"]').decode(),
+                base64.urlsafe_b64encode(b'[["k"],"00","sshd"]').decode(), base64.urlsafe_b64encode(b"7").decode(),
+                "\u00e9t\u00e9"):
         with pytest.raises(InvalidInput) as caught:
             view.page(limit=3, cursor=bad, sort="expires_at")
         assert caught.value.code == "invalid_cursor"
