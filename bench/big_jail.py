@@ -8,6 +8,7 @@ call), and `bangui serve --workers 2` (the leader's `decisions` job keeps the vi
 Over one keep-alive connection with a viewer token, `--requests` times each (p50, p95, answer size):
   - `GET /api/v1/bans?jail=web&limit=100`, walking the pages with `next_cursor` (restarting at the end);
   - the same filtered by `prefix=10.64.1` and by `network=10.64.128.0/20`;
+  - the same sorted by `sort=expires_at` (its first page), and `sort=banned_at&order=desc` walking its pages;
   - `GET /api/v1/jails/web` (its bans paged, 100), `GET /api/v1/jails`, `GET /api/v1/ips/10.64.1.1`;
 and the RSS of each worker before and after all of them. "before": what the same answer cost the code before the
 view, measured as the fail2ban calls it made per request alone (a lower bound of its answer; the whole answer was
@@ -95,19 +96,24 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(20):  # warm each worker (keep-alive connections land on one; new ones spread)
                 httpx.get(server.url + "/api/v1/jails", headers={"Authorization": f"Bearer {token}"})
             rss_before = {pid: rss_mb(pid) for pid in workers}
-            cursor: list[str | None] = [None]
+            def pages(url: str) -> Callable[[], int]:
+                """Each call the next page of `url` (the first again after the last)."""
+                cursor: list[str | None] = [None]
 
-            def page() -> int:
-                reply = client.get(PAGE + (f"&cursor={cursor[0]}" if cursor[0] else ""))
-                cursor[0] = reply.json()["next_cursor"]
-                return len(reply.content)
+                def page() -> int:
+                    reply = client.get(url + (f"&cursor={cursor[0]}" if cursor[0] else ""))
+                    cursor[0] = reply.json()["next_cursor"]
+                    return len(reply.content)
+                return page
 
             def get(url: str) -> Callable[[], int]:
                 return lambda: len(client.get(url).content)
 
             n = args.requests
             results = {
-                "page": timed(n, page),
+                "page": timed(n, pages(PAGE)),
+                "sorted": timed(n, get(PAGE + "&sort=expires_at")),
+                "sorted_pages": timed(n, pages(PAGE + "&sort=banned_at&order=desc")),
                 "prefix": timed(n, get(PAGE + "&prefix=10.64.1")),
                 "network": timed(n, get(PAGE + "&network=10.64.128.0/20")),
                 "jail": timed(n, get("/api/v1/jails/web")),
@@ -127,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                "ip": before(socket, args.before, ("banned", "10.64.1.1"), with_time)}
     rows = []
     targets = {"page": ("GET /bans?jail=web&limit=100 (cursor pages)", 20, 100),
+               "sorted": ("GET /bans?jail=web&limit=100&sort=expires_at (first page)", 20, 100),
+               "sorted_pages": ("GET /bans?jail=web&limit=100&sort=banned_at&order=desc (cursor pages)", 20, 100),
                "prefix": ("GET /bans?jail=web&limit=100&prefix=10.64.1", 20, 100),
                "network": ("GET /bans?jail=web&limit=100&network=10.64.128.0/20", 20, 100),
                "jail": ("GET /jails/web (bans paged, 100)", 50, 200),

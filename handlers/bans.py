@@ -65,7 +65,8 @@ async def get_ip(call: Call) -> dict[str, Any]:
 
 routes = [
     route("GET", "/bans", list_bans, Role.viewer,
-          "Current bans across jails (optionally ?jail=), in pages with ?limit= (from the view of current bans).",
+          "Current bans across jails (optionally ?jail=), in pages with ?limit= (from the view of current bans), "
+          "ordered by ?sort= and ?order= across every page.",
           query={"jail": "only this jail", **QUERY}, response=BanList),
     route("DELETE", "/bans/{ip:path}", unban_everywhere, Role.operator,
           "Unban an address, or every ban inside a network (at most /8 or /16), in every jail. Fleet mode: as "

@@ -112,7 +112,8 @@ async def unban_ip(call: Call) -> dict[str, Any]:
 routes = [
     route("GET", "/jails", list_jails, Role.viewer, "Jails with their counters."),
     route("GET", "/jails/{jail}", get_jail, Role.viewer,
-          "One jail: counters, settings, and a page of its current bans (?limit=, default 100; ?cursor=).",
+          "One jail: counters, settings, and a page of its current bans (?limit=, default 100; ?cursor=; "
+          "?sort=, ?order=).",
           response=JailDetail, query=QUERY),
     route("POST", "/jails/{jail}/bans", ban_ips, Role.operator,
           "Ban addresses/networks in a jail (all valid or none).", body=BanRequest, response=BanResult,

@@ -11,6 +11,7 @@ import msgspec
 from core.roles import Role
 from handlers.api import ADDRESS_SCHEMA, ApiRoute, Call, route
 from store.audit import OUTCOMES
+from store.ban_order import ORDERS, SORTS
 
 _REF = "#/components/schemas/{name}"
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
@@ -40,6 +41,8 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string", "maxLength": 200},
     "format": {"type": "string", "enum": ["csv", "json"]},
     "range": {"type": "string", "enum": ["24h", "7d", "30d", "365d"]},
+    "sort": {"type": "string", "enum": list(SORTS)},  # the pages of current bans' (store/ban_order.py)
+    "order": {"type": "string", "enum": list(ORDERS)},
 }
 _NAMES = {
     "users": {"type": "string", "pattern": _NAME},

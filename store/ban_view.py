@@ -20,8 +20,6 @@ one; a ban whose end moved (a re-ban, bantime increment) is the old decision gon
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import os
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import InvalidInput
+from store.ban_order import MISSING, SORT_COLUMNS, Order
 from store.base import Clock, bound_wal
 from store.connections import PerThread
 from store.history_schema import address_with_key, key_range
@@ -63,6 +62,10 @@ CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counts(jail TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 """
 COLUMNS = "id, jail, ip, banned_at, expires_at, origin"
+# The sorted pages (store/ban_order.py): a generated column per time, a missing time as +inf, and its indexes in a
+# jail and across jails. Added to a file of an older bangui in place (virtual columns: nothing is rewritten).
+SORT_INDEXES = {**{f"bans_jail_{column}": f"jail, {column}, key" for column in SORT_COLUMNS.values()},
+                **{f"bans_{column}": f"{column}, key, jail" for column in SORT_COLUMNS.values()}}
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class BanView:
         self._connections = PerThread(self._connect)
         self.nowait = NoWait(self._connect)  # store/inline.py: a small direct change on the event loop
         self.conn().executescript(SCHEMA)
+        self._add_sort_columns()
 
     @classmethod
     def in_dir(cls, data_dir: Path | str, clock: Clock) -> BanView:
@@ -109,6 +113,26 @@ class BanView:
         conn.execute("PRAGMA synchronous = NORMAL")  # a lost commit is re-read from fail2ban by the next sync
         bound_wal(conn, self.path)  # a WAL that cannot fill a small data disk by itself (store/base.py)
         return conn
+
+    def _add_sort_columns(self) -> None:
+        """The generated columns and indexes of the sorted pages, in a file that lacks them (once per file: every
+        process opening the view checks, one adds them in a write transaction)."""
+        def present(conn: sqlite3.Connection) -> bool:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'bans'")}
+            return SORT_INDEXES.keys() <= names
+
+        if present(self.conn()):
+            return
+        with self.transaction() as conn:
+            if present(conn):
+                return
+            have = {row[1] for row in conn.execute("PRAGMA table_xinfo(bans)")}
+            for time, column in SORT_COLUMNS.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE bans ADD COLUMN {column} REAL "
+                                 f"GENERATED ALWAYS AS (ifnull({time}, {MISSING})) VIRTUAL")
+            for name, columns in SORT_INDEXES.items():
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON bans({columns})")
 
     def conn(self) -> sqlite3.Connection:
         return self.nowait.conn() if self.nowait.active() else self._connections.get()
@@ -295,9 +319,10 @@ class BanView:
     # -- reads -----------------------------------------------------------------------------------------------
 
     def page(self, jail: str | None = None, limit: int | None = None, cursor: str | None = None,
-             prefix: str | None = None, network: str | None = None) -> Page:
-        """The current bans that match, in address order (with `prefix`: in text order), `limit` at a time
-        after `cursor` (None: all of them)."""
+             prefix: str | None = None, network: str | None = None, sort: str | None = None,
+             order: str | None = None) -> Page:
+        """The current bans that match, `limit` at a time after `cursor` (None: all of them), in the order of
+        `sort` and `order` (store/ban_order.py; the default: address order, with `prefix` alone text order)."""
         where: list[str] = []
         params: list[Any] = []
         if jail is not None:
@@ -311,8 +336,7 @@ class BanView:
             text = prefix_text(prefix)
             where.append("ip >= ? AND ip < ?")
             params += [text, text[:-1] + chr(ord(text[-1]) + 1)]
-        order = "t" if prefix is not None and network is None else "k"
-        column = "ip" if order == "t" else "key"
+        ordered = Order.of(sort, order, text=prefix is not None and network is None)
         filters = " AND ".join(where) or "1"
         with self.reading() as conn:
             if prefix is None and network is None:  # kept per jail: a count of 100,000 rows took ~10 ms
@@ -322,15 +346,13 @@ class BanView:
                 total = int(conn.execute(f"SELECT count(*) FROM bans WHERE {filters}", params).fetchone()[0])
             after, after_params = "", []
             if cursor is not None:
-                value, last_jail = decode_cursor(cursor, order)
-                after = f" AND ({column} > ? OR ({column} = ? AND jail > ?))"
-                after_params = [value, value, last_jail]
-            sql = (f"SELECT {COLUMNS}, {column} FROM bans WHERE {filters}{after} ORDER BY {column}, jail"
-                   + (" LIMIT ?" if limit is not None else ""))
+                after, after_params = " AND " + ordered.after(), ordered.values(cursor)
+            sql = (f"SELECT {COLUMNS}, {', '.join(ordered.columns)} FROM bans WHERE {filters}{after} "
+                   f"ORDER BY {ordered.order_by()}" + (" LIMIT ?" if limit is not None else ""))
             rows = conn.execute(sql, params + after_params + ([limit + 1] if limit is not None else [])).fetchall()
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows
-        next_cursor = encode_cursor(order, rows[-1][6], rows[-1][1]) if more else None
+        next_cursor = ordered.cursor(rows[-1][6:]) if more else None
         return Page([ViewBan(*row[:6]) for row in rows], next_cursor, total)
 
     def of_address(self, ip: str) -> list[ViewBan]:
@@ -377,21 +399,3 @@ def prefix_text(prefix: str) -> str:
         raise InvalidInput("prefix: the beginning of an address, such as 10.64. or 2001:db8:",
                            code="invalid_prefix", details={"field": "prefix"})
     return text
-
-
-def encode_cursor(order: str, value: bytes | str, jail: str) -> str:
-    shown = value.hex() if isinstance(value, bytes) else value
-    raw = json.dumps([order, shown, jail], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, order: str) -> tuple[bytes | str, str]:
-    """(last value, last jail) of a cursor made for the same kind of query; 400 otherwise."""
-    try:
-        kind, value, jail = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if kind != order or not isinstance(value, str) or not isinstance(jail, str):
-            raise ValueError
-        return (bytes.fromhex(value) if kind == "k" else value), jail
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor of this query (use next_cursor as answered)",
-                           code="invalid_cursor", details={"field": "cursor"}) from None

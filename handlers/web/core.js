@@ -448,15 +448,24 @@ export const unbanBtn = (ip, jail, then, label = 'Unban') => action(label, async
 // columns: [label, row => cell, className?, row => sort key?]; a column with a sort key gets a header
 // button that sorts by it. At most ROW_LIMIT rows are drawn unless asked for all. Rows are built into a
 // fragment and attached once (one layout for the whole table). `sort` ({by, desc}, kept by the caller) keeps the
-// user's order across the redraws of a refreshing view.
+// user's order across the redraws of a refreshing view. With `sort.server` (a function (column, desc)) the rows
+// come in the server's order and a header click asks the server for another (`sort.server`, then the caller
+// redraws): the sort key of a column is then the name of the server's order (pages of current bans, where a page
+// sorted alone would mislead).
 export function table(rows, columns, empty = 'Nothing here.', first = ROW_LIMIT, sort = null) {
   const wrap = h('div', { class: 'tablewrap' });
   let sortBy = sort ? sort.by : -1, desc = sort ? sort.desc : false, limit = first;
+  const server = sort && sort.server;
+  const pick = (i) => {
+    const d = sortBy === i ? !desc : false;
+    if (server) { server(i, d); return; }
+    desc = d; sortBy = i; draw();
+  };
   const draw = () => {
     if (sort) Object.assign(sort, { by: sortBy, desc });
     if (!rows.length) { wrap.replaceChildren(muted(empty)); return; }
     let list = rows;
-    if (sortBy >= 0) {
+    if (sortBy >= 0 && !server) {
       const key = columns[sortBy][3];
       list = rows.map((r) => [key(r), r]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
       if (desc) list.reverse();
@@ -464,7 +473,7 @@ export function table(rows, columns, empty = 'Nothing here.', first = ROW_LIMIT,
     const shown = list.length > limit ? list.slice(0, limit) : list;
     const head = h('tr', {}, columns.map(([label0, , cls, key], i) => { const label = label0 || h('span', { class: 'sr-only' }, 'Actions'); return h('th', {
       scope: 'col', class: cls, 'aria-sort': i === sortBy ? (desc ? 'descending' : 'ascending') : null,
-    }, key ? h('button', { type: 'button', class: 'sort', onclick: () => { desc = sortBy === i ? !desc : false; sortBy = i; draw(); } },
+    }, key ? h('button', { type: 'button', class: 'sort', 'data-col': i, onclick: () => pick(i) },
       label, i === sortBy ? (desc ? ' ▼' : ' ▲') : '') : label); }));
     const body = document.createElement('tbody');
     const frag = document.createDocumentFragment();

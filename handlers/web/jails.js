@@ -1,7 +1,7 @@
 // One jail (counters, controls, settings, ignore list, bans), current bans, and the IP view.
 import {
-  h, api, state, alive, may, box, card, kv, num, dur, time, expires, muted, table, filtered, field, onSubmit, action,
-  notice, showError, actingOn, unbanBtn, ipLink, jailLink, link, hash, country, statusBadge, matches, plural, VIEWS,
+  h, api, state, alive, may, box, card, kv, num, dur, time, expires, muted, table, field, onSubmit, action,
+  notice, actingOn, unbanBtn, ipLink, jailLink, link, hash, country, statusBadge, matches, plural, VIEWS,
 } from './core.js';
 import { jailList } from './more.js';
 
@@ -56,35 +56,56 @@ VIEWS.jails = async (main, args, ctx) => {
     });
     main.append(box('Ban', form));
   }
-  const cols = [['Address', (r) => ipLink(r.ip), '', (r) => r.ip],
-    ...(j.banned.some((r) => 'country' in r) ? [['Country', (r) => country(r.country), 'hide-sm', (r) => r.country || '']] : []),
-    ['Banned', (r) => time(r.banned_at), 'hide-sm', (r) => r.banned_at || ''], ['Expires', (r) => expires(r.expires_at), '', (r) => r.expires_at || '~']];
-  if (may('unban', 'operator')) cols.push(['', (r) => unbanBtn(r.ip, j.name, rerender)]);
-  const bannedNow = (x) => [h('div', { class: 'row spread' }, h('h2', {}, 'Banned now (' + num(x.banned.length) + ')'),
-    x.banned.length && may('jailUnbanAll') ? action('Unban all', async () => {
-      if (!confirm('Unban all ' + x.banned.length + ' addresses in ' + x.name + '?')) return;
-      const r = await api('jailUnbanAll', { params: { jail: x.name } });
-      rerender();
-      notice('Unbanned ' + num(r.unbanned) + ' in ' + x.name + '.');
-    }, 'danger small', 'Unban all addresses in ' + x.name) : null),
-  filtered(x.banned, cols, ['ip', 'country'], 'No address is banned in this jail.')];
-  const section = h('section', { class: 'box', 'aria-label': 'Banned now' }, bannedNow(j));
-  main.append(section);
-  // live events (a ban or unban from anywhere, the leader's sync): the counters and the bans follow in place; the
-  // forms above keep what is typed in them, a filter typed over the bans is kept
-  let key = JSON.stringify([j.currently_banned, j.total_banned, j.currently_failed, j.total_failed, j.banned]);
+  // its current bans, a page at a time in the server's order (banPages), filtered by address prefix or network on
+  // the server: one page sorted or filtered alone would mislead
+  const cols = [['Address', (r) => ipLink(r.ip), '', 'address'],
+    ...(j.banned.some((r) => 'country' in r) ? [['Country', (r) => country(r.country), 'hide-sm']] : []),
+    ['Banned', (r) => time(r.banned_at), 'hide-sm', 'banned_at'], ['Expires', (r) => expires(r.expires_at), '', 'expires_at']];
+  // after an unban the same sort and page again (a rerender would start over in address order)
+  if (may('unban', 'operator')) cols.push(['', (r) => unbanBtn(r.ip, j.name, () => state.refreshNow())]);
+  const pages = banPages(cols);
+  const search = h('input', { type: 'search', spellcheck: 'false', autocapitalize: 'none', placeholder: '203.0.113. or 198.51.100.0/24',
+    'aria-label': 'Filter the bans: address starts with, or network' });
+  const filter = () => { const v = search.value.trim(); return v.includes('/') ? { network: v } : v ? { prefix: v } : {}; };
+  const head = h('div', { class: 'row spread' }), out = h('div');
+  const prev = h('button', { type: 'button', class: 'secondary small' }, 'Previous page');
+  const next = h('button', { type: 'button', class: 'secondary small' }, 'Next page');
+  const pager = h('div', { class: 'row pager' }, prev, next);
+  pages.pager(prev, next);
+  const searchRow = h('p', {}, search);
+  const draw = (x) => {
+    const total = x.bans_total ?? x.banned.length, many = x.currently_banned ?? total;
+    head.replaceChildren(h('h2', {}, 'Banned now (' + num(total) + ')'),
+      ...(many && may('jailUnbanAll') ? [action('Unban all', async () => {
+        if (!confirm('Unban all ' + num(many) + ' addresses in ' + x.name + '?')) return;
+        const r = await api('jailUnbanAll', { params: { jail: x.name } });
+        rerender();
+        notice('Unbanned ' + num(r.unbanned) + ' in ' + x.name + '.');
+      }, 'danger small', 'Unban all addresses in ' + x.name)] : []));
+    searchRow.hidden = many <= 10 && !search.value;
+    pages.answered(x.next_cursor);
+    prev.disabled = pages.page === 0;
+    next.disabled = !x.next_cursor;
+    pager.hidden = pages.page === 0 && !x.next_cursor;
+    swapTable(out, table(x.banned, cols, search.value ? 'No ban matches.' : 'No address is banned in this jail.', Infinity, pages.sort));
+  };
+  main.append(h('section', { class: 'box', 'aria-label': 'Banned now' }, head, searchRow, out, pager));
+  draw(j);
+  let typing = null;
+  search.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(() => { pages.first(); state.refreshNow(); }, 300); });
+  // live events (a ban or unban from anywhere, the leader's sync), a sort, a page, a filter: the counters and the
+  // bans follow in place; the forms above keep what is typed in them
+  let key = JSON.stringify([j.currently_banned, j.total_banned, j.currently_failed, j.total_failed, j.banned, j.next_cursor]);
   ctx.refresh = async () => {
-    const x = await api('jail', { params: { jail: name } });
+    const query = { ...filter(), ...pages.query() };
+    const x = await api('jail', { params: { jail: name }, query });
     if (!alive(ctx)) return;
-    const next = JSON.stringify([x.currently_banned, x.total_banned, x.currently_failed, x.total_failed, x.banned]);
-    if (next === key) return;
-    key = next;
+    if (!x.banned.length && pages.page > 0) { pages.first(); await ctx.refresh(); return; } // its last rows went
+    const now = JSON.stringify([x.currently_banned, x.total_banned, x.currently_failed, x.total_failed, x.banned, x.next_cursor, query]);
+    if (now === key) return;
+    key = now;
     counters.replaceChildren(cards(x));
-    const typed = section.querySelector('input[type=search]');
-    const q = typed ? typed.value : '';
-    section.replaceChildren(...bannedNow(x));
-    const again = section.querySelector('input[type=search]');
-    if (again && q) { again.value = q; again.dispatchEvent(new Event('input')); }
+    draw(x);
   };
 };
 
@@ -182,8 +203,9 @@ function ignoreList(j) {
 }
 
 // Current bans, one page at a time (issue 23 item 7): the server pages (limit, cursor) and filters (jail, address
-// prefix or network); the page never builds more than one page of rows, whatever the number of bans. Sorting is
-// within the page; an unban takes its row out in place and the focus moves to the next row's button.
+// prefix or network); the page never builds more than one page of rows, whatever the number of bans. A header click
+// sorts on the server, across every page (banPages); an unban takes its row out in place and the focus moves to the
+// next row's button.
 const PAGE_SIZES = [50, 100, 250, 500];
 VIEWS.bans = async (main, _args, ctx) => {
   const q = ctx.query || {};
@@ -201,12 +223,12 @@ VIEWS.bans = async (main, _args, ctx) => {
   main.append(title, form, count, out, pager);
   api('jails').then((r) => { for (const j of r.jails) jail.append(h('option', { value: j.name, selected: j.name === q.jail }, j.name)); }, () => {});
   if (q.jail) jail.append(h('option', { value: q.jail, selected: true }, q.jail));
-  const sort = { by: -1, desc: false };
-  let cursors = [null], page = 0, shown = [];
-  const cols = [['Address', (b) => ipLink(b.ip), 'nowrap', (b) => b.ip], ['Jail', (b) => jailLink(b.jail), 'nowrap', (b) => b.jail],
-    ['Country', (b) => country(b.country), 'hide-sm', (b) => b.country || ''],
-    ['Banned', (b) => time(b.banned_at, '—', 'hour'), 'hide-sm nowrap', (b) => b.banned_at || ''],
-    ['Expires', (b) => expires(b.expires_at, 'hour'), 'hide-sm nowrap', (b) => b.expires_at || '~']];
+  let shown = [];
+  const cols = [['Address', (b) => ipLink(b.ip), 'nowrap', 'address'], ['Jail', (b) => jailLink(b.jail), 'nowrap'],
+    ['Country', (b) => country(b.country), 'hide-sm'],
+    ['Banned', (b) => time(b.banned_at, '—', 'hour'), 'hide-sm nowrap', 'banned_at'],
+    ['Expires', (b) => expires(b.expires_at, 'hour'), 'hide-sm nowrap', 'expires_at']];
+  const pages = banPages(cols);
   const unbanned = (b) => (btn) => {
     // in place: the row goes, the focus goes to the next row's Unban (or the previous one's), the message goes
     // to the count above the table (the rows are redrawn by the live update that follows)
@@ -228,20 +250,22 @@ VIEWS.bans = async (main, _args, ctx) => {
   };
   let lastKey = '';
   const load = async () => {
-    const f = filters();
-    const r = await api('bans', { query: { ...f, cursor: cursors[page] } });
+    const f = filters(), page = pages.page;
+    const r = await api('bans', { query: { ...f, ...pages.query() } });
     if (!alive(ctx)) return;
     let bans = r.bans || [], total = r.total ?? null, more = r.next_cursor;
     if (r.next_cursor === undefined) {
-      // a server without paging answers every ban: filter and page here (still one page of rows at most)
+      // a server without paging answers every ban: filter, sort and page here (still one page of rows at most)
       const v = search.value.trim().toLowerCase();
       if (v && !v.includes('/')) bans = bans.filter((b) => b.ip.toLowerCase().startsWith(v));
+      bans = pages.sorted(bans);
       total = bans.length;
       const start = page * Number(f.limit);
       more = start + Number(f.limit) < bans.length ? 'local' : null;
       bans = bans.slice(start, start + Number(f.limit));
     }
-    cursors[page + 1] = more === 'local' ? null : more;
+    if (!bans.length && page > 0) { pages.first(); await load(); return; } // the page's last rows went
+    pages.answered(more);
     shown = bans;
     const first = page * Number(f.limit);
     title.textContent = 'Current bans' + (total != null ? ' (' + num(total) + ')' : '');
@@ -249,29 +273,63 @@ VIEWS.bans = async (main, _args, ctx) => {
     prev.disabled = page === 0;
     next.disabled = !more;
     pager.hidden = page === 0 && !more;
-    const key = JSON.stringify([f, page, bans]);
+    const key = JSON.stringify([f, page, pages.query(), bans]);
     if (key === lastKey) return;
     lastKey = key;
-    const a = document.activeElement;
-    const focusKey = a && out.contains(a) ? [a.tagName, a.getAttribute('aria-label'), a.textContent] : null;
-    out.replaceChildren(table(shown, cols, search.value || jail.value ? 'No ban matches.' : 'No address is banned right now.', Infinity, sort));
-    if (focusKey) {
-      for (const el of out.querySelectorAll(focusKey[0])) {
-        if (el.getAttribute('aria-label') === focusKey[1] && el.textContent === focusKey[2]) { el.focus({ preventScroll: true }); break; }
-      }
-    }
+    swapTable(out, table(shown, cols, search.value || jail.value ? 'No ban matches.' : 'No address is banned right now.', Infinity, pages.sort));
   };
-  const first = () => { cursors = [null]; page = 0; return load(); };
+  const first = () => { pages.first(); return state.refreshNow(); };
   onSubmit(form, first);
   let typing = null;
-  search.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(() => first().catch(showError), 300); });
-  jail.addEventListener('change', () => first().catch(showError));
-  size.addEventListener('change', () => first().catch(showError));
-  prev.addEventListener('click', () => { if (page > 0) { page--; load().catch(showError); } });
-  next.addEventListener('click', () => { page++; load().catch(showError); });
+  search.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(first, 300); });
+  jail.addEventListener('change', first);
+  size.addEventListener('change', first);
+  pages.pager(prev, next);
   ctx.refresh = load;
   await state.refreshNow();
 };
+
+// The server's order of a list of current bans and the cursors of its pages: sorting one page of 100,000 bans would
+// mislead ("which bans end soonest?"). `cols` name the server's order they sort by (address, banned_at,
+// expires_at: table's `sort.server`); a header click starts again from the first page in the new order, Previous and
+// Next walk the cursors that order answered. Every load goes through the view's refresh (one at a time, the last
+// state wins): a quick second click is not overtaken by the first one's answer.
+function banPages(cols) {
+  const p = { sort: { by: 0, desc: false }, cursors: [null], page: 0 };
+  const reload = () => state.refreshNow();
+  p.sort.server = (i, desc) => { Object.assign(p.sort, { by: i, desc }); p.first(); reload(); };
+  p.first = () => { p.cursors = [null]; p.page = 0; };
+  const cursor = () => (p.cursors[p.page] === 'local' ? null : p.cursors[p.page]);
+  p.query = () => ({ sort: cols[p.sort.by][3], order: p.sort.desc ? 'desc' : 'asc', cursor: cursor() });
+  p.answered = (next) => { p.cursors[p.page + 1] = next; };
+  p.hasNext = () => !!p.cursors[p.page + 1];
+  // an older server without sorts answers every ban: its rows sorted here, all of them (so still every page)
+  p.sorted = (rows) => {
+    const k = cols[p.sort.by][3];
+    if (k === 'address' && !p.sort.desc) return rows;
+    const at = (r) => (k === 'address' ? r.ip : r[k] ?? '~'); // no end: after every time
+    const list = [...rows].sort((a, b) => (at(a) < at(b) ? -1 : at(a) > at(b) ? 1 : 0));
+    return p.sort.desc ? list.reverse() : list;
+  };
+  p.pager = (prev, next) => {
+    prev.addEventListener('click', () => { if (p.page > 0) { p.page--; reload(); } });
+    next.addEventListener('click', () => { if (p.hasNext()) { p.page++; reload(); } });
+  };
+  return p;
+}
+
+// Replace a list's table; the focused control keeps the focus (a sort button by its column, whose arrow changed;
+// another by its label and text).
+function swapTable(out, next) {
+  const a = document.activeElement;
+  const mine = a && out.contains(a);
+  const col = mine && a.dataset.col != null ? a.dataset.col : null;
+  const key = mine && col == null ? [a.tagName, a.getAttribute('aria-label'), a.textContent] : null;
+  out.replaceChildren(next);
+  let back = col != null ? out.querySelector('button[data-col="' + col + '"]') : null;
+  if (key) back = [...out.querySelectorAll(key[0])].find((el) => el.getAttribute('aria-label') === key[1] && el.textContent === key[2]);
+  if (back) back.focus({ preventScroll: true });
+}
 
 // --- IP view: an address or a network, in words ---
 const isNetwork = (s) => s.includes('/');

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from f2b.blocking import sync_call
 from tests.fixtures.app import Api
 from tests.fixtures.waiting import wait_for
 
@@ -111,3 +112,50 @@ def test_fail2ban_s_own_bans_appear_within_one_sync_interval(api: Api, fail2ban:
     wait_for(lambda: api.call("viewer", "GET", "/bans?jail=sshd").json()["total"] == 1, timeout=15,
              what="fail2ban's ban in the view")
     assert api.call("viewer", "GET", "/ips/203.0.113.9").json()["banned_now"] is True
+
+
+def test_sorted_pages_order_every_ban_not_one_page(api: Api, fail2ban: Any) -> None:
+    """?sort=expires_at&order= over every page, across jails and in a jail (GET /bans and GET /jails/{jail}): the ban
+    that ends soonest comes first though its address is last; a permanent ban (fail2ban's bantime -1) comes last
+    ascending, first descending; a cursor keeps its sort and order."""
+    ban_all(api, "nginx-http-auth")  # 3600 s, addresses first
+    sync_call(str(fail2ban.socket), "set", "sshd-dummy", "bantime", "-1")
+    assert api.call("operator", "POST", "/jails/sshd-dummy/bans", json={"ips": ["10.0.0.1"]}).status_code == 200
+    assert api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["203.0.113.5"]}).status_code == 200
+    wait_for(lambda: [b["expires_at"] for b in api.call("viewer", "GET", "/bans?prefix=10.0.0.1").json()["bans"]]
+             == [None], timeout=15, what="the permanent ban confirmed by a sync")
+    everything = api.call("viewer", "GET", "/bans").json()["bans"]
+    assert [b["ip"] for b in everything].index("203.0.113.5") >= 20  # on the last page of 5 in address order
+    for order in ("asc", "desc"):
+        bans, answers = pages(api, f"/bans?limit=5&sort=expires_at&order={order}")
+        assert len(bans) == len(everything) == answers[0]["total"] == 26 and len(answers) == 6
+        assert len({(b["ip"], b["jail"]) for b in bans}) == 26
+        ends = [b["expires_at"] or "~" for b in bans]  # ISO times sort as text; none after every time
+        assert ends == sorted(ends, reverse=order == "desc")
+        soonest, permanent = (0, -1) if order == "asc" else (-1, 0)
+        assert (bans[soonest]["ip"], bans[soonest]["jail"]) == ("203.0.113.5", "sshd")
+        assert (bans[permanent]["ip"], bans[permanent]["expires_at"]) == ("10.0.0.1", None)
+    jail, _ = pages(api, "/jails/nginx-http-auth?limit=10&sort=address&order=desc", key="banned")
+    assert [b["ip"] for b in jail] == by_address(V4 + V6)[::-1]
+    banned_at, _ = pages(api, "/jails/nginx-http-auth?limit=10&sort=banned_at", key="banned")
+    assert {b["ip"] for b in banned_at} == set(V4 + V6) and len(banned_at) == 24
+    cursor = api.call("viewer", "GET", "/bans?limit=5&sort=expires_at").json()["next_cursor"]
+    for other in ("sort=expires_at&order=desc", "sort=banned_at", ""):
+        r = api.call("viewer", "GET", f"/bans?limit=5&{other}&cursor={cursor}")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor", other
+        assert "sort=expires_at&order=asc" in r.json()["error"]["message"]
+
+
+def test_an_unknown_sort_or_order_is_a_400_naming_the_allowed_values(api: Api) -> None:
+    for url in ("/bans?sort=jail", "/bans?limit=5&order=up", "/jails/sshd?sort=country", "/jails/sshd?order=DESC"):
+        r = api.call("viewer", "GET", url)
+        error = r.json()["error"]
+        field = "sort" if "sort=" in url else "order"
+        assert r.status_code == 400 and error["code"] == f"invalid_{field}", url
+        allowed = ["address", "banned_at", "expires_at"] if field == "sort" else ["asc", "desc"]
+        assert error["details"] == {"field": field, "allowed": allowed}
+    spec = api.call("viewer", "GET", "/openapi.json").json()
+    for path in ("/api/v1/bans", "/api/v1/jails/{jail}"):
+        params = {p["name"]: p["schema"] for p in spec["paths"][path]["get"]["parameters"]}
+        assert params["sort"]["enum"] == ["address", "banned_at", "expires_at"]
+        assert params["order"]["enum"] == ["asc", "desc"]
