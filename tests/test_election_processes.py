@@ -273,37 +273,35 @@ def test_run_now_is_run_by_the_leader_whichever_worker_receives_it(bangui_server
     leader_pid = health(server, auth)["leader"]["pid"]
     assert leader_pid in server.worker_pids()
 
-    # Keep-alive clients pinned to each worker (a connection is served by the worker that accepted it).
-    pinned: dict[int, httpx.Client] = {}
-    try:
-        for _ in range(100):
+    # A keep-alive connection is served by the worker that accepted it: one is opened to each worker right before
+    # its POST (one opened earlier may have idled past the keep-alive timeout on a loaded machine and come back
+    # through another worker).
+    def connection_to(pid: int) -> httpx.Client:
+        for _ in range(200):
             client = httpx.Client(base_url=server.url, headers=auth, timeout=5)
-            pid = client.get("/api/v1/health").json()["worker_pid"]
-            if pid in pinned:
-                client.close()
-            else:
-                pinned[pid] = client
-            if len(pinned) == 3:
-                break
-        assert set(pinned) == set(server.worker_pids()), f"could not reach every worker: {set(pinned)}"
+            if client.get("/api/v1/health").json()["worker_pid"] == pid:
+                return client
+            client.close()
+        raise AssertionError(f"could not reach worker {pid}")
 
-        latencies = {}
-        for pid, client in sorted(pinned.items(), key=lambda kv: kv[0] == leader_pid):  # followers first
+    latencies = {}
+    for pid in sorted(server.worker_pids(), key=lambda p: p == leader_pid):  # followers first
+        client = connection_to(pid)
+        try:
             count = len(read_runs(probe_file))
             sent = time.time()
             reply = client.post("/api/v1/jobs/probe/run")
             assert reply.status_code == 202, reply.text
             assert reply.json()["leader_pid"] == leader_pid
             assert client.get("/api/v1/health").json()["worker_pid"] == pid  # still the same connection
-            wait_for(lambda: len(read_runs(probe_file)) > count, 2.0,  # noqa: B023 (called at once)
+            wait_for(lambda: len(read_runs(probe_file)) > count, 5.0,  # noqa: B023 (called at once)
                      f"the requested run (POST served by worker {pid})")
             new = read_runs(probe_file)[-1]
             assert new.pid == leader_pid, f"POST served by {pid}: the probe ran in {new.pid}, not the leader"
             latencies[pid] = new.start - sent
-            wait_for(lambda: read_runs(probe_file)[-1].end, 2.0, "the requested run's end")
-    finally:
-        for client in pinned.values():
+            wait_for(lambda: read_runs(probe_file)[-1].end, 5.0, "the requested run's end")
+        finally:
             client.close()
     print("run-now latency by receiving worker: " + ", ".join(
         f"{pid}{' (leader)' if pid == leader_pid else ''}: {s * 1000:.0f} ms" for pid, s in latencies.items()))
-    assert max(latencies.values()) < 2.0
+    assert max(latencies.values()) < 5.0  # at once, not at the job's next run 600 s later
