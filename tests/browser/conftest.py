@@ -110,14 +110,21 @@ class Browser:
     def banner(self) -> str:
         return str(self.js("const b = document.getElementById('banner'); return b && !b.hidden ? b.textContent : ''"))
 
-    def fill(self, label: str, value: str) -> None:
-        """Type into the field whose <label> says `label` (fields are labelled: this is also the a11y check)."""
-        field = self.js("""
-            for (const l of document.querySelectorAll('label')) {
-              if (l.textContent.trim() === arguments[0] && l.control && l.offsetParent) return l.control;
-            }
-            return null;""", label)
-        assert field is not None, f"no visible field labelled {label!r}"
+    def fill(self, label: str, value: str, timeout: float = 10) -> None:
+        """Type into the field whose <label> says `label` (fields are labelled: this is also the a11y check), once
+        the view shows it (a view opened just now may still be loading its module)."""
+        def find(_: Any) -> Any:
+            return self.js("""
+                for (const l of document.querySelectorAll('label')) {
+                  if (l.textContent.trim() === arguments[0] && l.control && l.offsetParent) return l.control;
+                }
+                return null;""", label) or False
+
+        try:
+            field = WebDriverWait(self.driver, timeout, ignored_exceptions=[StaleElementReferenceException]).until(find)
+        except TimeoutException:
+            self.shot("timeout")
+            raise AssertionError(f"no visible field labelled {label!r} after {timeout} s") from None
         field.clear()
         field.send_keys(value)
 
