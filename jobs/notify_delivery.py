@@ -9,6 +9,7 @@ within TIMEOUT_S, and at most 64 KiB of the answer is read. Blocking http.client
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -130,12 +131,14 @@ def post(url: str, body: bytes, headers: dict[str, str], msg_id: str, allow_priv
         conn.request("POST", target, body=body, headers={**headers, "User-Agent": "bangui-notify/1",
                                                           "Idempotency-Key": msg_id, "X-Bangui-Message-Id": msg_id})
         with conn.getresponse() as resp:
-            resp.read(MAX_ANSWER)
             status = resp.status
-    except (OSError, http.client.HTTPException) as exc:
+            # the answer's body says nothing we need: one cut off at the deadline leaves the status as it was
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                resp.read(MAX_ANSWER)
+    except Exception as exc:  # OSError, HTTPException, the pinned connection's deadline (BlocklistError)...
+        if conn.expired:  # the watchdog cut a receiver that answers too slowly (a byte at a time, or never)
+            raise DeliveryError(f"posting to {parts.hostname}: no answer within {TIMEOUT_S:g} s") from None
         raise DeliveryError(f"posting to {parts.hostname}: {exc or type(exc).__name__}") from None
-    except Exception as exc:  # the pinned connection's deadline (BlocklistError) and the like
-        raise DeliveryError(f"posting to {parts.hostname}: {exc}") from None
     finally:
         conn.close()
     if not 200 <= status < 300:
