@@ -16,7 +16,9 @@ import json
 import re
 import socket
 import time
+import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +27,10 @@ from store.blocklists import forbidden_reason
 
 TIMEOUT_S = 10.0
 MAX_LINES = 20  # text formats list this many events, then count the rest
+MAX_LINE = 300  # characters of one event line (a username, a remote's error text... can be any length)
+NTFY_MAX_BYTES = 4096  # ntfy turns a longer body into an attachment (or refuses it): the text is cut to fit
 MAX_ANSWER = 65536
+DISCORD_MAX = 2000  # characters of a message's content
 DISCORD_SUPPRESS_EMBEDS = 1 << 2  # message flag: no link previews
 
 
@@ -56,10 +61,34 @@ def title(events: list[dict[str, Any]]) -> str:
     return "bangui on " + socket.gethostname() + ": " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
 
 
-def text(events: list[dict[str, Any]]) -> str:
-    lines = [_line(e) for e in events[:MAX_LINES]]
-    if len(events) > MAX_LINES:
-        lines.append(f"... and {len(events) - MAX_LINES} more")
+# Characters that reshape a message without being seen: line and paragraph breaks (a forged second line, or one
+# starting a Markdown list or quote), zero-width and bidi controls (RTL override reverses what follows).
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def plain(line: str) -> str:
+    """One event line as inert text in every text format: invisible characters shown as escapes (`\\n`,
+    `\\u202e`), URLs defanged (`https[:]//...`: chat apps and ntfy's clients link any `scheme://` they see,
+    whatever the message's format), at most MAX_LINE characters. Then each format escapes its own syntax."""
+    shown = "".join(ascii(c)[1:-1] if unicodedata.category(c) in _INVISIBLE else c for c in line)
+    shown = shown.replace("://", "[:]//")
+    return shown if len(shown) <= MAX_LINE else shown[:MAX_LINE - 1] + "\u2026"
+
+
+def text(events: list[dict[str, Any]], escape: Callable[[str], str] = str, limit: int = 0,
+         size: Callable[[str], int] = len) -> str:
+    """Up to MAX_LINES event lines (each through `plain`, then `escape`) and a count of the rest; with `limit`,
+    only the whole lines that fit in `limit` (measured by `size`) with room for that count: a receiver's size cap
+    (Discord's 2,000 characters, ntfy's 4,096 bytes) never cuts a line in two nor drops events uncounted."""
+    lines, used = list[str](), 0
+    for event in events[:MAX_LINES]:
+        line = escape(plain(_line(event)))
+        if limit and used + size(line) + 1 > limit - 40:  # 40: room for the count below
+            break
+        lines.append(line)
+        used += size(line) + 1
+    if len(lines) < len(events):
+        lines.append(f"... and {len(events) - len(lines)} more")
     return "\n".join(lines)
 
 
@@ -81,22 +110,26 @@ def payload(fmt: str, msg_id: str, events: list[dict[str, Any]]) -> tuple[bytes,
     """(body, headers) of one message in `fmt`.
 
     Event lines carry what outsiders control (a username typed at a failed login, an address, a blocklist's error):
-    none of it may ping, link or format (issue 20). ntfy and gotify get plain text (ntfy renders Markdown only with a
-    `Markdown: yes` header, never sent; gotify is told `contentType: text/plain` in its display extra); Slack gets its
-    control characters escaped and `mrkdwn: false`; Discord gets its Markdown escaped, `allowed_mentions: {"parse": []}`
-    (no @everyone, @here, user or role ping) and no link previews (flags: SUPPRESS_EMBEDS).
+    none of it may ping, link or format (issue 20). Every text format gets the lines through `plain` (no line
+    breaks, zero-width or bidi characters, no linkable URL, bounded length), within the receiver's size cap. ntfy
+    and gotify get plain text (ntfy renders Markdown only with a `Markdown: yes` header, never sent; gotify is
+    told `contentType: text/plain` in its display extra); Slack gets its control characters escaped and `mrkdwn:
+    false`; Discord gets its Markdown escaped, `allowed_mentions: {"parse": []}` (no @everyone, @here, user or role
+    ping) and no link previews (flags: SUPPRESS_EMBEDS).
     """
-    head, body = title(events), text(events)
+    head = title(events)
     if fmt == "ntfy":
+        body = text(events, limit=NTFY_MAX_BYTES, size=lambda line: len(line.encode()))
         return body.encode(), {"Content-Type": "text/plain; charset=utf-8", "Title": head, "Tags": "bangui"}
     if fmt == "gotify":
-        data: dict[str, Any] = {"title": head, "message": body, "priority": 5,
+        data: dict[str, Any] = {"title": head, "message": text(events), "priority": 5,
                                 "extras": {"client::display": {"contentType": "text/plain"}}}
     elif fmt == "slack":
-        data = {"text": slack_escape(f"{head}\n{body}"), "mrkdwn": False, "unfurl_links": False,
+        data = {"text": slack_escape(f"{head}\n{text(events)}"), "mrkdwn": False, "unfurl_links": False,
                 "unfurl_media": False}
     elif fmt == "discord":
-        data = {"content": f"**{discord_escape(head)}**\n{discord_escape(body)}"[:2000],
+        bold = f"**{discord_escape(head)}**"
+        data = {"content": f"{bold}\n{text(events, discord_escape, DISCORD_MAX - len(bold) - 1)}",
                 "allowed_mentions": {"parse": []}, "flags": DISCORD_SUPPRESS_EMBEDS}
     else:  # json: every event, for scripts
         shown = [dict(e, at=datetime.fromtimestamp(e["at"], tz=UTC).isoformat(timespec="seconds")

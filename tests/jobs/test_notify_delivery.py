@@ -3,7 +3,10 @@ that drips its answer a byte at a time is cut off at TIMEOUT_S, never held by a 
 
 from __future__ import annotations
 
+import json
+import re
 import time
+import unicodedata
 
 import pytest
 
@@ -47,3 +50,67 @@ def test_a_healthy_receiver_still_answers_at_once() -> None:
         assert len(receiver.messages) == 1
     finally:
         receiver.close()
+
+
+# ---- outsider-controlled text: nothing may ping, link or format, in any text format, in any event kind ----------
+HOSTILE = ("x\n1. @here @everyone <@123> <@&9> <#5> <!channel> <!subteam^X> <https://evil|click> [x](http://evil) "
+           "![i](http://e/i.png) a\u200bb \u202eRTL\u2028 *b* _i_ ~s~ `c` ||sp|| > q # h -# sub https://evil.example/p"
+           "\r\n> quoted " + "y" * 5000)
+
+
+def hostile_events() -> list[dict[str, object]]:
+    """Every event kind the job builds (jobs/notify.py collect/route), HOSTILE in each of its text fields."""
+    h = HOSTILE
+    return [{"id": "h1", "event": "ban", "at": 0, "jail": h, "ip": "192.0.2.1", "origin": h, "actor": h,
+             "source_host": h},
+            {"id": "h2", "event": "unban", "at": 0, "jail": h, "ip": "192.0.2.1", "origin": h, "actor": h},
+            {"id": "a1", "event": "login.failed", "at": 0, "ip": "192.0.2.1", "detail": f"user {h!r} from x"},
+            {"id": "a2", "event": "config.change", "at": 0, "actor": h, "detail": f"config.write {h} by {h}"},
+            {"id": "e1", "event": "leader.change", "at": 0, "detail": f"pid 1 on {h} leads (epoch 2)"},
+            {"id": "f1", "event": "fail2ban.down", "at": 0, "detail": h},
+            {"id": "b1", "event": "blocklist.failed", "at": 0, "detail": f"{h}: {h}"},
+            {"id": "t1", "event": "test", "at": 0, "detail": f"a test message asked for by {h}"}]
+
+
+def _event_lines(fmt: str) -> list[str]:
+    body, _ = notify_delivery.payload(fmt, "id", hostile_events())
+    if fmt == "ntfy":
+        assert len(body) <= notify_delivery.NTFY_MAX_BYTES  # a longer body becomes an attachment in ntfy
+        message = body.decode()
+    else:
+        data = json.loads(body)
+        message = {"gotify": data.get("message"), "slack": data.get("text"), "discord": data.get("content")}[fmt]
+    lines = message.split("\n")
+    return lines[1:] if fmt in ("slack", "discord") else lines  # the first line is the title there
+
+
+@pytest.mark.parametrize("fmt", ["ntfy", "gotify", "slack", "discord"])
+def test_outsider_text_in_every_event_kind_stays_one_inert_line(fmt: str) -> None:
+    lines = _event_lines(fmt)
+    kinds = [e["event"] for e in hostile_events()]
+    counted = re.fullmatch(r"\.\.\. and (\d+) more", lines[-1])
+    shown = lines[:-1] if counted else lines
+    assert len(shown) + (int(counted[1]) if counted else 0) == len(kinds)  # every event a line of its own, or counted
+    assert len(shown) >= 2  # the size cap keeps whole lines, as many as fit
+    for kind, line in zip(kinds, shown, strict=False):
+        assert line.replace("\\", "").startswith(kind)  # no forged line: the text of one event never starts another
+        assert "://" not in line  # no URL a client would link
+        assert not any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in line)  # no hidden reshaping
+        assert len(line) <= 2 * notify_delivery.MAX_LINE  # bounded (Discord's escapes may double it)
+
+
+def test_slack_sees_no_control_sequence() -> None:
+    for line in _event_lines("slack"):
+        assert "<" not in line and ">" not in line  # <!channel>, <@123>, <!subteam^X>, <url|text> all inert
+    body, _ = notify_delivery.payload("slack", "id", hostile_events())
+    data = json.loads(body)
+    assert data["mrkdwn"] is False and data["unfurl_links"] is False and "link_names" not in data
+
+
+def test_discord_sees_no_markdown_and_pings_no_one() -> None:
+    body, _ = notify_delivery.payload("discord", "id", hostile_events())
+    data = json.loads(body)
+    assert data["allowed_mentions"] == {"parse": []} and len(data["content"]) <= 2000
+    for line in data["content"].split("\n")[1:]:
+        unescaped = re.sub(r"\\.", "", line)  # what is left once every escaped character is taken out
+        assert not set(unescaped) & set("*_~`|>#[]()<:@-\\"), line
