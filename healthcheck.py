@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from settings import FIELDS, Settings
@@ -142,10 +143,10 @@ def candidates(bind: str) -> list[tuple[str, int]]:
 def check(settings: Settings, ready: bool = False, timeout: float = 3.0, bind: str | None = None) -> int:
     """`bind`: the address given to the check itself, which wins over the served and configured ones."""
     path = "/api/v1/health/ready" if ready else "/api/v1/health/live"
-    failures = []
+    failures, deadline = [], time.monotonic() + timeout  # `timeout` bounds the whole check, fallback included
     for host, port in candidates(bind or served_bind(settings.data_dir) or settings.bind):
         shown = f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}"
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn = http.client.HTTPConnection(host, port, timeout=max(0.1, deadline - time.monotonic()))
         try:
             conn.request("GET", path, headers={"User-Agent": f"bangui-healthcheck/{os.getpid()}"})
             status = conn.getresponse().status
