@@ -68,13 +68,34 @@ class Parsed(NamedTuple):
     malformed_examples: list[str] = []  # the first few of the others
 
 
-def resolve(host: str, port: int, allow_private: bool) -> list[str]:
+def lookup(host: str, port: int, deadline: float) -> list[str]:
+    """getaddrinfo's addresses, in resolver order, within `deadline`: the resolver's own timeouts (5 s a try, per
+    name server, per attempt) lie outside every socket timeout, so a dead name server would stretch the exchange.
+    A lookup still running at the deadline is left to end in its daemon thread; TimeoutError here."""
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the caller's thread  # noqa: BLE001
+            box.append(exc)
+
+    worker = threading.Thread(target=work, name=f"resolve:{host}", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not box:
+        raise TimeoutError("the name server did not answer in time")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return list(dict.fromkeys(str(info[4][0]) for info in box[0]))  # never empty: getaddrinfo raises
+
+
+def resolve(host: str, port: int, allow_private: bool, deadline: float) -> list[str]:
     """The addresses to connect to, in resolver order. Refused if ANY is internal (never pick among them)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = lookup(host, port, deadline)
     except (OSError, UnicodeError) as exc:
         raise BlocklistError(f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # never empty: getaddrinfo raises
     for address in [] if allow_private else addresses:
         if reason := forbidden_reason(address):
             where = address if address == host else f"{host} resolves to {address}, which"
@@ -199,7 +220,7 @@ def fetch(url: str, settings: Settings) -> bytes:
         parts = check_url(url)  # InvalidInput for a redirect to a URL we would not have accepted
         https = parts.scheme.lower() == "https"
         port = parts.port or (443 if https else 80)
-        addresses = resolve(str(parts.hostname), port, allow_private)
+        addresses = resolve(str(parts.hostname), port, allow_private, deadline)
         status, location, body = _get(parts, port, addresses, deadline, max_bytes)
         if status == 200:
             return body

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.blocklists import _PinnedHTTP, _PinnedHTTPS  # the blocklists' pinned connections (SSRF guard)
+from jobs.blocklists import _PinnedHTTP, _PinnedHTTPS, lookup  # the blocklists' pinned connections (SSRF guard)
 from store.blocklists import forbidden_reason
 
 TIMEOUT_S = 10.0
@@ -138,12 +138,11 @@ def payload(fmt: str, msg_id: str, events: list[dict[str, Any]]) -> tuple[bytes,
     return json.dumps(data).encode(), {"Content-Type": "application/json"}
 
 
-def _addresses(host: str, port: int, allow_private: bool) -> list[str]:
+def _addresses(host: str, port: int, allow_private: bool, deadline: float) -> list[str]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = lookup(host, port, deadline)
     except (OSError, UnicodeError) as exc:
         raise DeliveryError(f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in [] if allow_private else addresses:
         if reason := forbidden_reason(address):
             raise DeliveryError(f"refused: {host} is (or resolves to) a {reason} address "
@@ -157,7 +156,7 @@ def post(url: str, body: bytes, headers: dict[str, str], msg_id: str, allow_priv
     https = parts.scheme.lower() == "https"
     port = parts.port or (443 if https else 80)
     deadline = time.monotonic() + TIMEOUT_S
-    addresses = _addresses(str(parts.hostname), port, allow_private)
+    addresses = _addresses(str(parts.hostname), port, allow_private, deadline)
     conn = (_PinnedHTTPS if https else _PinnedHTTP)(str(parts.hostname), port, addresses, deadline)
     target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     try:

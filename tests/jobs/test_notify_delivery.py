@@ -1,17 +1,22 @@
 """One notification POST against real loopback receivers: the deadline bounds the whole exchange (a receiver
-that drips its answer a byte at a time is cut off at TIMEOUT_S, never held by a per-read timeout)."""
+that drips its answer a byte at a time, or a name server that never answers, is cut off at TIMEOUT_S, never held
+by a per-read timeout); and the payloads, in which outsider text stays inert."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
 import time
 import unicodedata
 
 import pytest
 
 from jobs import notify_delivery
+from jobs.blocklists import BlocklistError, fetch
 from jobs.notify_delivery import DeliveryError, post
+from settings import Settings
 from tests.fixtures.webhook import DrippingTarget, Receiver
 
 
@@ -114,3 +119,26 @@ def test_discord_sees_no_markdown_and_pings_no_one() -> None:
     for line in data["content"].split("\n")[1:]:
         unescaped = re.sub(r"\\.", "", line)  # what is left once every escaped character is taken out
         assert not set(unescaped) & set("*_~`|>#[]()<:@-\\"), line
+
+
+def test_a_name_server_that_never_answers_is_cut_off_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The resolver's own timeouts (5 s a try, per server, per attempt) lie outside every socket timeout. No real
+    # dead name server can be configured without touching the host: the lookup is held by a stand-in that blocks.
+    release = threading.Event()
+
+    def hung(*args: object, **kwargs: object) -> list[object]:
+        release.wait(60)
+        raise OSError("released")
+
+    monkeypatch.setattr(notify_delivery, "TIMEOUT_S", 1.0)
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="cannot resolve hooks.example: the name server did not answer"):
+            post("https://hooks.example/x", b"{}", {}, "id", allow_private=False)
+        assert time.monotonic() - started < 5.0
+        with pytest.raises(BlocklistError, match="cannot resolve lists.example: the name server did not answer"):
+            fetch("https://lists.example/x", Settings.for_tests(blocklist_timeout_seconds=1.0))
+        assert time.monotonic() - started < 10.0
+    finally:
+        release.set()
