@@ -338,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             served = healthcheck.served_bind(Settings.load(overrides=overrides).data_dir)
         if served is None:
             overrides = {**healthcheck.serve_flags(build_parser()), **overrides}
+            with contextlib.suppress(ConfigError):  # the record in the data dir the container's serve was given
+                served = healthcheck.served_bind(Settings.load(overrides=overrides).data_dir)
     try:
         settings = Settings.load(overrides=overrides)
         logs.configure(settings.log_level, settings.log_format)

@@ -3,8 +3,9 @@
 It is the container's HEALTHCHECK (exec form, no shell, no curl in the image). It reads the same settings as
 `bangui serve`: the BANGUI_* environment, its own flags, and the flags of the `bangui serve` running in the
 container (`podman run IMAGE --bind [::1]:9000`). The address it checks is, in this order: its own `--bind`,
-the address the server of its data dir (env or flag) records in `serving.json` while it runs (whatever the
-runtime: with `podman run --read-only` there is no /run/.containerenv to recognise a container by; a record
+the address the server of its data dir (env or flag, else the container's serve's --data-dir) records in
+`serving.json` while it runs (whatever the runtime: with `podman run --read-only` there is no
+/run/.containerenv, so a container is also told by its PID 1, see in_container; a record
 whose pid is gone or now names a process started at another time is a dead server's and ignored), the
 record or `--bind` of the container's `bangui serve` (PID 1 or its child), then the settings. A
 wildcard bind (0.0.0.0, ::) is checked on the matching loopback address (`::` on 127.0.0.1 too, for a
@@ -52,20 +53,39 @@ def _serve_argv(proc: Path) -> list[str]:
         except (OSError, IndexError):
             continue
         argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-        if "serve" in argv and any(Path(a).name in ("bangui", "cli", "cli.py") for a in argv[:3]):
+        if _is_serve(argv):
             return argv
     return []
 
 
-def in_container() -> bool:
-    return Path("/run/.containerenv").exists() or Path("/.dockerenv").exists()
+_CONTAINER_INITS = {"catatonit", "tini", "docker-init", "dumb-init", "podman-init"}  # --init, compose init: true
+
+
+def _is_serve(argv: list[str]) -> bool:
+    return "serve" in argv and any(Path(a).name in ("bangui", "cli", "cli.py") for a in argv[:3])
+
+
+_MARKERS = (Path("/run/.containerenv"), Path("/.dockerenv"))  # podman's, Docker's
+
+
+def in_container(proc: Path = Path("/proc"), markers: tuple[Path, ...] = _MARKERS) -> bool:
+    """A runtime's marker file, or else PID 1: `podman run --read-only` mounts a fresh /run without
+    .containerenv, but PID 1 being `bangui serve` itself or a container init happens in containers only (a host's
+    PID 1 is systemd or init, whose children may be servers of other data dirs)."""
+    if any(marker.exists() for marker in markers):
+        return True
+    try:
+        argv = [a.decode(errors="replace") for a in (proc / "1" / "cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return False
+    return bool(argv) and (Path(argv[0]).name in _CONTAINER_INITS or _is_serve(argv))
 
 
 def serve_flags(parser: argparse.ArgumentParser, proc: Path = Path("/proc"), container: bool | None = None,
                 ) -> dict[str, str]:
     """Inside a container: the settings flags given to its `bangui serve` (see _serve_argv). Elsewhere
     nothing: a host may run several servers, and the flags or environment given to us decide."""
-    if not (in_container() if container is None else container):
+    if not (in_container(proc) if container is None else container):
         return {}
     argv = _serve_argv(proc)
     if not argv:

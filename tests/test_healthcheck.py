@@ -166,3 +166,29 @@ def test_an_ipv6_wildcard_bind_is_checked_in_a_container_without_ipv6(tmp_path: 
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "http://127.0.0.1:" in result.stdout and ": ok" in result.stdout
+
+
+def test_a_container_without_marker_files_is_told_by_its_pid_1(tmp_path: Path) -> None:
+    # `podman run --read-only IMAGE --data-dir /data --bind [::]:9000`: a fresh /run has no .containerenv, the
+    # image's BANGUI_DATA_DIR is not where the record is; PID 1 (the server itself, or an init) tells.
+    def pid1(argv: bytes) -> Path:
+        proc = tmp_path / argv.split(b"\0")[0].decode().replace("/", "_")
+        (proc / "1").mkdir(parents=True)
+        (proc / "1" / "cmdline").write_bytes(argv)
+        (proc / "1" / "stat").write_text("1 (x) S 0 1 1 0 -1")
+        return proc
+
+    def in_container(proc: Path) -> bool:
+        return healthcheck.in_container(proc, markers=())  # no marker file, as under --read-only
+
+    serve = pid1(b"/opt/bangui/bin/python3\0/opt/bangui/bin/bangui\0serve\0--data-dir\0/data\0--bind\0[::]:9000\0")
+    assert in_container(serve)
+    assert healthcheck.serve_flags(cli.build_parser(), serve, container=in_container(serve)) == {
+        "data_dir": "/data", "bind": "[::]:9000"}
+    assert in_container(pid1(b"/run/podman-init\0--\0bangui\0serve\0"))
+    assert in_container(pid1(b"catatonit\0-P\0"))
+    host = pid1(b"/lib/systemd/systemd\0--system\0")  # a host: its children may be servers of other data dirs
+    assert not in_container(host)
+    assert not in_container(tmp_path / "no-proc")
+    assert healthcheck.in_container(host, markers=(tmp_path / "no-proc",)) is False
+    assert healthcheck.in_container(host, markers=(serve,)) is True  # a marker that exists answers first
