@@ -110,7 +110,8 @@ class _PinnedHTTP(http.client.HTTPConnection):
 
     The deadline bounds the whole exchange, not each read: a socket timeout restarts at every byte, so a server
     dripping its status line or headers a byte at a time would hold http.client's readline for ever. A watchdog
-    timer shuts the socket down at the deadline (a blocked read then returns at once) and sets `expired`.
+    timer shuts the socket down at the deadline (a blocked read then returns at once) and sets `expired`; callers
+    end with finish(), not close().
     """
 
     def __init__(self, host: str, port: int, addresses: list[str], deadline: float) -> None:
@@ -147,9 +148,15 @@ class _PinnedHTTP(http.client.HTTPConnection):
         self._adopt(self._open())
 
     def close(self) -> None:
+        # http.client calls this itself once a response owns the socket (`Connection: close`, HTTP/1.0): the
+        # watchdog stays on until finish(), since the body is read after that
         with self._guard:
-            self._watchdog.cancel()
             super().close()
+
+    def finish(self) -> None:
+        """The exchange is over: stop the watchdog, close."""
+        self._watchdog.cancel()
+        self.close()
 
 
 class _PinnedHTTPS(_PinnedHTTP):
@@ -208,7 +215,7 @@ def _get(parts: urllib.parse.SplitResult, port: int, addresses: list[str], deadl
             raise _timed_out() from None
         raise BlocklistError(f"fetching from {parts.hostname}: {exc or type(exc).__name__}") from None
     finally:
-        conn.close()
+        conn.finish()
 
 
 def fetch(url: str, settings: Settings) -> bytes:

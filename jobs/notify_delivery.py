@@ -172,7 +172,7 @@ def post(url: str, body: bytes, headers: dict[str, str], msg_id: str, allow_priv
             raise DeliveryError(f"posting to {parts.hostname}: no answer within {TIMEOUT_S:g} s") from None
         raise DeliveryError(f"posting to {parts.hostname}: {exc or type(exc).__name__}") from None
     finally:
-        conn.close()
+        conn.finish()
     if not 200 <= status < 300:
         raise DeliveryError(f"HTTP {status} from {parts.hostname}")
     return status

@@ -37,9 +37,15 @@ def test_a_receiver_dripping_its_answer_is_cut_off_at_the_overall_deadline(monke
         slow.close()
 
 
-def test_a_2xx_whose_body_drips_counts_as_delivered_within_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",  # http.client hands the socket to the response early
+    b"HTTP/1.0 200 OK\r\n\r\n",
+], ids=["keep-alive", "connection-close", "http-1.0"])
+def test_a_2xx_whose_body_drips_counts_as_delivered_within_the_deadline(monkeypatch: pytest.MonkeyPatch,
+                                                                       head: bytes) -> None:
     monkeypatch.setattr(notify_delivery, "TIMEOUT_S", 1.0)
-    slow = DrippingTarget(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100, gap=0.01)
+    slow = DrippingTarget(head + b"x" * 1000, gap=0.05)  # the body would take 50 s
     try:
         started = time.monotonic()
         assert post(slow.url + "/", b"{}", {}, "id", allow_private=True) == 200  # accepted: the body says nothing
