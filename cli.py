@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import getpass
 import json
 import logging
@@ -20,7 +21,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -189,6 +190,33 @@ def _run_hypercorn(config: HypercornConfig) -> int:
     return status
 
 
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "another process listens there: stop it, or choose another port",
+    errno.EADDRNOTAVAIL: "no network interface of this host has that address: use 127.0.0.1, 0.0.0.0 or [::]",
+    errno.EACCES: "ports below 1024 need privileges bangui does not have: choose a port above 1024",
+}
+
+
+def _explain_listen_errors(config: HypercornConfig, bind: str) -> None:
+    """hypercorn's socket creation, a failure to listen told as one line that says what to change (it was a
+    traceback from inside hypercorn's run: a port already in use is the commonest mistake of all). The override
+    removes itself when called, before hypercorn pickles the config for its workers (a closure cannot go)."""
+    create_sockets = config.create_sockets
+
+    def create() -> Any:
+        vars(config).pop("create_sockets", None)
+        try:
+            return create_sockets()
+        except OSError as exc:
+            hint = _LISTEN_HINTS.get(exc.errno or 0, "check the address")
+            if isinstance(exc, socket.gaierror):
+                hint = "the host name does not resolve here: use an address, e.g. 127.0.0.1 or [::]"
+            raise ConfigError(f"cannot listen on {bind} (BANGUI_BIND or --bind): {exc.strerror or exc}; {hint}",
+                              ) from None
+
+    config.create_sockets = create  # type: ignore[method-assign]
+
+
 def forget_working_directory() -> None:
     """Drop the directory bangui was started in from sys.path (issue 20 item 13).
 
@@ -227,6 +255,7 @@ def serve(settings: Settings) -> int:
         os.environ.update(settings.to_env())  # spawned workers rebuild exactly these settings
         config = Config()
         config.bind = [settings.bind]
+        _explain_listen_errors(config, settings.bind)
         config.workers = settings.workers
         config.application_path = application_path()
         config.graceful_timeout = 5.0
@@ -309,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             served = healthcheck.served_bind(Settings.load(overrides=overrides).data_dir)
         if served is None:
             overrides = {**healthcheck.serve_flags(build_parser()), **overrides}
+            with contextlib.suppress(ConfigError):  # the record in the data dir the container's serve was given
+                served = healthcheck.served_bind(Settings.load(overrides=overrides).data_dir)
     try:
         settings = Settings.load(overrides=overrides)
         logs.configure(settings.log_level, settings.log_format)

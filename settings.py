@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,33 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def _bind_host_ok(host: str) -> bool:
+    """An IPv4 address, an IPv6 address (bracketed, or bare as in ::1:8080) or a host name: nothing hypercorn
+    would read otherwise (`unix:PATH` is a Unix socket the healthcheck cannot reach, `fd://N` an inherited one)
+    or fail on at startup with a traceback (a list `a:1,b:2`, spaces, 999.1.1.1)."""
+    inner = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if ":" in inner or inner != host:
+        try:
+            return isinstance(ipaddress.ip_address(inner), ipaddress.IPv6Address)
+        except ValueError:
+            return False
+    if inner.replace(".", "").isdigit():  # all digits and dots: only a valid IPv4 address will do
+        try:
+            ipaddress.IPv4Address(inner)
+        except ValueError:
+            return False
+        return True
+    return _HOSTNAME.fullmatch(inner) is not None
+
+
 def _parse_bind(raw: str) -> str:
     host, sep, port = raw.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or not _bind_host_ok(host):
+        raise ValueError("expected HOST:PORT (one address: an IPv4 address, [IPv6] or a host name), e.g. "
+                         "127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080")
     return raw.strip()
 
 

@@ -23,6 +23,7 @@ import http.client
 import logging
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -67,13 +68,34 @@ class Parsed(NamedTuple):
     malformed_examples: list[str] = []  # the first few of the others
 
 
-def resolve(host: str, port: int, allow_private: bool) -> list[str]:
+def lookup(host: str, port: int, deadline: float) -> list[str]:
+    """getaddrinfo's addresses, in resolver order, within `deadline`: the resolver's own timeouts (5 s a try, per
+    name server, per attempt) lie outside every socket timeout, so a dead name server would stretch the exchange.
+    A lookup still running at the deadline is left to end in its daemon thread; TimeoutError here."""
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the caller's thread  # noqa: BLE001
+            box.append(exc)
+
+    worker = threading.Thread(target=work, name=f"resolve:{host}", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not box:
+        raise TimeoutError("the name server did not answer in time")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return list(dict.fromkeys(str(info[4][0]) for info in box[0]))  # never empty: getaddrinfo raises
+
+
+def resolve(host: str, port: int, allow_private: bool, deadline: float) -> list[str]:
     """The addresses to connect to, in resolver order. Refused if ANY is internal (never pick among them)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = lookup(host, port, deadline)
     except (OSError, UnicodeError) as exc:
         raise BlocklistError(f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # never empty: getaddrinfo raises
     for address in [] if allow_private else addresses:
         if reason := forbidden_reason(address):
             where = address if address == host else f"{host} resolves to {address}, which"
@@ -84,12 +106,37 @@ def resolve(host: str, port: int, allow_private: bool) -> list[str]:
 
 class _PinnedHTTP(http.client.HTTPConnection):
     """Connects only to the checked `addresses` (the next one if a connect fails, like create_connection),
-    whatever `host` (sent as Host) would resolve to now."""
+    whatever `host` (sent as Host) would resolve to now.
+
+    The deadline bounds the whole exchange, not each read: a socket timeout restarts at every byte, so a server
+    dripping its status line or headers a byte at a time would hold http.client's readline for ever. A watchdog
+    timer shuts the socket down at the deadline (a blocked read then returns at once) and sets `expired`; callers
+    end with finish(), not close().
+    """
 
     def __init__(self, host: str, port: int, addresses: list[str], deadline: float) -> None:
         super().__init__(host, port, timeout=_left(deadline))
         self.addresses, self.deadline = addresses, deadline
         self.raw: socket.socket | None = None  # kept: http.client drops self.sock once the response owns it
+        self.expired = False
+        self._guard = threading.Lock()  # the watchdog never shuts down a socket that close() is releasing
+        self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        with self._guard:
+            self.expired = True
+            if self.raw is not None:
+                with contextlib.suppress(OSError):
+                    self.raw.shutdown(socket.SHUT_RDWR)
+
+    def _adopt(self, sock: socket.socket) -> None:
+        with self._guard:
+            if self.expired:
+                sock.close()
+                raise TimeoutError("the deadline passed while connecting")
+            self.sock = self.raw = sock
 
     def _open(self) -> socket.socket:
         for address in self.addresses[:-1]:
@@ -98,7 +145,18 @@ class _PinnedHTTP(http.client.HTTPConnection):
         return socket.create_connection((self.addresses[-1], self.port), _left(self.deadline))
 
     def connect(self) -> None:
-        self.sock = self.raw = self._open()
+        self._adopt(self._open())
+
+    def close(self) -> None:
+        # http.client calls this itself once a response owns the socket (`Connection: close`, HTTP/1.0): the
+        # watchdog stays on until finish(), since the body is read after that
+        with self._guard:
+            super().close()
+
+    def finish(self) -> None:
+        """The exchange is over: stop the watchdog, close."""
+        self._watchdog.cancel()
+        self.close()
 
 
 class _PinnedHTTPS(_PinnedHTTP):
@@ -106,16 +164,21 @@ class _PinnedHTTPS(_PinnedHTTP):
 
     def connect(self) -> None:
         sock = self._open()
+        self._adopt(sock)  # watched during the handshake too
         try:  # the certificate is verified against the name, not the address we connect to
-            self.sock = self.raw = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+            self._adopt(ssl.create_default_context().wrap_socket(sock, server_hostname=self.host))
         except BaseException:
             sock.close()
             raise
 
 
+def _timed_out() -> BlocklistError:
+    return BlocklistError("the download took longer than BANGUI_BLOCKLIST_TIMEOUT_SECONDS")
+
+
 def _left(deadline: float) -> float:
     if (left := deadline - time.monotonic()) <= 0:
-        raise BlocklistError("the download took longer than BANGUI_BLOCKLIST_TIMEOUT_SECONDS")
+        raise _timed_out()
     return left
 
 
@@ -140,15 +203,19 @@ def _get(parts: urllib.parse.SplitResult, port: int, addresses: list[str], deadl
                 raw.settimeout(_left(deadline))  # no single read may outlast the overall deadline
                 chunk = resp.read1(65536)  # one recv per call, so a server dripping bytes cannot stretch it
                 if not chunk:
+                    if conn.expired:  # the watchdog's shutdown reads as an end of file: never a truncated list
+                        raise _timed_out()
                     return 200, None, b"".join(chunks)
                 size += len(chunk)
                 if size > max_bytes:
                     raise too_big
                 chunks.append(chunk)
     except (OSError, http.client.HTTPException) as exc:
+        if conn.expired:
+            raise _timed_out() from None
         raise BlocklistError(f"fetching from {parts.hostname}: {exc or type(exc).__name__}") from None
     finally:
-        conn.close()
+        conn.finish()
 
 
 def fetch(url: str, settings: Settings) -> bytes:
@@ -160,7 +227,7 @@ def fetch(url: str, settings: Settings) -> bytes:
         parts = check_url(url)  # InvalidInput for a redirect to a URL we would not have accepted
         https = parts.scheme.lower() == "https"
         port = parts.port or (443 if https else 80)
-        addresses = resolve(str(parts.hostname), port, allow_private)
+        addresses = resolve(str(parts.hostname), port, allow_private, deadline)
         status, location, body = _get(parts, port, addresses, deadline, max_bytes)
         if status == 200:
             return body

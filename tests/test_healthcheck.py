@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +119,76 @@ def test_a_dead_servers_record_is_ignored(tmp_path: Path) -> None:
     assert healthcheck.served_bind(str(tmp_path / "missing")) is None
     healthcheck.record_serving(str(tmp_path), "[::]:18742")
     assert healthcheck.served_bind(str(tmp_path)) == "[::]:18742"
+
+
+def test_a_record_whose_pid_was_reused_is_a_dead_servers(tmp_path: Path) -> None:
+    # A server killed without cleaning up (SIGKILL, OOM, a container stopped hard) leaves its record; its pid is
+    # then reused (a restarted container's new server is PID 1 again): alive, but not the server that wrote it.
+    healthcheck.record_serving(str(tmp_path), "[::]:18742")
+    record = json.loads((tmp_path / healthcheck.SERVING_FILE).read_text())
+    assert record["pid"] == os.getpid() and record["started"] is not None
+    assert healthcheck.served_bind(str(tmp_path)) == "[::]:18742"
+    for pid, started in ((os.getpid(), record["started"] - 1), (1, -1)):  # the same live pid, another process
+        (tmp_path / healthcheck.SERVING_FILE).write_text(json.dumps({"pid": pid, "started": started,
+                                                                     "bind": "[::1]:1"}))
+        assert healthcheck.served_bind(str(tmp_path)) is None
+    (tmp_path / healthcheck.SERVING_FILE).write_text(json.dumps({"pid": os.getpid(), "bind": "[::1]:1"}))
+    assert healthcheck.served_bind(str(tmp_path)) == "[::1]:1"  # an older record without a start time: pid only
+
+
+NO_IPV6_CHECK = """
+import http.server, socket, subprocess, sys, threading
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+with open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", "w") as f:  # no ::1, as in a container without IPv6
+    f.write("1")
+class Live(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/api/v1/health/live" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+class Server6(http.server.HTTPServer):
+    address_family = socket.AF_INET6
+server = Server6(("::", 0), Live)  # a `[::]` bind: the socket takes IPv4 too
+threading.Thread(target=server.serve_forever, daemon=True).start()
+sys.exit(subprocess.run([sys.executable, "-m", "cli", "healthcheck", "--bind", f"[::]:{server.server_port}"]
+                        ).returncode)
+"""
+
+
+def test_an_ipv6_wildcard_bind_is_checked_in_a_container_without_ipv6(tmp_path: Path) -> None:
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no user+network namespace here: {probe.stderr.decode().strip()}")
+    env = {**os.environ, "BANGUI_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run(["unshare", "-rn", sys.executable, "-c", NO_IPV6_CHECK], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "http://127.0.0.1:" in result.stdout and ": ok" in result.stdout
+
+
+def test_a_container_without_marker_files_is_told_by_its_pid_1(tmp_path: Path) -> None:
+    # `podman run --read-only IMAGE --data-dir /data --bind [::]:9000`: a fresh /run has no .containerenv, the
+    # image's BANGUI_DATA_DIR is not where the record is; PID 1 (the server itself, or an init) tells.
+    def pid1(argv: bytes) -> Path:
+        proc = tmp_path / argv.split(b"\0")[0].decode().replace("/", "_")
+        (proc / "1").mkdir(parents=True)
+        (proc / "1" / "cmdline").write_bytes(argv)
+        (proc / "1" / "stat").write_text("1 (x) S 0 1 1 0 -1")
+        return proc
+
+    def in_container(proc: Path) -> bool:
+        return healthcheck.in_container(proc, markers=())  # no marker file, as under --read-only
+
+    serve = pid1(b"/opt/bangui/bin/python3\0/opt/bangui/bin/bangui\0serve\0--data-dir\0/data\0--bind\0[::]:9000\0")
+    assert in_container(serve)
+    assert healthcheck.serve_flags(cli.build_parser(), serve, container=in_container(serve)) == {
+        "data_dir": "/data", "bind": "[::]:9000"}
+    assert in_container(pid1(b"/run/podman-init\0--\0bangui\0serve\0"))
+    assert in_container(pid1(b"catatonit\0-P\0"))
+    host = pid1(b"/lib/systemd/systemd\0--system\0")  # a host: its children may be servers of other data dirs
+    assert not in_container(host)
+    assert not in_container(tmp_path / "no-proc")
+    assert healthcheck.in_container(host, markers=(tmp_path / "no-proc",)) is False
+    assert healthcheck.in_container(host, markers=(serve,)) is True  # a marker that exists answers first

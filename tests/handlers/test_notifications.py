@@ -161,7 +161,7 @@ def test_an_outsiders_username_cannot_ping_link_or_format_in_any_text_format(pri
     by_path = {m["path"]: m for m in receiver.messages}
     discord = json.loads(by_path["/discord"]["body"])
     assert discord["allowed_mentions"] == {"parse": []}
-    assert "\\@everyone \\<!channel\\> \\<\\@&1\\> \\[bank\\]\\(https\\://evil.example\\) \\*bold\\* \\# head" \
+    assert "\\@everyone \\<!channel\\> \\<\\@&1\\> \\[bank\\]\\(https\\[\\:\\]//evil.example\\) \\*bold\\* \\# head" \
         in discord["content"]
     slack = json.loads(by_path["/slack"]["body"])
     assert "<" not in slack["text"] and ">" not in slack["text"] and slack["mrkdwn"] is False

@@ -23,6 +23,7 @@ from store.leader import NotLeader
 from tests.fixtures.app import make_settings
 from tests.fixtures.blocklist_server import EXPECTED, LIST, ListServer
 from tests.fixtures.clock import ManualClock
+from tests.fixtures.webhook import DrippingTarget
 
 
 def local(**changes: Any) -> Settings:
@@ -187,3 +188,14 @@ async def test_job_imports_good_lists_despite_a_bad_one_and_is_fenced(tmp_path: 
     finally:
         await client.aclose()
         store.close()
+
+
+def test_a_server_dripping_its_headers_hits_the_overall_timeout() -> None:
+    slow = DrippingTarget(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000, gap=0.2)  # each read well in time
+    try:
+        started = time.monotonic()
+        with pytest.raises(BlocklistError, match="took longer"):
+            fetch(slow.url + "/list.txt", local(blocklist_timeout_seconds=1.0))
+        assert time.monotonic() - started < 5.0  # the drip would last 2,000 s
+    finally:
+        slow.close()
