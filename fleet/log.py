@@ -14,13 +14,22 @@ joined later: jobs/fleet/join.py).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from typing import Any
 
 import fleet
+from core.addresses import JAIL_RE
 from errors import InvalidInput, NotFound
 from fleet import HOSTS, STREAM, ban_key
+
+log = logging.getLogger("bangui.fleet")
+KINDS = ("ban", "unban", "auto")
+# The largest `ips` of an entry: a fleet blocklist publishes a whole list in one entry (BANGUI_BLOCKLIST_MAX_BYTES,
+# 5 MiB by default, is at most ~1.4 times that as JSON); callers pass twice the setting.
+MAX_IPS_BYTES = 2 * 5_242_880
+MAX_FIELD = 256
 
 # One host's status, written only while the fleet ban's record exists: a log entry can outlive its record a little
 # (XADD trims by MINID approximately; the record expires at the retention) and HSET on a missing key would make a
@@ -57,13 +66,51 @@ def entry(kind: str, jail: str, ips: list[str], source: str, hosts: list[str] | 
     return item
 
 
-def decode(fields: dict[Any, Any]) -> dict[str, Any]:
-    text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in fields.items()}
-    text["ips"] = json.loads(text.get("ips", "[]"))
-    hosts = text.get("hosts", "*")
-    text["hosts"] = None if hosts == "*" else json.loads(hosts)
+class MalformedEntry(ValueError):
+    """A log entry that bangui did not write (anyone with Redis' password can XADD): skipped, never applied."""
+
+
+def decode(fields: dict[Any, Any], max_ips_bytes: int = MAX_IPS_BYTES) -> dict[str, Any]:
+    """An entry's fields, checked: its kind, a jail name, `ips` a JSON list of strings (each address is screened
+    where it is applied), `hosts` "*" or a list of names, `at` a time. MalformedEntry otherwise."""
+    try:
+        text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in fields.items()}
+    except UnicodeDecodeError:
+        raise MalformedEntry("not UTF-8") from None
+    for name, value in text.items():  # source, id, list, by...: short single lines (they reach logs and audit)
+        if name not in ("ips", "hosts") and (len(value) > MAX_FIELD or not value.isprintable()):
+            raise MalformedEntry(f"field {name[:20]!r} is longer than {MAX_FIELD} or not one printable line")
+    if text.get("kind") not in KINDS:
+        raise MalformedEntry(f"kind {str(text.get('kind'))[:20]!r} is none of {', '.join(KINDS)}")
+    if not JAIL_RE.fullmatch(str(text.get("jail", ""))):
+        raise MalformedEntry("no jail name")
+    raw_ips = text.get("ips", "[]")
+    if len(raw_ips) > max_ips_bytes:
+        raise MalformedEntry(f"its addresses take {len(raw_ips)} bytes (at most {max_ips_bytes})")
+    try:
+        text["ips"] = json.loads(raw_ips)
+        hosts = text.get("hosts", "*")
+        text["hosts"] = None if hosts == "*" else json.loads(hosts)
+        float(text.get("at") or 0.0)
+    except ValueError as exc:
+        raise MalformedEntry(f"{type(exc).__name__}: {str(exc)[:80]}") from None
+    for name in ("ips", "hosts"):
+        value = text[name]
+        if not (value is None and name == "hosts") and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise MalformedEntry(f"{name} is not a list of strings")
     return text
+
+
+def parse(entry_id: Any, fields: dict[Any, Any], max_ips_bytes: int = MAX_IPS_BYTES) -> dict[str, Any] | None:
+    """`decode`, or None (with a warning) for a malformed entry: the agent skips it and goes on. Raising would
+    end the agent, and the entry, still pending, would end the next agent too: no fleet ban would apply again."""
+    try:
+        return decode(fields, max_ips_bytes)
+    except MalformedEntry as exc:
+        log.warning("fleet: skipped a malformed fleet log entry %s: %s", _text(entry_id)[:40], exc)
+        return None
 
 
 def known_hosts(client: Any) -> list[str]:

@@ -41,7 +41,7 @@ from core.roles import Role
 from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
 from fleet.lease import CLAIM_POLL_S, RENEW_S, Lease
-from fleet.log import SET_STATUS, decode, host_status, min_id
+from fleet.log import SET_STATUS, host_status, min_id, parse
 from fleet.outbox import Outbox
 from fleet.watch import Watcher
 from jobs.fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
@@ -239,10 +239,23 @@ class Agent:
             entries = reply[0][1] if reply else []
             if cursor == "0" and not entries:
                 cursor = ">"
-            for ids, item in batched([(entry_id, decode(fields) if fields else None) for entry_id, fields in entries]):
+            limit = 2 * self.settings.blocklist_max_bytes
+            for ids, item in batched([(entry_id, parse(entry_id, fields, limit) if fields else None)
+                                      for entry_id, fields in entries]):
                 if item is not None:
-                    await self.apply(item)
+                    await self._apply_one(ids, item)
                 await self.fast.xack(STREAM, grp, *ids)
+
+    async def _apply_one(self, ids: list[Any], item: dict[str, Any]) -> None:
+        """`apply`; an error other than Redis' or fail2ban's (retried: the entry stays pending) skips this entry
+        with its traceback: left pending, it would end every next agent at the same place."""
+        try:
+            await self.apply(item)
+        except self.retried:
+            raise
+        except Exception:
+            log.exception("fleet: skipped fleet log entry %s (%s from %s): applying it failed", ids[0],
+                          item.get("kind"), str(item.get("source"))[:64])
 
     async def _joined(self, grp: str) -> bool:
         try:
@@ -314,7 +327,7 @@ class Agent:
         else:
             ips, refused = acceptable(self.settings, item["ips"])
         if refused:
-            log.warning("fleet %s from %s: %d address(es) refused here (protected or not an address), e.g. %s",
+            log.warning("fleet %s from %s: %d address(es) refused here (protected or not an address), e.g. %.64r",
                         f"blocklist {item['list']}" if item.get("list") else "shared ban", item.get("source"),
                         len(refused), refused[0])
         if not ips:
