@@ -175,11 +175,17 @@ def hosts_view(client: Any, now: float | None = None) -> list[dict[str, Any]]:
     records = client.mget([fleet.host_key(n) for n in names]) if names else []
     now = now or time.time()
     out = []
-    for _name, raw in zip(names, records, strict=True):
+    for name, raw in zip(names, records, strict=True):
         if raw is None:
             continue
-        record = json.loads(raw)
-        record["status"] = fleet.status_of(now - float(record["last_seen"]))
+        try:  # a record bangui did not write (anyone with Redis' password can) is left out, not a 500
+            record = json.loads(raw)
+            record["status"] = fleet.status_of(now - float(record["last_seen"]))
+            if record.get("name") != _text(name):
+                raise ValueError("its name is not the host's")
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("fleet: left out the malformed record of host %.64r: %s", _text(name), exc)
+            continue
         out.append(record)
     return out
 

@@ -26,6 +26,7 @@ from store.decisions import Row, go_duration
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PERMANENT_S = 10 * 365 * 86400  # a permanent ban's duration: ten years (the LAPI has no "forever")
+RESYNC_MEMORY_S = 7 * 86400.0  # longer than any Redis outage a fleet would sit through
 
 
 def _words(value: str | None) -> list[str]:
@@ -162,11 +163,12 @@ def _known(request: Request, deps: Deps) -> tuple[str, dict[str, Any]]:
     return key, record
 
 
-def _bouncer(request: Request, deps: Deps, stream: bool = False) -> tuple[str, dict[str, Any]]:
+def _bouncer(request: Request, deps: Deps, stream: bool = False) -> tuple[dict[str, Any], bool]:
+    """The bouncer's record (as it was before this poll), and whether this poll could be noted in it."""
     key, record = _known(request, deps)
-    deps.store.bouncers.pulled(key, record, client_address(request, deps.settings),
-                               request.headers.get("user-agent", ""), _host(deps) if stream else None)
-    return key, record
+    noted = deps.store.bouncers.pulled(key, record, client_address(request, deps.settings),
+                                       request.headers.get("user-agent", ""), _host(deps) if stream else None)
+    return record, noted
 
 
 def _host(deps: Deps) -> str | None:
@@ -175,13 +177,20 @@ def _host(deps: Deps) -> str | None:
 
 
 def _stream(request: Request, deps: Deps) -> dict[str, Any]:
-    _, bouncer = _bouncer(request, deps, stream=True)
+    bouncer, noted = _bouncer(request, deps, stream=True)
     startup = request.query_params.get("startup", "false").lower() == "true"
     keep = stream_filter(request.query_params)
     host = _host(deps)
     moved = host is not None and bouncer.get("last_host") not in (None, host) and bouncer["last_pull"] is not None
+    # Redis away: the record cannot say that this host answers the bouncer now. This host remembers that it
+    # resynced it from that record, or every poll here would be a full resync until Redis returns.
+    resynced = f"decisions:resynced:{bouncer['name']}"
+    if moved and deps.store.cache.get(resynced) == bouncer["last_pull"]:
+        moved = False
     new, deleted, current = deps.store.decisions.answer(bouncer["name"], startup,
                                                         bouncer["last_pull"] if moved else None)
+    if moved and not noted:
+        deps.store.cache.set(resynced, bouncer["last_pull"], expire=RESYNC_MEMORY_S)
     return per_value(new, deleted, current, deps.store.clock(), keep)
 
 
