@@ -146,6 +146,18 @@ def _append(client: Any, item: dict[str, str], targets: list[str], retention_hou
     return {"id": ban_id, "hosts": targets}
 
 
+def followed_unban(jail: str, ips: list[str], source: str, by: str, shared_jail: bool) -> dict[str, str]:
+    """A fleet unban that follows an unban on `source`, waiting in the outbox while Redis is away (its hosts are
+    the other hosts known when it is published: `publish_queued_unban`)."""
+    return {"follow": "1", "jail": jail, "ips": json.dumps(ips), "source": source, "by": by,
+            "shared": "1" if shared_jail else ""}
+
+
+def publish_queued_unban(client: Any, item: dict[str, str], retention_hours: int) -> dict[str, Any] | None:
+    return publish_followed_unban(client, item["jail"], json.loads(item["ips"]), item["source"], retention_hours,
+                                  item["by"], item["shared"] == "1")
+
+
 def publish_followed_unban(client: Any, jail: str, ips: list[str], source: str, retention_hours: int, by: str,
                            shared_jail: bool) -> dict[str, Any] | None:
     """The fleet unban that follows an unban on `source` (actions/fleet_follow.py): for every other host, with

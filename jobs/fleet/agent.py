@@ -41,7 +41,7 @@ from core.roles import Role
 from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
 from fleet.lease import CLAIM_POLL_S, RENEW_S, Lease
-from fleet.log import SET_STATUS, host_status, min_id, parse
+from fleet.log import SET_STATUS, host_status, min_id, parse, publish_queued_unban
 from fleet.outbox import Outbox
 from fleet.watch import Watcher
 from jobs.fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
@@ -133,7 +133,8 @@ class Agent:
             published: dict[str, set[str]] = {}
             if self.outbox.pending():
                 sent = await offload(self.outbox.flush, functools.partial(self._publish_now, published=published))
-                log.info("fleet: published %d shared ban(s) buffered while Redis was unreachable", sent)
+                log.info("fleet: published %d entr(ies) buffered while Redis was unreachable (shared bans, unbans)",
+                         sent)
             if forgotten:  # this host's own shared bans again, but not those the outbox has just published
                 for jail, ips in own:
                     if ips - published.get(jail, set()):
@@ -161,6 +162,9 @@ class Agent:
 
     def _publish_now(self, item: dict[str, str], published: dict[str, set[str]] | None = None) -> None:
         """Append `item` to the fleet log; `published`: collects jail -> addresses (the outbox's flush)."""
+        if item.get("follow") == "1":  # an unban made here while Redis was away (actions/fleet_follow.py)
+            publish_queued_unban(self.sync, item, self.settings.fleet_retention_hours)
+            return
         if not self.settings.fleet_sentinels:
             self.sync.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
         else:
