@@ -142,17 +142,17 @@ def per_value(new: list[Row], deleted: list[Row], current: list[Row], now: float
     if keep is not None:
         kept = {d["id"] for d in _shaped(current, now, keep) or []}
         current = [row for row in current if row[0] in kept]
-    best = _longest(current)
-    out_new, out_deleted = [], []
-    for d in _shaped(new, now, keep) or []:
-        if best.get(d["value"], d["id"]) == d["id"]:
-            out_new.append(d)
-            best[d["value"]] = -1  # one decision per address
+    banned = {row[2] for row in current}
+    shaped_new = _shaped(new, now, keep) or []
+    if len(banned) < len(current):  # an address with several decisions (rare): keep its longest only
+        best = _longest(current)
+        shaped_new = [d for d in shaped_new if best.get(d["value"], d["id"]) == d["id"]]
+    out_deleted, told = [], set()
     for d in _shaped(deleted, now, keep) or []:
-        if d["value"] not in best:
+        if d["value"] not in banned and d["value"] not in told:
             out_deleted.append(d)
-            best[d["value"]] = -1
-    return {"new": out_new or None, "deleted": out_deleted or None}
+            told.add(d["value"])
+    return {"new": shaped_new or None, "deleted": out_deleted or None}
 
 
 def _known(request: Request, deps: Deps) -> tuple[str, dict[str, Any]]:
