@@ -365,7 +365,10 @@ class Agent:
             popped = await self.blocking.blpop([rpc.inbox(self.name)], timeout=BLOCK_MS / 1000)
             self._recovered("_answer")
             if popped is not None:
-                await offload(rpc.answer, self.sync, json.loads(popped[1]), self.deps.store.history)
+                try:
+                    await offload(rpc.answer, self.sync, json.loads(popped[1]), self.deps.store.history)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not what an asker pushes
+                    log.warning("fleet: dropped a malformed history request: %s: %.80s", type(exc).__name__, exc)
 
     # -- fleet leader ------------------------------------------------------------------------------------
     async def _lead(self) -> None:

@@ -1,8 +1,9 @@
 """Entries written into the fleet log by hand (anyone with the Redis password can): malformed ones (not JSON, a
 string or numbers for `ips`, no jail, a bad time, unknown kinds, unhashable addresses) and huge ones are skipped
-with a warning, never crash the agent (which would stop it applying the fleet's bans and, read again from its
-pending list at each restart, forever); too wide a network is refused. The entries after them still apply, on a
-host that was there and on one that joins later (its bulk catch-up reads the same log)."""
+with a warning, and so are history requests pushed by hand; none crashes the agent (which would stop it applying
+the fleet's bans and, read again from its pending list at each restart, forever); too wide a network is refused.
+The entries after them still apply, on a host that was there and on one that joins later (its bulk catch-up reads
+the same log)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def test_hostile_entries_in_the_fleet_log_are_skipped_and_the_agent_goes_on(tmp_
         wait_for(lambda: client.exists(STREAM) and len(client.xinfo_groups(STREAM)) == 1, 20, "web1's agent")
         for item in hostile():
             client.xadd(STREAM, item)
+        for request in ("not json", "[1, 2]", json.dumps({"deadline": "soon"}), json.dumps({"deadline": 4e9}),
+                        json.dumps({"deadline": 4e9, "filters": [], "reply": "x"})):  # history requests by hand
+            client.rpush("bangui:fleet:rpc:web1", request)
         client.xadd(STREAM, {"kind": "auto", "id": "", "jail": "sshd", "ips": json.dumps(["192.0.2.250"]),
                              "hosts": "*", "source": "web9", "at": repr(time.time())})
         wait_for(lambda: "192.0.2.250" in h1.banned(), 60, "the entry after the hostile ones on web1")
@@ -60,6 +64,9 @@ def test_hostile_entries_in_the_fleet_log_are_skipped_and_the_agent_goes_on(tmp_
             hosts = httpx.get(host.url + "/api/v1/fleet/hosts", headers=fleet.headers(), timeout=10).json()
             assert {h["name"]: h["status"] for h in hosts["hosts"]}[host.name] == "up"
         assert "skipped a malformed fleet log entry" in h1.server.output()
+        assert "dropped a malformed history request" in h1.server.output()
+        assert "job fleet failed" not in h1.server.output()  # the agent never ended
+        assert h1.server.output().count("fleet agent of host web1 started") == 1
         longest = max(len(line) for host in (h1, h2) for line in host.server.output().splitlines())
         assert longest < 2000  # a hostile address is never written out whole
     except BaseException:
