@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+log = logging.getLogger("bangui.fleet")
 NAME = "fleet-outbox.jsonl"
 LOCK = "fleet-outbox.lock"
 
@@ -62,7 +64,13 @@ class Outbox:
     def _flush(self, publish: Callable[[dict[str, str]], None]) -> int:
         if not self.pending():
             return 0
-        entries = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        entries = []
+        for line in self.path.read_text(errors="replace").splitlines():
+            try:
+                if line.strip():
+                    entries.append(json.loads(line))
+            except ValueError:  # cut short (the disk filled up mid-write): raising would end every next agent here
+                log.warning("fleet: dropped a damaged line of %s: %.80r", self.path, line)
         sent = 0
         try:
             for item in entries:
