@@ -5,18 +5,21 @@ published as a fleet unban for every other host, with the person who asked, unle
 everywhere) or the jail that receives other hosts' shared bans (BANGUI_FLEET_JAIL), or this host's history says
 the address's latest ban in that jail came from the fleet (a fleet ban, another host's shared ban). The unban
 here has happened when this runs: a fleet that cannot be reached (Redis away) is said in the answer
-(`fleet[].error`), it does not undo or fail the local unban. The fleet's own unbans (actor via fleet) never
-follow: no loops.
+(`fleet[].error`, `queued`), it does not undo or fail the local unban, and the fleet unban waits in the host's
+outbox (fleet/outbox.py) until the agent publishes it, in order after the shared bans buffered before it. The
+fleet's own unbans (actor via fleet) never follow: no loops.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import fleet
 from actions.base import Act
-from errors import AppError
-from fleet.log import publish_followed_unban
+from errors import AppError, Unavailable
+from fleet.log import followed_unban, publish_followed_unban
+from fleet.outbox import Outbox
 from store.base import offload
 
 
@@ -45,7 +48,14 @@ async def follow_unbans(act: Act, per_jail: dict[str, list[str]], local: bool) -
             published = await offload(act.deps.store.fleet.call, publish_followed_unban, jail, ips,
                                       fleet.host_name(settings), settings.fleet_retention_hours, act.actor.name,
                                       jail in shared_jails)
-        except AppError as exc:  # fleet_unavailable: the unban here stands; the answer says the fleet's did not
+        except Unavailable as exc:  # Redis away: the unban here stands, the fleet's waits in the outbox
+            await offload(Outbox(Path(act.deps.store.path)).append,
+                          followed_unban(jail, ips, fleet.host_name(settings), act.actor.name, jail in shared_jails))
+            out.append({"jail": jail, "ips": ips, "id": None, "hosts": [], "queued": True,
+                        "error": f"{exc.code}: {exc.message}; queued in this host's outbox: published for the "
+                                 "other hosts when Redis answers again"})
+            continue
+        except AppError as exc:  # the unban here stands; the answer says the fleet's did not
             out.append({"jail": jail, "ips": ips, "id": None, "hosts": [], "error": f"{exc.code}: {exc.message}"})
             continue
         if published is not None:

@@ -14,13 +14,22 @@ joined later: jobs/fleet/join.py).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from typing import Any
 
 import fleet
+from core.addresses import JAIL_RE
 from errors import InvalidInput, NotFound
 from fleet import HOSTS, STREAM, ban_key
+
+log = logging.getLogger("bangui.fleet")
+KINDS = ("ban", "unban", "auto")
+# The largest `ips` of an entry: a fleet blocklist publishes a whole list in one entry (BANGUI_BLOCKLIST_MAX_BYTES,
+# 5 MiB by default, is at most ~1.4 times that as JSON); callers pass twice the setting.
+MAX_IPS_BYTES = 2 * 5_242_880
+MAX_FIELD = 256
 
 # One host's status, written only while the fleet ban's record exists: a log entry can outlive its record a little
 # (XADD trims by MINID approximately; the record expires at the retention) and HSET on a missing key would make a
@@ -57,13 +66,51 @@ def entry(kind: str, jail: str, ips: list[str], source: str, hosts: list[str] | 
     return item
 
 
-def decode(fields: dict[Any, Any]) -> dict[str, Any]:
-    text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in fields.items()}
-    text["ips"] = json.loads(text.get("ips", "[]"))
-    hosts = text.get("hosts", "*")
-    text["hosts"] = None if hosts == "*" else json.loads(hosts)
+class MalformedEntry(ValueError):
+    """A log entry that bangui did not write (anyone with Redis' password can XADD): skipped, never applied."""
+
+
+def decode(fields: dict[Any, Any], max_ips_bytes: int = MAX_IPS_BYTES) -> dict[str, Any]:
+    """An entry's fields, checked: its kind, a jail name, `ips` a JSON list of strings (each address is screened
+    where it is applied), `hosts` "*" or a list of names, `at` a time. MalformedEntry otherwise."""
+    try:
+        text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in fields.items()}
+    except UnicodeDecodeError:
+        raise MalformedEntry("not UTF-8") from None
+    for name, value in text.items():  # source, id, list, by...: short single lines (they reach logs and audit)
+        if name not in ("ips", "hosts") and (len(value) > MAX_FIELD or not value.isprintable()):
+            raise MalformedEntry(f"field {name[:20]!r} is longer than {MAX_FIELD} or not one printable line")
+    if text.get("kind") not in KINDS:
+        raise MalformedEntry(f"kind {str(text.get('kind'))[:20]!r} is none of {', '.join(KINDS)}")
+    if not JAIL_RE.fullmatch(str(text.get("jail", ""))):
+        raise MalformedEntry("no jail name")
+    raw_ips = text.get("ips", "[]")
+    if len(raw_ips) > max_ips_bytes:
+        raise MalformedEntry(f"its addresses take {len(raw_ips)} bytes (at most {max_ips_bytes})")
+    try:
+        text["ips"] = json.loads(raw_ips)
+        hosts = text.get("hosts", "*")
+        text["hosts"] = None if hosts == "*" else json.loads(hosts)
+        float(text.get("at") or 0.0)
+    except ValueError as exc:
+        raise MalformedEntry(f"{type(exc).__name__}: {str(exc)[:80]}") from None
+    for name in ("ips", "hosts"):
+        value = text[name]
+        if not (value is None and name == "hosts") and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise MalformedEntry(f"{name} is not a list of strings")
     return text
+
+
+def parse(entry_id: Any, fields: dict[Any, Any], max_ips_bytes: int = MAX_IPS_BYTES) -> dict[str, Any] | None:
+    """`decode`, or None (with a warning) for a malformed entry: the agent skips it and goes on. Raising would
+    end the agent, and the entry, still pending, would end the next agent too: no fleet ban would apply again."""
+    try:
+        return decode(fields, max_ips_bytes)
+    except MalformedEntry as exc:
+        log.warning("fleet: skipped a malformed fleet log entry %s: %s", _text(entry_id)[:40], exc)
+        return None
 
 
 def known_hosts(client: Any) -> list[str]:
@@ -99,6 +146,18 @@ def _append(client: Any, item: dict[str, str], targets: list[str], retention_hou
     return {"id": ban_id, "hosts": targets}
 
 
+def followed_unban(jail: str, ips: list[str], source: str, by: str, shared_jail: bool) -> dict[str, str]:
+    """A fleet unban that follows an unban on `source`, waiting in the outbox while Redis is away (its hosts are
+    the other hosts known when it is published: `publish_queued_unban`)."""
+    return {"follow": "1", "jail": jail, "ips": json.dumps(ips), "source": source, "by": by,
+            "shared": "1" if shared_jail else ""}
+
+
+def publish_queued_unban(client: Any, item: dict[str, str], retention_hours: int) -> dict[str, Any] | None:
+    return publish_followed_unban(client, item["jail"], json.loads(item["ips"]), item["source"], retention_hours,
+                                  item["by"], item["shared"] == "1")
+
+
 def publish_followed_unban(client: Any, jail: str, ips: list[str], source: str, retention_hours: int, by: str,
                            shared_jail: bool) -> dict[str, Any] | None:
     """The fleet unban that follows an unban on `source` (actions/fleet_follow.py): for every other host, with
@@ -128,11 +187,17 @@ def hosts_view(client: Any, now: float | None = None) -> list[dict[str, Any]]:
     records = client.mget([fleet.host_key(n) for n in names]) if names else []
     now = now or time.time()
     out = []
-    for _name, raw in zip(names, records, strict=True):
+    for name, raw in zip(names, records, strict=True):
         if raw is None:
             continue
-        record = json.loads(raw)
-        record["status"] = fleet.status_of(now - float(record["last_seen"]))
+        try:  # a record bangui did not write (anyone with Redis' password can) is left out, not a 500
+            record = json.loads(raw)
+            record["status"] = fleet.status_of(now - float(record["last_seen"]))
+            if record.get("name") != _text(name):
+                raise ValueError("its name is not the host's")
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("fleet: left out the malformed record of host %.64r: %s", _text(name), exc)
+            continue
         out.append(record)
     return out
 

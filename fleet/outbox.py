@@ -1,4 +1,6 @@
-"""Shared bans this host could not publish (Redis unreachable), kept in the data dir until Redis returns.
+"""Fleet log entries this host could not publish (Redis unreachable), kept in the data dir until Redis returns:
+the shared bans of the host's agent, and the fleet unbans that follow an unban made here (actions/fleet_follow.py,
+in whichever worker answered it; `"follow": "1"`).
 
 One JSON entry per line in `<data dir>/fleet-outbox.jsonl` (0600), appended and fsynced: a crash or restart
 during the outage loses nothing. `flush` publishes in order and keeps whatever it could not send.
@@ -6,24 +8,41 @@ during the outage loses nothing. `flush` publishes in order and keeps whatever i
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+log = logging.getLogger("bangui.fleet")
 NAME = "fleet-outbox.jsonl"
+LOCK = "fleet-outbox.lock"
 
 
 class Outbox:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / NAME
-        # append (the watcher's thread) and flush (the heartbeat's) never interleave: a flush rewrites the file
-        # with what it did not send, and an entry appended meanwhile was lost (seen during a Sentinel failover)
+        self.lock_path = Path(data_dir) / LOCK
+        # append (the watcher's thread, a worker's unban) and flush (the heartbeat's) never interleave: a flush
+        # rewrites the file with what it did not send, and an entry appended meanwhile was lost (seen during a
+        # Sentinel failover). A thread lock, and a file lock for the other processes of the host.
         self._lock = threading.Lock()
 
-    def append(self, entry: dict[str, str]) -> None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
         with self._lock:
+            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def append(self, entry: dict[str, str]) -> None:
+        with self._locked():
             self._append(entry)
 
     def _append(self, entry: dict[str, str]) -> None:
@@ -39,13 +58,19 @@ class Outbox:
 
     def flush(self, publish: Callable[[dict[str, str]], None]) -> int:
         """Publish every buffered entry in order; on the first failure keep the rest (and re-raise)."""
-        with self._lock:
+        with self._locked():
             return self._flush(publish)
 
     def _flush(self, publish: Callable[[dict[str, str]], None]) -> int:
         if not self.pending():
             return 0
-        entries = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        entries = []
+        for line in self.path.read_text(errors="replace").splitlines():
+            try:
+                if line.strip():
+                    entries.append(json.loads(line))
+            except ValueError:  # cut short (the disk filled up mid-write): raising would end every next agent here
+                log.warning("fleet: dropped a damaged line of %s: %.80r", self.path, line)
         sent = 0
         try:
             for item in entries:

@@ -26,6 +26,7 @@ from store.decisions import Row, go_duration
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PERMANENT_S = 10 * 365 * 86400  # a permanent ban's duration: ten years (the LAPI has no "forever")
+RESYNC_MEMORY_S = 7 * 86400.0  # longer than any Redis outage a fleet would sit through
 
 
 def _words(value: str | None) -> list[str]:
@@ -57,17 +58,36 @@ def _network(text: str, name: str) -> Network:
         raise InvalidInput(f"{name}: not an address or network: {text!r}", code="invalid_address") from None
 
 
+GO_TRUE, GO_FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE", "false", "False")
+
+
+def _go_bool(text: str, name: str) -> bool:
+    """Go's strconv.ParseBool, as the LAPI reads `contains` (anything else is a 400 there too)."""
+    if text in GO_TRUE or text in GO_FALSE:
+        return text in GO_TRUE
+    raise InvalidInput(f"{name}: not a boolean: {text!r} (true or false)", code="invalid_filter")
+
+
+def _canonical(text: str) -> str:
+    """An address or network in the form decisions are written in (compressed IPv6, no host bits), else as is."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False) if "/" in text else ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
 def live_filter(query: Any) -> Callable[[dict[str, Any]], bool]:
-    """`/v1/decisions` filters: ip, range (contains=true: decisions covering it; false: decisions inside it),
-    scope + value, type."""
-    contains = query.get("contains", "true").lower() != "false"
+    """`/v1/decisions` filters, as the LAPI reads them: ip or range (contains=true: decisions covering it; false:
+    decisions inside it; an address of the other family matches nothing), scope, value (that exact value), type."""
+    contains = _go_bool(query["contains"], "contains") if "contains" in query else True
     wanted = [_network(query[k], k) for k in ("ip", "range") if query.get(k)]
-    scope, value, kind = query.get("scope"), query.get("value"), query.get("type")
-    if value and (scope or "ip").lower() in ("ip", "range"):
-        wanted.append(_network(value, "value"))
+    scope, kind = query.get("scope"), query.get("type")
+    value = _canonical(query["value"].strip()) if query.get("value") else None
 
     def keep(d: dict[str, Any]) -> bool:
-        if (kind and d["type"] != kind.lower()) or (scope and d["scope"].lower() != scope.lower()):
+        if (kind and d["type"] != kind) or (scope and d["scope"].lower() != scope.lower()):
+            return False
+        if value is not None and d["value"] != value:
             return False
         for net in wanted:
             mine = ipaddress.ip_network(d["value"], strict=False)
@@ -102,14 +122,53 @@ def _shaped(rows: Iterable[Row], now: float, keep: Callable[[dict[str, Any]], bo
     return out or None
 
 
-def _bouncer(request: Request, deps: Deps, stream: bool = False) -> tuple[str, dict[str, Any]]:
+def _longest(rows: Iterable[Row]) -> dict[str, int]:
+    """Address -> the id of its longest current decision (permanent first; the newer on a tie)."""
+    best: dict[str, tuple[float, int]] = {}
+    for decision_id, _, value, expires_at, _ in rows:
+        rank = (float("inf") if expires_at is None else float(expires_at), int(decision_id))
+        if value not in best or rank > best[value]:
+            best[value] = rank
+    return {value: rank[1] for value, rank in best.items()}
+
+
+def per_value(new: list[Row], deleted: list[Row], current: list[Row], now: float,
+              keep: Callable[[dict[str, Any]], bool] | None) -> dict[str, Any]:
+    """A stream answer as bouncers read it: by value (crowdsec-custom-bouncer runs `del <value>`, a firewall
+    bouncer drops the address from its set), as CrowdSec's LAPI answers. An address two jails ban (sshd and
+    recidive) is one decision in `new`, its longest; a lifted decision is in `deleted` only when no current
+    decision this bouncer sees (its filters) still bans the address: otherwise the bouncer would stop enforcing
+    a ban fail2ban still holds."""
+    if keep is not None:
+        kept = {d["id"] for d in _shaped(current, now, keep) or []}
+        current = [row for row in current if row[0] in kept]
+    banned = {row[2] for row in current}
+    shaped_new = _shaped(new, now, keep) or []
+    if len(banned) < len(current):  # an address with several decisions (rare): keep its longest only
+        best = _longest(current)
+        shaped_new = [d for d in shaped_new if best.get(d["value"], d["id"]) == d["id"]]
+    out_deleted, told = [], set()
+    for d in _shaped(deleted, now, keep) or []:
+        if d["value"] not in banned and d["value"] not in told:
+            out_deleted.append(d)
+            told.add(d["value"])
+    return {"new": shaped_new or None, "deleted": out_deleted or None}
+
+
+def _known(request: Request, deps: Deps) -> tuple[str, dict[str, Any]]:
     key = request.headers.get("x-api-key", "")
     record = deps.store.bouncers.lookup(key)
     if record is None:
         raise Forbidden("access forbidden: unknown or missing X-Api-Key", code="bouncer_key_refused")
-    deps.store.bouncers.pulled(key, record, client_address(request, deps.settings),
-                               request.headers.get("user-agent", ""), _host(deps) if stream else None)
     return key, record
+
+
+def _bouncer(request: Request, deps: Deps, stream: bool = False) -> tuple[dict[str, Any], bool]:
+    """The bouncer's record (as it was before this poll), and whether this poll could be noted in it."""
+    key, record = _known(request, deps)
+    noted = deps.store.bouncers.pulled(key, record, client_address(request, deps.settings),
+                                       request.headers.get("user-agent", ""), _host(deps) if stream else None)
+    return record, noted
 
 
 def _host(deps: Deps) -> str | None:
@@ -118,14 +177,21 @@ def _host(deps: Deps) -> str | None:
 
 
 def _stream(request: Request, deps: Deps) -> dict[str, Any]:
-    _, bouncer = _bouncer(request, deps, stream=True)
+    bouncer, noted = _bouncer(request, deps, stream=True)
     startup = request.query_params.get("startup", "false").lower() == "true"
     keep = stream_filter(request.query_params)
     host = _host(deps)
     moved = host is not None and bouncer.get("last_host") not in (None, host) and bouncer["last_pull"] is not None
-    new, deleted = deps.store.decisions.pull(bouncer["name"], startup, bouncer["last_pull"] if moved else None)
-    now = deps.store.clock()
-    return {"new": _shaped(new, now, keep), "deleted": _shaped(deleted, now, keep)}
+    # Redis away: the record cannot say that this host answers the bouncer now. This host remembers that it
+    # resynced it from that record, or every poll here would be a full resync until Redis returns.
+    resynced = f"decisions:resynced:{bouncer['name']}"
+    if moved and deps.store.cache.get(resynced) == bouncer["last_pull"]:
+        moved = False
+    new, deleted, current = deps.store.decisions.answer(bouncer["name"], startup,
+                                                        bouncer["last_pull"] if moved else None)
+    if moved and not noted:
+        deps.store.cache.set(resynced, bouncer["last_pull"], expire=RESYNC_MEMORY_S)
+    return per_value(new, deleted, current, deps.store.clock(), keep)
 
 
 def _live(request: Request, deps: Deps) -> list[dict[str, Any]] | None:
@@ -134,8 +200,18 @@ def _live(request: Request, deps: Deps) -> list[dict[str, Any]] | None:
     return _shaped(deps.store.decisions.rows(), deps.store.clock(), keep)
 
 
+def _head(request: Request, deps: Deps) -> None:
+    """HEAD (a bouncer's check that the LAPI answers): the key is checked, nothing else happens. As the LAPI
+    does, a HEAD of the stream moves no position and no last pull: its answer has no body, so changes it
+    consumed would never reach the bouncer."""
+    _known(request, deps)
+
+
 async def _answer(request: Request, answer: Callable[[Request, Deps], Any]) -> Response:
     try:
+        if request.method == "HEAD":
+            await offload(_head, request, request.state.deps)
+            return Response(status_code=200)
         return json_response(await offload(answer, request, request.state.deps))
     except AppError as exc:
         error = {"code": exc.code, "message": exc.message, "details": exc.details}

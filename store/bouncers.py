@@ -15,7 +15,7 @@ from typing import Any
 
 import diskcache
 
-from errors import Conflict, InvalidInput, NotFound
+from errors import Conflict, InvalidInput, NotFound, Unavailable
 from store.base import Clock
 
 _KEY = "bouncer:"
@@ -59,21 +59,27 @@ class Bouncers:
         return record
 
     def pulled(self, key: str, record: dict[str, Any], address: str, user_agent: str,
-               host: str | None = None) -> None:
+               host: str | None = None) -> bool:
         """Note a pull (time, address, user agent, and for a stream pull in fleet mode the host that answered, whose
-        positions it moved): written when something changed or `refresh_after` passed."""
+        positions it moved): written when something changed or `refresh_after` passed. False when the store
+        refused the write (fleet mode, Redis away: the replica takes no identity write): the poll is answered all
+        the same (issue 21: reads go on during an outage), its record is older than the poll."""
         now = self.clock()
         if (record["last_pull"] is not None and now - record["last_pull"] < self.refresh_after
                 and record["last_address"] == address and record["user_agent"] == user_agent
                 and (host is None or record.get("last_host") == host)):
-            return
-        with self.cache.transact():
-            current = self.cache.get(_KEY + digest(key))
-            if current is None:  # deleted meanwhile: never resurrect it
-                return
-            self.cache.set(_KEY + digest(key), dict(current, last_pull=now, last_address=address,
-                                                    user_agent=user_agent[:200],
-                                                    last_host=host or current.get("last_host")))
+            return True
+        try:
+            with self.cache.transact():
+                current = self.cache.get(_KEY + digest(key))
+                if current is None:  # deleted meanwhile: never resurrect it
+                    return True
+                self.cache.set(_KEY + digest(key), dict(current, last_pull=now, last_address=address,
+                                                        user_agent=user_agent[:200],
+                                                        last_host=host or current.get("last_host")))
+        except Unavailable:
+            return False
+        return True
 
     def oldest_pull(self) -> float | None:
         """The earliest last poll of any bouncer that has polled (None: none has)."""

@@ -64,13 +64,22 @@ class Decisions:
         """(new, deleted) for `bouncer` since its previous pull (see the module docstring), and move its
         position. One transaction: the answer and the new position agree. `moved_since` (fleet mode): the time of
         the bouncer's previous pull, answered by another host, whose positions this view does not know."""
+        new, deleted, _ = self.answer(bouncer, startup, moved_since)
+        return new, deleted
+
+    def answer(self, bouncer: str, startup: bool, moved_since: float | None = None,
+               ) -> tuple[list[Row], list[Row], list[Row]]:
+        """`pull`, with the current decisions of every address the answer names (`current`, from the same
+        transaction): a bouncer deletes by value, so a lifted decision whose address another jail still bans
+        must not reach it as deleted (handlers/decisions.py `per_value`)."""
         conn = self.view.conn()
         row = None if startup else conn.execute("SELECT seq FROM positions WHERE bouncer = ?", (bouncer,)).fetchone()
         position = None if row is None else int(row[0])
         moved = moved_since is not None and not startup
         if position is not None and position == self.seq() and not moved:  # idle: two small reads, no write
-            return [], []
+            return [], [], []
         only, params = self._in_jails()
+        everything = True  # `new` holds every current decision (startup, resync): it is `current` too
         with self.view.transaction() as conn:
             seq = int(self.view.meta("seq", conn) or 0)
             trimmed = int(self.view.meta("trimmed", conn) or 0)
@@ -92,13 +101,22 @@ class Decisions:
                     elif new_by_id.pop(change[0], None) is None:
                         deleted_by_id[change[0]] = change
                 new, deleted = list(new_by_id.values()), list(deleted_by_id.values())
+                everything = False
             else:  # away longer than the retention: a full resync, with what ended meanwhile
                 new = self.rows(conn)
                 deleted = [list(r) for r in conn.execute(
                     f"SELECT id, jail, ip, expires_at, origin FROM changes WHERE gone = 1 AND seq > ?{only} "
                     "ORDER BY seq", [position, *params])]
+            current = new if everything else self._current_of({r[2] for r in new} | {r[2] for r in deleted}, conn)
             conn.execute("INSERT OR REPLACE INTO positions VALUES (?, ?)", (bouncer, seq))
-        return new, deleted
+        return new, deleted, current
+
+    def _current_of(self, addresses: set[str], conn: sqlite3.Connection) -> list[Row]:
+        if not addresses:
+            return []
+        only, params = self._in_jails()
+        return [list(r) for r in conn.execute(
+            f"{CURRENT} AND ip IN (SELECT value FROM json_each(?)){only}", [json.dumps(sorted(addresses)), *params])]
 
     def forget(self, bouncer: str) -> None:
         with self.view.transaction() as conn:

@@ -5,10 +5,12 @@ replica (store/replica.py) while it does not (issue 21 items 1 and 5).
   saw Redis has no identity to fall back on, and says so: 503). After Redis restarted empty, until a host's replica
   is written back (store/replica.py), a key Redis lacks is read from the replica.
 - Writes: Redis, then the replica at once (so this host's own changes, a revocation above all, are in the replica
-  before the next refresh). While Redis is away, only what one host may do alone happens, in the replica:
-  the login limiter's counters (host-local: exact per host), sessions (a login, a logout: written to Redis when it
-  returns) and a token's last-used time. Everything else changes the fleet's identity (users, roles, passwords,
-  tokens, setup, logout everywhere) and must be fleet-wide or not happen: 503 fleet_unavailable, saying so.
+  before the next refresh). After Redis restarted empty, until a replica is written back, writes wait as during
+  an outage (a change then would be undone by the write-back of another host's replica). While Redis is away,
+  only what one host may do alone happens, in the replica: the login limiter's counters (host-local: exact per
+  host), sessions (a login, a logout: written to Redis when it returns) and a token's last-used time. Everything
+  else changes the fleet's identity (users, roles, passwords, tokens, setup, logout everywhere) and must be
+  fleet-wide or not happen: 503 fleet_unavailable, saying so.
 - Lookups (`lookup`): the session and token checks of every authenticated request run in a worker thread with a
   deadline of LOOKUP_TIMEOUT_S, then against the replica: a slow Redis never holds the event loop.
 """
@@ -101,8 +103,20 @@ class FleetCache:
     def add(self, key: str, value: Any, expire: float | None = None, tag: str | None = None, **_: Any) -> bool:
         return self._write(key, value, expire, tag, only_new=True)
 
+    def _reseeding(self, key: str) -> FleetUnavailable | None:
+        """Redis restarted empty and no replica is written back yet: a change of the fleet's identity now would be
+        undone by the write-back if another host's replica is the newest (a deleted token or bouncer key, a
+        deleted user, back), so it waits as during an outage (sessions pending here, the rest 503)."""
+        if key.startswith(HOST_LOCAL) or not self.replica.redis_empty():
+            return None
+        return FleetUnavailable("the fleet store (Redis) restarted empty and the fleet's identity is being written "
+                                "back from the newest host's replica: retry in a few seconds",
+                                details={"reason": "reseeding"})
+
     def _write(self, key: str, value: Any, expire: float | None, tag: str | None, only_new: bool) -> bool:
         write = self.remote.add if only_new else self.remote.set
+        if reseeding := self._reseeding(key):
+            return self._write_here(key, value, expire, tag, only_new, reseeding)
         if not (key.startswith(HOST_LOCAL) and self.down_since is not None):
             try:
                 written = write(key, value, expire=expire, tag=tag)
@@ -131,6 +145,8 @@ class FleetCache:
 
     def delete(self, key: str, retry: bool = False) -> bool:
         try:
+            if reseeding := self._reseeding(key):
+                raise reseeding
             deleted = self.remote.delete(key)
         except FleetUnavailable as exc:
             self._failed(exc)
@@ -145,6 +161,8 @@ class FleetCache:
 
     def evict(self, tag: str, retry: bool = False) -> int:
         try:
+            if reseeding := self._reseeding(tag):
+                raise reseeding
             removed = self.remote.evict(tag)
         except FleetUnavailable as exc:
             self._failed(exc)

@@ -128,6 +128,20 @@ def test_a_real_bouncer_enforces_fail2bans_bans(stack: Any, tmp_path: Path) -> N
         assert api.post("/jails/short/bans", json={"ips": ["192.0.2.30"]}).status_code == 200
         bouncer.wait("add", "192.0.2.30")
         bouncer.wait("del", "192.0.2.30", 20)
+        # an address two jails ban: the shorter ban's expiry is no `del` (the bouncer deletes by value), the end
+        # of the last one is
+        for jail in ("sshd", "short"):
+            assert api.post(f"/jails/{jail}/bans", json={"ips": ["192.0.2.60"]}).status_code == 200
+        bouncer.wait("add", "192.0.2.60")
+        live = {"X-Api-Key": key}
+        wait_for(lambda: [d["scenario"] for d in httpx.get(server.url + "/v1/decisions?ip=192.0.2.60",
+                                                           headers=live).json() or []] == ["fail2ban/sshd"],
+                 20, "the `short` ban of 192.0.2.60 to expire")
+        assert api.post("/jails/sshd/bans", json={"ips": ["192.0.2.61"]}).status_code == 200
+        bouncer.wait("add", "192.0.2.61")  # a later poll than the one that saw the expiry
+        assert ["del", "192.0.2.60"] not in [c[:2] for c in bouncer.seen()]
+        assert api.delete("/jails/sshd/bans/192.0.2.60").status_code == 200
+        bouncer.wait("del", "192.0.2.60")
         # a bouncer restarted mid-way resyncs: a ban made while it was down arrives
         bouncer.stop()
         assert api.post("/jails/sshd/bans", json={"ips": ["192.0.2.40"]}).status_code == 200

@@ -41,7 +41,7 @@ from core.roles import Role
 from errors import AppError
 from fleet import HEARTBEAT_S, HOSTS, STREAM, alive_key, ban_key, group, host_key, rpc
 from fleet.lease import CLAIM_POLL_S, RENEW_S, Lease
-from fleet.log import SET_STATUS, decode, host_status, min_id
+from fleet.log import SET_STATUS, host_status, min_id, parse, publish_queued_unban
 from fleet.outbox import Outbox
 from fleet.watch import Watcher
 from jobs.fleet.applying import acceptable, batched, bulk_client, failure, for_host, who
@@ -133,7 +133,8 @@ class Agent:
             published: dict[str, set[str]] = {}
             if self.outbox.pending():
                 sent = await offload(self.outbox.flush, functools.partial(self._publish_now, published=published))
-                log.info("fleet: published %d shared ban(s) buffered while Redis was unreachable", sent)
+                log.info("fleet: published %d entr(ies) buffered while Redis was unreachable (shared bans, unbans)",
+                         sent)
             if forgotten:  # this host's own shared bans again, but not those the outbox has just published
                 for jail, ips in own:
                     if ips - published.get(jail, set()):
@@ -161,6 +162,9 @@ class Agent:
 
     def _publish_now(self, item: dict[str, str], published: dict[str, set[str]] | None = None) -> None:
         """Append `item` to the fleet log; `published`: collects jail -> addresses (the outbox's flush)."""
+        if item.get("follow") == "1":  # an unban made here while Redis was away (actions/fleet_follow.py)
+            publish_queued_unban(self.sync, item, self.settings.fleet_retention_hours)
+            return
         if not self.settings.fleet_sentinels:
             self.sync.xadd(STREAM, item, minid=min_id(self.settings.fleet_retention_hours), approximate=True)
         else:
@@ -239,10 +243,23 @@ class Agent:
             entries = reply[0][1] if reply else []
             if cursor == "0" and not entries:
                 cursor = ">"
-            for ids, item in batched([(entry_id, decode(fields) if fields else None) for entry_id, fields in entries]):
+            limit = 2 * self.settings.blocklist_max_bytes
+            for ids, item in batched([(entry_id, parse(entry_id, fields, limit) if fields else None)
+                                      for entry_id, fields in entries]):
                 if item is not None:
-                    await self.apply(item)
+                    await self._apply_one(ids, item)
                 await self.fast.xack(STREAM, grp, *ids)
+
+    async def _apply_one(self, ids: list[Any], item: dict[str, Any]) -> None:
+        """`apply`; an error other than Redis' or fail2ban's (retried: the entry stays pending) skips this entry
+        with its traceback: left pending, it would end every next agent at the same place."""
+        try:
+            await self.apply(item)
+        except self.retried:
+            raise
+        except Exception:
+            log.exception("fleet: skipped fleet log entry %s (%s from %s): applying it failed", ids[0],
+                          item.get("kind"), str(item.get("source"))[:64])
 
     async def _joined(self, grp: str) -> bool:
         try:
@@ -314,7 +331,7 @@ class Agent:
         else:
             ips, refused = acceptable(self.settings, item["ips"])
         if refused:
-            log.warning("fleet %s from %s: %d address(es) refused here (protected or not an address), e.g. %s",
+            log.warning("fleet %s from %s: %d address(es) refused here (protected or not an address), e.g. %.64r",
                         f"blocklist {item['list']}" if item.get("list") else "shared ban", item.get("source"),
                         len(refused), refused[0])
         if not ips:
@@ -348,7 +365,10 @@ class Agent:
             popped = await self.blocking.blpop([rpc.inbox(self.name)], timeout=BLOCK_MS / 1000)
             self._recovered("_answer")
             if popped is not None:
-                await offload(rpc.answer, self.sync, json.loads(popped[1]), self.deps.store.history)
+                try:
+                    await offload(rpc.answer, self.sync, json.loads(popped[1]), self.deps.store.history)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not what an asker pushes
+                    log.warning("fleet: dropped a malformed history request: %s: %.80s", type(exc).__name__, exc)
 
     # -- fleet leader ------------------------------------------------------------------------------------
     async def _lead(self) -> None:

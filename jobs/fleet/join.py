@@ -37,7 +37,7 @@ from core.unbans import lifted_by
 from errors import AppError
 from f2b.client import Fail2Ban, JailNotFound
 from fleet import STREAM
-from fleet.log import decode, host_status
+from fleet.log import host_status, parse
 from jobs.fleet.applying import acceptable, bulk_client, failure, for_host, refusal, unban_refused, who
 from store.base import offload
 
@@ -145,7 +145,7 @@ def screen(agent: Agent, state: Bans, group: tuple[str, str, str], wanted: list[
     owner = {canonical_ip(ip) or ip: state[(jail, ip)].ban_id for ip in wanted}
     if refused:
         log.warning("fleet: joining: refusing %d fleet ban(s) from %s in %s here (protected or not an address), "
-                    "e.g. %s", len(refused), source, jail, refused[0])
+                    "e.g. %.64r", len(refused), source, jail, refused[0])
     whole = set() if blocklist else {state[(jail, ip)].ban_id for ip in refused} - {""}
     theirs: dict[str, list[str]] = {}
     for ip in wanted if whole else ():
@@ -187,7 +187,8 @@ async def read_log(agent: Agent) -> tuple[list[dict[str, Any]], str]:
     last, start = "0", "-"
     while True:
         page = await agent.fast.xrange(STREAM, min=start, max="+", count=PAGE)
-        entries += [decode(fields) for _, fields in page if fields]
+        limit = 2 * agent.settings.blocklist_max_bytes
+        entries += [item for entry_id, fields in page if fields and (item := parse(entry_id, fields, limit))]
         if page:
             raw = page[-1][0]
             last = raw.decode() if isinstance(raw, bytes) else str(raw)

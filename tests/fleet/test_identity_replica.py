@@ -112,6 +112,43 @@ def test_redis_restarted_empty_gets_the_newest_replica_back_once(tmp_path: Path)
         redis_server.stop()
 
 
+def test_identity_changes_wait_while_redis_restarted_empty_is_reseeded_so_the_write_back_undoes_none(
+        tmp_path: Path) -> None:
+    """Between an empty restart and the write-back of the newest replica, a revocation (a token, a bouncer key)
+    made on a host whose replica is not the one written back was undone by the write-back: the key worked again
+    on every host. Meanwhile such changes are refused (503, retry) as during an outage; sessions wait here."""
+    redis_server = RedisServer(tmp_path / "redis").start()
+    old, new = (open_store(tmp_path / name, redis_server.url) for name in ("old", "new"))
+    try:
+        ann = new.users.create("ann", PASSWORD, "admin")
+        token, record = new.tokens.create("ops", "admin", "ann", ann["uid"])
+        key, _ = new.bouncers.create("edge")
+        assert refresh(old) == "ok" and refresh(new) == "ok"  # new's is the newest
+        redis_server.stop()
+        redis_server.start()  # empty
+        time.sleep(1.1)  # past the client's breaker (store/redis_backend.BREAKER_S)
+        assert refresh(old) == refresh(new) == "empty"
+        for change in (lambda: old.tokens.revoke(record["id"]), lambda: old.bouncers.delete("edge"),
+                       lambda: old.users.create("bob", PASSWORD, "viewer")):
+            with pytest.raises(FleetUnavailable, match="restarted empty"):
+                change()
+        sid, _ = old.sessions.create(ann, "192.0.2.1")  # a login: here now, in Redis after the write-back
+        r, now = new.shared.redis, time.time()
+        assert old.replica is not None and new.replica is not None
+        assert not old.replica.reseed_claim(r, "old", now) and not new.replica.reseed_claim(r, "new", now)
+        assert new.replica.reseed_claim(r, "new", now + OFFER_WINDOW_S + 0.1)
+        new.replica.write_back(r)
+        assert refresh(old) == "ok" and refresh(new) == "ok"
+        old.tokens.revoke(record["id"])
+        old.bouncers.delete("edge")
+        assert new.tokens.lookup(token) is None and new.bouncers.lookup(key) is None
+        assert new.sessions.lookup(sid) is not None
+    finally:
+        old.close()
+        new.close()
+        redis_server.stop()
+
+
 def test_a_slow_redis_lookup_falls_back_on_the_replica_within_the_deadline(tmp_path: Path) -> None:
     from store.fleet_cache import LOOKUP_TIMEOUT_S, lookup
 

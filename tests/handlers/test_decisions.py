@@ -177,7 +177,9 @@ def test_unbans_and_expiries_are_deleted_in_every_path(api: Api) -> None:
     assert values(got["deleted"]) == {"192.0.2.1", "192.0.2.2"} and values(got["new"]) == {"192.0.2.3"}
 
 
-def test_a_prolonged_ban_is_the_old_decision_deleted_and_a_new_one_in_one_answer(api: Api) -> None:
+def test_a_prolonged_ban_is_a_new_decision_and_never_a_delete_of_its_address(api: Api) -> None:
+    """The old decision is not sent as deleted: a bouncer deletes by value (crowdsec-custom-bouncer runs `del`
+    first, then skips an `add` of a value it added within its cache time), so the address would go unenforced."""
     api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.1"]})
     publish(api)
     key = bouncer(api)
@@ -187,9 +189,45 @@ def test_a_prolonged_ban_is_the_old_decision_deleted_and_a_new_one_in_one_answer
     f2b(api, "set", "sshd", "banip", "192.0.2.1")
     publish(api)
     got = poll(api, key)
-    assert [d["id"] for d in got["deleted"]] == [first["id"]]
+    assert got["deleted"] is None
     assert values(got["new"]) == {"192.0.2.1"} and got["new"][0]["id"] != first["id"]
     assert got["new"][0]["duration"].startswith(("1h59m", "2h0m"))
+
+
+def test_an_address_another_jail_still_bans_is_never_sent_as_deleted(api: Api) -> None:
+    """sshd and a longer jail (recidive's case) ban one address: one decision per address in `new` (the longest),
+    and the shorter one's end is no `del` while the other holds; the last end is, and a filter that hides the
+    other jail's decision lets the delete through (that bouncer does not enforce it)."""
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.7"]})
+    publish(api)
+    key, narrow = bouncer(api, "all"), bouncer(api, "narrow")
+    assert values(poll(api, key, startup=True)["new"]) == {"192.0.2.7"}
+    poll(api, narrow, "scenarios_containing=sshd", startup=True)
+    api.call("operator", "POST", "/jails/nginx-http-auth/bans", json={"ips": ["192.0.2.7"]})  # bantime 3600
+    publish(api)
+    got = poll(api, key)
+    assert [d["scenario"] for d in got["new"]] == ["fail2ban/nginx-http-auth"] and got["deleted"] is None
+    startup = poll(api, bouncer(api, "late"), startup=True)["new"]
+    assert [(d["value"], d["scenario"]) for d in startup] == [("192.0.2.7", "fail2ban/nginx-http-auth")]
+    api.call("operator", "DELETE", "/jails/sshd/bans/192.0.2.7")
+    assert poll(api, key) == {"new": None, "deleted": None}  # nginx-http-auth still bans it
+    assert values(poll(api, narrow, "scenarios_containing=sshd")["deleted"]) == {"192.0.2.7"}
+    api.call("operator", "DELETE", "/jails/nginx-http-auth/bans/192.0.2.7")
+    assert values(poll(api, key)["deleted"]) == {"192.0.2.7"}
+
+
+def test_a_head_request_answers_without_moving_the_stream_position(api: Api) -> None:
+    """As the LAPI: HEAD checks the key and moves nothing (its answer has no body: what it consumed was lost)."""
+    publish(api)
+    key = bouncer(api)
+    poll(api, key, startup=True)
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["192.0.2.50"]})
+    publish(api)
+    for url in ("/v1/decisions/stream", "/v1/decisions?ip=192.0.2.50"):
+        head = api.client.head(url, headers={"X-Api-Key": key})
+        assert head.status_code == 200 and head.content == b""
+        assert api.client.head(url, headers={"X-Api-Key": "nope"}).status_code == 403
+    assert values(poll(api, key)["new"]) == {"192.0.2.50"}
 
 
 def test_stream_filters_by_scope_origin_and_scenario(api: Api) -> None:
@@ -215,6 +253,33 @@ def test_live_mode_answers_matching_decisions_or_null(api: Api) -> None:
     assert values(inside) == {"192.0.2.1"}
     assert values(api.client.get("/v1/decisions?scope=Range&value=198.51.100.0/24", headers=key).json()) == {
         "198.51.100.0/24"}
+
+
+def test_live_mode_reads_contains_value_and_type_as_the_lapi_does(api: Api) -> None:
+    """`contains` is Go's ParseBool (0/f/FALSE..., anything else 400), `value` is that exact value (no containment:
+    that is `ip`/`range`), `type` is exact, an address of the other family matches nothing."""
+    api.call("operator", "POST", "/jails/sshd/bans", json={"ips": ["198.51.100.0/24", "2001:db8::1",
+                                                                   "2001:db8:1::/48"]})
+    publish(api)
+    key = {"X-Api-Key": bouncer(api)}
+
+    def live(query: str) -> Any:
+        r = api.client.get(f"/v1/decisions?{query}", headers=key)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert live("value=198.51.100.7") is None
+    assert values(live("value=198.51.100.0/24")) == {"198.51.100.0/24"}
+    assert values(live("scope=ip&value=2001:DB8:0::1")) == {"2001:db8::1"}  # written as decisions are
+    assert values(live("ip=2001:db8:1::5")) == {"2001:db8:1::/48"}
+    assert values(live("range=2001:db8::/32&contains=0")) == {"2001:db8::1", "2001:db8:1::/48"}
+    assert live("range=198.51.100.0/25&contains=F") is None
+    assert values(live("range=198.51.100.0/25&contains=TRUE")) == {"198.51.100.0/24"}
+    assert live("ip=::ffff:198.51.100.7") is None
+    assert live("type=Ban") is None and values(live("type=ban&scope=Range")) == {"198.51.100.0/24",
+                                                                                 "2001:db8:1::/48"}
+    refused = api.client.get("/v1/decisions?ip=198.51.100.7&contains=maybe", headers=key)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_filter"
 
 
 def test_wrong_or_missing_key_is_403_and_no_other_credential_works(api: Api) -> None:
