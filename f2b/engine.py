@@ -56,6 +56,9 @@ import sys
 _SERVER_SKIP = {"logtarget", "syslogsocket", "dbfile", "dbpurgeage", "dbmaxmatches", "loglevel", "pidfile",
                 "socket", "allowipv6", "thread"}
 _JAIL_SKIP = {"addlogpath", "addjournalmatch"}
+# fail2ban eval()s these (the factor at once when set): never replayed here; bangui checks their values
+# (f2bconfig/formula.py, on "values") before anything reaches the running server.
+_EVALUATED = {"bantime.factor", "bantime.formula"}
 SETTING_KEYS = ("bantime", "findtime", "maxretry", "port", "action", "banaction", "ignoreip", "ignoreself",
                 "usedns", "bantime.increment", "bantime.factor", "bantime.formula", "bantime.multipliers",
                 "bantime.maxtime", "bantime.rndtime", "bantime.overalljails", "protocol", "chain")
@@ -223,7 +226,7 @@ def check(base):
             if problem:
                 errors.append(problem)
             continue
-        if cmd[0] == "set" and len(cmd) > 2 and cmd[2] in _JAIL_SKIP:
+        if cmd[0] == "set" and len(cmd) > 2 and (cmd[2] in _JAIL_SKIP or cmd[2] in _EVALUATED):
             continue
         if cmd[0] == "add":
             jails.append(cmd[1])

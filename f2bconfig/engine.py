@@ -39,11 +39,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from errors import Unavailable
+from errors import InvalidInput, Unavailable
 from f2b.blocking import BlockingFail2Ban
 from f2b.client import Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
 from f2b.protocol import parse_jail_list
-from f2bconfig import catalogue, files, journal, runtime, tools
+from f2bconfig import catalogue, files, formula, journal, runtime, tools
 from f2bconfig.changes import ChangeLog
 from f2bconfig.errors import ApplyFailed, ConfigInvalid, ConfigOverridden
 from f2bconfig.lock import config_lock
@@ -135,6 +135,7 @@ class Engine:
         if not result.get("ok"):
             raise ConfigInvalid("fail2ban rejects the configuration: " + (messages[0] if messages else "unknown error"),
                                 details={"errors": messages, "files": sorted(edits)})
+        _check_evaluated(result.get("values") or {}, sorted(edits))
         jails = [str(j) for j in result.get("jails", [])]
         self.last_brief = dict(result.get("brief") or {})
         self.last_values = dict(result.get("values") or {})
@@ -373,6 +374,21 @@ class Engine:
             details={"failed": problem, "fail2ban_output": output[-4000:], "log_tail": log_tail,
                      "rolled_back": True, "recovered": recovered is None, "rollback_output": again[-2000:],
                      "files": sorted(before)})
+
+
+def _check_evaluated(values: dict[str, dict[str, str]], files: list[str]) -> None:
+    """The options fail2ban eval()s as root, as fail2ban would read them from the whole configuration (a raw file
+    write, a hand edit, an interpolation): on the arithmetic grammar (f2bconfig/formula.py), else ConfigInvalid."""
+    for jail, options in sorted(values.items()):
+        for key, check in (("bantime.formula", formula.check), ("bantime.factor", formula.check_factor)):
+            if options.get(key) is None:
+                continue
+            try:
+                check(options[key], f"{jail} {key}")
+            except InvalidInput as exc:
+                raise ConfigInvalid(f"fail2ban would eval() {exc.message}",
+                                    details={"errors": [exc.message], "files": files, "jail": jail,
+                                             "option": key}) from None
 
 
 def _text(data: bytes | None) -> str | None:
