@@ -56,8 +56,18 @@ def query_window(call: Call, allowed: dict[str, str]) -> tuple[QueryParams, dict
                    "until": parse_time("until", query.get("until"))}
 
 
+def refuse_empty(query: QueryParams, names: tuple[str, ...]) -> None:
+    """400 for `?name=` (empty) where the OpenAPI document declares a number, an enum or a pattern that an empty
+    value does not match: a client's validator refuses it, so the server does too (it is not "absent")."""
+    for name in names:
+        if query.get(name) == "":
+            raise InvalidInput(f"{name} must not be empty: leave the parameter out instead", code="invalid_query",
+                               details={"field": name})
+
+
 def _filters(call: Call) -> dict[str, Any]:
     query, filters = query_window(call, _HISTORY_QUERY)
+    refuse_empty(query, ("ip", "origin", "event", "country", "limit", "format"))
     for name in ("ip", "origin", "event", "cursor"):
         filters[name] = query.get(name) or None
     if query.get("jail") is not None:  # an empty ?jail= is not "every jail": the pattern forbids it
@@ -102,6 +112,7 @@ def _chain(first: str, rest: Any) -> Any:
 
 
 async def get_stats(call: Call) -> dict[str, Any]:
+    refuse_empty(call.request.query_params, ("range", "origin"))
     jail = call.query("jail")
     stats = await offload(lambda: call.deps.store.history.stats(
         call.query("range") or "24h", jail=jail_name(jail) if jail is not None else None, origin=call.query("origin")))
@@ -115,7 +126,7 @@ _OFFENDERS_QUERY = {"min_bans": "ban events at least (default 3)", "days": "in t
 
 def _whole(query: QueryParams, name: str, default: int, high: int) -> int:
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= high:
         raise InvalidInput(f"{name} must be a whole number from 1 to {high}", code="invalid_query",
@@ -131,7 +142,7 @@ async def repeat_offenders(call: Call) -> dict[str, Any]:
         raise InvalidInput(f"unknown query parameter {unknown[0]!r}", code="invalid_query",
                            details={"allowed": sorted(_OFFENDERS_QUERY)})
     min_bans, days = _whole(query, "min_bans", 3, 1_000_000), _whole(query, "days", 30, 36_500)
-    jail = jail_name(query["jail"]) if query.get("jail") else None  # ?jail= (empty): every jail
+    jail = jail_name(query["jail"]) if query.get("jail") is not None else None  # ?jail= is refused (its pattern)
     offenders = await offload(call.deps.store.history.repeat_offenders, min_bans, days, jail)
     return {"offenders": offenders, "min_bans": min_bans, "days": days}
 

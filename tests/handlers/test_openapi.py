@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from app import API_ROUTES
 from tests.fixtures.app import Api
@@ -81,3 +82,26 @@ def test_an_empty_jail_query_is_refused_as_the_documented_pattern_says(api: Api)
         r = api.call("viewer", "GET", path)
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_jail_name", (path, r.text)
     assert api.call("viewer", "GET", "/bans?jail=sshd").status_code == 200
+
+
+def _forbids_empty(schema: dict[str, Any]) -> bool:
+    return (schema.get("type") == "integer" or ("enum" in schema and "" not in schema["enum"])
+            or schema.get("minLength", 0) > 0 or ("pattern" in schema and not re.search(schema["pattern"], "")))
+
+
+def test_every_empty_query_value_the_document_forbids_is_refused(api: Api) -> None:
+    """Issue 18: `?name=` where the declared schema (a number, an enum, a pattern) rejects an empty value is a
+    400, never an answer as if the parameter were absent, on every GET the document lists."""
+    doc = api.call("admin", "GET", "/openapi.json").json()
+    checked, answered = [], []
+    for path, ops in doc["paths"].items():
+        if "{" in path or "get" not in ops:
+            continue
+        for param in ops["get"].get("parameters", []):
+            if param["in"] == "query" and _forbids_empty(param.get("schema", {})):
+                r = api.call("admin", "GET", f"{path.removeprefix('/api/v1')}?{param['name']}=")
+                checked.append((path, param["name"]))
+                if r.status_code != 400:
+                    answered.append((path, param["name"], r.status_code))
+    assert answered == [], answered
+    assert ("/api/v1/history", "ip") in checked and ("/api/v1/audit", "limit") in checked
