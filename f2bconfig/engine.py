@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from errors import InvalidInput, Unavailable
+from errors import Unavailable
 from f2b.blocking import BlockingFail2Ban
 from f2b.client import Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
 from f2b.protocol import parse_jail_list
@@ -379,16 +379,11 @@ class Engine:
 def _check_evaluated(values: dict[str, dict[str, str]], files: list[str]) -> None:
     """The options fail2ban eval()s as root, as fail2ban would read them from the whole configuration (a raw file
     write, a hand edit, an interpolation): on the arithmetic grammar (f2bconfig/formula.py), else ConfigInvalid."""
-    for jail, options in sorted(values.items()):
-        for key, check in (("bantime.formula", formula.check), ("bantime.factor", formula.check_factor)):
-            if options.get(key) is None:
-                continue
-            try:
-                check(options[key], f"{jail} {key}")
-            except InvalidInput as exc:
-                raise ConfigInvalid(f"fail2ban would eval() {exc.message}",
-                                    details={"errors": [exc.message], "files": files, "jail": jail,
-                                             "option": key}) from None
+    problem = formula.evaluated_problem(values)
+    if problem is not None:
+        jail, key, why = problem
+        raise ConfigInvalid(f"fail2ban would eval() {why}",
+                            details={"errors": [why], "files": files, "jail": jail, "option": key})
 
 
 def _text(data: bytes | None) -> str | None:

@@ -204,3 +204,30 @@ def check_factor(factor: str, field: str = "bantime_increment.factor") -> str:
     if _size(tree)[0] > math.log2(MAX_FACTOR + 1):
         raise _refuse(factor, f"larger than {MAX_FACTOR}", field)
     return factor
+
+
+EVALUATED = {"bantime.formula": check, "bantime.factor": check_factor}  # the jail options fail2ban eval()s
+
+
+def evaluated_problem(values: dict[str, dict[str, str]]) -> tuple[str, str, str] | None:
+    """(jail, option, why) for the first value of an eval()ed option that is off the grammar, None when all pass.
+    ``values``: jail -> {option: value}, as fail2ban would read them (f2b/engine.py `check`), or from a command
+    stream (`stream_values`)."""
+    for jail, options in sorted(values.items()):
+        for key, checker in EVALUATED.items():
+            if options.get(key) is None:
+                continue
+            try:
+                checker(str(options[key]), f"{jail} {key}")
+            except InvalidInput as exc:
+                return jail, key, exc.message
+    return None
+
+
+def stream_values(stream: list[list[object]]) -> dict[str, dict[str, str]]:
+    """jail -> {option: value} of the eval()ed options a command stream sets (`set <jail> <option> <value>`)."""
+    values: dict[str, dict[str, str]] = {}
+    for cmd in stream:
+        if len(cmd) == 4 and cmd[0] == "set" and cmd[2] in EVALUATED:
+            values.setdefault(str(cmd[1]), {})[str(cmd[2])] = str(cmd[3])
+    return values
