@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import ast
 import math
+import re
+from collections.abc import Callable
 
 from errors import InvalidInput
 
@@ -206,7 +208,42 @@ def check_factor(factor: str, field: str = "bantime_increment.factor") -> str:
     return factor
 
 
-EVALUATED = {"bantime.formula": check, "bantime.factor": check_factor}  # the jail options fail2ban eval()s
+# fail2ban's time values (`MyTime.str2seconds`: "1h 30m", "1year-6mo", "600"): it replaces the unit words by
+# `*<seconds>` and eval()s the rest as root (bantime, findtime, bantime.maxtime/rndtime, dbpurgeage), so
+# `bantime = __import__('os')...` runs. Accepted: numbers, these unit words, + - * / ( ) and spaces; no `**`.
+_UNITS = frozenset({"s", "se", "sec", "second", "seconds", "ss", "m", "mi", "min", "minute", "minutes", "mm",
+                    "h", "ho", "hou", "hour", "hours", "hh", "d", "da", "day", "days", "dd", "w", "we", "wee",
+                    "week", "weeks", "ww", "mo", "mon", "month", "months", "y", "ye", "yea", "year", "years", "yy"})
+_DURATION_TOKEN = re.compile(r"\s+|[0-9]+(?:\.[0-9]+)?|[-+*/()]|[A-Za-z]+|.")
+MAX_DURATION_LENGTH = 100
+
+
+def check_duration(value: str, field: str) -> str:
+    """``value`` unchanged when it is a fail2ban time expression (numbers, unit words, + - * / and parentheses);
+    InvalidInput (400) otherwise."""
+    text = value.strip()
+    why = None
+    if not text or len(value) > MAX_DURATION_LENGTH:
+        why = f"1 to {MAX_DURATION_LENGTH} characters"
+    elif "**" in text.replace(" ", ""):
+        why = "no powers"
+    else:
+        for token in _DURATION_TOKEN.findall(text):
+            if token in (" ", "+", "-", "*", "/", "(", ")") or token[0] in "0123456789" or token.strip(" ") == "":
+                continue
+            if not (token.isascii() and token.isalpha() and token.lower() in _UNITS):
+                why = f"{token!r} is not a number or a time unit"
+                break
+    if why is not None:
+        raise InvalidInput(f"{field}: {why}; a time such as 600, 10m, 1h 30m or 1d is accepted",
+                           code="invalid_body", details={"field": field, "value": value[:MAX_LENGTH]})
+    return value
+
+
+# the jail options fail2ban eval()s, and their checks
+EVALUATED: dict[str, Callable[[str, str], str]] = {
+    "bantime.formula": check, "bantime.factor": check_factor, "bantime": check_duration,
+    "findtime": check_duration, "bantime.maxtime": check_duration, "bantime.rndtime": check_duration}
 
 
 def evaluated_problem(values: dict[str, dict[str, str]]) -> tuple[str, str, str] | None:

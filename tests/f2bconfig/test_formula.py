@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from errors import InvalidInput
-from f2bconfig.formula import check, check_factor
+from f2bconfig.formula import check, check_duration, check_factor
 
 # What fail2ban's jail.conf documents, and plain arithmetic on its names.
 ACCEPTED = [
@@ -81,3 +81,17 @@ def test_bantime_factor_is_a_number_too_because_fail2ban_evals_it_on_reading(fac
     with pytest.raises(InvalidInput) as caught:
         check_factor(factor, "sshd bantime.factor")
     assert caught.value.details["field"] == "sshd bantime.factor"
+
+
+@pytest.mark.parametrize("value", ["600", "-1", "10m", "1h 30m", "1d12h", "1year-6mo", "6 months", "2*(1h+30m)",
+                                   "1.5h", "10 MIN"])
+def test_fail2bans_time_expressions_are_accepted(value: str) -> None:
+    assert check_duration(value, "sshd bantime") == value
+
+
+@pytest.mark.parametrize("value", ["__import__('os').system('id')", "1h + __import__('os').getpid()", "9**9**9",
+                                   "9* *9", "x", "1h; 2", "1e9", "\uff11h", "1h\t2m", "", "1" * 101])
+def test_time_values_are_refused_beyond_fail2bans_time_grammar_because_str2seconds_evals_them(value: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_duration(value, "sshd bantime")
+    assert caught.value.details["field"] == "sshd bantime"
