@@ -1,4 +1,5 @@
-"""The one check of `bantime.formula` before fail2ban sees it (issue 18).
+"""The checks of the options fail2ban eval()s as root before fail2ban sees them (issue 18): `bantime.formula`,
+`bantime.factor` and its time values (`check_duration`, near the end).
 
 fail2ban `compile()`s the formula and `eval()`s it as root at every ban, with jail.py's module globals in scope
 (`math`, `random`, ...): `random._os.system(chr(116)+...)+ban.Time` passed a character-class regex and ran.
