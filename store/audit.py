@@ -121,7 +121,8 @@ class AuditLog:
                 else:  # a new log, or one from before the head existed: its last entry is the head
                     self._set_head(tx, *last)
         if not self.marker.exists():
-            write_secret_file(self.marker, "")
+            with contextlib.suppress(OSError):  # e.g. a full disk: the next process to open the log makes it
+                write_secret_file(self.marker, "")
         if lost is not None:
             self.append({"actor": "bangui", "role": None, "via": "job", "source_ip": None, "action": HEAD_LOST,
                          "target": None, "outcome": "failed", "status": 500,
