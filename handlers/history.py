@@ -15,6 +15,7 @@ from core.addresses import jail_name
 from core.roles import Role
 from errors import InvalidInput
 from handlers.api import Call, iso, route
+from handlers.openapi import conforms, param_schema
 from store.base import offload
 
 _HISTORY_QUERY = {
@@ -56,18 +57,20 @@ def query_window(call: Call, allowed: dict[str, str]) -> tuple[QueryParams, dict
                    "until": parse_time("until", query.get("until"))}
 
 
-def refuse_empty(query: QueryParams, names: tuple[str, ...]) -> None:
-    """400 for `?name=` (empty) where the OpenAPI document declares a number, an enum or a pattern that an empty
-    value does not match: a client's validator refuses it, so the server does too (it is not "absent")."""
+def check_declared(query: QueryParams, names: tuple[str, ...]) -> None:
+    """400 `invalid_query` for a value of these parameters that their schema in the OpenAPI document refuses
+    (handlers/openapi.py: a number, an enum, a pattern, a length), an empty one included (it is not "absent"):
+    a client's validator and the server agree. The handlers' own checks follow."""
     for name in names:
-        if query.get(name) == "":
-            raise InvalidInput(f"{name} must not be empty: leave the parameter out instead", code="invalid_query",
-                               details={"field": name})
+        raw = query.get(name)
+        if raw is not None and not conforms(raw, param_schema("", name)):
+            raise InvalidInput(f"{name}: {raw[:40]!r} is not a valid value (see the OpenAPI document); leave the "
+                               f"parameter out for its default", code="invalid_query", details={"field": name})
 
 
 def _filters(call: Call) -> dict[str, Any]:
     query, filters = query_window(call, _HISTORY_QUERY)
-    refuse_empty(query, ("ip", "origin", "event", "country", "limit", "format"))
+    check_declared(query, ("since", "until", "ip", "origin", "event", "country", "limit", "cursor", "format"))
     for name in ("ip", "origin", "event", "cursor"):
         filters[name] = query.get(name) or None
     if query.get("jail") is not None:  # an empty ?jail= is not "every jail": the pattern forbids it
@@ -112,7 +115,7 @@ def _chain(first: str, rest: Any) -> Any:
 
 
 async def get_stats(call: Call) -> dict[str, Any]:
-    refuse_empty(call.request.query_params, ("range", "origin"))
+    check_declared(call.request.query_params, ("range", "origin"))
     jail = call.query("jail")
     stats = await offload(lambda: call.deps.store.history.stats(
         call.query("range") or "24h", jail=jail_name(jail) if jail is not None else None, origin=call.query("origin")))
