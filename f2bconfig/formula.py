@@ -15,7 +15,7 @@ So the formula is parsed with `ast` and accepted only when every node is on an a
 No other name, attribute, subscript, string, lambda or keyword gets through. A formula whose value may grow too
 large is refused too: fail2ban computes it with Python's unbounded integers, so a tower (`9**9**9`,
 `(9**9)**9**9`) or one big power (`999999**999999`: 4.5 s) would keep fail2ban's root process busy at every ban.
-Each node's magnitude is bounded (in bits, `_bits`) assuming ban.Time < 2**32 and ban.Count < 2**12, and every
+Each node's magnitude is bounded (in bits, `_size`) assuming ban.Time < 2**32 and ban.Count < 2**12, and every
 intermediate value must stay under MAX_BITS: arithmetic on such numbers takes microseconds.
 
 `bantime.factor` is `eval()`ed too (at once, when fail2ban reads it: `check_factor`): numbers only, with the same
