@@ -267,20 +267,32 @@ async def unban_many(act: Act, jail: str, ips: list[str], *, origin: str = "manu
     return {"unbanned": lifted, "not_banned": [ip for ip in ips if not plan[ip]], "count": len(lifted)}
 
 
-@action("ban.unban_everywhere", Role.operator, target="ip")
+@action("ban.unban_everywhere", Role.operator, target="ip", plans=True)
 async def unban_everywhere(act: Act, ip: str, *, local: bool = False) -> dict[str, Any]:
     """Unban an address in every jail holding it, or every ban inside a network in every jail;
-    `{"unbanned_from": [jails], "count": bans lifted, "applies", "fleet"}` (fleet mode: as `unban`)."""
+    `{"unbanned_from": [jails], "count": bans lifted, "applies", "fleet"}` (fleet mode: as `unban`). Written
+    ahead with every jail's entries as the plan, so a crash midway is reconciled in each jail."""
     ip = one_ip(ip)
     check_unban_refusals([ip])
+    client = act.deps.fail2ban
+    if "/" in ip:
+        targets = {}
+        for jail in await client.jail_names():
+            entries = (await _targets(client, jail, [ip]))[ip]
+            if entries:
+                targets[jail] = entries
+    else:
+        targets = {jail: [ip] for jail in await client.jails_banning(ip)}
+    if targets:
+        await act.begin({"kind": "unban", "jails": targets, "origin": "manual", "source_host": None})
     if "/" in ip:
         per_jail = {}
-        for jail in await act.deps.fail2ban.jail_names():
-            lifted = (await _lift(act.deps.fail2ban, jail, await _targets(act.deps.fail2ban, jail, [ip])))[ip]
+        for jail, entries in targets.items():
+            lifted = (await _lift(client, jail, {ip: entries}))[ip]
             if lifted:
                 per_jail[jail] = lifted
     else:
-        per_jail = {jail: [ip] for jail in await act.deps.fail2ban.unban_everywhere(ip)}
+        per_jail = {jail: [ip] for jail in await client.unban_everywhere(ip)} if targets else {}
     jails = list(per_jail)
     count = sum(len(lifted) for lifted in per_jail.values())
     act.details.update(jails=jails, unbanned=count)

@@ -62,6 +62,8 @@ async def update_jail(act: Act, jail: str, changes: dict[str, Any]) -> dict[str,
     increment = changes.get("bantime_increment") or {}
     if increment.get("formula") is not None:  # fail2ban eval()s it as root: checked here, whoever calls
         formula.check(str(increment["formula"]))
+    if increment.get("factor") is not None:  # eval()ed too
+        formula.check_factor(str(increment["factor"]))
     return await _run(act, ops.patch_jail, jail, changes)
 
 

@@ -28,6 +28,7 @@ from core.roles import Role
 from errors import Conflict, Rejected
 from f2b.client import Fail2Ban, Fail2BanCommandError, JailNotFound
 from f2b.engine_client import ConfigInvalid, configured_jails, jail_stream
+from f2bconfig import formula
 from store.base import offload
 
 log = logging.getLogger("bangui.jails")
@@ -95,6 +96,17 @@ async def stop_jail(act: Act, jail: str) -> dict[str, Any]:
     return {"jail": jail, "active": False}
 
 
+async def _checked_stream(act: Act, jail: str) -> list[Any]:
+    """The command stream fail2ban's readers make of ``jail``'s configuration (404 / 422 from them), refused (422)
+    when an option fail2ban eval()s as root holds more than arithmetic (a hand edit: f2bconfig/formula.py)."""
+    stream = await jail_stream(act.deps.settings.fail2ban_config_dir, jail)
+    problem = formula.evaluated_problem(formula.stream_values(stream))
+    if problem is not None:
+        _, key, why = problem
+        raise ConfigInvalid(f"fail2ban would eval() {why}", details={"errors": [why], "jail": jail, "option": key})
+    return stream
+
+
 @action("jail.start", Role.admin, target="jail")
 async def start_jail(act: Act, jail: str) -> dict[str, Any]:
     """Start a jail the configuration defines, enabled or not (a running one stays as it is)."""
@@ -103,7 +115,7 @@ async def start_jail(act: Act, jail: str) -> dict[str, Any]:
         act.details["was_active"] = True
         return {"jail": jail, "active": True}
     act.details["was_active"] = False
-    stream = await jail_stream(act.deps.settings.fail2ban_config_dir, jail)  # 404 / 422 from fail2ban's readers
+    stream = await _checked_stream(act, jail)
     async with _slow_client(act) as client:
         try:
             await client.reload_jail(jail, stream, if_exists=True)
@@ -123,7 +135,7 @@ async def start_jail(act: Act, jail: str) -> dict[str, Any]:
 async def reload_jail(act: Act, jail: str) -> dict[str, Any]:
     """Re-read ``jail``'s configuration into the running jail (its bans stay)."""
     jail = jail_name(jail)
-    stream = await jail_stream(act.deps.settings.fail2ban_config_dir, jail)
+    stream = await _checked_stream(act, jail)
     act.deps.store.runtime.forget_idle(jail)  # whether a reload keeps the flag is not documented: unknown now
     try:
         async with _slow_client(act) as client:

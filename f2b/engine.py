@@ -50,12 +50,17 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 
 # Server-level commands with side effects outside this process (files, sockets, logging): never replayed.
 _SERVER_SKIP = {"logtarget", "syslogsocket", "dbfile", "dbpurgeage", "dbmaxmatches", "loglevel", "pidfile",
                 "socket", "allowipv6", "thread"}
 _JAIL_SKIP = {"addlogpath", "addjournalmatch"}
+# fail2ban eval()s these as code (the factor and the times at once when set: MyTime.str2seconds): never
+# replayed or converted here; bangui checks their values (f2bconfig/formula.py, on "values" and "server")
+# before anything reaches the running server.
+_EVALUATED = {"bantime.factor", "bantime.formula", "bantime", "findtime", "bantime.maxtime", "bantime.rndtime"}
 SETTING_KEYS = ("bantime", "findtime", "maxretry", "port", "action", "banaction", "ignoreip", "ignoreself",
                 "usedns", "bantime.increment", "bantime.factor", "bantime.formula", "bantime.multipliers",
                 "bantime.maxtime", "bantime.rndtime", "bantime.overalljails", "protocol", "chain")
@@ -212,6 +217,7 @@ def check(base):
         return {"ok": False, "errors": handler.messages or ["fail2ban rejected the configuration"], "jails": []}
     errors = [str(cmd[1]) for cmd in stream if cmd[0] == "config-error"]
     values = _effective_values(stream)
+    settings = {str(cmd[1]): str(cmd[2]) for cmd in stream if cmd[0] == "set" and len(cmd) == 3}
     server = Server(daemon=False)
     transmitter = Transmitter(server)
     jails = []
@@ -223,7 +229,7 @@ def check(base):
             if problem:
                 errors.append(problem)
             continue
-        if cmd[0] == "set" and len(cmd) > 2 and cmd[2] in _JAIL_SKIP:
+        if cmd[0] == "set" and len(cmd) > 2 and (cmd[2] in _JAIL_SKIP or cmd[2] in _EVALUATED):
             continue
         if cmd[0] == "add":
             jails.append(cmd[1])
@@ -233,7 +239,8 @@ def check(base):
             command = " ".join(str(c) for c in cmd[:3])
             errors.append(f"jail {cmd[1] if len(cmd) > 1 else ''}: {command} failed: {result}")
     errors += [m for m in handler.messages if not any(m in e for e in errors) and not m.startswith("Command ")]
-    return {"ok": not errors, "errors": errors, "jails": jails, "values": values, "brief": _brief(conf)}
+    return {"ok": not errors, "errors": errors, "jails": jails, "values": values, "server": settings,
+            "brief": _brief(conf)}
 
 
 def _brief(conf):
@@ -250,15 +257,12 @@ def _server_option_error(cmd):
     """fail2ban.conf/.local values the server would reject, checked with fail2ban's own converters
     (these commands are not replayed: they would open files and databases)."""
     from fail2ban.helpers import str2LogLevel
-    from fail2ban.server.mytime import MyTime
 
     key, value = cmd[1], cmd[2] if len(cmd) > 2 else ""
     try:
         if key == "loglevel":
             str2LogLevel(value)
-        elif key == "dbpurgeage":
-            MyTime.str2seconds(value)
-        elif key == "dbmaxmatches":
+        elif key == "dbmaxmatches":  # (dbpurgeage is eval()ed by str2seconds: bangui checks it, see _EVALUATED)
             int(value)
     except Exception as exc:
         return f"fail2ban.conf/.local: {key} = {value!r}: {exc}"
@@ -308,10 +312,18 @@ def _sources(base):
     return {name: enabling.get(name, src) for name, src in defined.items()}
 
 
+# A fail2ban time expression (f2bconfig/formula.py check_duration, the authority: bangui refuses any other value
+# before fail2ban sees it): only such a value is handed to str2seconds, which eval()s it.
+_TIME = re.compile(r"(?:[ ]*(?:[0-9]+(?:\.[0-9]+)?|[-+*/()]|(?:seconds?|sec?|ss?|minutes?|min?|mm?|hours?|hou?|hh?"
+                   r"|days?|da|dd?|weeks?|wee?|ww?|months?|mon?|years?|yea?|yy?)(?![A-Za-z])))+[ ]*", re.IGNORECASE)
+
+
 def _seconds(key, value):
     """Time options as whole seconds ("10m" -> 600), as the server would use them; others unchanged."""
     if key not in ("bantime", "findtime", "bantime.maxtime", "bantime.rndtime"):
         return value
+    if not isinstance(value, str) or not _TIME.fullmatch(value) or "**" in value.replace(" ", ""):
+        return value  # never eval()ed here
     from fail2ban.server.mytime import MyTime
 
     try:

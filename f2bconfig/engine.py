@@ -39,11 +39,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from errors import Unavailable
+from errors import InvalidInput, Unavailable
 from f2b.blocking import BlockingFail2Ban
 from f2b.client import Fail2BanCommandError, Fail2BanUnavailable, JailNotFound
 from f2b.protocol import parse_jail_list
-from f2bconfig import catalogue, files, journal, runtime, tools
+from f2bconfig import catalogue, files, formula, journal, runtime, tools
 from f2bconfig.changes import ChangeLog
 from f2bconfig.errors import ApplyFailed, ConfigInvalid, ConfigOverridden
 from f2bconfig.lock import config_lock
@@ -135,6 +135,7 @@ class Engine:
         if not result.get("ok"):
             raise ConfigInvalid("fail2ban rejects the configuration: " + (messages[0] if messages else "unknown error"),
                                 details={"errors": messages, "files": sorted(edits)})
+        _check_evaluated(result.get("values") or {}, result.get("server") or {}, sorted(edits))
         jails = [str(j) for j in result.get("jails", [])]
         self.last_brief = dict(result.get("brief") or {})
         self.last_values = dict(result.get("values") or {})
@@ -373,6 +374,21 @@ class Engine:
             details={"failed": problem, "fail2ban_output": output[-4000:], "log_tail": log_tail,
                      "rolled_back": True, "recovered": recovered is None, "rollback_output": again[-2000:],
                      "files": sorted(before)})
+
+
+def _check_evaluated(values: dict[str, dict[str, str]], server: dict[str, str], files: list[str]) -> None:
+    """The options fail2ban eval()s as root, as fail2ban would read them from the whole configuration (a raw file
+    write, a hand edit, an interpolation): on their grammars (f2bconfig/formula.py), else ConfigInvalid."""
+    problem = formula.evaluated_problem(values)
+    if problem is None and server.get("dbpurgeage") is not None:
+        try:
+            formula.check_duration(server["dbpurgeage"], "dbpurgeage")
+        except InvalidInput as exc:
+            problem = ("", "dbpurgeage", exc.message)
+    if problem is not None:
+        jail, key, why = problem
+        raise ConfigInvalid(f"fail2ban would eval() {why}",
+                            details={"errors": [why], "files": files, "jail": jail or None, "option": key})
 
 
 def _text(data: bytes | None) -> str | None:

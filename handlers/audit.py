@@ -18,7 +18,7 @@ from starlette.responses import StreamingResponse
 from core.roles import Role
 from errors import InvalidInput
 from handlers.api import Call, iso, route
-from handlers.history import query_window
+from handlers.history import check_declared, query_window
 from store.audit import FIELDS, MAX_LIMIT, OUTCOMES
 from store.base import offload
 
@@ -32,6 +32,7 @@ _AUDIT_QUERY = {
 
 def _filters(call: Call) -> dict[str, Any]:
     query, filters = query_window(call, _AUDIT_QUERY)
+    check_declared(query, ("since", "until", "outcome", "limit", "cursor", "format"))
     for name in ("actor", "action", "target"):
         filters[name] = query.get(name) or None
     outcome = query.get("outcome") or None

@@ -15,6 +15,7 @@ from core.addresses import jail_name
 from core.roles import Role
 from errors import InvalidInput
 from handlers.api import Call, iso, route
+from handlers.openapi import conforms, param_schema
 from store.base import offload
 
 _HISTORY_QUERY = {
@@ -56,8 +57,20 @@ def query_window(call: Call, allowed: dict[str, str]) -> tuple[QueryParams, dict
                    "until": parse_time("until", query.get("until"))}
 
 
+def check_declared(query: QueryParams, names: tuple[str, ...]) -> None:
+    """400 `invalid_query` for a value of these parameters that their schema in the OpenAPI document refuses
+    (handlers/openapi.py: a number, an enum, a pattern, a length), an empty one included (it is not "absent"):
+    a client's validator and the server agree. The handlers' own checks follow."""
+    for name in names:
+        raw = query.get(name)
+        if raw is not None and not conforms(raw, param_schema("", name)):
+            raise InvalidInput(f"{name}: {raw[:40]!r} is not a valid value (see the OpenAPI document); leave the "
+                               f"parameter out for its default", code="invalid_query", details={"field": name})
+
+
 def _filters(call: Call) -> dict[str, Any]:
     query, filters = query_window(call, _HISTORY_QUERY)
+    check_declared(query, ("since", "until", "ip", "origin", "event", "country", "limit", "cursor", "format"))
     for name in ("ip", "origin", "event", "cursor"):
         filters[name] = query.get(name) or None
     if query.get("jail") is not None:  # an empty ?jail= is not "every jail": the pattern forbids it
@@ -102,6 +115,7 @@ def _chain(first: str, rest: Any) -> Any:
 
 
 async def get_stats(call: Call) -> dict[str, Any]:
+    check_declared(call.request.query_params, ("range", "origin"))
     jail = call.query("jail")
     stats = await offload(lambda: call.deps.store.history.stats(
         call.query("range") or "24h", jail=jail_name(jail) if jail is not None else None, origin=call.query("origin")))
@@ -115,7 +129,7 @@ _OFFENDERS_QUERY = {"min_bans": "ban events at least (default 3)", "days": "in t
 
 def _whole(query: QueryParams, name: str, default: int, high: int) -> int:
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= high:
         raise InvalidInput(f"{name} must be a whole number from 1 to {high}", code="invalid_query",
@@ -131,7 +145,7 @@ async def repeat_offenders(call: Call) -> dict[str, Any]:
         raise InvalidInput(f"unknown query parameter {unknown[0]!r}", code="invalid_query",
                            details={"allowed": sorted(_OFFENDERS_QUERY)})
     min_bans, days = _whole(query, "min_bans", 3, 1_000_000), _whole(query, "days", 30, 36_500)
-    jail = jail_name(query["jail"]) if query.get("jail") else None  # ?jail= (empty): every jail
+    jail = jail_name(query["jail"]) if query.get("jail") is not None else None  # ?jail= is refused (its pattern)
     offenders = await offload(call.deps.store.history.repeat_offenders, min_bans, days, jail)
     return {"offenders": offenders, "min_bans": min_bans, "days": days}
 

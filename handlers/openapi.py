@@ -57,6 +57,19 @@ def param_schema(path: str, name: str) -> dict[str, Any]:
     return _PARAMS.get(name, {"type": "string"})
 
 
+def conforms(value: str, schema: dict[str, Any]) -> bool:
+    """Whether a query value is one the declared schema accepts (what a client's validator checks)."""
+    if schema.get("type") == "integer":
+        if not re.fullmatch(r"-?[0-9]{1,19}", value):
+            return False
+        return schema.get("minimum", -2**63) <= int(value) <= schema.get("maximum", 2**63)
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+        return False
+    return "pattern" not in schema or re.search(schema["pattern"], value) is not None
+
+
 def api_routes(app: Any) -> list[ApiRoute]:
     return [r.endpoint.__self__ for r in app.routes
             if isinstance(getattr(getattr(r, "endpoint", None), "__self__", None), ApiRoute)]

@@ -55,7 +55,18 @@ async def _applied(deps: Deps, intent: dict[str, Any]) -> dict[str, Any]:
     plan = intent["plan"]
     if not plan or plan.get("kind") not in ("ban", "unban"):
         return details
-    jail, ips, history = plan["jail"], plan["ips"], deps.store.history
+    # one jail (a ban, an unban), or several (an unban everywhere: {"jails": {jail: entries}})
+    per_jail = plan.get("jails") or {plan["jail"]: plan["ips"]}
+    applied = requested = 0
+    for jail, ips in per_jail.items():
+        applied += await _reconcile_jail(deps, intent, plan, jail, ips)
+        requested += len(ips)
+    return dict(details, applied=applied, requested=requested)
+
+
+async def _reconcile_jail(deps: Deps, intent: dict[str, Any], plan: dict[str, Any], jail: str, ips: list[str]) -> int:
+    """Record in history what fail2ban says was applied of `ips` in `jail`; how many were."""
+    history = deps.store.history
     banned = set(await deps.fail2ban.banned_ips(jail))
     # The dead process may have recorded some chunks already (with its actor): those are not recorded twice.
     recorded = await offload(history.recorded_since, jail, plan["kind"], intent["actor"], intent["at"])
@@ -71,7 +82,7 @@ async def _applied(deps: Deps, intent: dict[str, Any]) -> dict[str, Any]:
         if missing:
             await offload(lambda: history.record_unbans(jail, missing, intent["actor"], origin=plan["origin"],
                                                         source_host=plan.get("source_host")))
-    return dict(details, applied=len(applied), requested=len(ips))
+    return len(applied)
 
 
 async def audit_reconcile(ctx: JobContext) -> None:

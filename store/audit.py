@@ -15,7 +15,9 @@ current outcome (the completion's, else `pending`). A unique index allows one co
 
 The head (last id, its hash, signed) lives in the `head` table, written by each append: ids continue after the
 head (never reused after a tail cut), and `verify()` reports entries missing after the last one it finds
-(a tail cut, a wipe). `head()` is what an operator anchors elsewhere (GET /api/v1/audit/head).
+(a tail cut, a wipe). `head()` is what an operator anchors elsewhere (GET /api/v1/audit/head). A head row
+removed too is not made again from the rows: the `audit-head` marker file says the log had one, and an entry
+`audit.head_lost` records the loss in the chain (verify reports it).
 
 `verify()` walks the chain and names the first entry that was altered (its hash does not match) or
 removed (an id is missing, the start of the log is not covered by a signed checkpoint, or the newest
@@ -24,8 +26,8 @@ checkpoint signed with the same key that records where the chain continues, so w
 
 Limit (documented in docs/audit.md): someone who can read the key file can rewrite the whole chain (and
 its head); the chain proves that nobody without that key (e.g. a process with write access to audit.db
-only, or an edit by hand) changed it. Deleting the head row with the entries is detected only against a
-head kept elsewhere.
+only, or an edit by hand) changed it. Deleting audit.db or the marker file as well is detected only against
+a head kept elsewhere.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ OUTCOMES = ("ok", "denied", "failed", "pending", "partial", "interrupted")
 COLUMNS = (*FIELDS, "prev", "hash", "of")
 _INSERT = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 GENESIS = "0" * 64
+HEAD_LOST = "audit.head_lost"  # written when a process finds the head removed (see AuditLog.__init__)
 MAX_LIMIT = 1000
 
 _SCHEMA = """
@@ -105,11 +108,25 @@ class AuditLog:
         if "of" not in {r[1] for r in conn.execute("PRAGMA table_info(entries)")}:  # a log from before issue 18
             conn.execute("ALTER TABLE entries ADD COLUMN of INTEGER")
         conn.execute(_COMPLETIONS)
-        with self._write() as tx:  # a log from before the head existed: its last entry is the head
+        # The marker file (outside audit.db) says this log has kept a head: a head missing later was removed (with
+        # a tail cut, or a wipe), not a log from before the head existed, and is not silently made again from
+        # what the rows show: an entry of its own records the loss in the chain, and verify() reports it.
+        self.marker = data_dir / "audit-head"
+        lost: tuple[int, float, str] | None = None
+        with self._write() as tx:
             if tx.execute("SELECT 1 FROM head").fetchone() is None:
-                last = self._tail(tx)
-                if last is not None:
+                last = self._tail(tx) or (0, 0.0, GENESIS)
+                if self.marker.exists():
+                    lost = last
+                else:  # a new log, or one from before the head existed: its last entry is the head
                     self._set_head(tx, *last)
+        if not self.marker.exists():
+            with contextlib.suppress(OSError):  # e.g. a full disk: the next process to open the log makes it
+                write_secret_file(self.marker, "")
+        if lost is not None:
+            self.append({"actor": "bangui", "role": None, "via": "job", "source_ip": None, "action": HEAD_LOST,
+                         "target": None, "outcome": "failed", "status": 500,
+                         "details": {"reason": "the head record was removed", "rows_end_at": lost[0]}})
         if created:
             os.chmod(self.path, 0o600)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -178,7 +195,10 @@ class AuditLog:
 
     def head(self) -> dict[str, Any]:
         """The newest entry's id and hash (`{"last_id": 0, ...}` for an empty log), to be kept elsewhere."""
-        row = self._conn().execute("SELECT last_id, at, hash FROM head").fetchone()
+        try:
+            row = self._conn().execute("SELECT last_id, at, hash FROM head").fetchone()
+        except sqlite3.OperationalError:  # dropped: verify() reports it
+            row = None
         if row is None:
             return {"last_id": 0, "at": None, "hash": GENESIS}
         return {"last_id": int(row[0]), "at": float(row[1]), "hash": str(row[2])}
@@ -293,7 +313,10 @@ class AuditLog:
     def verify(self) -> dict[str, Any]:
         """Walk the chain, completions included, up to the head: {"ok", "checked", "first_bad_id", "reason"}."""
         conn = self._conn()
-        head = conn.execute("SELECT last_id, hash, signature FROM head").fetchone()
+        try:
+            head = conn.execute("SELECT last_id, hash, signature FROM head").fetchone()
+        except sqlite3.OperationalError:  # the table itself was dropped
+            head = None
         if head is not None and not hmac.compare_digest(self._sign(_head_bytes(head[0], head[1])), head[2]):
             return _bad(0, int(head[0]), "the head record was altered")
         checkpoints = {r["first_id"]: r for r in conn.execute("SELECT * FROM checkpoints")}
@@ -319,13 +342,16 @@ class AuditLog:
             digest = self._sign(prev.encode() + canonical(dict(entry, details=row["details"], of=row["of"])))
             if not hmac.compare_digest(digest, row["hash"]):
                 return _bad(checked, entry_id, f"entry {entry_id} was altered")
+            if row["action"] == HEAD_LOST:
+                return _bad(checked, entry_id, f"the head record was removed before entry {entry_id}: entries after "
+                            f"{json.loads(row['details']).get('rows_end_at')} may have been removed (truncated)")
             checked, expected_id, prev = checked + 1, entry_id + 1, row["hash"]
         if expected_id is None and checkpoints:  # every entry purged: the chain resumes after the newest checkpoint
             newest = checkpoints[max(checkpoints)]
             expected_id, prev = newest["first_id"], newest["prev"]
         last_id = (expected_id or 1) - 1
         if head is None:
-            if checked or checkpoints:
+            if checked or checkpoints or self.marker.exists():
                 return _bad(checked, last_id, "the head record was removed")
         elif int(head[0]) != last_id or (last_id and head[1] != prev):
             if int(head[0]) > last_id:  # a tail cut or a wipe: ids up to the head were written

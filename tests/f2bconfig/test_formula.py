@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from errors import InvalidInput
-from f2bconfig.formula import check
+from f2bconfig.formula import check, check_duration, check_factor
 
 # What fail2ban's jail.conf documents, and plain arithmetic on its names.
 ACCEPTED = [
@@ -14,6 +14,9 @@ ACCEPTED = [
     "ban.Time * 2 ** min(ban.Count, 10)",
     "ban.Time + ban.Count * 3600 - 1.5",
     "-ban.Time // 2 % 7 + abs(round(math.log(ban.Count + 1)))",
+    "ban.Time * 2 ** (ban.Count / 2)",
+    "(9**9)**9",
+    "ban.Time ** 2 + float(ban.Time) ** 99",
 ]
 # Code execution, data access and fail2ban-hanging towers: each once got past (or would get past) a character
 # class regex. The first is the issue's own example.
@@ -40,6 +43,17 @@ REFUSED = [
     "",
     "ban.Time * (",
     "banFactor" + " + 1" * 200,
+    # one big power, or a tower built on the left side: seconds to hours of fail2ban's time at every ban
+    "999999**999999",
+    "(999999**9)**999999",
+    "((9**9)**9)**99",
+    "max(999999, 1)**999999",
+    "int(math.exp(700))**1000",
+    "2**ban.Time",
+    "ban.Count**ban.Count",
+    "(ban.Time * ban.Time) << ban.Time",
+    "ban.__class__",
+    "ban.Time+\uff11",  # a full-width digit
 ]
 
 
@@ -54,3 +68,30 @@ def test_anything_but_arithmetic_on_fail2bans_names_is_refused(formula: str) -> 
         check(formula)
     assert caught.value.status == 400 and caught.value.code == "invalid_body"
     assert caught.value.details["field"] == "bantime_increment.formula"
+
+
+@pytest.mark.parametrize("factor", ["1", "2.5", "1000", "1e3", "0.5"])
+def test_a_plain_number_is_accepted_as_bantime_factor(factor: str) -> None:
+    assert check_factor(factor) == factor
+
+
+@pytest.mark.parametrize("factor", ["__import__('os').system('id')", "banFactor", "ban.Time", "abs(2)", "1001",
+                                    "2**10", "999999**999999", "", "1\n"])
+def test_bantime_factor_is_a_number_too_because_fail2ban_evals_it_on_reading(factor: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_factor(factor, "sshd bantime.factor")
+    assert caught.value.details["field"] == "sshd bantime.factor"
+
+
+@pytest.mark.parametrize("value", ["600", "-1", "10m", "1h 30m", "1d12h", "1year-6mo", "6 months", "2*(1h+30m)",
+                                   "1.5h", "10 MIN"])
+def test_fail2bans_time_expressions_are_accepted(value: str) -> None:
+    assert check_duration(value, "sshd bantime") == value
+
+
+@pytest.mark.parametrize("value", ["__import__('os').system('id')", "1h + __import__('os').getpid()", "9**9**9",
+                                   "9* *9", "x", "1h; 2", "1e9", "\uff11h", "1h\t2m", "", "1" * 101])
+def test_time_values_are_refused_beyond_fail2bans_time_grammar_because_str2seconds_evals_them(value: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_duration(value, "sshd bantime")
+    assert caught.value.details["field"] == "sshd bantime"

@@ -166,3 +166,47 @@ def test_no_change_while_fail2ban_is_down(config_api: Api, stock_fail2ban: Stock
     assert r.status_code == 503 and r.json()["error"]["code"] == "fail2ban_unavailable"
     assert "start it first" in r.json()["error"]["message"]
     assert not (stock_fail2ban.conf_dir / "jail.d" / "mine.local").exists()
+
+
+@pytest.mark.parametrize("option, value", [
+    ("bantime.factor", "__import__('os').system('touch {mark}')+1"),  # fail2ban evals the factor on reading it
+    ("bantime.formula", "__import__('os').system('touch {mark}')+ban.Time"),
+    ("bantime.formula", "(999999**9)**999999"),  # hours of fail2ban's root process at every ban
+    ("bantime", "__import__('os').system('touch {mark}')"),  # time values go through str2seconds: eval()
+    ("findtime", "1h + __import__('os').getpid()"),
+])
+def test_a_raw_config_file_cannot_smuggle_an_evaluated_expression_into_fail2ban(
+        config_api: Api, stock_fail2ban: StockConfigServer, tmp_path: Path, option: str, value: str) -> None:
+    mark = tmp_path / "evaluated"
+    before = sync_call(stock_fail2ban.socket, "get", "sshd", option, timeout=5.0)
+    text = f"[DEFAULT]\nbantime.increment = true\n{option} = {value.format(mark=mark)}\n"
+    r = config_api.call("admin", "PUT", "/config/files/jail.d/mine.local", content=text.encode())
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "config_invalid" and r.json()["error"]["details"]["option"] == option
+    assert not (stock_fail2ban.conf_dir / "jail.d" / "mine.local").exists()
+    # a hand edit is checked the same way before a reload sends it to fail2ban
+    (stock_fail2ban.conf_dir / "jail.d" / "mine.local").write_text(text.replace("[DEFAULT]", "[sshd]"))
+    r = config_api.call("admin", "POST", "/server/reload")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"]["jail"] == "sshd"
+    assert not mark.exists()  # neither bangui's check of the configuration nor fail2ban evaluated it
+    assert sync_call(stock_fail2ban.socket, "get", "sshd", option, timeout=5.0) == before
+    (stock_fail2ban.conf_dir / "jail.d" / "mine.local").unlink()
+    good = "[sshd]\nbantime.increment = true\nbantime.factor = 2.5\nbantime.formula = ban.Time * 2 ** min(ban.Count, 9)\n"
+    r = config_api.call("admin", "PUT", "/config/files/jail.d/mine.local", content=good.encode())
+    assert r.status_code == 201, r.text
+    assert sync_call(stock_fail2ban.socket, "get", "sshd", "bantime.factor", timeout=5.0) == (0, "2.5")
+
+
+def test_a_server_setting_fail2ban_evals_is_checked_in_a_raw_file_too(config_api: Api, stock_fail2ban: StockConfigServer,
+                                                                       tmp_path: Path) -> None:
+    """dbpurgeage goes through fail2ban's str2seconds (an eval()): a raw fail2ban.d file with code in it is refused
+    before anything (bangui's own reading of the configuration included) evaluates it."""
+    mark = tmp_path / "evaluated"
+    text = f"[Definition]\ndbpurgeage = __import__('os').system('touch {mark}')\n"
+    r = config_api.call("admin", "PUT", "/config/files/fail2ban.d/mine.local", content=text.encode())
+    assert r.status_code == 422 and r.json()["error"]["details"]["option"] == "dbpurgeage", r.text
+    assert not mark.exists() and not (stock_fail2ban.conf_dir / "fail2ban.d" / "mine.local").exists()
+    r = config_api.call("admin", "PUT", "/config/files/fail2ban.d/mine.local",
+                        content=b"[Definition]\ndbpurgeage = 2d 12h\n")
+    assert r.status_code == 201, r.text

@@ -126,8 +126,7 @@ def test_repeat_offenders_from_history(api: Api) -> None:
     assert isinstance(one["first_ban"], float) and one["first_ban"] <= one["last_ban"] and "country" in one
     found = api.call("viewer", "GET", "/history/repeat-offenders?min_bans=1&days=1&jail=sshd").json()
     assert [o["ip"] for o in found["offenders"]] == ["192.0.2.77", "192.0.2.78"]
-    assert api.call("viewer", "GET", "/history/repeat-offenders?jail=").json()["offenders"][0]["bans"] == 3
-    for query in ("min_bans=0", "days=x", "days=99999999", "jail=a b", "bogus=1"):
+    for query in ("min_bans=0", "days=x", "days=99999999", "jail=a b", "bogus=1", "jail=", "days="):
         bad = api.call("viewer", "GET", f"/history/repeat-offenders?{query}")
         assert bad.status_code == 400 and bad.json()["error"]["code"] in ("invalid_query", "invalid_jail_name"), query
     assert api.call("anonymous", "GET", "/history/repeat-offenders").status_code == 401

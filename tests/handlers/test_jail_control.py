@@ -199,3 +199,23 @@ def test_stop_of_an_unknown_jail_without_a_readable_configuration_is_404(api: Ap
     start = api.call("admin", "POST", "/jails/ghost/start")
     assert (start.status_code, start.json()["error"]["code"]) == (422, "config_invalid")
     assert "BANGUI_FAIL2BAN_CONFIG_DIR" in start.json()["error"]["message"]
+
+
+def test_start_and_reload_refuse_a_hand_edited_expression_fail2ban_would_eval(api: Api, fail2ban: PrivateServer,
+                                                                                tmp_path: Path) -> None:
+    """Issue 18: fail2ban eval()s bantime.factor as root when it reads it (bantime.formula at each ban): a start or a
+    reload sends the stream fail2ban's readers make of the files, so the values are checked there too."""
+    mark = tmp_path / "evaluated"
+    (fail2ban.conf_dir / "jail.d").mkdir(exist_ok=True)
+    edit = fail2ban.conf_dir / "jail.d" / "zz-hand.local"
+    edit.write_text(f"[sshd]\nbantime.increment = true\nbantime.factor = __import__('os').system('touch {mark}')+1\n")
+    r = api.call("admin", "POST", "/jails/sshd/reload")
+    assert r.status_code == 422 and r.json()["error"]["details"]["option"] == "bantime.factor", r.text
+    assert api.call("admin", "POST", "/jails/sshd/stop").status_code == 200
+    r = api.call("admin", "POST", "/jails/sshd/start")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "config_invalid", r.text
+    assert not mark.exists() and "sshd" not in running(api)
+    edit.write_text("[sshd]\nbantime.increment = true\nbantime.formula = (999999**9)**999999\n")
+    assert api.call("admin", "POST", "/jails/sshd/start").status_code == 422
+    edit.write_text("[sshd]\nbantime.increment = true\nbantime.factor = 3\n")
+    assert api.call("admin", "POST", "/jails/sshd/start").status_code == 200 and "sshd" in running(api)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from app import API_ROUTES
+from handlers.openapi import conforms
 from tests.fixtures.app import Api
 
 
@@ -81,3 +83,40 @@ def test_an_empty_jail_query_is_refused_as_the_documented_pattern_says(api: Api)
         r = api.call("viewer", "GET", path)
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_jail_name", (path, r.text)
     assert api.call("viewer", "GET", "/bans?jail=sshd").status_code == 200
+
+
+def _refused_values(schema: dict[str, Any]) -> list[str]:
+    """Values the schema forbids, the empty one first when it does: a number, an enum, a pattern, a length."""
+    values = [""]
+    if schema.get("type") == "integer":
+        values += ["x", " 5", "1.5", str(schema["minimum"] - 1), str(schema["maximum"] + 1)]
+    if "enum" in schema:
+        values += ["zz", schema["enum"][0].upper() + "x"]
+    if "pattern" in schema:
+        values += ["!!", "a b", "1\n"]
+    if "maxLength" in schema:
+        values.append("1" * (schema["maxLength"] + 1))
+    return [v for v in values if not conforms(v, schema)]
+
+
+def test_every_query_value_the_document_forbids_is_refused(api: Api) -> None:
+    """Issue 18: a value the declared schema of a query parameter rejects (a number, an enum, a pattern, a
+    length; an empty value too) is a 400 on every GET the document lists, never an answer as if the parameter
+    were absent or valid: a client's validator and the server agree."""
+    doc = api.call("admin", "GET", "/openapi.json").json()
+    checked, answered = [], []
+    for path, ops in doc["paths"].items():
+        if "{" in path or "get" not in ops:
+            continue
+        for param in ops["get"].get("parameters", []):
+            if param["in"] != "query":
+                continue
+            for value in _refused_values(param.get("schema", {})):
+                r = api.call("admin", "GET", path.removeprefix("/api/v1"), params={param["name"]: value})
+                checked.append((path, param["name"]))
+                if r.status_code != 400:
+                    answered.append((path, param["name"], value[:20], r.status_code))
+    assert answered == [], answered
+    for must in [("/api/v1/history", "ip"), ("/api/v1/history", "country"), ("/api/v1/audit", "limit"),
+                 ("/api/v1/audit", "format"), ("/api/v1/bans", "jail"), ("/api/v1/stats", "range")]:
+        assert must in checked

@@ -6,6 +6,8 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from store.audit import AuditLog
 from tests.fixtures.clock import ManualClock
 
@@ -239,3 +241,25 @@ def test_the_head_names_the_newest_entry(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "audit.db") as db:
         assert head["hash"] == db.execute("SELECT hash FROM entries WHERE id = 1").fetchone()[0]
     assert head["last_id"] == 1
+
+
+@pytest.mark.parametrize("cut", [
+    ["DELETE FROM entries WHERE id > 5", "DELETE FROM head"],  # a tail cut that takes the head along
+    ["DELETE FROM entries", "DELETE FROM head"],  # a wipe
+    ["DELETE FROM entries WHERE id > 5", "DROP TABLE head"],
+])
+def test_a_removed_head_is_reported_and_never_made_again_from_the_rows(tmp_path: Path, cut: list[str]) -> None:
+    log = _log(tmp_path)
+    for i in range(10):
+        log.append(_entry(i))
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        for statement in cut:
+            db.execute(statement)
+    assert not log.verify()["ok"]
+    log.close()
+    again = _log(tmp_path)  # the next process (or `bangui audit verify`) opening the log
+    result = again.verify()
+    assert not result["ok"] and "head record was removed" in result["reason"], result
+    again.append(_entry(11))
+    assert not again.verify()["ok"]  # the loss stays in the chain after later appends
+    assert any(e["action"] == "audit.head_lost" for e in again.iter_all())
