@@ -42,7 +42,8 @@ class Order:
     @classmethod
     def of(cls, sort: str | None, order: str | None, text: bool) -> Order:
         """The order a query asks for (None: the default); a clear 400 for a value that is not one."""
-        sort, order = sort or "address", order or "asc"
+        # absent: the default; present but empty is no value the document allows (400, as any other)
+        sort, order = "address" if sort is None else sort, "asc" if order is None else order
         if sort not in SORTS:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}, got {sort[:40]!r}", code="invalid_sort",
                                details={"field": "sort", "allowed": list(SORTS)})
